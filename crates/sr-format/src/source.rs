@@ -1,0 +1,159 @@
+//! Byte sources the stream reader pulls from: a borrowed slice (or mmap) without copying, or
+//! any `std::io::Read` through one reused buffer.
+
+use std::io::{self, Read};
+
+/// Why a [`ByteSource`] could not deliver.
+#[derive(Debug)]
+pub enum SourceError {
+    /// The input ended after `got` of the requested bytes.
+    Eof {
+        /// Bytes that were available.
+        got: u64,
+    },
+    /// The underlying reader failed.
+    Io(io::Error),
+}
+
+/// Where the stream reader gets its bytes.
+pub trait ByteSource {
+    /// Reads exactly `n` bytes and returns them; the view is valid until the next call.
+    fn take(&mut self, n: usize) -> Result<&[u8], SourceError>;
+}
+
+impl<S: ByteSource + ?Sized> ByteSource for &mut S {
+    fn take(&mut self, n: usize) -> Result<&[u8], SourceError> {
+        (**self).take(n)
+    }
+}
+
+/// A source over bytes already in memory (a `Vec`, a `&[u8]`, an mmapped file): every
+/// [`take`](ByteSource::take) is a sub-slice, nothing is copied.
+#[derive(Debug, Clone)]
+pub struct SliceSource<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> SliceSource<'a> {
+    /// A source reading `data` from its start.
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { data, pos: 0 }
+    }
+
+    /// Bytes not yet taken.
+    pub fn remaining(&self) -> &'a [u8] {
+        self.data.get(self.pos..).unwrap_or_default()
+    }
+
+    /// Bytes taken so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+}
+
+impl ByteSource for SliceSource<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], SourceError> {
+        let rest = self.remaining();
+        match rest.get(..n) {
+            Some(out) => {
+                self.pos += n;
+                Ok(out)
+            }
+            None => {
+                self.pos = self.data.len();
+                Err(SourceError::Eof { got: rest.len() as u64 })
+            }
+        }
+    }
+}
+
+/// Initial and growth step of the [`ReadSource`] buffer: memory grows only as bytes really
+/// arrive, so a header that claims a huge body cannot make us allocate it up front.
+const GROW_STEP: usize = 1 << 20;
+
+/// A source over any reader (file, pipe, socket) with one reused buffer.
+///
+/// The buffer grows to the largest item read so far (at most one record) and is then reused,
+/// so memory use is bounded by one record, not by the stream.
+#[derive(Debug)]
+pub struct ReadSource<R> {
+    inner: R,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> ReadSource<R> {
+    /// A source reading from `inner`.
+    pub fn new(inner: R) -> Self {
+        Self { inner, buf: Vec::new() }
+    }
+
+    /// The underlying reader, positioned just after the last byte taken.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// A reference to the underlying reader.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+}
+
+impl<R: Read> ByteSource for ReadSource<R> {
+    fn take(&mut self, n: usize) -> Result<&[u8], SourceError> {
+        let mut got = 0;
+        while got < n {
+            if self.buf.len() <= got {
+                let want = n.min(got.saturating_add(GROW_STEP.max(got)));
+                self.buf.resize(want, 0);
+            }
+            let end = n.min(self.buf.len());
+            match self.inner.read(&mut self.buf[got..end]) {
+                Ok(0) => return Err(SourceError::Eof { got: got as u64 }),
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(SourceError::Io(e)),
+            }
+        }
+        Ok(&self.buf[..n])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_source_takes_and_reports_eof() {
+        let data = [1u8, 2, 3, 4, 5];
+        let mut s = SliceSource::new(&data);
+        assert_eq!(s.take(2).unwrap(), &[1, 2]);
+        assert_eq!(s.take(0).unwrap(), &[] as &[u8]);
+        assert!(matches!(s.take(4), Err(SourceError::Eof { got: 3 })));
+    }
+
+    #[test]
+    fn read_source_reassembles_short_reads() {
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(self.0.len()).min(3);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let data: Vec<u8> = (0..=255).collect();
+        let mut s = ReadSource::new(Trickle(&data));
+        assert_eq!(s.take(100).unwrap(), &data[..100]);
+        assert_eq!(s.take(150).unwrap(), &data[100..250]);
+        assert!(matches!(s.take(10), Err(SourceError::Eof { got: 6 })));
+    }
+
+    #[test]
+    fn read_source_does_not_allocate_claimed_length() {
+        let mut s = ReadSource::new(&[0u8; 10][..]);
+        assert!(matches!(s.take(0x7FFF_FFF8), Err(SourceError::Eof { got: 10 })));
+        assert!(s.buf.len() <= GROW_STEP);
+    }
+}
