@@ -1,0 +1,617 @@
+//! `cargo xtask <task>`: the workspace's check, bench and fuzz driver.
+//!
+//! Dependency-free (std only), in the style of gimli-rs/object's xtask: a
+//! `(name, fn, help)` task table; every step prints a `==> command` header
+//! and the first failing step stops the task with a non-zero exit status.
+//! The alias lives in `.cargo/config.toml`; `.ci/run` calls `cargo xtask test`.
+
+use std::borrow::BorrowMut;
+use std::collections::BTreeSet;
+use std::env;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+/// A task gets the repo context and the arguments after its name.
+type TaskFn = fn(&Ctx, &[String]) -> Result<(), Error>;
+
+/// The task table: `(name, fn, help)`.
+const TASKS: &[(&str, TaskFn, &str)] = &[
+    ("test", task_test, "fmt, clippy, tests (nextest if installed), doc tests, rustdoc -D warnings, fuzz-crate check"),
+    ("ci", task_test, "same as `test` (what .ci/run calls)"),
+    ("bench", task_bench, "criterion benches (`cargo bench --workspace`), then benches/cli-bench.sh if present"),
+    ("fuzz", task_fuzz, "build fuzz/ with stable sancov flags and run libFuzzer on each target"),
+    ("help", task_help, "list the tasks"),
+];
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+  cargo xtask test | ci
+  cargo xtask bench [CARGO_BENCH_ARGS] [-- HARNESS_ARGS]   e.g. cargo xtask bench -- --quick
+  cargo xtask fuzz [TARGET...] [--seconds N] [--jobs J] [-- LIBFUZZER_ARGS]
+  cargo xtask fuzz --list";
+
+/// Sanitizer-coverage flags that let a *stable* rustc instrument code for
+/// libFuzzer (what cargo-fuzz does, minus the nightly-only `-Zsanitizer`).
+const FUZZ_RUSTFLAGS: &str = "--cfg fuzzing -Cpasses=sancov-module \
+    -Cllvm-args=-sanitizer-coverage-level=4 \
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+    -Cllvm-args=-sanitizer-coverage-pc-table \
+    -Cllvm-args=-sanitizer-coverage-trace-compares \
+    -Coverflow-checks=on -Cdebug-assertions=on";
+
+const FUZZ_MANIFEST: &str = "fuzz/Cargo.toml";
+/// The fuzz crate always gets its own target dir: its instrumented builds
+/// must never mix with the main workspace's artifacts.
+const FUZZ_TARGET_DIR: &str = "fuzz/target";
+const DEFAULT_FUZZ_SECONDS: u64 = 60;
+const CLI_BENCH_SCRIPT: &str = "benches/cli-bench.sh";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let Some((name, rest)) = args.split_first() else {
+        eprintln!("xtask: no task given\n");
+        eprintln!("{}", help_text());
+        return ExitCode::from(2);
+    };
+    if matches!(name.as_str(), "-h" | "--help") {
+        println!("{}", help_text());
+        return ExitCode::SUCCESS;
+    }
+    let Some(&(_, task, _)) = TASKS.iter().find(|(n, _, _)| n == name) else {
+        eprintln!("xtask: unknown task `{name}`\n");
+        eprintln!("{}", help_text());
+        return ExitCode::from(2);
+    };
+    let ctx = match Ctx::new() {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match task(&ctx, rest) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nxtask {name}: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn help_text() -> String {
+    let width = TASKS.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
+    let mut s = String::from("tasks:\n");
+    for (name, _, help) in TASKS {
+        s.push_str(&format!("  {name:<width$}  {help}\n"));
+    }
+    s.push('\n');
+    s.push_str(USAGE);
+    s
+}
+
+/// A task failure: one human-readable message.
+#[derive(Debug)]
+struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(msg: impl Into<String>) -> Error {
+    Error(msg.into())
+}
+
+/// Attach a path to an I/O error.
+fn io_err(what: &str, path: &Path, e: io::Error) -> Error {
+    err(format!("{what} {}: {e}", path.display()))
+}
+
+/// What every task needs: the repo root (also the current directory, so all
+/// paths in commands and messages are repo-relative) and the cargo to call.
+#[derive(Debug)]
+struct Ctx {
+    root: PathBuf,
+    /// `$CARGO` when run through `cargo xtask`, so nested builds use the
+    /// same toolchain; plain `cargo` otherwise.
+    cargo: OsString,
+}
+
+impl Ctx {
+    fn new() -> Result<Self, Error> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .ok_or_else(|| err("xtask's manifest dir has no parent"))?
+            .to_path_buf();
+        env::set_current_dir(&root).map_err(|e| io_err("cannot enter", &root, e))?;
+        let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        Ok(Ctx { root, cargo })
+    }
+
+    fn cargo<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(&self.cargo);
+        cmd.args(args);
+        cmd
+    }
+}
+
+/// Print the `==> ...` header, run `cmd` with inherited stdio, and turn a
+/// non-zero exit into an error naming the step.
+fn run(mut cmd: impl BorrowMut<Command>) -> Result<(), Error> {
+    let cmd = cmd.borrow_mut();
+    let shown = render(cmd);
+    println!("==> {shown}");
+    let status = cmd.status().map_err(|e| err(format!("could not start `{shown}`: {e}")))?;
+    if status.success() { Ok(()) } else { Err(err(format!("`{shown}` failed ({status})"))) }
+}
+
+/// `cmd` as a copy-pastable shell line: env overrides first, absolute
+/// program paths shortened to their file name (`$CARGO` shows as `cargo`).
+fn render(cmd: &Command) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            parts.push(format!("{}={}", k.to_string_lossy(), quote(v)));
+        }
+    }
+    let program = Path::new(cmd.get_program());
+    let program =
+        if program.is_absolute() { program.file_name().unwrap_or(program.as_os_str()) } else { program.as_os_str() };
+    parts.push(quote(program));
+    parts.extend(cmd.get_args().map(quote));
+    parts.join(" ")
+}
+
+fn quote(s: &OsStr) -> String {
+    let s = s.to_string_lossy();
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_=./:,+@%".contains(c)) {
+        s.into_owned()
+    } else {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+fn no_args(task: &str, args: &[String]) -> Result<(), Error> {
+    match args.first() {
+        None => Ok(()),
+        Some(a) => Err(err(format!("`{task}` takes no arguments (got `{a}`)"))),
+    }
+}
+
+// ---------------------------------------------------------------- help
+
+fn task_help(_: &Ctx, _: &[String]) -> Result<(), Error> {
+    println!("{}", help_text());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- test
+
+/// Everything CI checks. All main-workspace steps use debug builds in the
+/// default target dir and the same `--all-features` set, so clippy, tests
+/// and docs share compiled dependencies.
+fn task_test(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
+    no_args("test", args)?;
+    run(ctx.cargo(["fmt", "--all", "--", "--check"]))?;
+    run(ctx.cargo(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]))?;
+    if nextest_available(ctx) {
+        // `--no-tests=warn`: like `cargo test`, a workspace (or a crate)
+        // without tests yet is not a failure.
+        run(ctx.cargo(["nextest", "run", "--workspace", "--all-features", "--no-tests=warn"]))?;
+    } else {
+        println!("note: cargo-nextest is not installed; using `cargo test`");
+        run(ctx.cargo(["test", "--workspace", "--all-features"]))?;
+    }
+    run(ctx.cargo(["test", "--workspace", "--all-features", "--doc"]))?;
+    run(ctx.cargo(["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    // Plain (uninstrumented) check so the fuzz targets never rot.
+    run(ctx.cargo(["check", "--manifest-path", FUZZ_MANIFEST, "--target-dir", FUZZ_TARGET_DIR]))?;
+    println!("xtask test: all checks passed");
+    Ok(())
+}
+
+fn nextest_available(ctx: &Ctx) -> bool {
+    ctx.cargo(["nextest", "--version"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+// ---------------------------------------------------------------- bench
+
+/// `cargo bench --workspace`, then the CLI-level comparison script if any.
+/// Arguments before `--` go to `cargo bench`, the rest to the bench harness.
+fn task_bench(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
+    let (cargo_args, harness_args) = split_dashdash(args);
+    let mut cmd = ctx.cargo(["bench", "--workspace"]);
+    if !harness_args.is_empty() && cargo_args.is_empty() {
+        // Harness flags such as criterion's `--quick` are rejected by the
+        // libtest harness of every lib/bin target ("Unrecognized option"),
+        // so pass them only to the `[[bench]]` targets.
+        cmd.args(["--bench", "*"]);
+    }
+    cmd.args(cargo_args);
+    if !harness_args.is_empty() {
+        cmd.arg("--").args(harness_args);
+    }
+    let mut ran = vec![render(&cmd)];
+    let start = Instant::now();
+    run(cmd)?;
+
+    let script = Path::new(CLI_BENCH_SCRIPT);
+    if script.is_file() {
+        let mut cmd = Command::new("bash");
+        cmd.arg(script);
+        ran.push(render(&cmd));
+        run(cmd)?;
+    } else {
+        println!("note: no {CLI_BENCH_SCRIPT}; skipping CLI-level benchmarks");
+    }
+
+    println!("\nxtask bench: done in {:.0?}; ran:", start.elapsed());
+    for r in &ran {
+        println!("  {r}");
+    }
+    let reports = ctx.root.join("target/criterion/report/index.html");
+    if reports.is_file() {
+        println!("criterion reports: target/criterion/report/index.html");
+    }
+    Ok(())
+}
+
+fn split_dashdash(args: &[String]) -> (&[String], &[String]) {
+    match args.iter().position(|a| a == "--") {
+        Some(i) => (&args[..i], &args[i + 1..]),
+        None => (args, &[]),
+    }
+}
+
+// ---------------------------------------------------------------- fuzz
+
+#[derive(Debug, PartialEq, Eq)]
+struct FuzzArgs {
+    targets: Vec<String>,
+    seconds: u64,
+    jobs: u32,
+    list: bool,
+    libfuzzer_args: Vec<String>,
+}
+
+fn parse_fuzz_args(args: &[String]) -> Result<FuzzArgs, Error> {
+    let (ours, libfuzzer_args) = split_dashdash(args);
+    let mut out = FuzzArgs {
+        targets: Vec::new(),
+        seconds: DEFAULT_FUZZ_SECONDS,
+        jobs: 1,
+        list: false,
+        libfuzzer_args: libfuzzer_args.to_vec(),
+    };
+    let mut it = ours.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = |name: &str| -> Result<String, Error> {
+            inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| err(format!("`{name}` needs a value")))
+        };
+        match flag {
+            "--list" => out.list = true,
+            "--seconds" | "-s" => {
+                let v = value(flag)?;
+                out.seconds = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| err(format!("`--seconds {v}`: expected a positive integer")))?;
+            }
+            "--jobs" | "-j" => {
+                let v = value(flag)?;
+                out.jobs = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| err(format!("`--jobs {v}`: expected a positive integer")))?;
+            }
+            f if f.starts_with('-') => {
+                return Err(err(format!("unknown fuzz option `{f}` (libFuzzer options go after `--`)\n\n{USAGE}")));
+            }
+            _ => out.targets.push(arg.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// The `[[bin]]` names in `fuzz/Cargo.toml`, in file order. A line scanner
+/// is enough for the manifest we write ourselves, and keeps xtask std-only.
+fn fuzz_targets_in(manifest: &str) -> Vec<String> {
+    let mut targets = Vec::new();
+    let mut in_bin = false;
+    for line in manifest.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if in_bin
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim() == "name"
+        {
+            let name = value.trim().trim_matches(|c| c == '"' || c == '\'');
+            targets.push(name.to_string());
+        }
+    }
+    targets
+}
+
+fn fuzz_targets(ctx: &Ctx) -> Result<Vec<String>, Error> {
+    let path = ctx.root.join(FUZZ_MANIFEST);
+    let manifest = fs::read_to_string(&path).map_err(|e| io_err("cannot read", &path, e))?;
+    let targets = fuzz_targets_in(&manifest);
+    if targets.is_empty() {
+        return Err(err(format!("no [[bin]] targets in {FUZZ_MANIFEST}")));
+    }
+    Ok(targets)
+}
+
+fn host_triple() -> Result<String, Error> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(&rustc)
+        .arg("-vV")
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| err(format!("could not run `rustc -vV`: {e}")))?;
+    if !out.status.success() {
+        return Err(err(format!("`rustc -vV` failed ({})", out.status)));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(|h| h.trim().to_string())
+        .ok_or_else(|| err("`rustc -vV` printed no `host:` line"))
+}
+
+/// Stable-toolchain libFuzzer: instrumented release build of fuzz/, then
+/// each selected target runs on a scratch copy of its committed seeds.
+fn task_fuzz(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
+    let opts = parse_fuzz_args(args)?;
+    let all = fuzz_targets(ctx)?;
+    if opts.list {
+        for t in &all {
+            println!("{t}");
+        }
+        return Ok(());
+    }
+    let selected = if opts.targets.is_empty() {
+        all.clone()
+    } else {
+        for t in &opts.targets {
+            if !all.contains(t) {
+                return Err(err(format!("unknown fuzz target `{t}`; targets in {FUZZ_MANIFEST}: {}", all.join(", "))));
+            }
+        }
+        opts.targets.clone()
+    };
+
+    let triple = host_triple()?;
+    // The explicit --target keeps RUSTFLAGS off build scripts and proc
+    // macros (they would fail to link against the sancov symbols).
+    run(ctx
+        .cargo([
+            "build",
+            "--release",
+            "--manifest-path",
+            FUZZ_MANIFEST,
+            "--target-dir",
+            FUZZ_TARGET_DIR,
+            "--target",
+            &triple,
+            "--bins",
+        ])
+        .env("RUSTFLAGS", FUZZ_RUSTFLAGS)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS"))?;
+
+    let mut results = Vec::new();
+    for target in &selected {
+        let outcome = fuzz_one(target, &triple, &opts)?;
+        results.push((target.as_str(), outcome));
+    }
+
+    println!("\nxtask fuzz: summary ({}s per target)", opts.seconds);
+    let mut failed = 0;
+    for (target, outcome) in &results {
+        match outcome {
+            Outcome::Clean => println!("  {target}: ok"),
+            Outcome::Failed { artifacts, status } => {
+                failed += 1;
+                println!("  {target}: FAILED ({status})");
+                for a in artifacts {
+                    println!("    {}", a.display());
+                }
+            }
+        }
+    }
+    if failed == 0 {
+        println!("xtask fuzz: no crashes");
+        Ok(())
+    } else {
+        Err(err(format!("{failed} of {} fuzz target(s) found a problem; see above", results.len())))
+    }
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Clean,
+    Failed { artifacts: Vec<PathBuf>, status: String },
+}
+
+fn fuzz_one(target: &str, triple: &str, opts: &FuzzArgs) -> Result<Outcome, Error> {
+    let seeds = PathBuf::from(format!("tests/corpus/{target}"));
+    let work = PathBuf::from(format!("fuzz/corpus-work/{target}"));
+    let artifacts = PathBuf::from(format!("fuzz/artifacts/{target}"));
+    fs::create_dir_all(&work).map_err(|e| io_err("cannot create", &work, e))?;
+    fs::create_dir_all(&artifacts).map_err(|e| io_err("cannot create", &artifacts, e))?;
+
+    println!();
+    if seeds.is_dir() {
+        let n = copy_tree(&seeds, &work)?;
+        println!("{target}: copied {n} seed input(s) from {}/ into {}/", seeds.display(), work.display());
+    } else {
+        println!("{target}: note: no seed corpus at {}/; starting from {}/ as it is", seeds.display(), work.display());
+    }
+
+    let before = list_files(&artifacts)?;
+    let binary = PathBuf::from(format!("{FUZZ_TARGET_DIR}/{triple}/release/{target}"));
+    if !binary.is_file() {
+        return Err(err(format!("fuzz binary {} is missing after the build", binary.display())));
+    }
+    let mut cmd = Command::new(&binary);
+    cmd.arg(&work)
+        .arg(format!("-max_total_time={}", opts.seconds))
+        .arg(format!("-artifact_prefix={}/", artifacts.display()));
+    if opts.jobs > 1 {
+        // Same as cargo-fuzz's --jobs: libFuzzer's fork mode, output on stdout.
+        cmd.arg(format!("-fork={}", opts.jobs));
+    }
+    cmd.args(&opts.libfuzzer_args);
+    let shown = render(&cmd);
+    println!("==> {shown}");
+    let status = cmd.status().map_err(|e| err(format!("could not start `{shown}`: {e}")))?;
+
+    let new: Vec<PathBuf> = list_files(&artifacts)?.difference(&before).cloned().collect();
+    if status.success() && new.is_empty() {
+        return Ok(Outcome::Clean);
+    }
+    println!();
+    if new.is_empty() {
+        println!("{target}: libFuzzer failed ({status}) without writing an artifact");
+    }
+    for a in &new {
+        println!("{target}: crash artifact: {}", a.display());
+        println!("  copy it into {}/ so the ordinary tests replay it:", seeds.display());
+        println!("    mkdir -p {0} && cp {1} {0}/", seeds.display(), a.display());
+        println!("  reproduce: {} {}", binary.display(), a.display());
+    }
+    Ok(Outcome::Failed { artifacts: new, status: status.to_string() })
+}
+
+/// Regular files directly in `dir` (missing dir = empty).
+fn list_files(dir: &Path) -> Result<BTreeSet<PathBuf>, Error> {
+    let mut out = BTreeSet::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err("cannot list", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_err("cannot list", dir, e))?;
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            out.insert(entry.path());
+        }
+    }
+    Ok(out)
+}
+
+/// Copy the files under `from` into `to` (recursively), overwriting same-named
+/// files; returns how many files were copied.
+fn copy_tree(from: &Path, to: &Path) -> Result<usize, Error> {
+    fs::create_dir_all(to).map_err(|e| io_err("cannot create", to, e))?;
+    let mut n = 0;
+    for entry in fs::read_dir(from).map_err(|e| io_err("cannot list", from, e))? {
+        let entry = entry.map_err(|e| io_err("cannot list", from, e))?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let ty = entry.file_type().map_err(|e| io_err("cannot stat", &src, e))?;
+        if ty.is_dir() {
+            n += copy_tree(&src, &dst)?;
+        } else if src.is_file() {
+            fs::copy(&src, &dst).map_err(|e| io_err("cannot copy", &src, e))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn task_names_are_unique() {
+        let names: BTreeSet<_> = TASKS.iter().map(|(n, _, _)| n).collect();
+        assert_eq!(names.len(), TASKS.len());
+    }
+
+    #[test]
+    fn fuzz_args_defaults_and_flags() {
+        let a = parse_fuzz_args(&[]).unwrap();
+        assert_eq!(a.seconds, DEFAULT_FUZZ_SECONDS);
+        assert_eq!(a.jobs, 1);
+        assert!(a.targets.is_empty() && !a.list);
+
+        let a =
+            parse_fuzz_args(&strings(&["format_walk", "--seconds", "300", "--jobs=2", "--", "-max_len=4096"])).unwrap();
+        assert_eq!(a.targets, ["format_walk"]);
+        assert_eq!((a.seconds, a.jobs), (300, 2));
+        assert_eq!(a.libfuzzer_args, ["-max_len=4096"]);
+
+        assert!(parse_fuzz_args(&strings(&["--seconds"])).is_err());
+        assert!(parse_fuzz_args(&strings(&["--seconds", "0"])).is_err());
+        assert!(parse_fuzz_args(&strings(&["--bogus"])).is_err());
+        assert!(parse_fuzz_args(&strings(&["--list"])).unwrap().list);
+    }
+
+    #[test]
+    fn bins_from_manifest() {
+        let manifest = r#"
+[package]
+name = "xsr-fuzz"
+
+[dependencies]
+libfuzzer-sys = "0.4"
+
+[[bin]]
+name = "format_walk"   # comment
+path = "fuzz_targets/format_walk.rs"
+
+[[bin]]
+path = "fuzz_targets/page_data.rs"
+name = 'page_data'
+"#;
+        assert_eq!(fuzz_targets_in(manifest), ["format_walk", "page_data"]);
+    }
+
+    #[test]
+    fn render_quotes_what_needs_it() {
+        let mut cmd = Command::new("/usr/bin/cargo");
+        cmd.args(["doc", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
+        assert_eq!(render(&cmd), "RUSTDOCFLAGS=\"-D warnings\" cargo doc --no-deps");
+    }
+
+    #[test]
+    fn copy_tree_copies_nested_files() {
+        let base = env::temp_dir().join(format!("xtask-copy-{}", std::process::id()));
+        let (from, to) = (base.join("from"), base.join("to"));
+        fs::create_dir_all(from.join("sub")).unwrap();
+        fs::write(from.join("a"), b"1").unwrap();
+        fs::write(from.join("sub/b"), b"2").unwrap();
+        assert_eq!(copy_tree(&from, &to).unwrap(), 2);
+        assert_eq!(fs::read(to.join("sub/b")).unwrap(), b"2");
+        fs::remove_dir_all(&base).unwrap();
+    }
+}
