@@ -1,0 +1,214 @@
+//! [`RamMemory`]: sparse guest memory in the process's own RAM.
+
+use std::fmt;
+use std::sync::{PoisonError, RwLock};
+
+use zerocopy::FromZeros;
+
+use crate::bitmap::{AtomicPfnBitmap, PfnBitmap};
+use crate::{GuestMemory, MemoryError, Pfn, check_batch, check_geometry, check_pfns};
+
+/// Pages per chunk, as a shift: 512 pages, 2 MiB at 4 KiB pages.
+const CHUNK_SHIFT: u32 = 9;
+const CHUNK_PAGES: u64 = 1 << CHUNK_SHIFT;
+
+type Chunk = RwLock<Option<Box<[u8]>>>;
+
+/// Guest memory held in process RAM, allocated lazily in 512-page chunks.
+///
+/// A chunk is allocated zeroed (calloc) on the first populate or write that touches it,
+/// so an untouched chunk costs one lock word and the untouched pages of a touched chunk
+/// are never faulted in: a guest with a large, sparsely populated pfn space is cheap.
+///
+/// Each chunk has its own `RwLock`, so readers and writers of different chunks never
+/// contend, and a batch run that stays inside one chunk takes its lock once.
+pub struct RamMemory {
+    page_shift: u32,
+    pfn_limit: u64,
+    chunks: Box<[Chunk]>,
+    populated: AtomicPfnBitmap,
+    dirty: AtomicPfnBitmap,
+}
+
+impl RamMemory {
+    /// Creates empty memory for pfns `0..pfn_limit` with pages of `1 << page_shift` bytes.
+    ///
+    /// Fails on a page shift other than 12, 14 or 16, or a limit above
+    /// [`MAX_PFN_LIMIT`](crate::MAX_PFN_LIMIT).
+    pub fn new(page_shift: u32, pfn_limit: u64) -> Result<Self, MemoryError> {
+        check_geometry(page_shift, pfn_limit)?;
+        let chunk_count = usize::try_from(pfn_limit.div_ceil(CHUNK_PAGES))
+            .map_err(|_| MemoryError::PfnLimit { limit: pfn_limit, max: crate::MAX_PFN_LIMIT })?;
+        let mut chunks = Vec::new();
+        chunks
+            .try_reserve_exact(chunk_count)
+            .map_err(|_| MemoryError::Alloc { bytes: chunk_count.saturating_mul(size_of::<Chunk>()) })?;
+        chunks.resize_with(chunk_count, || RwLock::new(None));
+        Ok(Self {
+            page_shift,
+            pfn_limit,
+            chunks: chunks.into_boxed_slice(),
+            populated: AtomicPfnBitmap::try_new(pfn_limit)?,
+            dirty: AtomicPfnBitmap::try_new(pfn_limit)?,
+        })
+    }
+
+    /// Bytes of chunk memory currently allocated (touched or not).
+    pub fn allocated_bytes(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|c| c.read().unwrap_or_else(PoisonError::into_inner).as_ref().map_or(0, |b| b.len()))
+            .sum()
+    }
+
+    /// The chunk holding `pfn` (already bounds-checked) and its index.
+    fn chunk(&self, pfn: Pfn) -> Result<(u64, &Chunk), MemoryError> {
+        let index = pfn >> CHUNK_SHIFT;
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.chunks.get(i))
+            .map(|c| (index, c))
+            .ok_or(MemoryError::PfnOutOfRange { pfn, limit: self.pfn_limit })
+    }
+
+    /// Allocates the zeroed backing of chunk `index`; the last chunk may be short.
+    fn alloc_chunk(&self, index: u64) -> Result<Box<[u8]>, MemoryError> {
+        let first = index << CHUNK_SHIFT;
+        let pages = self.pfn_limit.saturating_sub(first).min(CHUNK_PAGES);
+        let bytes = usize::try_from(pages << self.page_shift).unwrap_or(usize::MAX);
+        // Zeroing allocation (calloc): fresh pages come straight from the kernel and are
+        // only faulted in when written.
+        <[u8]>::new_box_zeroed_with_elems(bytes).map_err(|_| MemoryError::Alloc { bytes })
+    }
+
+    /// The byte range of `pfn` within its chunk.
+    fn page_range(&self, pfn: Pfn) -> std::ops::Range<usize> {
+        // Both values are below CHUNK_PAGES << 16, so the casts and shifts are exact.
+        let start = ((pfn % CHUNK_PAGES) as usize) << self.page_shift;
+        start..start + self.page_size()
+    }
+
+    /// An error for a page that lies outside its chunk, which validation rules out.
+    fn out_of_chunk(&self, pfn: Pfn) -> MemoryError {
+        MemoryError::PfnOutOfRange { pfn, limit: self.pfn_limit }
+    }
+}
+
+impl fmt::Debug for RamMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RamMemory")
+            .field("page_shift", &self.page_shift)
+            .field("pfn_limit", &self.pfn_limit)
+            .field("populated", &self.populated.count_ones())
+            .field("allocated_bytes", &self.allocated_bytes())
+            .finish()
+    }
+}
+
+impl GuestMemory for RamMemory {
+    fn page_shift(&self) -> u32 {
+        self.page_shift
+    }
+
+    fn pfn_limit(&self) -> u64 {
+        self.pfn_limit
+    }
+
+    fn populate(&self, pfns: &[Pfn]) -> Result<(), MemoryError> {
+        check_pfns(pfns, self.pfn_limit)?;
+        for &pfn in pfns {
+            if self.populated.get(pfn) {
+                continue;
+            }
+            let (index, chunk) = self.chunk(pfn)?;
+            let mut guard = chunk.write().unwrap_or_else(PoisonError::into_inner);
+            if guard.is_none() {
+                *guard = Some(self.alloc_chunk(index)?);
+            }
+            self.populated.set(pfn);
+        }
+        Ok(())
+    }
+
+    fn is_populated(&self, pfn: Pfn) -> bool {
+        self.populated.get(pfn)
+    }
+
+    fn populated(&self) -> PfnBitmap {
+        self.populated.snapshot()
+    }
+
+    fn write_pages(&self, pfns: &[Pfn], data: &[u8]) -> Result<(), MemoryError> {
+        check_batch(pfns, data.len(), self.page_shift, self.pfn_limit)?;
+        let mut pages = pfns.iter().copied().zip(data.chunks_exact(self.page_size())).peekable();
+        while let Some(&(first, _)) = pages.peek() {
+            let (index, chunk) = self.chunk(first)?;
+            let mut guard = chunk.write().unwrap_or_else(PoisonError::into_inner);
+            let buf = match &mut *guard {
+                Some(buf) => buf,
+                empty => empty.insert(self.alloc_chunk(index)?),
+            };
+            // One lock acquisition for every following page in the same chunk.
+            while let Some((pfn, page)) = pages.next_if(|&(pfn, _)| pfn >> CHUNK_SHIFT == index) {
+                buf.get_mut(self.page_range(pfn)).ok_or_else(|| self.out_of_chunk(pfn))?.copy_from_slice(page);
+                // Marked after the copy: a saver that takes the dirty bit and then reads
+                // the page is guaranteed to see this write.
+                self.populated.set(pfn);
+                self.dirty.set(pfn);
+            }
+        }
+        Ok(())
+    }
+
+    fn read_pages(&self, pfns: &[Pfn], out: &mut [u8]) -> Result<(), MemoryError> {
+        check_batch(pfns, out.len(), self.page_shift, self.pfn_limit)?;
+        let page_size = self.page_size();
+        let mut pages = pfns.iter().copied().zip(out.chunks_exact_mut(page_size)).peekable();
+        while let Some(&(first, _)) = pages.peek() {
+            let (index, chunk) = self.chunk(first)?;
+            let guard = chunk.read().unwrap_or_else(PoisonError::into_inner);
+            while let Some((pfn, dst)) = pages.next_if(|&(pfn, _)| pfn >> CHUNK_SHIFT == index) {
+                match guard.as_deref() {
+                    Some(buf) => {
+                        dst.copy_from_slice(buf.get(self.page_range(pfn)).ok_or_else(|| self.out_of_chunk(pfn))?)
+                    }
+                    None => dst.fill(0),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn take_dirty(&self) -> PfnBitmap {
+        self.dirty.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_lazy_and_the_last_one_is_short() {
+        let mem = RamMemory::new(12, 600).unwrap();
+        assert_eq!(mem.allocated_bytes(), 0);
+        mem.populate(&[3]).unwrap();
+        assert_eq!(mem.allocated_bytes(), 512 * 4096);
+        mem.write_pages(&[599], &[1; 4096]).unwrap();
+        assert_eq!(mem.allocated_bytes(), 600 * 4096);
+        // Idempotent populate does not reallocate or clear.
+        mem.populate(&[599]).unwrap();
+        let mut out = [0; 4096];
+        mem.read_pages(&[599], &mut out).unwrap();
+        assert_eq!(out, [1; 4096]);
+    }
+
+    #[test]
+    fn rejects_bad_geometry() {
+        assert!(matches!(RamMemory::new(13, 1), Err(MemoryError::PageShift { shift: 13 })));
+        assert!(matches!(RamMemory::new(12, u64::MAX), Err(MemoryError::PfnLimit { .. })));
+        let empty = RamMemory::new(12, 0).unwrap();
+        assert!(matches!(empty.read_pages(&[0], &mut [0; 4096]), Err(MemoryError::PfnOutOfRange { pfn: 0, limit: 0 })));
+        empty.read_pages(&[], &mut []).unwrap();
+    }
+}
