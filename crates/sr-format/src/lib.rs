@@ -44,6 +44,7 @@ mod page;
 mod reader;
 mod record;
 mod source;
+pub mod state;
 mod walk;
 mod writer;
 pub mod xl;

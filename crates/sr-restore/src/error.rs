@@ -1,0 +1,104 @@
+//! The restore error: a stream that breaks a rule, or a backend that failed.
+
+use sr_format::RecordType;
+use sr_memory::MemoryError;
+
+/// Why a restore (or a verification) failed.
+///
+/// Every variant carries the absolute byte offset of the offending item; record-level ones
+/// also carry the record's index and type, and `rule` names the rule of Xen's restorer (or of
+/// this crate's hardening) that was broken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// The stream is malformed at the wire level (framing, headers, record shape).
+    #[error(transparent)]
+    Format(#[from] sr_format::Error),
+    /// A well-formed record breaks a restore rule.
+    #[error("record {index} ({record}) at byte {offset}: {rule}")]
+    Rejected {
+        /// Offset of the record header.
+        offset: u64,
+        /// Record index in the libxc stream.
+        index: u64,
+        /// Record type.
+        record: RecordType,
+        /// The rule broken.
+        rule: String,
+    },
+    /// A libxl record breaks a restore rule.
+    #[error("libxl record {index} ({record}) at byte {offset}: {rule}")]
+    RejectedLibxl {
+        /// Offset of the record header.
+        offset: u64,
+        /// Record index among libxl records.
+        index: u64,
+        /// Record type name.
+        record: &'static str,
+        /// The rule broken.
+        rule: String,
+    },
+    /// A PAGE_DATA pfn outside what the domain or the destination can hold.
+    #[error(
+        "record {index} (PAGE_DATA) at byte {offset}: entry {entry} pfn {pfn:#x} is beyond the domain's pfn limit {limit:#x}"
+    )]
+    PfnOutOfRange {
+        /// Offset of the record header.
+        offset: u64,
+        /// Record index.
+        index: u64,
+        /// Entry within the record.
+        entry: usize,
+        /// The pfn.
+        pfn: u64,
+        /// The limit (exclusive).
+        limit: u64,
+    },
+    /// The stream ended (END) without something the domain type requires.
+    #[error("END at byte {offset}: {what}")]
+    Incomplete {
+        /// Offset of the END record.
+        offset: u64,
+        /// What is missing or inconsistent.
+        what: String,
+    },
+    /// The destination memory failed.
+    #[error("record {index} at byte {offset}: guest memory: {source}")]
+    Memory {
+        /// Offset of the record header.
+        offset: u64,
+        /// Record index.
+        index: u64,
+        /// The backend error.
+        #[source]
+        source: MemoryError,
+    },
+    /// A checkpointed stream broke before any checkpoint completed.
+    #[error("stream broke before the first checkpoint completed: {source}")]
+    NoConsistentCheckpoint {
+        /// Why it broke.
+        #[source]
+        source: Box<RestoreError>,
+    },
+}
+
+impl RestoreError {
+    /// The absolute byte offset the error refers to.
+    pub fn offset(&self) -> u64 {
+        match self {
+            RestoreError::Format(e) => e.offset(),
+            RestoreError::Rejected { offset, .. }
+            | RestoreError::RejectedLibxl { offset, .. }
+            | RestoreError::PfnOutOfRange { offset, .. }
+            | RestoreError::Incomplete { offset, .. }
+            | RestoreError::Memory { offset, .. } => *offset,
+            RestoreError::NoConsistentCheckpoint { source } => source.offset(),
+        }
+    }
+
+    /// Whether the stream ended early or the transport failed (as opposed to a rule broken),
+    /// which is when a checkpointed restore may fail over.
+    pub fn is_broken_channel(&self) -> bool {
+        matches!(self, RestoreError::Format(sr_format::Error::Truncated { .. } | sr_format::Error::Io { .. }))
+    }
+}

@@ -1,0 +1,43 @@
+//! How a restore behaves.
+
+use sr_format::Strictness;
+
+/// Whether the sender checkpoints (Remus/COLO) or sends one consistent state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StreamKind {
+    /// One state, ended by END; a CHECKPOINT record is an error.
+    #[default]
+    Plain,
+    /// Repeated states separated by CHECKPOINT records.
+    Checkpointed,
+}
+
+/// Restore options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// Lenient (Xen's C restorer) or strict (also Xen's Python verifier's rejections).
+    pub strictness: Strictness,
+    /// Plain or checkpointed stream.
+    pub stream: StreamKind,
+    /// For a checkpointed stream that breaks: restore the last complete checkpoint instead
+    /// of failing.
+    pub failover: bool,
+    /// Highest vcpu id accepted in PV vcpu records.
+    pub max_vcpu_id: u32,
+    /// Exclusive pfn bound when restoring without a destination (verification); with a
+    /// destination its own bound applies.
+    pub pfn_limit: u64,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        Self {
+            strictness: Strictness::Lenient,
+            stream: StreamKind::Plain,
+            failover: false,
+            max_vcpu_id: 4095,
+            // 2^40 pfns: 4 PiB of 4 KiB pages; verification tracks pfns sparsely.
+            pfn_limit: 1 << 40,
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Applying PAGE_DATA to guest memory: bounds first, then populate, types, and one batched
+//! write (or compare, after VERIFY) of all the record's page bodies.
+
+use sr_format::body::PageData;
+use sr_format::state::DomainState;
+use sr_format::{PageType, Record};
+use sr_memory::GuestMemory;
+
+use crate::error::RestoreError;
+use crate::report::{MAX_MISMATCH_PFNS, Stats};
+use crate::sparse::SparsePfnSet;
+
+/// Per-restore PAGE_DATA state; its vectors are reused from record to record.
+#[derive(Debug, Default)]
+pub(crate) struct PageApplier {
+    pub populated: SparsePfnSet,
+    to_populate: Vec<u64>,
+    data_pfns: Vec<u64>,
+    scratch: Vec<u8>,
+    pub type_counts: [u64; 16],
+}
+
+impl PageApplier {
+    /// Applies one validated PAGE_DATA record. Nothing is written unless every pfn is below
+    /// `bound`. `compare` selects verify mode: pages are compared, not written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply(
+        &mut self,
+        rec: &Record<'_>,
+        pages: &PageData<'_>,
+        bound: u64,
+        memory: Option<&dyn GuestMemory>,
+        compare: bool,
+        state: &mut DomainState,
+        stats: &mut Stats,
+    ) -> Result<(), RestoreError> {
+        self.to_populate.clear();
+        self.data_pfns.clear();
+        let (mut lo, mut hi) = stats.pfn_range.unwrap_or((u64::MAX, 0));
+        for (entry, e) in pages.entries().enumerate() {
+            if e.pfn >= bound {
+                return Err(RestoreError::PfnOutOfRange {
+                    offset: rec.offset,
+                    index: rec.index,
+                    entry,
+                    pfn: e.pfn,
+                    limit: bound,
+                });
+            }
+            lo = lo.min(e.pfn);
+            hi = hi.max(e.pfn);
+        }
+        for e in pages.entries() {
+            let t = e.page_type;
+            self.type_counts[usize::from(t.nibble())] += 1;
+            if t.populates() && self.populated.insert(e.pfn) {
+                self.to_populate.push(e.pfn);
+            }
+            if t.has_data() {
+                self.data_pfns.push(e.pfn);
+            }
+            if t != PageType::NOTAB {
+                state.page_types.insert(e.pfn, t);
+            } else if !state.page_types.is_empty() {
+                state.page_types.remove(&e.pfn);
+            }
+        }
+        stats.pfn_range = Some((lo, hi));
+        let mem_err = |source| RestoreError::Memory { offset: rec.offset, index: rec.index, source };
+        let Some(memory) = memory else {
+            stats.data_pages += self.data_pfns.len() as u64;
+            stats.data_bytes += pages.pages.len() as u64;
+            return Ok(());
+        };
+        if !self.to_populate.is_empty() {
+            memory.populate(&self.to_populate).map_err(mem_err)?;
+        }
+        if self.data_pfns.is_empty() {
+            return Ok(());
+        }
+        if compare {
+            self.scratch.resize(pages.pages.len(), 0);
+            memory.read_pages(&self.data_pfns, &mut self.scratch).map_err(mem_err)?;
+            let size = pages.page_size();
+            for ((pfn, want), got) in
+                self.data_pfns.iter().zip(pages.pages.chunks_exact(size)).zip(self.scratch.chunks_exact(size))
+            {
+                stats.verified_pages += 1;
+                if want != got {
+                    stats.verify_mismatches += 1;
+                    if stats.mismatch_pfns.len() < MAX_MISMATCH_PFNS {
+                        stats.mismatch_pfns.push(*pfn);
+                    }
+                }
+            }
+        } else {
+            memory.write_pages(&self.data_pfns, pages.pages).map_err(mem_err)?;
+            stats.data_pages += self.data_pfns.len() as u64;
+            stats.data_bytes += pages.pages.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// The entry counts by page type.
+    pub fn pages_by_type(&self) -> impl Iterator<Item = (PageType, u64)> + '_ {
+        self.type_counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(t, n)| (PageType::from_nibble(t as u8), *n))
+    }
+}
