@@ -1,1 +1,216 @@
-fn main() {}
+//! `xsr`: inspect, verify, restore, extract, save and migrate Xen domain save images.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use sr_format::{StreamReader, Strictness};
+use sr_restore::{RestoreOptions, Restorer, StreamKind};
+use xsr::cmd::extract::ExtractFormat;
+use xsr::cmd::{extract, inspect, restore, verify};
+use xsr::input::Input;
+use xsr::size::parse_size;
+
+#[derive(Parser, Debug)]
+#[command(name = "xsr", version, about = "Xen domain save images and migration streams (libxc v2/v3, libxl, xl)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List every layer, header and record with its offset, type and length, plus totals.
+    Inspect {
+        /// The stream (`-` for standard input).
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every rule that depends on the stream alone. Exit 0 valid, 1 invalid, 2 error.
+    Verify {
+        /// The stream (`-` for standard input).
+        file: PathBuf,
+        /// Also reject what restore merely ignores (reserved fields, padding, bodies on
+        /// empty records, v3-only records in v2, unknown optional records).
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        stream: StreamArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a stream into a directory: memory.img (sparse raw image) and domain.json.
+    Restore {
+        /// The stream (`-` for standard input).
+        file: PathBuf,
+        /// Output directory (must not exist; written atomically).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        stream: StreamArgs,
+        #[command(flatten)]
+        memory: MemoryArgs,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Extract guest memory as a raw sparse image or an ELF64 core.
+    Extract {
+        /// The stream (`-` for standard input).
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "raw")]
+        format: ExtractFormat,
+        /// Output file (written atomically).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        stream: StreamArgs,
+        #[command(flatten)]
+        memory: MemoryArgs,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct StreamArgs {
+    /// The stream is checkpointed (Remus/COLO): CHECKPOINT records are allowed.
+    #[arg(long)]
+    checkpointed: bool,
+    /// With --checkpointed: if the stream breaks, restore the last complete checkpoint.
+    #[arg(long, requires = "checkpointed")]
+    failover: bool,
+}
+
+#[derive(Args, Debug)]
+struct MemoryArgs {
+    /// Largest guest memory accepted (pfn bound), e.g. 64G.
+    #[arg(long, value_parser = parse_size, default_value = "64G")]
+    max_memory: u64,
+}
+
+impl StreamArgs {
+    fn options(&self, strictness: Strictness) -> RestoreOptions {
+        RestoreOptions {
+            strictness,
+            stream: if self.checkpointed { StreamKind::Checkpointed } else { StreamKind::Plain },
+            failover: self.failover,
+            ..RestoreOptions::default()
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Runs `xsr verify`; returns the exit code.
+fn run_verify(file: &Path, strict: bool, stream: &StreamArgs, json: bool) -> Result<ExitCode> {
+    let strictness = if strict { Strictness::Strict } else { Strictness::Lenient };
+    let mut restorer = Restorer::new(stream.options(strictness));
+    let result = match Input::open(file, true)? {
+        Input::Mapped(map) => restorer.verify(StreamReader::from_slice(&map)),
+        Input::Reader(r) => restorer.verify(StreamReader::from_read(r)),
+    };
+    if let Err(sr_restore::RestoreError::Format(sr_format::Error::Io { .. })) = &result {
+        anyhow::bail!("{}", result.err().map(|e| e.to_string()).unwrap_or_default());
+    }
+    let report = verify::VerifyReport::new(&result);
+    if json {
+        print_json(&report)?;
+    } else {
+        report.print_text(&mut std::io::stdout().lock())?;
+    }
+    Ok(if report.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Inspect { file, json } => {
+            let report = match Input::open(&file, true)? {
+                Input::Mapped(map) => inspect::inspect(StreamReader::from_slice(&map)),
+                Input::Reader(r) => inspect::inspect(StreamReader::from_read(r)),
+            };
+            if json {
+                print_json(&report)?;
+            } else {
+                inspect::print_text(&report, &mut std::io::stdout().lock())?;
+            }
+            Ok(if report.error.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Verify { file, strict, stream, json } => run_verify(&file, strict, &stream, json),
+        Command::Restore { file, out, stream, memory, json } => {
+            let restored = restore::restore(&file, &out, stream.options(Strictness::Lenient), memory.max_memory)?;
+            let s = &restored.stats;
+            if json {
+                print_json(&serde_json::json!({
+                    "out": out,
+                    "domain_type": restored.state.domain_type.to_string(),
+                    "data_pages": s.data_pages,
+                    "bytes": s.bytes,
+                    "checkpoints": s.checkpoints,
+                    "failed_over": s.failed_over,
+                    "verify_mismatches": s.verify_mismatches,
+                    "warnings": restored.warnings.iter().map(|w| format!("byte {}: {}", w.offset, w.message)).collect::<Vec<_>>(),
+                }))?;
+            } else {
+                let mut o = std::io::stdout().lock();
+                writeln!(
+                    o,
+                    "restored {} domain: {} pages ({} bytes of page data) from {} bytes into {}",
+                    restored.state.domain_type,
+                    s.data_pages,
+                    s.data_bytes,
+                    s.bytes,
+                    out.display()
+                )?;
+                if s.verified_pages > 0 {
+                    writeln!(o, "verify pass: {} pages compared, {} differed", s.verified_pages, s.verify_mismatches)?;
+                }
+                for w in &restored.warnings {
+                    writeln!(o, "warning: byte {}: {}", w.offset, w.message)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Extract { file, format, out, stream, memory, json } => {
+            let done = extract::extract(&file, &out, format, stream.options(Strictness::Lenient), memory.max_memory)?;
+            if json {
+                print_json(&done)?;
+            } else {
+                println!(
+                    "extracted {} pages in {} runs to {} ({} bytes)",
+                    done.pages,
+                    done.runs,
+                    out.display(),
+                    done.bytes
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xsr: {e:#}");
+            // A stream that breaks a rule is "invalid" (1); usage and I/O problems are 2.
+            let invalid =
+                e.chain().any(|c| c.downcast_ref::<sr_restore::RestoreError>().is_some_and(|r| !r.is_broken_channel()));
+            ExitCode::from(if invalid { 1 } else { 2 })
+        }
+    }
+}

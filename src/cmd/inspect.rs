@@ -1,0 +1,255 @@
+//! `xsr inspect`: every layer, header and record with its offset, plus totals.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::Serialize;
+use sr_format::body::RecordBody;
+use sr_format::{ByteSource, Item, Record, StreamReader, Strictness};
+
+/// One line of the listing.
+#[derive(Serialize, Debug)]
+pub struct Entry {
+    /// Absolute offset.
+    pub offset: u64,
+    /// Layer: "xl", "libxl" or "libxc".
+    pub layer: &'static str,
+    /// Record index within its layer (headers: none).
+    pub index: Option<u64>,
+    /// Type name.
+    pub kind: String,
+    /// Body length.
+    pub length: Option<u64>,
+    /// A short description of the contents.
+    pub detail: String,
+}
+
+/// Totals over the stream.
+#[derive(Serialize, Debug, Default)]
+pub struct Totals {
+    /// libxc records.
+    pub records: u64,
+    /// libxl records.
+    pub libxl_records: u64,
+    /// PAGE_DATA entries by page type.
+    pub pages_by_type: BTreeMap<String, u64>,
+    /// Bytes of page bodies.
+    pub data_bytes: u64,
+    /// Lowest and highest pfn.
+    pub pfn_range: Option<(u64, u64)>,
+    /// Distinct vcpu ids in PV vcpu records.
+    pub vcpus: Vec<u32>,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+/// The whole report.
+#[derive(Serialize, Debug, Default)]
+pub struct Report {
+    /// The layers, outermost first.
+    pub layers: Vec<&'static str>,
+    /// Every item.
+    pub items: Vec<Entry>,
+    /// Totals.
+    pub totals: Totals,
+    /// The error that stopped the listing, if any.
+    pub error: Option<String>,
+    /// Offset of that error.
+    pub error_offset: Option<u64>,
+}
+
+fn describe(rec: &Record<'_>, page_shift: u16, totals: &mut Totals) -> String {
+    let body = match RecordBody::parse(rec, page_shift, Strictness::Lenient) {
+        Ok(b) => b,
+        Err(e) => return format!("malformed: {e}"),
+    };
+    match body {
+        RecordBody::PageData(p) => {
+            let mut types: BTreeMap<String, u64> = BTreeMap::new();
+            let (mut lo, mut hi) = (u64::MAX, 0);
+            for e in p.entries() {
+                *types.entry(e.page_type.to_string()).or_default() += 1;
+                lo = lo.min(e.pfn);
+                hi = hi.max(e.pfn);
+            }
+            for (t, n) in &types {
+                *totals.pages_by_type.entry(t.clone()).or_default() += n;
+            }
+            totals.data_bytes += p.pages.len() as u64;
+            let (tlo, thi) = totals.pfn_range.unwrap_or((u64::MAX, 0));
+            totals.pfn_range = Some((tlo.min(lo), thi.max(hi)));
+            let types: Vec<String> = types.iter().map(|(t, n)| format!("{t} {n}")).collect();
+            format!("{} pfns {lo:#x}..={hi:#x}, {} with data ({})", p.count(), p.data_pages(), types.join(", "))
+        }
+        RecordBody::PvInfo(i) => format!("guest width {}, {} levels", i.guest_width, i.pt_levels),
+        RecordBody::P2mFrames(f) => {
+            format!("pfns {:#x}..={:#x}, {} frames", f.header.start_pfn.get(), f.header.end_pfn.get(), f.frames.len())
+        }
+        RecordBody::Vcpu(v) => {
+            if !totals.vcpus.contains(&v.vcpu_id()) {
+                totals.vcpus.push(v.vcpu_id());
+            }
+            format!("vcpu {}, {} bytes", v.vcpu_id(), v.blob.len())
+        }
+        RecordBody::TscInfo(t) => format!(
+            "mode {}, {} kHz, {} ns, incarnation {}",
+            t.mode.get(),
+            t.khz.get(),
+            t.nsec.get(),
+            t.incarnation.get()
+        ),
+        RecordBody::HvmContext(c) => {
+            let n = c.entries().count();
+            format!("{} bytes, {n} save entries", c.blob.len())
+        }
+        RecordBody::HvmParams(p) => {
+            let list: Vec<String> =
+                p.entries.iter().map(|e| format!("{}={:#x}", e.index.get(), e.value.get())).collect();
+            list.join(" ")
+        }
+        RecordBody::CpuidPolicy(p) => format!("{} leaves", p.leaves.len()),
+        RecordBody::MsrPolicy(p) => format!("{} MSRs", p.entries.len()),
+        RecordBody::DirtyPfnList(l) => format!("{} pfns", l.pfns.len()),
+        RecordBody::SharedInfo(_) => "4096 bytes".into(),
+        RecordBody::Unknown(b) if rec.rtype.is_optional() => format!("optional, {} bytes", b.len()),
+        RecordBody::Unknown(b) => format!("unknown mandatory, {} bytes", b.len()),
+        _ => String::new(),
+    }
+}
+
+/// Reads the whole stream and lists it; stops at the first framing error (reported in the
+/// report, not as an `Err`).
+pub fn inspect<S: ByteSource>(mut reader: StreamReader<S>) -> Report {
+    let mut report = Report::default();
+    let mut page_shift = 12;
+    loop {
+        let item = match reader.next_item() {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(e) => {
+                report.error_offset = Some(e.offset());
+                report.error = Some(e.to_string());
+                break;
+            }
+        };
+        let entry = match item {
+            Item::Xl { offset, header, config } => {
+                report.layers.push("xl");
+                Entry {
+                    offset,
+                    layer: "xl",
+                    index: None,
+                    kind: "XL_HEADER".into(),
+                    length: Some(48 + u64::from(header.optional_data_len.get())),
+                    detail: format!(
+                        "mandatory flags {:#x}{}{}, config {} bytes",
+                        header.mandatory_flags.get(),
+                        if header.is_json() { " JSON" } else { "" },
+                        if header.is_stream_v2() { " STREAMv2" } else { "" },
+                        config.len()
+                    ),
+                }
+            }
+            Item::LibxlHeader { offset, header } => {
+                report.layers.push("libxl");
+                Entry {
+                    offset,
+                    layer: "libxl",
+                    index: None,
+                    kind: "LIBXL_HEADER".into(),
+                    length: Some(16),
+                    detail: format!("version {}, options {:#x}", header.version.get(), header.options.get()),
+                }
+            }
+            Item::LibxlRecord(rec) => {
+                report.totals.libxl_records += 1;
+                let detail = match rec.emulator() {
+                    Ok((h, data)) if rec.rtype.0 == 2 || rec.rtype.0 == 3 => {
+                        format!("emulator id {}, index {}, {} bytes", h.id.get(), h.index.get(), data.len())
+                    }
+                    _ => String::new(),
+                };
+                Entry {
+                    offset: rec.offset,
+                    layer: "libxl",
+                    index: Some(rec.index),
+                    kind: rec.rtype.to_string(),
+                    length: Some(rec.body.len() as u64),
+                    detail,
+                }
+            }
+            Item::ImageHeader { offset, header } => {
+                report.layers.push("libxc");
+                Entry {
+                    offset,
+                    layer: "libxc",
+                    index: None,
+                    kind: "IMAGE_HEADER".into(),
+                    length: Some(24),
+                    detail: format!("version {}, options {:#x}", header.version.get(), header.options.get()),
+                }
+            }
+            Item::DomainHeader { offset, header } => {
+                page_shift = header.page_shift.get();
+                Entry {
+                    offset,
+                    layer: "libxc",
+                    index: None,
+                    kind: "DOMAIN_HEADER".into(),
+                    length: Some(16),
+                    detail: format!(
+                        "{}, page_shift {}, Xen {}.{}",
+                        header.domain_type(),
+                        page_shift,
+                        header.xen_major.get(),
+                        header.xen_minor.get()
+                    ),
+                }
+            }
+            Item::Record(rec) => {
+                report.totals.records += 1;
+                let detail = describe(&rec, page_shift, &mut report.totals);
+                Entry {
+                    offset: rec.offset,
+                    layer: "libxc",
+                    index: Some(rec.index),
+                    kind: rec.rtype.to_string(),
+                    length: Some(rec.body.len() as u64),
+                    detail,
+                }
+            }
+        };
+        report.items.push(entry);
+    }
+    report.totals.vcpus.sort_unstable();
+    report.totals.bytes = reader.offset();
+    report
+}
+
+/// Prints the report as text.
+pub fn print_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "layers: {}", report.layers.join(" -> "))?;
+    writeln!(out, "{:>10}  {:<6} {:>5}  {:<26} {:>9}  detail", "offset", "layer", "index", "type", "length")?;
+    for e in &report.items {
+        let index = e.index.map(|i| i.to_string()).unwrap_or_default();
+        let length = e.length.map(|l| l.to_string()).unwrap_or_default();
+        writeln!(out, "{:>#10x}  {:<6} {:>5}  {:<26} {:>9}  {}", e.offset, e.layer, index, e.kind, length, e.detail)?;
+    }
+    let t = &report.totals;
+    writeln!(out, "totals: {} libxc records, {} libxl records, {} bytes", t.records, t.libxl_records, t.bytes)?;
+    if !t.pages_by_type.is_empty() {
+        let pages: Vec<String> = t.pages_by_type.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        writeln!(out, "pages: {}", pages.join(", "))?;
+        writeln!(out, "page data: {} bytes", t.data_bytes)?;
+    }
+    if let Some((lo, hi)) = t.pfn_range {
+        writeln!(out, "pfn range: {lo:#x}..={hi:#x}")?;
+    }
+    if !t.vcpus.is_empty() {
+        writeln!(out, "vcpus: {}", t.vcpus.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))?;
+    }
+    if let Some(err) = &report.error {
+        writeln!(out, "error: {err}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! The subcommands.
+
+pub mod extract;
+pub mod inspect;
+pub mod restore;
+pub mod verify;

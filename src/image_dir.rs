@@ -1,0 +1,442 @@
+//! The domain image directory: what `xsr restore` writes and `xsr save` reads.
+//!
+//! ```text
+//! DIR/memory.img     sparse raw image: pfn p at byte p << page_shift
+//! DIR/domain.json    everything else (see `Manifest`), blobs by file name
+//! DIR/*.bin          opaque blobs: vcpu contexts, shared info, HVM context, emulator state
+//! DIR/xl-config.json the xl configuration, when the stream had one
+//! ```
+//!
+//! A directory is written under a temporary name beside its final one and renamed when
+//! complete, so a failed restore never leaves a directory that looks complete.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use sr_format::libxl::LibxlRecordType;
+use sr_format::state::{DomainState, EmulatorState, P2mState, PvInfoState, TscState, VcpuState};
+use sr_format::{DomainType, PageType};
+
+/// Name of the memory image inside the directory.
+pub const MEMORY_FILE: &str = "memory.img";
+/// Name of the manifest inside the directory.
+pub const MANIFEST_FILE: &str = "domain.json";
+/// Value of the manifest's `format` field.
+pub const FORMAT: &str = "xsr-domain-image/1";
+
+/// `domain.json`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// [`FORMAT`].
+    pub format: String,
+    /// Domain type number (1 PV, 2 HVM, 3 PVH, 4 ARM).
+    pub domain_type: u32,
+    /// Its name, for people.
+    pub domain_type_name: String,
+    /// log2 page size.
+    pub page_shift: u16,
+    /// libxc stream version the state came from.
+    pub stream_version: u32,
+    /// Xen version of the saver: [major, minor].
+    pub xen_version: [u32; 2],
+    /// The memory image.
+    pub memory: MemoryManifest,
+    /// Runs of non-NOTAB page types: [first pfn, count, type name].
+    pub page_types: Vec<(u64, u64, String)>,
+    /// PV guest width and levels.
+    pub pv_info: Option<PvInfoManifest>,
+    /// PV p2m.
+    pub p2m: Option<P2mManifest>,
+    /// PV vcpu blobs.
+    pub vcpus: Vec<VcpuManifest>,
+    /// Shared info blob file.
+    pub shared_info: Option<String>,
+    /// TSC info.
+    pub tsc: Option<TscManifest>,
+    /// HVM context blob file.
+    pub hvm_context: Option<String>,
+    /// HVM params: [index, value] in stream order.
+    pub hvm_params: Vec<[u64; 2]>,
+    /// CPUID leaves: [leaf, subleaf, eax, ebx, ecx, edx].
+    pub cpuid: Vec<[u32; 6]>,
+    /// MSR policy: [index, flags, value].
+    pub msrs: Vec<(u32, u32, u64)>,
+    /// libxl device-model records.
+    pub emulator: Vec<EmulatorManifest>,
+    /// The outer layers of the stream.
+    pub container: ContainerManifest,
+}
+
+/// The memory image.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct MemoryManifest {
+    /// File name.
+    pub file: String,
+    /// Image length in pages.
+    pub pages: u64,
+    /// Runs of populated pfns: [first pfn, count].
+    pub populated: Vec<[u64; 2]>,
+}
+
+/// X86_PV_INFO.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PvInfoManifest {
+    /// Guest width in bytes.
+    pub guest_width: u8,
+    /// Page-table levels.
+    pub pt_levels: u8,
+}
+
+/// The PV p2m frame list.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct P2mManifest {
+    /// max_pfn.
+    pub end_pfn: u32,
+    /// Frame pfns from frame 0 (18446744073709551615 for a frame never sent).
+    pub frames: Vec<u64>,
+}
+
+/// One vcpu's blob files.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct VcpuManifest {
+    /// vcpu id.
+    pub id: u32,
+    /// X86_PV_VCPU_BASIC blob file.
+    pub basic: Option<String>,
+    /// X86_PV_VCPU_EXTENDED blob file.
+    pub extended: Option<String>,
+    /// X86_PV_VCPU_XSAVE blob file.
+    pub xsave: Option<String>,
+    /// X86_PV_VCPU_MSRS blob file.
+    pub msrs: Option<String>,
+}
+
+/// X86_TSC_INFO.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TscManifest {
+    /// Mode.
+    pub mode: u32,
+    /// kHz.
+    pub khz: u32,
+    /// Nanoseconds.
+    pub nsec: u64,
+    /// Incarnation.
+    pub incarnation: u32,
+}
+
+/// One libxl EMULATOR_* record.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct EmulatorManifest {
+    /// "EMULATOR_XENSTORE_DATA" or "EMULATOR_CONTEXT".
+    pub kind: String,
+    /// Emulator id.
+    pub id: u32,
+    /// Emulator index.
+    pub index: u32,
+    /// Payload file.
+    pub file: String,
+}
+
+/// The outer layers.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerManifest {
+    /// "xl", "libxl" or "libxc".
+    pub layer: String,
+    /// File holding the xl configuration.
+    pub xl_config: Option<String>,
+    /// libxl "converted from legacy" option.
+    pub libxl_legacy: bool,
+}
+
+/// Everything a directory holds besides the memory image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainImage {
+    /// The state.
+    pub state: DomainState,
+    /// The outer layers and the xl config.
+    pub layer: String,
+    /// The xl configuration bytes.
+    pub xl_config: Option<Vec<u8>>,
+    /// libxl legacy option.
+    pub libxl_legacy: bool,
+    /// Populated pfns, ascending.
+    pub populated: Vec<u64>,
+    /// Image length in pages.
+    pub pages: u64,
+}
+
+/// Runs of consecutive values in an ascending sequence.
+pub fn runs(values: impl IntoIterator<Item = u64>) -> Vec<[u64; 2]> {
+    let mut out: Vec<[u64; 2]> = Vec::new();
+    for v in values {
+        match out.last_mut() {
+            Some([start, count]) if *start + *count == v => *count += 1,
+            _ => out.push([v, 1]),
+        }
+    }
+    out
+}
+
+/// Writes `image`'s manifest and blobs into `dir` (the memory image is written separately).
+pub fn write_manifest(dir: &Path, image: &DomainImage) -> Result<()> {
+    let s = &image.state;
+    let blob = |name: String, data: &Option<Vec<u8>>| -> Result<Option<String>> {
+        match data {
+            Some(d) => {
+                fs::write(dir.join(&name), d).with_context(|| format!("cannot write {name}"))?;
+                Ok(Some(name))
+            }
+            None => Ok(None),
+        }
+    };
+    let mut page_types: Vec<(u64, u64, String)> = Vec::new();
+    for (&pfn, &t) in &s.page_types {
+        match page_types.last_mut() {
+            Some((start, count, name)) if *start + *count == pfn && name == t.name() => *count += 1,
+            _ => page_types.push((pfn, 1, t.name().to_string())),
+        }
+    }
+    let mut vcpus = Vec::new();
+    for (&id, v) in &s.vcpus {
+        vcpus.push(VcpuManifest {
+            id,
+            basic: blob(format!("vcpu{id}-basic.bin"), &v.basic)?,
+            extended: blob(format!("vcpu{id}-extended.bin"), &v.extended)?,
+            xsave: blob(format!("vcpu{id}-xsave.bin"), &v.xsave)?,
+            msrs: blob(format!("vcpu{id}-msrs.bin"), &v.msrs)?,
+        });
+    }
+    let mut emulator = Vec::new();
+    for (i, e) in s.emulator.iter().enumerate() {
+        let file = blob(format!("emulator{i}.bin"), &Some(e.data.clone()))?.unwrap_or_default();
+        emulator.push(EmulatorManifest { kind: e.kind.name_or_reserved().to_string(), id: e.id, index: e.index, file });
+    }
+    let manifest = Manifest {
+        format: FORMAT.to_string(),
+        domain_type: s.domain_type.0,
+        domain_type_name: s.domain_type.to_string(),
+        page_shift: s.page_shift,
+        stream_version: s.stream_version,
+        xen_version: [s.xen_major, s.xen_minor],
+        memory: MemoryManifest {
+            file: MEMORY_FILE.to_string(),
+            pages: image.pages,
+            populated: runs(image.populated.iter().copied()),
+        },
+        page_types,
+        pv_info: s.pv_info.map(|p| PvInfoManifest { guest_width: p.guest_width, pt_levels: p.pt_levels }),
+        p2m: s.p2m.as_ref().map(|p| P2mManifest { end_pfn: p.end_pfn, frames: p.frames.clone() }),
+        vcpus,
+        shared_info: blob("shared_info.bin".into(), &s.shared_info)?,
+        tsc: s.tsc.map(|t| TscManifest { mode: t.mode, khz: t.khz, nsec: t.nsec, incarnation: t.incarnation }),
+        hvm_context: blob("hvm_context.bin".into(), &s.hvm_context)?,
+        hvm_params: s.hvm_params.iter().map(|&(i, v)| [i, v]).collect(),
+        cpuid: s.cpuid.clone(),
+        msrs: s.msrs.clone(),
+        emulator,
+        container: ContainerManifest {
+            layer: image.layer.clone(),
+            xl_config: blob("xl-config.json".into(), &image.xl_config)?,
+            libxl_legacy: image.libxl_legacy,
+        },
+    };
+    let json = serde_json::to_vec_pretty(&manifest)?;
+    fs::write(dir.join(MANIFEST_FILE), json).context("cannot write domain.json")?;
+    Ok(())
+}
+
+/// Reads a directory's manifest and blobs.
+pub fn read_manifest(dir: &Path) -> Result<DomainImage> {
+    let path = dir.join(MANIFEST_FILE);
+    let text = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let m: Manifest =
+        serde_json::from_slice(&text).with_context(|| format!("{} is not a valid manifest", path.display()))?;
+    if m.format != FORMAT {
+        bail!("{}: unsupported format {:?} (expected {FORMAT:?})", path.display(), m.format);
+    }
+    let read_blob = |name: &Option<String>| -> Result<Option<Vec<u8>>> {
+        match name {
+            Some(n) => {
+                if n.contains('/') || n.contains("..") {
+                    bail!("blob name {n:?} must be a plain file name inside the directory");
+                }
+                Ok(Some(fs::read(dir.join(n)).with_context(|| format!("cannot read blob {n}"))?))
+            }
+            None => Ok(None),
+        }
+    };
+    let dtype = DomainType(m.domain_type);
+    if !dtype.is_known() || !dtype.page_shift_valid(m.page_shift) {
+        bail!("domain.json: domain type {} with page_shift {} is not valid", m.domain_type, m.page_shift);
+    }
+    let mut state = DomainState::new(dtype, m.page_shift);
+    state.stream_version = m.stream_version;
+    state.xen_major = m.xen_version[0];
+    state.xen_minor = m.xen_version[1];
+    let mut page_types = BTreeMap::new();
+    for (start, count, name) in &m.page_types {
+        let t = PageType::from_name(name).with_context(|| format!("domain.json: unknown page type {name:?}"))?;
+        if *count > 1 << 36 {
+            bail!("domain.json: page type run of {count} pages is too long");
+        }
+        for pfn in *start..start.saturating_add(*count) {
+            page_types.insert(pfn, t);
+        }
+    }
+    state.page_types = page_types;
+    state.pv_info = m.pv_info.map(|p| PvInfoState { guest_width: p.guest_width, pt_levels: p.pt_levels });
+    state.p2m = m.p2m.map(|p| P2mState { end_pfn: p.end_pfn, frames: p.frames });
+    for v in &m.vcpus {
+        state.vcpus.insert(
+            v.id,
+            VcpuState {
+                basic: read_blob(&v.basic)?,
+                extended: read_blob(&v.extended)?,
+                xsave: read_blob(&v.xsave)?,
+                msrs: read_blob(&v.msrs)?,
+            },
+        );
+    }
+    state.shared_info = read_blob(&m.shared_info)?;
+    state.tsc = m.tsc.map(|t| TscState { mode: t.mode, khz: t.khz, nsec: t.nsec, incarnation: t.incarnation });
+    state.hvm_context = read_blob(&m.hvm_context)?;
+    state.hvm_params = m.hvm_params.iter().map(|&[i, v]| (i, v)).collect();
+    state.cpuid = m.cpuid;
+    state.msrs = m.msrs;
+    for e in &m.emulator {
+        let kind = match e.kind.as_str() {
+            "EMULATOR_XENSTORE_DATA" => LibxlRecordType::EMULATOR_XENSTORE_DATA,
+            "EMULATOR_CONTEXT" => LibxlRecordType::EMULATOR_CONTEXT,
+            other => bail!("domain.json: unknown emulator record kind {other:?}"),
+        };
+        let data = read_blob(&Some(e.file.clone()))?.unwrap_or_default();
+        state.emulator.push(EmulatorState { kind, id: e.id, index: e.index, data });
+    }
+    let mut populated = Vec::new();
+    for &[start, count] in &m.memory.populated {
+        if start.saturating_add(count) > m.memory.pages {
+            bail!("domain.json: populated run {start}+{count} is beyond the image ({} pages)", m.memory.pages);
+        }
+        populated.extend(start..start + count);
+    }
+    Ok(DomainImage {
+        state,
+        layer: m.container.layer,
+        xl_config: read_blob(&m.container.xl_config)?,
+        libxl_legacy: m.container.libxl_legacy,
+        populated,
+        pages: m.memory.pages,
+    })
+}
+
+/// A directory being written under a temporary name; renamed into place by
+/// [`commit`](Self::commit), removed if dropped first.
+#[derive(Debug)]
+pub struct AtomicDir {
+    tmp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl AtomicDir {
+    /// Starts writing `dest`, which must not exist yet.
+    pub fn create(dest: &Path) -> Result<Self> {
+        if dest.exists() {
+            bail!("{} already exists; refusing to overwrite it", dest.display());
+        }
+        let name = dest.file_name().with_context(|| format!("{} has no file name", dest.display()))?;
+        let tmp = dest.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        Ok(Self { tmp, dest: dest.to_path_buf(), committed: false })
+    }
+
+    /// The temporary directory to write into.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Renames the finished directory into place.
+    pub fn commit(mut self) -> Result<()> {
+        fs::rename(&self.tmp, &self.dest)
+            .with_context(|| format!("cannot rename {} to {}", self.tmp.display(), self.dest.display()))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// A file written under a temporary name and renamed into place by [`commit`](Self::commit).
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl AtomicFile {
+    /// Starts writing `dest`.
+    pub fn new(dest: &Path) -> Result<Self> {
+        let name = dest.file_name().with_context(|| format!("{} has no file name", dest.display()))?;
+        let tmp = dest.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+        Ok(Self { tmp, dest: dest.to_path_buf(), committed: false })
+    }
+
+    /// The temporary path to write.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Renames the finished file into place.
+    pub fn commit(mut self) -> Result<()> {
+        fs::rename(&self.tmp, &self.dest)
+            .with_context(|| format!("cannot rename {} to {}", self.tmp.display(), self.dest.display()))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_coalesce() {
+        assert_eq!(runs([1, 2, 3, 7, 8, 10]), vec![[1, 3], [7, 2], [10, 1]]);
+        assert!(runs([]).is_empty());
+    }
+
+    #[test]
+    fn atomic_dir_is_removed_unless_committed() {
+        let base = tempfile::tempdir().unwrap();
+        let dest = base.path().join("out");
+        {
+            let d = AtomicDir::create(&dest).unwrap();
+            fs::write(d.path().join("x"), b"1").unwrap();
+        }
+        assert!(!dest.exists());
+        assert_eq!(fs::read_dir(base.path()).unwrap().count(), 0);
+        let d = AtomicDir::create(&dest).unwrap();
+        d.commit().unwrap();
+        assert!(dest.is_dir());
+        assert!(AtomicDir::create(&dest).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! The `xsr` command-line tool's internals: subcommands, the domain image directory, the
+//! ELF core writer. The libraries (`sr-format`, `sr-memory`, `sr-save`, `sr-restore`) know
+//! nothing of this crate.
+#![warn(missing_docs)]
+
+pub mod cmd;
+pub mod elf;
+pub mod image_dir;
+pub mod input;
+pub mod progress;
+pub mod size;
