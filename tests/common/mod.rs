@@ -1,0 +1,54 @@
+//! Shared helpers for the workspace-wide tests.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The real Xen 4.17 `xl save` file, decompressed.
+pub fn real_save_file() -> Vec<u8> {
+    let rel = "shared/testdata/xen-4.17/tiny32-1vcpu.save.xz";
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let path = loop {
+        if dir.join(rel).exists() {
+            break dir.join(rel);
+        }
+        assert!(dir.pop(), "{rel} not found above {}", env!("CARGO_MANIFEST_DIR"));
+    };
+    let mut out = Vec::new();
+    xz2::read::XzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
+    out
+}
+
+/// Runs the `xsr` binary.
+pub fn xsr(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xsr")).args(args).output().expect("xsr runs")
+}
+
+/// Runs `xsr` with `input` on standard input.
+pub fn xsr_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xsr"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xsr runs");
+    let mut stdin = child.stdin.take().unwrap();
+    // A consumer that stops early closes the pipe; that is not the test's concern.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+/// Standard output as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
