@@ -2,7 +2,7 @@
 //!
 //! Each view checks the *shape* of its own body (lengths, counts, value ranges) exactly as
 //! Xen's C restorer does; reserved fields are exposed, and checked only by
-//! [`Strictness::Strict`](crate::Strictness::Strict). Rules that need stream context (the
+//! [`Strictness::Strict`](crate::Strictness). Rules that need stream context (the
 //! guest width for P2M frame counts and vcpu blob sizes, ordering) belong to the restorer.
 
 mod checkpoint;
