@@ -19,7 +19,9 @@
 //!   live migration.
 //! * **No borrowed guest memory.** A running guest may change its memory at any time,
 //!   so pages are never handed out as `&[u8]`; reads copy into a buffer the caller owns,
-//!   which also gives the stream a consistent image of each page.
+//!   which also gives the stream a consistent image of each page. The one exception is
+//!   [`GuestMemory::lend_pages`], which lends pages to a callback *under the backend's
+//!   locks*, so a saver can write them to its output without a second copy.
 //! * **Populated and dirty tracking** use [`AtomicPfnBitmap`]s; [`GuestMemory::take_dirty`]
 //!   is the pre-copy dirty log.
 //! * **Validation before effect.** Every pfn and the buffer length are checked before a
@@ -77,7 +79,8 @@ pub const MAX_PFN_LIMIT: u64 = 1 << 36;
 ///
 /// All methods take `&self`: implementations use interior mutability so that a saver's
 /// worker threads can read while a (simulated) running guest writes, as in live
-/// migration. Guest memory is never handed out as `&[u8]`: reads copy out.
+/// migration. Guest memory is never handed out as `&[u8]`: reads copy out (the one exception,
+/// [`lend_pages`](Self::lend_pages), lends pages to a callback while holding the locks).
 ///
 /// Batch methods validate every pfn and the buffer length before they have any effect,
 /// so an `Err` from a bad batch leaves the memory unchanged.
@@ -122,6 +125,34 @@ pub trait GuestMemory: Send + Sync {
     ///
     /// The first call after creation returns every page written since creation.
     fn take_dirty(&self) -> PfnBitmap;
+
+    /// Calls `f` with the pages' bytes borrowed under the backend's locks, so that a writer
+    /// can send them without an intermediate copy; `None` if this backend cannot lend.
+    ///
+    /// The slices passed to `f` hold the pages of `pfns` in order, `pfns.len() * page_size()`
+    /// bytes in all; runs of consecutive pfns may be one slice. Unpopulated pages read as
+    /// zeros, as with [`read_pages`](Self::read_pages). The pfns are checked exactly like
+    /// `read_pages` checks them, before `f` is called: a bad pfn is an `InvalidInput`
+    /// [`std::io::Error`] wrapping the [`MemoryError`] (recover it with
+    /// [`std::io::Error::into_inner`] and a downcast), and `f` is not called. Otherwise the
+    /// result is whatever `f` returned.
+    ///
+    /// This is the one exception to "no borrowed guest memory": the pages cannot change
+    /// while `f` runs (writers of the pages involved wait), so each page is a consistent
+    /// image, and writes made after the lend are caught by the dirty log like any others.
+    /// Keep `f` short: it blocks the guest's writes to those pages.
+    ///
+    /// The provided implementation cannot lend and returns `None` without calling `f`.
+    /// Probe a backend with an empty `pfns`: a lending backend calls `f(&[])` and returns
+    /// `Some`.
+    fn lend_pages(
+        &self,
+        pfns: &[Pfn],
+        f: &mut dyn FnMut(&[&[u8]]) -> std::io::Result<()>,
+    ) -> Option<std::io::Result<()>> {
+        let _ = (pfns, f);
+        None
+    }
 }
 
 macro_rules! forward_guest_memory {
@@ -154,6 +185,13 @@ macro_rules! forward_guest_memory {
             }
             fn take_dirty(&self) -> PfnBitmap {
                 (**self).take_dirty()
+            }
+            fn lend_pages(
+                &self,
+                pfns: &[Pfn],
+                f: &mut dyn FnMut(&[&[u8]]) -> std::io::Result<()>,
+            ) -> Option<std::io::Result<()>> {
+                (**self).lend_pages(pfns, f)
             }
         }
     )*};

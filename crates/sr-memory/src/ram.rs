@@ -1,7 +1,8 @@
 //! [`RamMemory`]: sparse guest memory in the process's own RAM.
 
 use std::fmt;
-use std::sync::{PoisonError, RwLock};
+use std::io;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use zerocopy::FromZeros;
 
@@ -13,6 +14,18 @@ const CHUNK_SHIFT: u32 = 9;
 const CHUNK_PAGES: u64 = 1 << CHUNK_SHIFT;
 
 type Chunk = RwLock<Option<Box<[u8]>>>;
+
+/// What [`RamMemory::lend_pages`] lends for pages of a chunk that was never allocated: one
+/// 64 KiB page at the largest page shift, or a run of up to 16 pages at 4 KiB.
+static ZERO_PAGES: [u8; 1 << 16] = [0; 1 << 16];
+
+/// A slice being assembled by `lend_pages`: a byte range of one locked chunk, or a run
+/// of zero bytes.
+#[derive(Clone, Copy)]
+enum Lent {
+    Chunk { guard: usize, start: usize, end: usize },
+    Zero { len: usize },
+}
 
 /// Guest memory held in process RAM, allocated lazily in 512-page chunks.
 ///
@@ -182,6 +195,66 @@ impl GuestMemory for RamMemory {
     fn take_dirty(&self) -> PfnBitmap {
         self.dirty.take()
     }
+
+    /// Lends the pages under the read locks of every chunk involved, taken in ascending
+    /// chunk order (writers only ever hold one chunk lock, so a consistent order rules out
+    /// deadlock between lenders). Consecutive pfns within one chunk are one slice; pages
+    /// of a never-allocated chunk are lent from a static zero buffer.
+    fn lend_pages(&self, pfns: &[Pfn], f: &mut dyn FnMut(&[&[u8]]) -> io::Result<()>) -> Option<io::Result<()>> {
+        Some(self.lend(pfns, f))
+    }
+}
+
+impl RamMemory {
+    fn lend(&self, pfns: &[Pfn], f: &mut dyn FnMut(&[&[u8]]) -> io::Result<()>) -> io::Result<()> {
+        check_pfns(pfns, self.pfn_limit).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let page_size = self.page_size();
+        let mut indices: Vec<u64> = pfns.iter().map(|&pfn| pfn >> CHUNK_SHIFT).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        let mut guards: Vec<RwLockReadGuard<'_, Option<Box<[u8]>>>> = Vec::with_capacity(indices.len());
+        for &index in &indices {
+            let (_, chunk) = self.chunk(index << CHUNK_SHIFT).map_err(io::Error::other)?;
+            guards.push(chunk.read().unwrap_or_else(PoisonError::into_inner));
+        }
+        // Assemble the runs first (indices into `guards`), then borrow the slices.
+        let mut runs: Vec<Lent> = Vec::new();
+        for &pfn in pfns {
+            let guard =
+                indices.binary_search(&(pfn >> CHUNK_SHIFT)).map_err(|_| io::Error::other(self.out_of_chunk(pfn)))?;
+            let next = match guards[guard].as_deref() {
+                Some(buf) => {
+                    let range = self.page_range(pfn);
+                    if range.end > buf.len() {
+                        return Err(io::Error::other(self.out_of_chunk(pfn)));
+                    }
+                    Lent::Chunk { guard, start: range.start, end: range.end }
+                }
+                None => Lent::Zero { len: page_size },
+            };
+            match (runs.last_mut(), next) {
+                (Some(Lent::Chunk { guard: g, end, .. }), Lent::Chunk { guard: ng, start, end: ne })
+                    if *g == ng && *end == start =>
+                {
+                    *end = ne;
+                }
+                (Some(Lent::Zero { len }), Lent::Zero { len: more }) if *len + more <= ZERO_PAGES.len() => {
+                    *len += more;
+                }
+                _ => runs.push(next),
+            }
+        }
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(runs.len());
+        for run in runs {
+            slices.push(match run {
+                Lent::Chunk { guard, start, end } => {
+                    guards[guard].as_deref().and_then(|buf| buf.get(start..end)).unwrap_or_default()
+                }
+                Lent::Zero { len } => &ZERO_PAGES[..len],
+            });
+        }
+        f(&slices)
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +274,98 @@ mod tests {
         let mut out = [0; 4096];
         mem.read_pages(&[599], &mut out).unwrap();
         assert_eq!(out, [1; 4096]);
+    }
+
+    /// Concatenates what `lend_pages` lends, and counts the slices.
+    fn lent(mem: &RamMemory, pfns: &[Pfn]) -> (Vec<u8>, usize) {
+        let mut out = Vec::new();
+        let mut slices = 0;
+        mem.lend_pages(pfns, &mut |s| {
+            slices = s.len();
+            s.iter().for_each(|p| out.extend_from_slice(p));
+            Ok(())
+        })
+        .expect("RamMemory lends")
+        .unwrap();
+        (out, slices)
+    }
+
+    #[test]
+    fn lend_matches_read_and_merges_runs() {
+        let mem = RamMemory::new(12, 2048).unwrap();
+        let data: Vec<u8> = (0..4 * 4096).map(|i| (i / 4096 + 1) as u8).collect();
+        // 510..=513 straddles the chunk boundary at 512; 1100.. is in a chunk never allocated.
+        mem.write_pages(&[510, 511, 512, 513], &data).unwrap();
+        let pfns = [3, 510, 511, 512, 513, 1100, 1101, 1102, 7, 7];
+        let mut want = vec![0xa5; pfns.len() * 4096];
+        mem.read_pages(&pfns, &mut want).unwrap();
+        let (got, slices) = lent(&mem, &pfns);
+        assert_eq!(got, want);
+        // [3] [510 511] [512 513] [1100..=1102 zero] [7] [7]
+        assert_eq!(slices, 6);
+        let (empty, slices) = lent(&mem, &[]);
+        assert!(empty.is_empty() && slices == 0);
+    }
+
+    #[test]
+    fn lend_checks_pfns_before_calling() {
+        let mem = RamMemory::new(12, 600).unwrap();
+        let mut called = false;
+        let err = mem
+            .lend_pages(&[1, 600], &mut |_| {
+                called = true;
+                Ok(())
+            })
+            .unwrap()
+            .unwrap_err();
+        assert!(!called);
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let inner = err.into_inner().unwrap().downcast::<MemoryError>().unwrap();
+        assert!(matches!(*inner, MemoryError::PfnOutOfRange { pfn: 600, limit: 600 }));
+        // The callback's own error comes back as is.
+        let err = mem.lend_pages(&[1], &mut |_| Err(io::Error::other("peer gone"))).unwrap().unwrap_err();
+        assert_eq!(err.to_string(), "peer gone");
+    }
+
+    #[test]
+    fn lend_at_64k_pages_and_through_pointers() {
+        let mem = std::sync::Arc::new(RamMemory::new(16, 1024).unwrap());
+        mem.write_pages(&[5], &vec![9; 1 << 16]).unwrap();
+        let pfns = [4, 5, 600, 601];
+        let mut want = vec![0; 4 << 16];
+        mem.read_pages(&pfns, &mut want).unwrap();
+        let mut got = Vec::new();
+        let by_ref: &dyn GuestMemory = &mem;
+        by_ref
+            .lend_pages(&pfns, &mut |s| {
+                s.iter().for_each(|p| got.extend_from_slice(p));
+                Ok(())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn writers_wait_for_a_lend() {
+        let mem = RamMemory::new(12, 16).unwrap();
+        mem.write_pages(&[2], &[1; 4096]).unwrap();
+        std::thread::scope(|s| {
+            mem.lend_pages(&[2], &mut |pages| {
+                let writer = s.spawn(|| mem.write_pages(&[2], &[2; 4096]).unwrap());
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                // The writer is blocked on the chunk lock: the lent page is still intact.
+                assert!(!writer.is_finished());
+                assert!(pages[0].iter().all(|&b| b == 1));
+                Ok(())
+            })
+            .unwrap()
+            .unwrap();
+        });
+        let mut out = [0; 4096];
+        mem.read_pages(&[2], &mut out).unwrap();
+        assert_eq!(out, [2; 4096]);
+        assert!(mem.take_dirty().get(2));
     }
 
     #[test]
