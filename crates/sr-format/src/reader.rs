@@ -284,15 +284,16 @@ impl<S: ByteSource> StreamReader<S> {
         Ok(Item::DomainHeader { offset, header })
     }
 
-    /// Reads a record header (either layer) and checks the length limit.
-    fn read_frame_header(&mut self, what: &'static str) -> Result<(u64, u32, u32)> {
+    /// Reads a record header (either layer) and checks the length limit; `index` is the
+    /// record's index in its layer.
+    fn read_frame_header(&mut self, index: u64, what: &'static str) -> Result<(u64, u32, u32)> {
         let offset = self.offset;
         let hdr: RecordHeader = self.take_struct(what)?;
         let (rtype, length) = (hdr.rtype.get(), hdr.length.get());
         if length > self.length_limit {
             return Err(Error::RecordTooLong {
                 offset,
-                index: self.index,
+                index,
                 record: RecordType(rtype),
                 length,
                 limit: self.length_limit,
@@ -303,7 +304,7 @@ impl<S: ByteSource> StreamReader<S> {
 
     fn read_record(&mut self) -> Result<Item<'_>> {
         let index = self.index;
-        let (offset, rtype, length) = self.read_frame_header("record header")?;
+        let (offset, rtype, length) = self.read_frame_header(index, "record header")?;
         let rtype = RecordType(rtype);
         let next = if rtype == RecordType::END {
             if self.wrapped { State::LibxlRecords } else { State::Done }
@@ -325,7 +326,7 @@ impl<S: ByteSource> StreamReader<S> {
 
     fn read_libxl_record(&mut self) -> Result<Item<'_>> {
         let index = self.libxl_index;
-        let (offset, rtype, length) = self.read_frame_header("libxl record header")?;
+        let (offset, rtype, length) = self.read_frame_header(index, "libxl record header")?;
         let rtype = LibxlRecordType(rtype);
         let misplaced = |why| Error::MisplacedLibxlRecord { offset, index, record: rtype.name_or_reserved(), why };
         let next = match rtype {
