@@ -35,39 +35,58 @@ pub struct Manifest {
     /// Domain type number (1 PV, 2 HVM, 3 PVH, 4 ARM).
     pub domain_type: u32,
     /// Its name, for people.
+    #[serde(default)]
     pub domain_type_name: String,
     /// log2 page size.
     pub page_shift: u16,
     /// libxc stream version the state came from.
+    #[serde(default = "default_stream_version")]
     pub stream_version: u32,
     /// Xen version of the saver: [major, minor].
+    #[serde(default)]
     pub xen_version: [u32; 2],
     /// The memory image.
     pub memory: MemoryManifest,
     /// Runs of non-NOTAB page types: [first pfn, count, type name].
+    #[serde(default)]
     pub page_types: Vec<(u64, u64, String)>,
     /// PV guest width and levels.
+    #[serde(default)]
     pub pv_info: Option<PvInfoManifest>,
     /// PV p2m.
+    #[serde(default)]
     pub p2m: Option<P2mManifest>,
     /// PV vcpu blobs.
+    #[serde(default)]
     pub vcpus: Vec<VcpuManifest>,
     /// Shared info blob file.
+    #[serde(default)]
     pub shared_info: Option<String>,
     /// TSC info.
+    #[serde(default)]
     pub tsc: Option<TscManifest>,
     /// HVM context blob file.
+    #[serde(default)]
     pub hvm_context: Option<String>,
     /// HVM params: [index, value] in stream order.
+    #[serde(default)]
     pub hvm_params: Vec<[u64; 2]>,
     /// CPUID leaves: [leaf, subleaf, eax, ebx, ecx, edx].
+    #[serde(default)]
     pub cpuid: Vec<[u32; 6]>,
     /// MSR policy: [index, flags, value].
+    #[serde(default)]
     pub msrs: Vec<(u32, u32, u64)>,
     /// libxl device-model records.
+    #[serde(default)]
     pub emulator: Vec<EmulatorManifest>,
     /// The outer layers of the stream.
+    #[serde(default)]
     pub container: ContainerManifest,
+}
+
+fn default_stream_version() -> u32 {
+    sr_format::IHDR_VERSION
 }
 
 /// The memory image.

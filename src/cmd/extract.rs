@@ -8,7 +8,7 @@ use sr_format::DomainType;
 use sr_memory::GuestMemory;
 use sr_restore::RestoreOptions;
 
-use crate::cmd::restore::restore_to_image;
+use crate::cmd::restore::{open_stream, restore_to_image};
 use crate::elf::{EM_AARCH64, EM_X86_64, write_core};
 use crate::image_dir::{AtomicFile, runs};
 
@@ -41,9 +41,11 @@ pub fn extract(
     max_memory: u64,
 ) -> Result<Extracted> {
     let dest = AtomicFile::new(out)?;
+    let (reader, total) = open_stream(input)?;
+    let name = input.display().to_string();
     match format {
         ExtractFormat::Raw => {
-            let restored = restore_to_image(input, dest.path(), options, max_memory)?;
+            let restored = restore_to_image(reader, total, &name, dest.path(), options, max_memory)?;
             let memory = restored.memory.context("no memory restored")?;
             let populated = memory.populated();
             let bytes = std::fs::metadata(dest.path())?.len();
@@ -54,7 +56,7 @@ pub fn extract(
         }
         ExtractFormat::Elf => {
             let raw = AtomicFile::new(&out.with_extension("raw-tmp"))?;
-            let restored = restore_to_image(input, raw.path(), options, max_memory)?;
+            let restored = restore_to_image(reader, total, &name, raw.path(), options, max_memory)?;
             let memory = restored.memory.context("no memory restored")?;
             let populated = memory.populated();
             let runs = runs(populated.iter_ones());
