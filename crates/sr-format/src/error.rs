@@ -306,18 +306,19 @@ pub enum Error {
         /// Offset of the xl header.
         offset: u64,
     },
-    /// A libxc record that may not appear at this point (strict checking, or a record that no
-    /// forward stream may carry).
-    #[error("record {index} ({record}) at byte {offset}: {why}")]
-    Misplaced {
+    /// A libxl record body longer than the limit (detected before reading the body).
+    #[error("libxl record {index} ({record}) at byte {offset}: body length {length} exceeds the limit {limit}")]
+    LibxlRecordTooLong {
         /// Offset of the record header.
         offset: u64,
-        /// Record index.
+        /// Record index among libxl records.
         index: u64,
-        /// Record type.
-        record: RecordType,
-        /// Why it is not allowed here.
-        why: &'static str,
+        /// Record type name.
+        record: &'static str,
+        /// Declared body length.
+        length: u32,
+        /// The limit in force.
+        limit: u32,
     },
 }
 
@@ -354,7 +355,7 @@ impl Error {
             | Error::BadXlFlags { offset, .. }
             | Error::BadXlConfig { offset, .. }
             | Error::LegacyImage { offset }
-            | Error::Misplaced { offset, .. } => offset,
+            | Error::LibxlRecordTooLong { offset, .. } => offset,
         }
     }
 

@@ -23,8 +23,9 @@ pub enum Strictness {
     /// Accept what Xen's C restorer accepts; reserved fields and padding are ignored.
     #[default]
     Lenient,
-    /// Also reject non-zero reserved fields and padding, bodies on empty records and v3-only
-    /// records in a v2 stream, as Xen's Python verifier does.
+    /// Also reject non-zero reserved fields and padding and bodies on empty records, as Xen's
+    /// Python verifier does. (Rules that need stream context, such as v3-only records in a v2
+    /// stream, are applied by the restorer in its strict mode.)
     Strict,
 }
 

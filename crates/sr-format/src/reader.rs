@@ -286,17 +286,17 @@ impl<S: ByteSource> StreamReader<S> {
 
     /// Reads a record header (either layer) and checks the length limit; `index` is the
     /// record's index in its layer.
-    fn read_frame_header(&mut self, index: u64, what: &'static str) -> Result<(u64, u32, u32)> {
+    fn read_frame_header(&mut self, index: u64, what: &'static str, libxl: bool) -> Result<(u64, u32, u32)> {
         let offset = self.offset;
         let hdr: RecordHeader = self.take_struct(what)?;
         let (rtype, length) = (hdr.rtype.get(), hdr.length.get());
         if length > self.length_limit {
-            return Err(Error::RecordTooLong {
-                offset,
-                index,
-                record: RecordType(rtype),
-                length,
-                limit: self.length_limit,
+            let limit = self.length_limit;
+            return Err(if libxl {
+                let record = LibxlRecordType(rtype).name_or_reserved();
+                Error::LibxlRecordTooLong { offset, index, record, length, limit }
+            } else {
+                Error::RecordTooLong { offset, index, record: RecordType(rtype), length, limit }
             });
         }
         Ok((offset, rtype, length))
@@ -304,7 +304,7 @@ impl<S: ByteSource> StreamReader<S> {
 
     fn read_record(&mut self) -> Result<Item<'_>> {
         let index = self.index;
-        let (offset, rtype, length) = self.read_frame_header(index, "record header")?;
+        let (offset, rtype, length) = self.read_frame_header(index, "record header", false)?;
         let rtype = RecordType(rtype);
         let next = if rtype == RecordType::END {
             if self.wrapped { State::LibxlRecords } else { State::Done }
@@ -326,7 +326,7 @@ impl<S: ByteSource> StreamReader<S> {
 
     fn read_libxl_record(&mut self) -> Result<Item<'_>> {
         let index = self.libxl_index;
-        let (offset, rtype, length) = self.read_frame_header(index, "libxl record header")?;
+        let (offset, rtype, length) = self.read_frame_header(index, "libxl record header", true)?;
         let rtype = LibxlRecordType(rtype);
         let misplaced = |why| Error::MisplacedLibxlRecord { offset, index, record: rtype.name_or_reserved(), why };
         let next = match rtype {

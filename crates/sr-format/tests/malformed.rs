@@ -252,7 +252,7 @@ fn libxl_record_longer_than_the_limit() {
         let mut s = LibxlHeader::new(false).as_bytes().to_vec();
         s.extend_from_slice(&raw(3, length, &[]));
         assert!(
-            matches!(lenient(&s), Err(Error::RecordTooLong { offset: 16, index: 0, length: l, .. }) if l == length),
+            matches!(lenient(&s), Err(Error::LibxlRecordTooLong { offset: 16, index: 0, length: l, .. }) if l == length),
             "{length:#x}"
         );
         // After LIBXC_CONTEXT and a whole libxc stream, the libxl index is 1.
@@ -260,7 +260,7 @@ fn libxl_record_longer_than_the_limit() {
         let end = s.len() - 8;
         s[end..].copy_from_slice(&raw(2, length, &[]));
         assert!(
-            matches!(lenient(&s), Err(Error::RecordTooLong { offset, index: 1, .. }) if offset == end as u64),
+            matches!(lenient(&s), Err(Error::LibxlRecordTooLong { offset, index: 1, .. }) if offset == end as u64),
             "{length:#x}"
         );
     }
