@@ -206,6 +206,12 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
+            // A reader that stopped early (`xsr inspect FILE | head`) is not an error.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
             eprintln!("xsr: {e:#}");
             // A stream that breaks a rule is "invalid" (1); usage and I/O problems are 2.
             let invalid =
