@@ -167,6 +167,7 @@ impl<'p> Restorer<'p> {
             match item {
                 Item::Xl { config, .. } => run.container.xl_config = Some(config.to_vec()),
                 Item::LibxlHeader { header, .. } => {
+                    run.wrapped = true;
                     run.container.libxl_legacy = header.options.get() & sr_format::libxl::LIBXL_OPT_LEGACY != 0;
                 }
                 Item::ImageHeader { header, .. } => version = header.version.get(),
@@ -191,6 +192,9 @@ struct Run<'o, M> {
     stats: Stats,
     warnings: Warnings,
     session: Option<Session<M>>,
+    /// Whether a libxl stream wraps the libxc stream: then a checkpoint is complete only
+    /// when libxl's CHECKPOINT_END follows the libxc CHECKPOINT.
+    wrapped: bool,
 }
 
 /// Everything after the domain header.
@@ -203,6 +207,8 @@ struct Session<M> {
     verify_mode: bool,
     /// Records of the checkpoint being received (after the first CHECKPOINT).
     buffer: Option<Vec<OwnedRecord>>,
+    /// A libxc CHECKPOINT was read in a libxl stream and waits for libxl's CHECKPOINT_END.
+    checkpoint_pending: bool,
     /// Device-model records not yet committed by CHECKPOINT_END or libxl END.
     emulator: Vec<EmulatorState>,
     ended: bool,
@@ -216,6 +222,7 @@ impl<'o, M: GuestMemory> Run<'o, M> {
             stats: Stats::default(),
             warnings: Warnings::default(),
             session: None,
+            wrapped: false,
         }
     }
 
@@ -262,6 +269,7 @@ impl<'o, M: GuestMemory> Run<'o, M> {
             pages: PageApplier::default(),
             verify_mode: false,
             buffer: None,
+            checkpoint_pending: false,
             emulator: Vec::new(),
             ended: false,
         });
@@ -288,14 +296,13 @@ impl<'o, M: GuestMemory> Run<'o, M> {
                     return Err(reject(rec, "CHECKPOINT in a non-checkpointed stream"));
                 }
                 self.lint_empty(rec)?;
-                if let Some(buffered) = self.session().buffer.take() {
-                    for r in &buffered {
-                        self.process(&r.as_record(), true)?;
-                    }
+                if self.wrapped {
+                    // As in Xen, libxl's records of this checkpoint (up to CHECKPOINT_END) are
+                    // read first; only then is the checkpoint complete and its records applied.
+                    self.session().checkpoint_pending = true;
+                    return Ok(());
                 }
-                self.session().buffer = Some(Vec::new());
-                self.stats.checkpoints += 1;
-                Ok(())
+                self.complete_checkpoint()
             }
             RecordType::END => {
                 self.lint_empty(rec)?;
@@ -313,6 +320,20 @@ impl<'o, M: GuestMemory> Run<'o, M> {
                 None => self.process(rec, false),
             },
         }
+    }
+
+    /// Applies the records buffered since the previous checkpoint and starts buffering the next.
+    fn complete_checkpoint(&mut self) -> Result<(), RestoreError> {
+        let s = self.session();
+        s.checkpoint_pending = false;
+        if let Some(buffered) = s.buffer.take() {
+            for r in &buffered {
+                self.process(&r.as_record(), true)?;
+            }
+        }
+        self.session().buffer = Some(Vec::new());
+        self.stats.checkpoints += 1;
+        Ok(())
     }
 
     fn lint_empty(&mut self, rec: &Record<'_>) -> Result<(), RestoreError> {
@@ -455,6 +476,11 @@ impl<'o, M: GuestMemory> Run<'o, M> {
                 s.emulator.push(EmulatorState { kind: rec.rtype, id, index: header.index.get(), data: data.to_vec() });
             }
             LibxlRecordType::CHECKPOINT_END | LibxlRecordType::END => {
+                if rec.rtype == LibxlRecordType::CHECKPOINT_END
+                    && self.session.as_ref().is_some_and(|s| s.checkpoint_pending)
+                {
+                    self.complete_checkpoint()?;
+                }
                 if let Some(s) = self.session.as_mut()
                     && !s.emulator.is_empty()
                 {
@@ -476,15 +502,19 @@ impl<'o, M: GuestMemory> Run<'o, M> {
 
     /// The stream broke (truncated, or the transport failed).
     fn broken(mut self, err: RestoreError, offset: u64) -> Result<Restored<M>, RestoreError> {
-        let buffering = self.session.as_ref().is_some_and(|s| s.buffer.is_some() && !s.ended);
+        let buffering = self.session.as_ref().is_some_and(|s| (s.buffer.is_some() || s.checkpoint_pending) && !s.ended);
         if !buffering || !err.is_broken_channel() {
             return Err(err);
         }
         if self.stats.checkpoints == 0 || !self.options.failover {
             return Err(RestoreError::NoConsistentCheckpoint { source: Box::new(err) });
         }
-        // Fail over to the last complete checkpoint.
-        self.session().buffer = None;
+        // Fail over to the last complete checkpoint: the records and device-model state of
+        // the incomplete one are dropped.
+        let s = self.session();
+        s.buffer = None;
+        s.checkpoint_pending = false;
+        s.emulator.clear();
         self.complete(offset)?;
         self.stats.failed_over = true;
         self.stats.bytes = offset;

@@ -78,6 +78,9 @@ impl PageApplier {
         if self.data_pfns.is_empty() {
             return Ok(());
         }
+        // Written or compared, the page bodies count as applied.
+        stats.data_pages += self.data_pfns.len() as u64;
+        stats.data_bytes += pages.pages.len() as u64;
         if compare {
             self.scratch.resize(pages.pages.len(), 0);
             memory.read_pages(&self.data_pfns, &mut self.scratch).map_err(mem_err)?;
@@ -95,8 +98,6 @@ impl PageApplier {
             }
         } else {
             memory.write_pages(&self.data_pfns, pages.pages).map_err(mem_err)?;
-            stats.data_pages += self.data_pfns.len() as u64;
-            stats.data_bytes += pages.pages.len() as u64;
         }
         Ok(())
     }
