@@ -31,6 +31,8 @@
 mod domain;
 mod engine;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod options;
 mod pages;
 mod report;

@@ -43,7 +43,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded with the caller's valid layout.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            track(layout.size() as isize);
+            track(layout.size().cast_signed());
         }
         p
     }
@@ -52,7 +52,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: forwarded with the caller's valid layout.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            track(layout.size() as isize);
+            track(layout.size().cast_signed());
         }
         p
     }
@@ -60,14 +60,14 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
         unsafe { System.dealloc(ptr, layout) };
-        track(-(layout.size() as isize));
+        track(-layout.size().cast_signed());
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            track(new_size as isize - layout.size() as isize);
+            track(new_size.cast_signed() - layout.size().cast_signed());
         }
         p
     }
