@@ -46,6 +46,8 @@ pub struct TestGuest {
     counter: AtomicU64,
     /// `page_types` panics for a batch containing this pfn.
     pub panic_at: Option<Pfn>,
+    /// Each dirtying write also advances the TSC's nsec (the state changes while running).
+    pub bump_tsc: bool,
 }
 
 impl TestGuest {
@@ -62,6 +64,7 @@ impl TestGuest {
             hot: Vec::new(),
             counter: AtomicU64::new(0),
             panic_at: None,
+            bump_tsc: false,
         }
     }
 
@@ -87,6 +90,13 @@ impl TestGuest {
         let pfn = self.hot[(n % self.hot.len() as u64) as usize];
         let page = page_content(self.mem.page_size(), pfn, n + 1);
         self.mem.write_pages(&[pfn], &page).expect("hot pfn in range");
+        if self.bump_tsc {
+            self.set_state(|s| {
+                if let Some(t) = s.tsc.as_mut() {
+                    t.nsec += 1;
+                }
+            });
+        }
         drop(running);
     }
 
