@@ -4,8 +4,10 @@
 #![warn(missing_docs)]
 
 pub mod cmd;
+pub mod dir_guest;
 pub mod elf;
 pub mod image_dir;
 pub mod input;
 pub mod progress;
 pub mod size;
+pub mod synthetic;

@@ -8,8 +8,11 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use sr_format::{StreamReader, Strictness};
 use sr_restore::{RestoreOptions, Restorer, StreamKind};
+use sr_save::PrecopyPolicy;
+use xsr::cmd::demo::{DemoSettings, DemoType};
 use xsr::cmd::extract::ExtractFormat;
-use xsr::cmd::{extract, inspect, restore, verify};
+use xsr::cmd::save::{ContainerArg, SaveSettings, ZeroPagesArg};
+use xsr::cmd::{demo, extract, inspect, net, restore, save, verify};
 use xsr::input::Input;
 use xsr::size::parse_size;
 
@@ -77,6 +80,108 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a domain image directory (from `xsr restore`) as a stream: the inverse of restore.
+    Save {
+        /// The directory.
+        dir: PathBuf,
+        /// Output file (`-` for standard output; a file is written atomically).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        save: SaveArgs,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Live-migrate a synthetic guest over loopback TCP into a restorer and compare the result.
+    Demo {
+        /// Guest memory.
+        #[arg(long, value_parser = parse_size, default_value = "256M")]
+        memory: u64,
+        /// Guest type.
+        #[arg(long = "type", value_enum, default_value = "hvm")]
+        dtype: DemoType,
+        /// Pages the running guest dirties per second.
+        #[arg(long, default_value_t = 20_000)]
+        dirty_rate: u64,
+        /// Saver worker threads (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+        /// Precopy: most live passes before pausing.
+        #[arg(long, default_value_t = 5)]
+        max_iterations: u32,
+        /// Precopy: pause once fewer pages than this are dirty.
+        #[arg(long, default_value_t = 50)]
+        dirty_threshold: u64,
+        /// Precopy: pause once the dirty pages would take less than this many milliseconds.
+        #[arg(long)]
+        downtime_ms: Option<u64>,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a domain image directory to `xsr receive` over TCP.
+    Send {
+        /// The directory.
+        dir: PathBuf,
+        /// The receiver, HOST:PORT.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        save: SaveArgs,
+    },
+    /// Receive one stream over TCP and restore it into a directory.
+    Receive {
+        /// Address to listen on (loopback unless told otherwise; port 0 picks one).
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        listen: String,
+        /// Output directory (must not exist; written atomically).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        stream: StreamArgs,
+        #[command(flatten)]
+        memory: MemoryArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+struct SaveArgs {
+    /// Wrapper around the libxc stream (default: the one the directory was restored from).
+    #[arg(long, value_enum)]
+    container: Option<ContainerArg>,
+    /// libxc stream version to write.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=3))]
+    stream_version: u32,
+    /// pfns per PAGE_DATA record.
+    #[arg(long, default_value_t = sr_save::DEFAULT_BATCH_PFNS)]
+    batch: usize,
+    /// How all-zero pages are sent.
+    #[arg(long, value_enum, default_value = "data")]
+    zero_pages: ZeroPagesArg,
+    /// After the memory, send VERIFY and every page again (the receiver compares).
+    #[arg(long)]
+    verify: bool,
+    /// Worker threads preparing batches (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// Write a PVH guest as HVM (domain type 2), as current Xen does.
+    #[arg(long)]
+    pvh_as_hvm: bool,
+}
+
+impl SaveArgs {
+    fn settings(&self) -> SaveSettings {
+        SaveSettings {
+            container: self.container,
+            stream_version: self.stream_version,
+            batch: self.batch,
+            zero_pages: self.zero_pages,
+            verify: self.verify,
+            workers: self.workers,
+            pvh_as_hvm: self.pvh_as_hvm,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -134,8 +239,73 @@ fn run_verify(file: &Path, strict: bool, stream: &StreamArgs, json: bool) -> Res
     Ok(if report.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+fn print_save_summary(stats: &sr_save::SaveStats) {
+    eprintln!(
+        "saved {} pages, {} bytes in {:.3} s{}",
+        stats.pages,
+        stats.bytes,
+        stats.duration.as_secs_f64(),
+        if stats.zero_copy { " (pages sent straight from guest memory)" } else { "" }
+    );
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Save { dir, out, save, json } => {
+            let stats = save::save(&dir, &out, &save.settings())?;
+            if json {
+                let summary = serde_json::json!({
+                    "pages": stats.pages,
+                    "bytes": stats.bytes,
+                    "seconds": stats.duration.as_secs_f64(),
+                });
+                let mut err = std::io::stderr().lock();
+                serde_json::to_writer_pretty(&mut err, &summary)?;
+                writeln!(err)?;
+            } else {
+                print_save_summary(&stats);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { memory, dtype, dirty_rate, workers, max_iterations, dirty_threshold, downtime_ms, json } => {
+            let settings = DemoSettings {
+                memory,
+                dtype,
+                dirty_rate,
+                workers,
+                policy: PrecopyPolicy {
+                    max_iterations,
+                    dirty_threshold,
+                    downtime_target: downtime_ms.map(std::time::Duration::from_millis),
+                },
+            };
+            let summary = demo::demo(&settings)?;
+            if json {
+                print_json(&summary)?;
+            } else {
+                demo::print_summary(&summary, &mut std::io::stdout().lock())?;
+            }
+            Ok(if summary.identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Send { dir, to, save } => {
+            let stats = net::send(&dir, &to, &save.settings())?;
+            print_save_summary(&stats);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Receive { listen, out, stream, memory } => {
+            let restored =
+                net::receive(&listen, &out, stream.options(Strictness::Lenient), memory.max_memory, |addr| {
+                    eprintln!("listening on {addr}");
+                })?;
+            println!(
+                "received {} domain: {} pages ({} bytes) into {}",
+                restored.state.domain_type,
+                restored.stats.data_pages,
+                restored.stats.bytes,
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inspect { file, json } => {
             let report = match Input::open(&file, true)? {
                 Input::Mapped(map) => inspect::inspect(StreamReader::from_slice(&map)),

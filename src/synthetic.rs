@@ -1,0 +1,274 @@
+//! A synthetic guest for `xsr demo`: memory in a [`RamMemory`], plausible state for its
+//! domain type, and a thread that keeps dirtying pages like a running guest until paused.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sr_format::libxl::LibxlRecordType;
+use sr_format::state::{DomainState, EmulatorState, P2mState, PvInfoState, TscState, VcpuState};
+use sr_format::{DomainType, PageType};
+use sr_memory::{GuestMemory, MemoryError, RamMemory};
+use sr_save::{Guest, SaveError};
+
+/// A deterministic generator (xorshift64*), so demo runs are reproducible.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Fills `buf`.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// The state a synthetic guest of `dtype` with `pages` pages carries.
+pub fn synthetic_state(dtype: DomainType, page_shift: u16, pages: u64) -> DomainState {
+    let mut rng = Rng::new(0x5EED ^ u64::from(dtype.0));
+    let mut blob = |len: usize| {
+        let mut b = vec![0u8; len];
+        rng.fill(&mut b);
+        b
+    };
+    let mut s = DomainState::new(dtype, page_shift);
+    s.xen_major = 4;
+    s.xen_minor = 17;
+    let x86 = dtype != DomainType::ARM;
+    if x86 {
+        s.tsc = Some(TscState { mode: 0, khz: 2_596_124, nsec: 41_389_703_927, incarnation: 1 });
+        s.cpuid = (0..8u32).map(|leaf| [leaf, 0, 0x756e_6547 + leaf, 0x4965_6e69, 0x6c65_746e, leaf * 3]).collect();
+        s.msrs = vec![(0xce, 0, 0x8000_0000), (0x10a, 0, 0)];
+    }
+    match dtype {
+        DomainType::X86_PV => {
+            s.pv_info = Some(PvInfoState { guest_width: 8, pt_levels: 4 });
+            // The p2m occupies the last pages of the guest: one frame per 512 pfns.
+            let frames = pages.div_ceil(512);
+            let end_pfn = u32::try_from(pages - 1).expect("demo guests are small");
+            s.p2m = Some(P2mState { end_pfn, frames: (pages - frames..pages).collect() });
+            s.shared_info = Some(blob(4096));
+            s.vcpus.insert(
+                0,
+                VcpuState { basic: Some(blob(5168)), extended: Some(blob(64)), xsave: Some(blob(848)), msrs: None },
+            );
+            // A small page-table tree at the start of memory.
+            s.page_types.insert(1, PageType::L4TAB_PINNED);
+            for pfn in 2..4 {
+                s.page_types.insert(pfn, PageType::L3TAB);
+            }
+            for pfn in 4..8 {
+                s.page_types.insert(pfn, PageType::L2TAB);
+            }
+            for pfn in 8..24 {
+                s.page_types.insert(pfn, PageType::L1TAB_PINNED);
+            }
+        }
+        _ => {
+            // An HVM save blob: HEADER, one CPU entry, END (typecode, instance, length, payload).
+            let mut ctx = Vec::new();
+            let mut entry = |code: u16, payload: &[u8]| {
+                ctx.extend_from_slice(&code.to_le_bytes());
+                ctx.extend_from_slice(&0u16.to_le_bytes());
+                ctx.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+                ctx.extend_from_slice(payload);
+            };
+            let mut header = 0x5438_1286u32.to_le_bytes().to_vec();
+            header.extend_from_slice(&[1, 0, 0, 0]);
+            header.resize(24, 0);
+            entry(1, &header);
+            entry(2, &[0x42; 1032]);
+            entry(0, &[]);
+            s.hvm_context = Some(ctx);
+            let last = pages - 1;
+            s.hvm_params = vec![(1, last), (17, last - 1), (5, last - 2), (6, last - 3), (38, 1)];
+            if dtype == DomainType::X86_HVM {
+                let mut xs = b"physmap/f0000000/start_addr\0f0000000\0physmap/f0000000/size\0800000\0".to_vec();
+                xs.extend_from_slice(b"physmap/f0000000/name\0vga.vram\0");
+                s.emulator = vec![
+                    EmulatorState { kind: LibxlRecordType::EMULATOR_XENSTORE_DATA, id: 2, index: 0, data: xs },
+                    EmulatorState { kind: LibxlRecordType::EMULATOR_CONTEXT, id: 2, index: 0, data: blob(3000) },
+                ];
+            }
+        }
+    }
+    // A ballooned-out hole, sent as XTAB.
+    s.page_types.insert(hole_pfn(pages), PageType::XTAB);
+    s
+}
+
+/// The one pfn of a synthetic guest that is a hole (below the PV p2m frames).
+pub fn hole_pfn(pages: u64) -> u64 {
+    pages - pages.div_ceil(512) - 1
+}
+
+/// A synthetic guest whose memory a background thread keeps writing until [`Guest::pause`].
+pub struct SyntheticGuest {
+    memory: Arc<RamMemory>,
+    state: Mutex<DomainState>,
+    paused: Arc<AtomicBool>,
+    /// Held by the dirtier while it writes; `pause` takes it so no write is in flight after.
+    writing: Arc<Mutex<()>>,
+    dirtier: Mutex<Option<JoinHandle<()>>>,
+    dirtied: Arc<AtomicU64>,
+    pages: u64,
+}
+
+impl std::fmt::Debug for SyntheticGuest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyntheticGuest").field("pages", &self.pages).finish_non_exhaustive()
+    }
+}
+
+impl SyntheticGuest {
+    /// A guest of `dtype` with `bytes` of memory, every page filled with seeded content.
+    pub fn new(dtype: DomainType, page_shift: u16, bytes: u64) -> Result<Self, MemoryError> {
+        let page = 1u64 << page_shift;
+        let pages = (bytes / page).max(64);
+        let memory = RamMemory::new(u32::from(page_shift), pages)?;
+        let hole = hole_pfn(pages);
+        let mut rng = Rng::new(0xDEC0DE);
+        let batch = 256u64;
+        let mut buf = vec![0u8; (batch * page) as usize];
+        let mut first = 0;
+        while first < pages {
+            let n = batch.min(pages - first);
+            let pfns: Vec<u64> = (first..first + n).filter(|&p| p != hole).collect();
+            let data = &mut buf[..pfns.len() * page as usize];
+            rng.fill(data);
+            memory.write_pages(&pfns, data)?;
+            first += n;
+        }
+        Ok(Self {
+            memory: Arc::new(memory),
+            state: Mutex::new(synthetic_state(dtype, page_shift, pages)),
+            paused: Arc::new(AtomicBool::new(false)),
+            writing: Arc::new(Mutex::new(())),
+            dirtier: Mutex::new(None),
+            dirtied: Arc::new(AtomicU64::new(0)),
+            pages,
+        })
+    }
+
+    /// Pages of memory.
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// The memory, shared.
+    pub fn ram(&self) -> &Arc<RamMemory> {
+        &self.memory
+    }
+
+    /// Pages written by the dirtier so far.
+    pub fn dirtied(&self) -> u64 {
+        self.dirtied.load(Ordering::Relaxed)
+    }
+
+    /// Starts a thread that writes `rate` random pages per second (in 10 ms ticks).
+    pub fn start_dirtying(&self, rate: u64) {
+        if rate == 0 {
+            return;
+        }
+        let (memory, paused, writing, dirtied) =
+            (self.memory.clone(), self.paused.clone(), self.writing.clone(), self.dirtied.clone());
+        let pages = self.pages;
+        // Page tables and the p2m stay put; the guest dirties ordinary pages above them.
+        let low = 32.min(pages / 2);
+        let handle = std::thread::spawn(move || {
+            let mut rng = Rng::new(0xD1B7);
+            let page = memory.page_size();
+            let start = Instant::now();
+            let mut done = 0u64;
+            let mut buf = vec![0u8; page];
+            while !paused.load(Ordering::Acquire) {
+                let due = rate * start.elapsed().as_millis() as u64 / 1000;
+                if done >= due {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                let _guard = writing.lock().unwrap_or_else(|e| e.into_inner());
+                if paused.load(Ordering::Acquire) {
+                    break;
+                }
+                for _ in 0..(due - done).min(4096) {
+                    // Below the hole and the p2m frames.
+                    let pfn = low + rng.next_u64() % hole_pfn(pages).saturating_sub(low).max(1);
+                    rng.fill(&mut buf);
+                    if memory.write_pages(&[pfn], &buf).is_err() {
+                        return;
+                    }
+                    done += 1;
+                    dirtied.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        *self.dirtier.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+    }
+
+    /// Stops the dirtier (idempotent).
+    fn stop(&self) {
+        self.paused.store(true, Ordering::Release);
+        drop(self.writing.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Some(h) = self.dirtier.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+
+    /// The state now.
+    pub fn current_state(&self) -> DomainState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Page types of the guest as a map (for comparing with a restore).
+    pub fn page_type_map(&self) -> BTreeMap<u64, PageType> {
+        self.current_state().page_types
+    }
+}
+
+impl Drop for SyntheticGuest {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Guest for SyntheticGuest {
+    fn memory(&self) -> &dyn GuestMemory {
+        &*self.memory
+    }
+    fn domain_type(&self) -> DomainType {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).domain_type
+    }
+    fn page_types(&self, pfns: &[u64], out: &mut [PageType]) {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for (pfn, t) in pfns.iter().zip(out.iter_mut()) {
+            *t = s.page_type(*pfn);
+        }
+    }
+    fn extra_pfns(&self) -> Vec<u64> {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.page_types.iter().filter(|(_, t)| !t.has_data()).map(|(p, _)| *p).collect()
+    }
+    fn pause(&self) -> Result<(), SaveError> {
+        self.stop();
+        Ok(())
+    }
+    fn state(&self) -> Result<DomainState, SaveError> {
+        Ok(self.current_state())
+    }
+}
