@@ -1,0 +1,187 @@
+//! `xsr save`, `demo`, `send` and `receive` end to end.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{real_save_file, stderr, stdout, xsr, xsr_stdin};
+
+/// Restores the real Xen file into `dir/restored`, returning (the file, the directory).
+fn restored_real(dir: &tempfile::TempDir) -> (String, String) {
+    let file = dir.path().join("real.save");
+    fs::write(&file, real_save_file()).unwrap();
+    let out = dir.path().join("restored");
+    let o = xsr(&["restore", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (file.to_str().unwrap().to_string(), out.to_str().unwrap().to_string())
+}
+
+#[test]
+fn resaving_a_restored_xen_file_reproduces_it_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, restored) = restored_real(&dir);
+    let again = dir.path().join("again.save");
+    let o = xsr(&["save", &restored, "--out", again.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(fs::read(&again).unwrap() == fs::read(&file).unwrap(), "the re-saved file differs from Xen's");
+
+    // And restoring that gives the same directory again.
+    let twice = dir.path().join("twice");
+    assert!(xsr(&["restore", again.to_str().unwrap(), "--out", twice.to_str().unwrap()]).status.success());
+    for name in ["domain.json", "memory.img", "vcpu0-basic.bin", "shared_info.bin", "xl-config.json"] {
+        assert_eq!(
+            fs::read(twice.join(name)).unwrap(),
+            fs::read(dir.path().join("restored").join(name)).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn save_options_all_give_strictly_valid_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, restored) = restored_real(&dir);
+    let cases: &[&[&str]] = &[
+        &["--container", "libxc"],
+        &["--container", "libxl"],
+        &["--stream-version", "2", "--container", "libxc"],
+        &["--batch", "7"],
+        &["--zero-pages", "xalloc"],
+        &["--verify"],
+        &["--workers", "1"],
+    ];
+    for extra in cases {
+        let mut args = vec!["save", restored.as_str(), "--out", "-"];
+        args.extend_from_slice(extra);
+        let o = Command::new(env!("CARGO_BIN_EXE_xsr")).args(&args).output().unwrap();
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        let v = xsr_stdin(&["verify", "--strict", "-"], &o.stdout);
+        assert_eq!(v.status.code(), Some(0), "{extra:?}: {}", stdout(&v));
+    }
+    // v2 writes no STATIC_DATA_END, no CPU policy.
+    let o = Command::new(env!("CARGO_BIN_EXE_xsr"))
+        .args(["save", &restored, "--out", "-", "--stream-version", "2", "--container", "libxc"])
+        .output()
+        .unwrap();
+    let i = xsr_stdin(&["inspect", "-"], &o.stdout);
+    let text = stdout(&i);
+    assert!(text.contains("version 2") && !text.contains("STATIC_DATA_END") && !text.contains("CPUID"), "{text}");
+}
+
+#[test]
+fn save_of_a_broken_directory_leaves_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, restored) = restored_real(&dir);
+    fs::remove_file(dir.path().join("restored/vcpu0-basic.bin")).unwrap();
+    let out = dir.path().join("out.save");
+    let o = xsr(&["save", &restored, "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("vcpu0-basic.bin"), "{}", stderr(&o));
+    assert!(!out.exists());
+    let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(names.iter().all(|n| !n.to_string_lossy().contains("partial")), "{names:?}");
+}
+
+#[test]
+fn demo_migrates_every_domain_type() {
+    for t in ["pv", "hvm", "pvh", "arm"] {
+        let o = xsr(&["demo", "--type", t, "--memory", "16M", "--dirty-rate", "5000", "--json"]);
+        assert_eq!(o.status.code(), Some(0), "{t}: {}{}", stdout(&o), stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["identical"], true, "{t}: {v}");
+        assert_eq!(v["pages"], 4096);
+        let passes = v["passes"].as_array().unwrap();
+        assert!(passes.len() >= 2 && passes.len() <= 6, "{t}: {passes:?}");
+        assert_eq!(passes[0]["pages"], 4096 + 1 - 1, "pass 0 sends every pfn (4095 pages and the XTAB hole)");
+        assert_eq!(passes.last().unwrap()["paused"], true);
+    }
+    // The text summary names every pass and the verdict.
+    let o = xsr(&["demo", "--memory", "8M", "--max-iterations", "1"]);
+    let text = stdout(&o);
+    assert!(text.contains("pass 0") && text.contains("final (paused)") && text.contains("verdict: PASS"), "{text}");
+    assert!(!text.contains("pass 1 "), "max-iterations 1 allows one live pass: {text}");
+}
+
+#[test]
+fn send_and_receive_between_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, restored) = restored_real(&dir);
+    let received = dir.path().join("received");
+    let mut receiver = Command::new(env!("CARGO_BIN_EXE_xsr"))
+        .args(["receive", "--listen", "127.0.0.1:0", "--out", received.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The receiver prints the port it bound.
+    let mut err = receiver.stderr.take().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    while err.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let line = String::from_utf8(line).unwrap();
+    let addr = line.strip_prefix("listening on ").expect(&line).to_string();
+    let o = xsr(&["send", &restored, "--to", &addr]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(receiver.wait().unwrap().success());
+    for name in ["domain.json", "memory.img", "vcpu0-basic.bin"] {
+        assert_eq!(fs::read(received.join(name)).unwrap(), fs::read(dir.path().join("restored").join(name)).unwrap());
+    }
+}
+
+#[test]
+fn a_broken_connection_is_a_clear_error_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, restored) = restored_real(&dir);
+
+    // Sender side: a peer that reads 1 MiB and hangs up.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        s.read_exact(&mut buf).unwrap();
+    });
+    let o = xsr(&["send", &restored, "--to", &addr]);
+    peer.join().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("sending to"), "{}", stderr(&o));
+
+    // Nobody listening.
+    let o = xsr(&["send", &restored, "--to", "127.0.0.1:1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot connect"), "{}", stderr(&o));
+
+    // Receiver side: a sender that stops half way leaves no output directory.
+    let out = dir.path().join("half");
+    let mut receiver = Command::new(env!("CARGO_BIN_EXE_xsr"))
+        .args(["receive", "--listen", "127.0.0.1:0", "--out", out.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = receiver.stderr.take().unwrap();
+    let mut text = Vec::new();
+    let mut byte = [0u8];
+    while err.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        text.push(byte[0]);
+    }
+    let addr = String::from_utf8(text).unwrap().trim_start_matches("listening on ").to_string();
+    {
+        use std::io::Write;
+        let bytes = fs::read(&file).unwrap();
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    }
+    let status = receiver.wait().unwrap();
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert_eq!(status.code(), Some(2), "{rest}");
+    assert!(rest.contains("truncated"), "{rest}");
+    std::thread::sleep(Duration::from_millis(10));
+    assert!(!out.exists());
+}
