@@ -5,8 +5,7 @@ use std::time::{Duration, Instant};
 
 use sr_format::libxl::{LibxlHeader, LibxlRecordType};
 use sr_format::state::DomainState;
-use sr_format::{DomainHeader, DomainType, ImageHeader, PFN_MAX, RecordType, RecordWriter};
-
+use sr_format::{DomainHeader, DomainType, ImageHeader, PFN_MAX, REC_LENGTH_MAX, RecordType, RecordWriter};
 use sr_memory::PfnBitmap;
 
 use crate::domain::{self, DomainRecords, Rec};
@@ -151,6 +150,12 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
         }
         let state = guest.state()?;
         check_state(&state, dtype, page_shift, layout)?;
+        // Every non-memory record this state gives, checked now rather than after memory.
+        let mut recs = Vec::new();
+        layout.static_records(&state, opts.stream_version, &mut recs);
+        layout.start_records(&state, &mut recs);
+        layout.state_records(&state, &mut recs);
+        check_record_sizes(&recs)?;
         let mut extras = guest.extra_pfns();
         extras.sort_unstable();
         extras.dedup();
@@ -352,7 +357,10 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
         Ok(stats)
     }
 
+    /// Writes a group of records, after checking that every body fits the record length
+    /// limit restorers enforce (so an oversized blob fails before any of them is written).
     fn write_records(&mut self, recs: &[Rec]) -> Result<(), SaveError> {
+        check_record_sizes(recs)?;
         for (rtype, body) in recs {
             self.write_record(*rtype, body)?;
         }
@@ -369,6 +377,17 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
 
     fn io(&self, source: std::io::Error) -> SaveError {
         io_error(&self.rw, source)
+    }
+}
+
+/// Checks that every body fits the record length limit restorers enforce.
+fn check_record_sizes(recs: &[Rec]) -> Result<(), SaveError> {
+    match recs.iter().find(|(_, b)| b.len() > REC_LENGTH_MAX as usize) {
+        Some((rtype, body)) => Err(SaveError::InvalidState(format!(
+            "{rtype} body of {} bytes exceeds the record length limit of {REC_LENGTH_MAX}",
+            body.len()
+        ))),
+        None => Ok(()),
     }
 }
 

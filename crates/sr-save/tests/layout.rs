@@ -191,7 +191,7 @@ fn checkpointed_record_order() {
 #[test]
 fn invalid_state_fails_before_anything_is_written() {
     type Breaker = fn(&mut sr_format::state::DomainState);
-    let cases: [(DomainType, Breaker); 5] = [
+    let cases: [(DomainType, Breaker); 6] = [
         (DomainType::X86_PV, |s| s.pv_info = None),
         (DomainType::X86_PV, |s| {
             s.vcpus.remove(&0);
@@ -199,6 +199,8 @@ fn invalid_state_fails_before_anything_is_written() {
         (DomainType::X86_PV, |s| s.shared_info = None),
         (DomainType::X86_HVM, |s| s.hvm_context = None),
         (DomainType::ARM, |s| s.hvm_context = None),
+        // Larger than the 128 MiB record limit.
+        (DomainType::X86_HVM, |s| s.hvm_context = Some(vec![1; 0x0800_0001])),
     ];
     for (dtype, break_it) in cases {
         let g = guest(dtype, 12, 30);
