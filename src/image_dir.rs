@@ -165,8 +165,10 @@ pub struct ContainerManifest {
     /// "xl", "libxl" or "libxc".
     pub layer: String,
     /// File holding the xl configuration.
+    #[serde(default)]
     pub xl_config: Option<String>,
     /// libxl "converted from legacy" option.
+    #[serde(default)]
     pub libxl_legacy: bool,
 }
 

@@ -5,14 +5,15 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use memmap2::Mmap;
+
+use crate::mapped::MappedFile;
 
 /// Where a stream comes from.
 #[allow(missing_debug_implementations)]
 pub enum Input {
-    /// A regular file mapped read-only: parsing borrows from the map, page bodies are never
-    /// copied (nor read, unless something looks at them).
-    Mapped(Mmap),
+    /// A regular file mapped read-only: parsing borrows from the map, so page bodies are
+    /// copied at most once (and not even read when nothing looks at them).
+    Mapped(MappedFile),
     /// Anything else (a pipe, a socket, standard input): read through one reused buffer.
     Reader(Box<dyn Read + Send>),
 }
@@ -26,16 +27,21 @@ impl Input {
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let meta = file.metadata().with_context(|| format!("cannot stat {}", path.display()))?;
         if map && meta.is_file() && meta.len() > 0 {
-            // SAFETY: the map is read-only and private to this process. If another process
-            // truncates the file while we read it, accesses past the new end raise SIGBUS;
-            // that is the documented limit of reading a save file that is being rewritten,
-            // and no Rust reference outlives a concurrent modification of bytes we parse
-            // (the parser copies every value it keeps).
-            #[allow(unsafe_code)]
-            let map = unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
-            let _ = map.advise(memmap2::Advice::Sequential);
-            return Ok(Input::Mapped(map));
+            if let Some(mapped) = MappedFile::map(file, path)? {
+                return Ok(Input::Mapped(mapped));
+            }
+            // Unreachable (the file is not empty), but a plain read is always correct.
+            let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            return Ok(Input::Reader(Box::new(file)));
         }
         Ok(Input::Reader(Box::new(file)))
+    }
+
+    /// The stream's length, when known.
+    pub fn len(&self) -> Option<u64> {
+        match self {
+            Input::Mapped(m) => Some(m.bytes().len() as u64),
+            Input::Reader(_) => None,
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod dir_guest;
 pub mod elf;
 pub mod image_dir;
 pub mod input;
+pub mod mapped;
 pub mod progress;
 pub mod size;
 pub mod synthetic;

@@ -224,7 +224,7 @@ fn run_verify(file: &Path, strict: bool, stream: &StreamArgs, json: bool) -> Res
     let strictness = if strict { Strictness::Strict } else { Strictness::Lenient };
     let mut restorer = Restorer::new(stream.options(strictness));
     let result = match Input::open(file, true)? {
-        Input::Mapped(map) => restorer.verify(StreamReader::from_slice(&map)),
+        Input::Mapped(map) => restorer.verify(StreamReader::from_slice(map.bytes())),
         Input::Reader(r) => restorer.verify(StreamReader::from_read(r)),
     };
     if let Err(sr_restore::RestoreError::Format(sr_format::Error::Io { .. })) = &result {
@@ -308,7 +308,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Inspect { file, json } => {
             let report = match Input::open(&file, true)? {
-                Input::Mapped(map) => inspect::inspect(StreamReader::from_slice(&map)),
+                Input::Mapped(map) => inspect::inspect(StreamReader::from_slice(map.bytes())),
                 Input::Reader(r) => inspect::inspect(StreamReader::from_read(r)),
             };
             if json {

@@ -8,9 +8,10 @@ use sr_format::DomainType;
 use sr_memory::GuestMemory;
 use sr_restore::RestoreOptions;
 
-use crate::cmd::restore::{open_stream, restore_to_image};
+use crate::cmd::restore::restore_to_image;
 use crate::elf::{EM_AARCH64, EM_X86_64, write_core};
 use crate::image_dir::{AtomicFile, runs};
+use crate::input::Input;
 
 /// Output format of `extract`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -41,11 +42,11 @@ pub fn extract(
     max_memory: u64,
 ) -> Result<Extracted> {
     let dest = AtomicFile::new(out)?;
-    let (reader, total) = open_stream(input)?;
+    let source = Input::open(input, true)?;
     let name = input.display().to_string();
     match format {
         ExtractFormat::Raw => {
-            let restored = restore_to_image(reader, total, &name, dest.path(), options, max_memory)?;
+            let restored = restore_to_image(source, &name, dest.path(), options, max_memory)?;
             let memory = restored.memory.context("no memory restored")?;
             let populated = memory.populated();
             let bytes = std::fs::metadata(dest.path())?.len();
@@ -56,7 +57,7 @@ pub fn extract(
         }
         ExtractFormat::Elf => {
             let raw = AtomicFile::new(&out.with_extension("raw-tmp"))?;
-            let restored = restore_to_image(reader, total, &name, raw.path(), options, max_memory)?;
+            let restored = restore_to_image(source, &name, raw.path(), options, max_memory)?;
             let memory = restored.memory.context("no memory restored")?;
             let populated = memory.populated();
             let runs = runs(populated.iter_ones());

@@ -36,5 +36,5 @@ pub fn receive(
     let listener = TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     ready(listener.local_addr()?);
     let (stream, peer) = listener.accept().context("accept failed")?;
-    restore_reader(&stream, 0, &format!("the stream from {peer}"), out, options, max_memory)
+    restore_reader(stream, &format!("the stream from {peer}"), out, options, max_memory)
 }

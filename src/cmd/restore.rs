@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use sr_format::StreamReader;
+use sr_format::{ByteSource, StreamReader};
 use sr_memory::{FileMemory, GuestMemory};
 use sr_restore::{RestoreOptions, Restored, Restorer};
 
@@ -12,53 +12,73 @@ use crate::image_dir::{AtomicDir, DomainImage, MEMORY_FILE, write_manifest};
 use crate::input::Input;
 use crate::progress::bytes_bar;
 
-/// Opens `input` (`-` is standard input) for reading as a stream, with its length if known.
-pub fn open_stream(input: &Path) -> Result<(Box<dyn Read + Send>, u64)> {
-    let total = std::fs::metadata(input).map(|m| if m.is_file() { m.len() } else { 0 }).unwrap_or(0);
-    match Input::open(input, false)? {
-        Input::Reader(r) => Ok((r, total)),
-        Input::Mapped(_) => unreachable!("opened without mapping"),
-    }
-}
-
-/// Restores the stream `reader` into a sparse raw image at `image` (pfn p at p << page_shift)
-/// holding at most `max_memory` bytes of guest memory. `total` (0 if unknown) sizes the
-/// progress bar; `name` names the source in errors.
+/// Restores `input` (a mapped file or a reader) into a sparse raw image at `image` (pfn p at
+/// p << page_shift) holding at most `max_memory` bytes of guest memory. `name` names the
+/// source in errors.
 pub fn restore_to_image(
-    reader: impl Read,
-    total: u64,
+    input: Input,
     name: &str,
     image: &Path,
     options: RestoreOptions,
     max_memory: u64,
 ) -> Result<Restored<FileMemory>> {
-    let bar = bytes_bar(total, "restoring");
-    let restored = Restorer::new(options)
-        .on_progress(|b| bar.set_position(b))
-        .restore(StreamReader::from_read(reader), |h| {
-            let shift = u32::from(h.page_shift.get());
-            FileMemory::create(image, shift, (max_memory >> shift).max(1))
-        })
-        .map_err(|e| anyhow::Error::new(e).context(format!("restore of {name} failed")))?;
-    bar.finish_and_clear();
+    let total = input.len().unwrap_or(0);
+    let restored = match input {
+        Input::Mapped(map) => {
+            // Pages of the map are released as soon as the restore is past them, so resident
+            // memory stays at about one record whatever the stream's size.
+            // Page bodies go from the stream file to the image inside the kernel; only headers
+            // and pfn words are read through the map.
+            let reader = StreamReader::from_slice(map.bytes());
+            run(reader, Some(map.file()), total, |offset| map.release_before(offset), image, options, max_memory)
+        }
+        Input::Reader(r) => run(StreamReader::from_read(r), None, total, |_| {}, image, options, max_memory),
+    }
+    .map_err(|e| anyhow::Error::new(e).context(format!("restore of {name} failed")))?;
     if let Some(m) = &restored.memory {
+        // Like cp, no fsync: the rename at the end is what makes a restore look complete.
         m.finish().context("cannot finish the memory image")?;
-        m.sync().context("cannot sync the memory image")?;
     }
     Ok(restored)
 }
 
-/// Restores the stream `reader` into the directory `out` (written atomically).
-pub fn restore_reader(
-    reader: impl Read,
+fn run<S: ByteSource>(
+    reader: StreamReader<S>,
+    stream_file: Option<&std::fs::File>,
     total: u64,
+    mut consumed: impl FnMut(u64),
+    image: &Path,
+    options: RestoreOptions,
+    max_memory: u64,
+) -> Result<Restored<FileMemory>, sr_restore::RestoreError> {
+    let bar = bytes_bar(total, "restoring");
+    let mut restorer = Restorer::new(options);
+    if let Some(file) = stream_file {
+        restorer = restorer.stream_file(file);
+    }
+    let restored = restorer
+        .on_progress(|offset| {
+            bar.set_position(offset);
+            consumed(offset);
+        })
+        .restore(reader, |h| {
+            let shift = u32::from(h.page_shift.get());
+            FileMemory::create(image, shift, (max_memory >> shift).max(1))
+        });
+    bar.finish_and_clear();
+    restored
+}
+
+/// Restores `input` into the directory `out` (written atomically).
+pub fn restore_input(
+    input: Input,
     name: &str,
     out: &Path,
     options: RestoreOptions,
     max_memory: u64,
 ) -> Result<Restored<FileMemory>> {
     let dir = AtomicDir::create(out)?;
-    let restored = restore_to_image(reader, total, name, &dir.path().join(MEMORY_FILE), options, max_memory)?;
+    let restored = restore_to_image(input, name, &dir.path().join(MEMORY_FILE), options, max_memory)?;
     let memory = restored.memory.as_ref().context("stream restored without memory")?;
     let populated: Vec<u64> = memory.populated().iter_ones().collect();
     let pages = populated.last().map_or(0, |p| p + 1);
@@ -75,8 +95,19 @@ pub fn restore_reader(
     Ok(restored)
 }
 
+/// Restores a stream read from `reader` (a socket, a pipe) into the directory `out`.
+pub fn restore_reader(
+    reader: impl Read + Send + 'static,
+    name: &str,
+    out: &Path,
+    options: RestoreOptions,
+    max_memory: u64,
+) -> Result<Restored<FileMemory>> {
+    restore_input(Input::Reader(Box::new(reader)), name, out, options, max_memory)
+}
+
 /// Restores the file `input` (`-` is standard input) into the directory `out`.
 pub fn restore(input: &Path, out: &Path, options: RestoreOptions, max_memory: u64) -> Result<Restored<FileMemory>> {
-    let (reader, total) = open_stream(input)?;
-    restore_reader(reader, total, &input.display().to_string(), out, options, max_memory)
+    let source = Input::open(input, true)?;
+    restore_input(source, &input.display().to_string(), out, options, max_memory)
 }
