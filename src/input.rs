@@ -38,7 +38,7 @@ impl Input {
     }
 
     /// The stream's length, when known.
-    pub fn len(&self) -> Option<u64> {
+    pub fn known_len(&self) -> Option<u64> {
         match self {
             Input::Mapped(m) => Some(m.bytes().len() as u64),
             Input::Reader(_) => None,

@@ -22,7 +22,7 @@ pub fn restore_to_image(
     options: RestoreOptions,
     max_memory: u64,
 ) -> Result<Restored<FileMemory>> {
-    let total = input.len().unwrap_or(0);
+    let total = input.known_len().unwrap_or(0);
     let restored = match input {
         Input::Mapped(map) => {
             // Pages of the map are released as soon as the restore is past them, so resident
