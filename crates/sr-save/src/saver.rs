@@ -78,8 +78,10 @@ impl<'a> Saver<'a> {
     /// (plus, in a libxl container, the emulator records and CHECKPOINT_END). Then the
     /// guest is resumed and `next(checkpoints_done)` is called while it runs; if it returns
     /// `true` the guest is paused again, the pages it dirtied and the state records are sent,
-    /// and another CHECKPOINT follows. When `next` returns `false`, END is written and the
-    /// guest is left running. The receiver restores the last checkpoint.
+    /// and another CHECKPOINT follows. When `next` returns `false`, END (and libxl END)
+    /// follows directly and the guest is left running. The receiver restores the last
+    /// checkpoint. Live pre-copy, if configured, applies to the first round; VERIFY is not
+    /// supported (Xen allows it only for plain streams).
     pub fn save_checkpointed<W: Write + Send>(
         &mut self,
         guest: &dyn Guest,
@@ -188,7 +190,7 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
         self.prologue()?;
 
         // First round: memory, with the guest paused at the end.
-        let paused_at = match self.opts.live {
+        let mut paused_at = match self.opts.live {
             Some(policy) => {
                 let mut dirty = live::precopy(self, &policy)?;
                 self.guest.pause()?;
@@ -215,7 +217,6 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
         }
         self.state_records()?;
 
-        let mut paused_at = paused_at;
         if let Some(next) = next {
             loop {
                 self.write_record(RecordType::CHECKPOINT, &[])?;
