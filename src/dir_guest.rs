@@ -42,6 +42,9 @@ impl GuestMemory for DirMemory {
     fn take_dirty(&self) -> PfnBitmap {
         PfnBitmap::new(self.populated.len())
     }
+    fn page_file(&self) -> Option<&std::fs::File> {
+        self.file.page_file()
+    }
 }
 
 /// A domain image directory opened for saving. It never changes, so pausing is a no-op.

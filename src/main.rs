@@ -245,7 +245,7 @@ fn print_save_summary(stats: &sr_save::SaveStats) {
         stats.pages,
         stats.bytes,
         stats.duration.as_secs_f64(),
-        if stats.zero_copy { " (pages sent straight from guest memory)" } else { "" }
+        if stats.zero_copy { " (zero-copy page path)" } else { "" }
     );
 }
 
