@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# CLI-level comparisons, run by `cargo xtask bench` after the criterion benches.
+#
+# On a guest of XSR_BENCH_MB MiB (default 1024) whose files sit in the page cache, compares in
+# one run, best of XSR_BENCH_RUNS (default 3):
+#   xsr save DIR      vs cp of the memory image       (target: within 1.3x)
+#   xsr restore FILE  vs cp of the stream             (target: within 1.3x)
+#   xsr verify FILE   vs cat FILE > /dev/null         (target: at least 20x faster)
+#   peak RSS of xsr save and xsr restore              (target: under 64 MiB)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MB=${XSR_BENCH_MB:-1024}
+RUNS=${XSR_BENCH_RUNS:-5}
+cargo build --release --quiet --bin xsr
+XSR=$PWD/target/release/xsr
+WORK=$PWD/target/cli-bench
+rm -rf "$WORK"
+mkdir -p "$WORK/guest"
+trap 'rm -rf "$WORK"' EXIT
+
+# A dense HVM guest: random memory, a minimal HVM context (HEADER + END entries).
+head -c "$((MB << 20))" /dev/urandom > "$WORK/guest/memory.img"
+Z8='\x00\x00\x00\x00\x00\x00\x00\x00'
+printf "\x01\x00\x00\x00\x18\x00\x00\x00\x86\x12\x38\x54\x01\x00\x00\x00$Z8$Z8$Z8" > "$WORK/guest/hvm_context.bin"
+PAGES=$((MB << 8))
+cat > "$WORK/guest/domain.json" <<JSON
+{ "format": "xsr-domain-image/1", "domain_type": 2, "page_shift": 12, "xen_version": [4, 17],
+  "memory": { "file": "memory.img", "pages": $PAGES, "populated": [[0, $PAGES]] },
+  "hvm_context": "hvm_context.bin", "container": { "layer": "libxc" } }
+JSON
+
+# Bash's clock, so no process is started inside the timed region.
+now() { local t=${EPOCHREALTIME/./}; echo "${t}000"; }
+# Prints the best wall time in seconds over $RUNS runs (each run after a sync,
+# so writeback of the previous run's output does not land in the next one's time).
+# best_of PREP CMD: PREP (untimed) removes the previous output, CMD is timed.
+best_of() {
+    local best=""
+    for _ in $(seq "$RUNS"); do
+        local t0 t1
+        "$1"
+        sync
+        t0=$(now); "$2"; t1=$(now)
+        local d=$(( t1 - t0 ))
+        if [ -z "$best" ] || [ "$d" -lt "$best" ]; then best=$d; fi
+    done
+    awk -v ns="$best" 'BEGIN { printf "%.4f", ns / 1e9 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+rss_mib() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -n 1 | awk '{ printf "%.1f", $1 / 1024 }'; }
+
+cat "$WORK/guest/memory.img" > /dev/null
+
+none() { :; }
+rm_stream() { rm -f "$WORK/stream"; }
+rm_image_copy() { rm -f "$WORK/image.copy"; }
+rm_restored() { rm -rf "$WORK/restored"; }
+rm_stream_copy() { rm -f "$WORK/stream.copy"; }
+save_once() { "$XSR" save "$WORK/guest" --out "$WORK/stream" 2> /dev/null; }
+cp_image() { cp "$WORK/guest/memory.img" "$WORK/image.copy"; }
+t_save=$(best_of rm_stream save_once)
+t_cp_image=$(best_of rm_image_copy cp_image)
+rm -f "$WORK/image.copy"
+cat "$WORK/stream" > /dev/null
+
+restore_once() { "$XSR" restore "$WORK/stream" --out "$WORK/restored" > /dev/null; }
+cp_stream() { cp "$WORK/stream" "$WORK/stream.copy"; }
+t_restore=$(best_of rm_restored restore_once)
+t_cp_stream=$(best_of rm_stream_copy cp_stream)
+rm -f "$WORK/stream.copy"
+cmp -s "$WORK/guest/memory.img" "$WORK/restored/memory.img" || { echo "restored image differs" >&2; exit 1; }
+
+verify_once() { "$XSR" verify "$WORK/stream" > /dev/null; }
+cat_stream() { cat "$WORK/stream" > /dev/null; }
+t_verify=$(best_of none verify_once)
+t_cat=$(best_of none cat_stream)
+
+rm -rf "$WORK/restored"
+rss_restore=$(rss_mib "$XSR" restore "$WORK/stream" --out "$WORK/restored")
+rm -f "$WORK/stream2"
+rss_save=$(rss_mib "$XSR" save "$WORK/guest" --out "$WORK/stream2")
+
+echo
+echo "cli-bench: ${MB} MiB guest, best of $RUNS, files in the page cache"
+printf '  %-34s %8ss   cp of the image  %8ss   ratio %sx (target <= 1.3)\n' "xsr save" "$t_save" "$t_cp_image" "$(ratio "$t_save" "$t_cp_image")"
+printf '  %-34s %8ss   cp of the stream %8ss   ratio %sx (target <= 1.3)\n' "xsr restore" "$t_restore" "$t_cp_stream" "$(ratio "$t_restore" "$t_cp_stream")"
+printf '  %-34s %8ss   cat > /dev/null  %8ss   %sx faster (target >= 20)\n' "xsr verify" "$t_verify" "$t_cat" "$(ratio "$t_cat" "$t_verify")"
+printf '  %-34s %8s MiB (target < 64)\n' "peak RSS xsr restore" "$rss_restore"
+printf '  %-34s %8s MiB (target < 64)\n' "peak RSS xsr save" "$rss_save"
