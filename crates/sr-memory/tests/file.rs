@@ -157,8 +157,8 @@ fn rejects_bad_geometry_without_touching_the_path() {
 
 #[test]
 fn write_pages_from_file_equals_write_pages() {
-    use std::io::Write;
     use sr_memory::{FileMemory, GuestMemory};
+    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     // A "stream" with the page bodies at an unaligned offset, as in a PAGE_DATA record.
     let pfns = [5u64, 6, 7, 2, 9, 9, 0];
