@@ -655,6 +655,29 @@ fn pv_first_p2m_frames_not_starting_at_0_leaves_no_uninitialised_frames() {
 }
 
 #[test]
+fn pv_page_tables_naming_pfns_not_yet_sent_are_accepted_verbatim() {
+    // Accepted on purpose: an L1 table whose present PTEs name pfns that arrive later (or
+    // never). Page tables are stored as sent (pfn-based, no localisation in this restorer).
+    let mut l1 = vec![0u8; 4096];
+    for (i, pfn) in [700u64, 701, 5, 1023].iter().enumerate() {
+        l1[i * 8..i * 8 + 8].copy_from_slice(&(pfn << 12 | 0x67).to_le_bytes());
+    }
+    let mut body = page_data(&[e(30, L1TAB)], 4096);
+    body[16..].copy_from_slice(&l1);
+    let spec = pv_body(3)
+        .insert_before(TSC_INFO, PAGE_DATA, body)
+        .insert_before(TSC_INFO, PAGE_DATA, page_data(&[e(700, NOTAB)], 4096))
+        .end();
+    let r = restore(&spec, strict()).unwrap();
+    let mem = r.memory.unwrap();
+    let mut buf = vec![0u8; 4096];
+    mem.read_pages(&[30], &mut buf).unwrap();
+    assert_eq!(buf, l1);
+    assert_eq!(r.state.page_types.get(&30), Some(&PageType::L1TAB));
+    assert!(mem.is_populated(700) && !mem.is_populated(701));
+}
+
+#[test]
 fn pv_pfn_beyond_max_pfn_is_rejected() {
     let spec = pv_body(3).insert_before(TSC_INFO, PAGE_DATA, page_data(&[e(1023, NOTAB)], 4096)).end();
     restore_ok(&spec, lenient());
