@@ -353,64 +353,45 @@ pub fn read_manifest(dir: &Path) -> Result<DomainImage> {
     })
 }
 
-/// A directory being written under a temporary name; renamed into place by
-/// [`commit`](Self::commit), removed if dropped first.
+/// An output (a directory or a file) written under a temporary name beside its final one,
+/// renamed into place by [`commit`](Self::commit) and removed if dropped before that: a
+/// failed command never leaves output that looks complete.
 #[derive(Debug)]
-pub struct AtomicDir {
+pub struct AtomicOutput {
     tmp: PathBuf,
     dest: PathBuf,
+    dir: bool,
     committed: bool,
 }
 
-impl AtomicDir {
-    /// Starts writing `dest`, which must not exist yet.
+/// A directory written atomically (see [`AtomicOutput`]).
+pub type AtomicDir = AtomicOutput;
+/// A file written atomically (see [`AtomicOutput`]).
+pub type AtomicFile = AtomicOutput;
+
+impl AtomicOutput {
+    fn temporary(dest: &Path, dir: bool) -> Result<Self> {
+        let name = dest.file_name().with_context(|| format!("{} has no file name", dest.display()))?;
+        let tmp = dest.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+        Ok(Self { tmp, dest: dest.to_path_buf(), dir, committed: false })
+    }
+
+    /// Starts writing the directory `dest`, which must not exist yet; the temporary
+    /// directory is created.
     pub fn create(dest: &Path) -> Result<Self> {
         if dest.exists() {
             bail!("{} already exists; refusing to overwrite it", dest.display());
         }
-        let name = dest.file_name().with_context(|| format!("{} has no file name", dest.display()))?;
-        let tmp = dest.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
-        let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        Ok(Self { tmp, dest: dest.to_path_buf(), committed: false })
+        let out = Self::temporary(dest, true)?;
+        let _ = fs::remove_dir_all(&out.tmp);
+        fs::create_dir_all(&out.tmp).with_context(|| format!("cannot create {}", out.tmp.display()))?;
+        Ok(out)
     }
 
-    /// The temporary directory to write into.
-    pub fn path(&self) -> &Path {
-        &self.tmp
-    }
-
-    /// Renames the finished directory into place.
-    pub fn commit(mut self) -> Result<()> {
-        fs::rename(&self.tmp, &self.dest)
-            .with_context(|| format!("cannot rename {} to {}", self.tmp.display(), self.dest.display()))?;
-        self.committed = true;
-        Ok(())
-    }
-}
-
-impl Drop for AtomicDir {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_dir_all(&self.tmp);
-        }
-    }
-}
-
-/// A file written under a temporary name and renamed into place by [`commit`](Self::commit).
-#[derive(Debug)]
-pub struct AtomicFile {
-    tmp: PathBuf,
-    dest: PathBuf,
-    committed: bool,
-}
-
-impl AtomicFile {
-    /// Starts writing `dest`.
+    /// Starts writing the file `dest` (replaced if it exists); the caller creates the
+    /// temporary file at [`path`](Self::path).
     pub fn new(dest: &Path) -> Result<Self> {
-        let name = dest.file_name().with_context(|| format!("{} has no file name", dest.display()))?;
-        let tmp = dest.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
-        Ok(Self { tmp, dest: dest.to_path_buf(), committed: false })
+        Self::temporary(dest, false)
     }
 
     /// The temporary path to write.
@@ -418,7 +399,7 @@ impl AtomicFile {
         &self.tmp
     }
 
-    /// Renames the finished file into place.
+    /// Renames the finished output into place.
     pub fn commit(mut self) -> Result<()> {
         fs::rename(&self.tmp, &self.dest)
             .with_context(|| format!("cannot rename {} to {}", self.tmp.display(), self.dest.display()))?;
@@ -427,10 +408,10 @@ impl AtomicFile {
     }
 }
 
-impl Drop for AtomicFile {
+impl Drop for AtomicOutput {
     fn drop(&mut self) {
         if !self.committed {
-            let _ = fs::remove_file(&self.tmp);
+            let _ = if self.dir { fs::remove_dir_all(&self.tmp) } else { fs::remove_file(&self.tmp) };
         }
     }
 }

@@ -4,9 +4,9 @@
 
 #[path = "../crates/sr-save/tests/common/mod.rs"]
 mod common;
+#[path = "common/testdata.rs"]
+mod testdata;
 
-use std::io::Read;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::{LIMIT, Seen, TestGuest, assert_same_memory, guest, scan, within};
@@ -15,6 +15,7 @@ use sr_format::{DomainType, Layer, PageType, RecordType, StreamReader, Strictnes
 use sr_memory::{GuestMemory, RamMemory};
 use sr_restore::{RestoreOptions, Restored, Restorer, StreamKind};
 use sr_save::{Container, PrecopyPolicy, SaveOptions, SaveStats, Saver, ZeroPages};
+use testdata::real_save_file;
 
 fn strict(stream: StreamKind) -> RestoreOptions {
     RestoreOptions { strictness: Strictness::Strict, stream, ..Default::default() }
@@ -240,20 +241,6 @@ fn checkpointed_streams_restore_the_last_checkpoint() {
             }
         }
     });
-}
-
-fn real_save_file() -> Vec<u8> {
-    let rel = "shared/testdata/xen-4.17/tiny32-1vcpu.save.xz";
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = loop {
-        if dir.join(rel).exists() {
-            break dir.join(rel);
-        }
-        assert!(dir.pop(), "{rel} not found above {}", env!("CARGO_MANIFEST_DIR"));
-    };
-    let mut out = Vec::new();
-    xz2::read::XzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
-    out
 }
 
 #[test]

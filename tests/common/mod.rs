@@ -1,24 +1,11 @@
 //! Shared helpers for the workspace-wide tests.
 #![allow(dead_code)]
 
-use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+#[path = "testdata.rs"]
+mod testdata;
+pub use testdata::real_save_file;
 
-/// The real Xen 4.17 `xl save` file, decompressed.
-pub fn real_save_file() -> Vec<u8> {
-    let rel = "shared/testdata/xen-4.17/tiny32-1vcpu.save.xz";
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = loop {
-        if dir.join(rel).exists() {
-            break dir.join(rel);
-        }
-        assert!(dir.pop(), "{rel} not found above {}", env!("CARGO_MANIFEST_DIR"));
-    };
-    let mut out = Vec::new();
-    xz2::read::XzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
-    out
-}
+use std::process::{Command, Output};
 
 /// Runs the `xsr` binary.
 pub fn xsr(args: &[&str]) -> Output {

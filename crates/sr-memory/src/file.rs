@@ -181,19 +181,6 @@ impl FileMemory {
     }
 }
 
-/// Copies `len` bytes from `src` at `from` to `dst` at `to` through a bounded buffer.
-fn copy_through_buffer(src: &File, mut from: u64, dst: &File, mut to: u64, mut len: usize) -> io::Result<()> {
-    let mut buf = vec![0u8; len.min(1 << 20)];
-    while len > 0 {
-        let n = len.min(buf.len());
-        let chunk = &mut buf[..n];
-        read_full_at(src, chunk, from)?;
-        dst.write_all_at(chunk, to)?;
-        (from, to, len) = (from + n as u64, to + n as u64, len - n);
-    }
-    Ok(())
-}
-
 fn file_len(file: &File) -> Result<u64, MemoryError> {
     file.metadata().map(|m| m.len()).map_err(|source| MemoryError::Image { op: "stat", source })
 }
@@ -304,29 +291,9 @@ impl FileMemory {
         for (start, len) in consecutive_runs(pfns) {
             let Some(run) = pfns.get(start..start + len) else { continue };
             let first = run.first().copied().unwrap_or_default();
-            let io = |source| MemoryError::Io { op: "copy_file_range", pfn: first, source };
-            let mut from = offset + (start * page) as u64;
-            let mut to = self.offset(first);
-            let mut left = len * page;
-            while left > 0 {
-                match rustix::fs::copy_file_range(src, Some(&mut from), &self.file, Some(&mut to), left) {
-                    Ok(0) => return Err(io(io::Error::from(io::ErrorKind::UnexpectedEof))),
-                    Ok(n) => left -= n,
-                    Err(rustix::io::Errno::INTR) => {}
-                    // Not supported between these files (other file systems, old kernels):
-                    // copy the rest through a buffer.
-                    Err(
-                        rustix::io::Errno::XDEV
-                        | rustix::io::Errno::NOSYS
-                        | rustix::io::Errno::OPNOTSUPP
-                        | rustix::io::Errno::INVAL,
-                    ) => {
-                        copy_through_buffer(src, from, &self.file, to, left).map_err(io)?;
-                        left = 0;
-                    }
-                    Err(e) => return Err(io(e.into())),
-                }
-            }
+            let from = offset + (start * page) as u64;
+            crate::copy_file_range_all(src, from, &self.file, Some(self.offset(first)), len * page)
+                .map_err(|source| MemoryError::Io { op: "copy_file_range", pfn: first, source })?;
             for &pfn in run {
                 self.populated.set(pfn);
                 self.dirty.set(pfn);

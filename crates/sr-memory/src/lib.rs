@@ -51,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bitmap;
+mod copy;
 mod error;
 pub mod file;
 pub mod ram;
@@ -60,6 +61,7 @@ pub mod vm;
 use std::sync::Arc;
 
 pub use bitmap::{AtomicPfnBitmap, PfnBitmap};
+pub use copy::copy_file_range_all;
 pub use error::MemoryError;
 pub use file::FileMemory;
 pub use ram::RamMemory;

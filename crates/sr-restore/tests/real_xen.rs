@@ -1,25 +1,13 @@
 //! The real Xen 4.17 `xl save` file restores and verifies.
 
-use std::io::Read;
-use std::path::PathBuf;
+#[path = "../../../tests/common/testdata.rs"]
+mod testdata;
+
 
 use sr_format::{DomainType, Layer, PageType, RecordType, StreamReader};
 use sr_memory::{GuestMemory, RamMemory};
 use sr_restore::{RestoreOptions, Restorer};
-
-fn real_save_file() -> Vec<u8> {
-    let rel = "shared/testdata/xen-4.17/tiny32-1vcpu.save.xz";
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = loop {
-        if dir.join(rel).exists() {
-            break dir.join(rel);
-        }
-        assert!(dir.pop(), "{rel} not found above {}", env!("CARGO_MANIFEST_DIR"));
-    };
-    let mut out = Vec::new();
-    xz2::read::XzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
-    out
-}
+use testdata::real_save_file;
 
 #[test]
 fn restores_the_real_pv_guest() {

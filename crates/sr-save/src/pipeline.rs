@@ -452,57 +452,16 @@ fn write_batch_files<W: Write>(
     let mut i = 0;
     while let Some(&first) = b.data_pfns.get(i) {
         let run = 1 + b.data_pfns[i..].windows(2).take_while(|w| w[0].checked_add(1) == Some(w[1])).count();
-        let mut from = first << page_size.trailing_zeros();
-        let mut left = run * page_size;
-        while left > 0 {
-            match rustix::fs::copy_file_range(src, Some(&mut from), dst, None, left) {
-                Ok(0) => {
-                    let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "image ends inside a page");
-                    return Err(SaveError::memory(
-                        first,
-                        sr_memory::MemoryError::Io { op: "copy_file_range", pfn: first, source: eof },
-                    ));
-                }
-                Ok(n) => {
-                    left -= n;
-                    rw.get_mut().count_external(n as u64);
-                }
-                Err(rustix::io::Errno::INTR) => {}
-                // Not between these files (a pipe, another file system, an old kernel):
-                // the rest of the run goes through a buffer.
-                Err(
-                    rustix::io::Errno::XDEV
-                    | rustix::io::Errno::NOSYS
-                    | rustix::io::Errno::OPNOTSUPP
-                    | rustix::io::Errno::INVAL,
-                ) => {
-                    copy_through(rw, src, from, left, first)?;
-                    left = 0;
-                }
-                Err(e) => return Err(io_error(rw, e.into())),
+        let (from, len) = (first << page_size.trailing_zeros(), run * page_size);
+        sr_memory::copy_file_range_all(src, from, dst, None, len).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::UnexpectedEof {
+                SaveError::memory(first, sr_memory::MemoryError::Io { op: "copy_file_range", pfn: first, source })
+            } else {
+                io_error(rw, source)
             }
-        }
+        })?;
+        rw.get_mut().count_external(len as u64);
         i += run;
-    }
-    Ok(())
-}
-
-/// Copies `len` bytes of the image at `from` to the output through a bounded buffer.
-fn copy_through<W: Write>(
-    rw: &mut Output<W>,
-    src: &std::fs::File,
-    mut from: u64,
-    mut len: usize,
-    pfn: u64,
-) -> Result<(), SaveError> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; len.min(1 << 20)];
-    while len > 0 {
-        let n = len.min(buf.len());
-        src.read_exact_at(&mut buf[..n], from)
-            .map_err(|source| SaveError::memory(pfn, sr_memory::MemoryError::Io { op: "pread", pfn, source }))?;
-        rw.write_raw(&buf[..n]).map_err(|source| io_error(rw, source))?;
-        (from, len) = (from + n as u64, len - n);
     }
     Ok(())
 }
