@@ -3,7 +3,6 @@
 #[path = "../../../tests/common/testdata.rs"]
 mod testdata;
 
-
 use sr_format::{DomainType, Layer, PageType, RecordType, StreamReader};
 use sr_memory::{GuestMemory, RamMemory};
 use sr_restore::{RestoreOptions, Restorer};
