@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use sr_format::body::{VCPU_CONTEXT_64, VcpuFrames};
 use sr_format::libxl::LibxlRecordType;
 use sr_format::state::{DomainState, EmulatorState, P2mState, PvInfoState, TscState, VcpuState};
 use sr_format::{DomainType, PageType};
@@ -63,9 +64,17 @@ pub fn synthetic_state(dtype: DomainType, page_shift: u16, pages: u64) -> Domain
             let end_pfn = u32::try_from(pages - 1).expect("demo guests are small");
             s.p2m = Some(P2mState { end_pfn, frames: (pages - frames..pages).collect() });
             s.shared_info = Some(blob(4096));
+            // vcpu 0's context names plausible frames (Xen's restore checks them at END):
+            // start_info and the one GDT frame in NOTAB pages just above the page tables,
+            // CR3 the pinned L4 at pfn 1, no separate user page table (CR1).
+            let mut basic = blob(VCPU_CONTEXT_64);
+            let mut gdt_frames = [0; 16];
+            gdt_frames[0] = PV_GDT_FRAME;
+            VcpuFrames { start_info: PV_START_INFO, gdt_ents: 16, gdt_frames, cr3_pfn: 1, cr1_pfn: None }
+                .write(&mut basic, 8);
             s.vcpus.insert(
                 0,
-                VcpuState { basic: Some(blob(5168)), extended: Some(blob(64)), xsave: Some(blob(848)), msrs: None },
+                VcpuState { basic: Some(basic), extended: Some(blob(64)), xsave: Some(blob(848)), msrs: None },
             );
             // A small page-table tree at the start of memory.
             s.page_types.insert(1, PageType::L4TAB_PINNED);
@@ -111,6 +120,11 @@ pub fn synthetic_state(dtype: DomainType, page_shift: u16, pages: u64) -> Domain
     s.page_types.insert(hole_pfn(pages), PageType::XTAB);
     s
 }
+
+/// The start_info pfn of a synthetic PV guest's vcpu 0 (an ordinary page).
+pub const PV_START_INFO: u64 = 24;
+/// The GDT frame of a synthetic PV guest's vcpu 0 (an ordinary page).
+pub const PV_GDT_FRAME: u64 = 25;
 
 /// The one pfn of a synthetic guest that is a hole (below the PV p2m frames).
 pub fn hole_pfn(pages: u64) -> u64 {

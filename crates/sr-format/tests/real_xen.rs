@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use sr_format::body::RecordBody;
+use sr_format::body::{RecordBody, VCPU_CONTEXT_64, VcpuFrames};
 use sr_format::libxl::{LibxlHeader, LibxlRecordType, encode_libxl_record};
 use sr_format::xl::encode_xl_header;
 use sr_format::{
@@ -182,6 +182,10 @@ struct Facts {
     pfn_seen: BTreeMap<u64, usize>,
     /// Tag number -> whether one page with that tag is exactly the tag repeated.
     tagged: BTreeMap<u32, bool>,
+    /// The type of every pfn sent.
+    pfn_types: BTreeMap<u64, PageType>,
+    /// X86_PV_VCPU_BASIC blobs by vcpu id.
+    basic: BTreeMap<u32, Vec<u8>>,
 }
 
 fn facts() -> Facts {
@@ -230,10 +234,14 @@ fn facts() -> Facts {
                             p.check_frame_count(&rec, f.pv_info.0).is_ok(),
                         );
                     }
+                    RecordBody::Vcpu(v) if rec.rtype == RecordType::X86_PV_VCPU_BASIC => {
+                        f.basic.insert(v.vcpu_id(), v.blob.to_vec());
+                    }
                     RecordBody::PageData(p) => {
                         for e in p.entries() {
                             *f.type_counts.entry(e.page_type).or_default() += 1;
                             *f.pfn_seen.entry(e.pfn).or_default() += 1;
+                            f.pfn_types.insert(e.pfn, e.page_type);
                         }
                         for (_, page) in p.data() {
                             if let Some(n) = realxen_tag(page) {
@@ -307,6 +315,29 @@ fn page_types_and_pfn_coverage() {
     assert_eq!(f.pfn_seen.len(), 8192);
     assert_eq!(f.pfn_seen.keys().copied().collect::<Vec<_>>(), (0..8192).collect::<Vec<u64>>());
     assert!(f.pfn_seen.values().all(|&n| n == 1), "every pfn exactly once");
+}
+
+#[test]
+fn vcpu0_context_names_plausible_frames() {
+    let f = facts_once();
+    assert_eq!(f.basic.keys().copied().collect::<Vec<_>>(), [0]);
+    let blob = &f.basic[&0];
+    assert_eq!(blob.len(), VCPU_CONTEXT_64);
+    let v = VcpuFrames::read(blob, 8).unwrap();
+    assert_eq!(v.start_info, 0x1a16);
+    assert_eq!((v.gdt_ents, v.gdt_frame_count(), v.used_gdt_frames()), (16, 1, &[0xe0b][..]));
+    assert_eq!(v.cr3_pfn, 0x3ed);
+    assert_eq!(v.cr1_pfn, Some(0x1c9));
+    assert_eq!(VcpuFrames::read(blob, 4), None, "a 64-bit context is not a 32-bit one");
+    let ty = |pfn: u64| f.pfn_types[&pfn];
+    assert_eq!(ty(v.start_info), PageType::NOTAB);
+    assert_eq!(ty(0xe0b), PageType::NOTAB);
+    assert_eq!(ty(v.cr3_pfn), PageType::L4TAB_PINNED);
+    assert_eq!(ty(0x1c9), PageType::L4TAB_PINNED);
+    // Writing the frames back reproduces the blob.
+    let mut copy = blob.clone();
+    v.write(&mut copy, 8);
+    assert!(copy == *blob, "VcpuFrames::write changed the real context");
 }
 
 #[test]

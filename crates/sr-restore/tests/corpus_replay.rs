@@ -59,7 +59,10 @@ fn every_corpus_input_behaves_as_its_name_says() {
 fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let small_pv = || {
         pv_body(3).edit(PAGE_DATA, |b| {
-            *b = page_data(&[e(0, NOTAB), e(100, NOTAB), e(101, NOTAB), e(20, L1TAB_PINNED), e(22, XTAB)], 4096)
+            // pfns 2, 3 and 21: the start_info, GDT and L4 frames of vcpu 0's context.
+            let entries = [e(0, NOTAB), e(2, NOTAB), e(3, NOTAB), e(100, NOTAB), e(101, NOTAB)];
+            let tables = [e(20, L1TAB_PINNED), e(21, L4TAB_PINNED), e(22, XTAB)];
+            *b = page_data(&[&entries[..], &tables].concat(), 4096)
         })
     };
     let small_hvm = |t| {

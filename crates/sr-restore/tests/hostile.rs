@@ -101,7 +101,10 @@ fn containers(spec: &Spec) -> Vec<(String, Spec)> {
 /// prefix stays cheap.
 fn small_streams() -> Vec<(&'static str, Spec)> {
     let pv = pv_body(3).edit(PAGE_DATA, |b| {
-        *b = page_data(&[e(0, NOTAB), e(100, NOTAB), e(101, NOTAB), e(20, L1TAB), e(22, XTAB), e(23, XALLOC)], 4096)
+        // pfns 2, 3 and 21: the start_info, GDT and L4 frames of vcpu 0's context.
+        let entries = [e(0, NOTAB), e(2, NOTAB), e(3, NOTAB), e(100, NOTAB), e(101, NOTAB)];
+        let tables = [e(20, L1TAB), e(21, L4TAB_PINNED), e(22, XTAB), e(23, XALLOC)];
+        *b = page_data(&[&entries[..], &tables].concat(), 4096)
     });
     let hvm = |t| hvm_body(t).edit(PAGE_DATA, |b| *b = page_data(&[e(0, NOTAB), e(3, XTAB), e(4, XALLOC)], 4096));
     let arm = arm_body(12).edit(PAGE_DATA, |b| *b = page_data(&[e(1, NOTAB), e(2, BROKEN)], 4096));

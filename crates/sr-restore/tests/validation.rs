@@ -88,7 +88,7 @@ fn check_minimal_state(name: &str, s: &DomainState) {
             let p2m = s.p2m.as_ref().unwrap();
             assert_eq!((p2m.end_pfn, p2m.frames.as_slice()), (1023, &PV_FRAMES[..]));
             assert_eq!(s.vcpus.len(), 1);
-            assert_eq!(s.vcpus[&0].basic.as_deref(), Some(&vcpu(0, 5168)[8..]));
+            assert_eq!(s.vcpus[&0].basic.as_deref(), Some(&basic64(0)[8..]));
             assert!(s.vcpus[&0].extended.is_none());
             assert_eq!(s.shared_info.as_deref(), Some(&shared_info_page()[..]));
             assert!(s.hvm_context.is_none() && s.hvm_params.is_empty() && s.cpuid.is_empty());
@@ -418,16 +418,9 @@ fn pv_info_rules() {
 
 #[test]
 fn a_32bit_pv_guest_has_1024_entries_per_p2m_frame_and_a_2800_byte_context() {
-    let mut entries = notab(0..4, 0);
-    entries.push(e(100, NOTAB));
     let spec = |basic_len| {
-        Spec::new(3, PV, 12)
-            .rec(PV_INFO, pv_info(4, 3))
-            .rec(SDE, [])
-            .rec(P2M_FRAMES, p2m_frames(0, 1023, &[100]))
-            .pages(&entries)
-            .rec(VCPU_BASIC, vcpu(0, basic_len))
-            .end()
+        let body = if basic_len == 2800 { basic32(0, 21) } else { vcpu(0, basic_len) };
+        pv32_body().rec(VCPU_BASIC, body).end()
     };
     let r = restore_ok(&spec(2800), strict());
     assert_eq!(r.state.pv_info.unwrap().guest_width, 4);
@@ -522,7 +515,7 @@ fn empty_vcpu_blobs_are_skipped_before_the_id_check() {
 #[test]
 fn vcpu_id_must_not_exceed_max_vcpu_id() {
     let opts = RestoreOptions { max_vcpu_id: 3, ..lenient() };
-    let ok = pv_body(3).rec(VCPU_BASIC, vcpu(3, 5168)).end();
+    let ok = pv_body(3).rec(VCPU_BASIC, basic64(3)).end();
     let r = restore_ok(&ok, opts.clone());
     assert_eq!(r.state.vcpus.keys().copied().collect::<Vec<_>>(), [0, 3]);
     for t in [VCPU_BASIC, VCPU_EXTENDED, VCPU_XSAVE, VCPU_MSRS] {
@@ -562,7 +555,7 @@ fn vcpu_blob_sizes() {
         assert_rejected(&err(&s, lenient()), &s.build(), s.index_of(t), t, why);
     }
     // A later blob for the same vcpu replaces the earlier one.
-    let mut later = vcpu(0, 5168);
+    let mut later = basic64(0);
     later[100] ^= 0xFF;
     let r = restore_ok(&pv_body(3).rec(VCPU_BASIC, later.clone()).end(), lenient());
     assert_eq!(r.state.vcpus[&0].basic.as_deref(), Some(&later[8..]));
@@ -570,7 +563,7 @@ fn vcpu_blob_sizes() {
 
 #[test]
 fn pv_end_requires_vcpu0_basic() {
-    for spec in [pv_body(3).replace(VCPU_BASIC, vcpu(1, 5168)).end(), pv_body(3).without(VCPU_BASIC).end()] {
+    for spec in [pv_body(3).replace(VCPU_BASIC, basic64(1)).end(), pv_body(3).without(VCPU_BASIC).end()] {
         let built = spec.build();
         let end = *built.recs.last().unwrap();
         let e = err(&spec, lenient());
@@ -613,6 +606,165 @@ fn pv_end_checks_every_p2m_frame() {
     assert!(matches!(err(&spec, lenient()), RestoreError::Incomplete { what, .. } if what.contains("XALLOC")));
 }
 
+// Row 45: the frames a vcpu context names.
+
+/// A 32-bit PV stream without END: PV_INFO(4,3), SDE, P2M_FRAMES 0..=1023 (one frame, pfn
+/// 100), PAGE_DATA (pfns 0..4, 100, a pinned L3 table at 21).
+fn pv32_body() -> Spec {
+    let mut entries = notab(0..4, 0);
+    entries.extend([e(100, NOTAB), e(21, L3TAB_PINNED)]);
+    Spec::new(3, PV, 12)
+        .rec(PV_INFO, pv_info(4, 3))
+        .rec(SDE, [])
+        .rec(P2M_FRAMES, p2m_frames(0, 1023, &[100]))
+        .pages(&entries)
+}
+
+/// A 32-bit BASIC body for vcpu `id` with start_info pfn 2, one GDT frame at pfn 3 and CR3
+/// naming `cr3`.
+fn basic32(id: u32, cr3: u64) -> Vec<u8> {
+    basic(id, 4, &Frames { cr3, ..PV_VCPU_FRAMES })
+}
+
+/// The minimal PV stream with vcpu 0's context naming `f`.
+fn pv_with(f: Frames) -> Spec {
+    pv_body(3).replace(VCPU_BASIC, basic(0, 8, &f)).end()
+}
+
+/// Asserts that restore (lenient and strict) and verify fail at END with `Incomplete`
+/// naming exactly `why`.
+#[track_caller]
+fn assert_vcpu_rejected(spec: &Spec, why: &str) {
+    let built = spec.build();
+    let end = *built.recs.last().unwrap();
+    let errors = [err(spec, lenient()), err(spec, strict()), verify_bytes(&built.bytes, lenient()).unwrap_err()];
+    for e in errors {
+        assert!(
+            matches!(&e, RestoreError::Incomplete { offset, what } if *offset == end && what == why),
+            "{why}: {e:?}"
+        );
+        assert!(e.to_string().contains(why), "{e}");
+    }
+}
+
+#[test]
+fn pv_end_checks_vcpu0_start_info() {
+    let f = PV_VCPU_FRAMES;
+    let cases = [
+        (1024, "vcpu 0: start_info pfn 0x400 is beyond max_pfn 0x3ff"),
+        (20, "vcpu 0: start_info pfn 0x14 has page type L1TAB, not NOTAB"),
+        (22, "vcpu 0: start_info pfn 0x16 has page type XTAB, not NOTAB"),
+        (500, "vcpu 0: start_info pfn 0x1f4 was never populated"),
+    ];
+    for (pfn, why) in cases {
+        assert_vcpu_rejected(&pv_with(Frames { start_info: pfn, ..f }), why);
+    }
+    // Any populated NOTAB pfn will do, the p2m frames included.
+    for pfn in [0, 3, 100] {
+        restore_ok(&pv_with(Frames { start_info: pfn, ..f }), strict());
+    }
+    // Only vcpu 0 has a start_info frame.
+    let s = pv_body(3).rec(VCPU_BASIC, basic(1, 8, &Frames { start_info: u64::MAX, ..f })).end();
+    restore_ok(&s, strict());
+}
+
+#[test]
+fn pv_end_checks_the_gdt() {
+    let f = PV_VCPU_FRAMES;
+    assert_vcpu_rejected(&pv_with(Frames { gdt_ents: 7169, ..f }), "vcpu 0: gdt_ents 7169 > 7168");
+    assert_vcpu_rejected(&pv_with(Frames { gdt_ents: u64::MAX, ..f }), "vcpu 0: gdt_ents 18446744073709551615 > 7168");
+    // 7168 entries use 14 frames; the two slots beyond are not looked at.
+    let mut gdt = [3; 16];
+    gdt[14..].fill(u64::MAX);
+    restore_ok(&pv_with(Frames { gdt_ents: 7168, gdt, ..f }), strict());
+    // No entries, no frames.
+    restore_ok(&pv_with(Frames { gdt_ents: 0, gdt: [u64::MAX; 16], ..f }), strict());
+    // 512 entries use one frame, 513 two.
+    let mut gdt = [3; 16];
+    gdt[1] = 21;
+    restore_ok(&pv_with(Frames { gdt_ents: 512, gdt, ..f }), strict());
+    let why = "vcpu 0: GDT frame 1 pfn 0x15 has page type L4TAB|PINNED, not NOTAB";
+    assert_vcpu_rejected(&pv_with(Frames { gdt_ents: 513, gdt, ..f }), why);
+    let cases = [
+        (2000, "vcpu 0: GDT frame 0 pfn 0x7d0 is beyond max_pfn 0x3ff"),
+        (20, "vcpu 0: GDT frame 0 pfn 0x14 has page type L1TAB, not NOTAB"),
+        (900, "vcpu 0: GDT frame 0 pfn 0x384 was never populated"),
+    ];
+    for (pfn, why) in cases {
+        let mut gdt = f.gdt;
+        gdt[0] = pfn;
+        assert_vcpu_rejected(&pv_with(Frames { gdt, ..f }), why);
+    }
+}
+
+#[test]
+fn pv_end_checks_cr3_and_cr1() {
+    let f = PV_VCPU_FRAMES;
+    for (name, pick) in [("CR3", false), ("CR1", true)] {
+        let with = |pfn: u64| if pick { Frames { cr1: Some(pfn), ..f } } else { Frames { cr3: pfn, ..f } };
+        let cases = [
+            (2000, "pfn 0x7d0 is beyond max_pfn 0x3ff"),
+            (20, "pfn 0x14 has page type L1TAB, not the top-level L4TAB"),
+            (2, "pfn 0x2 has page type NOTAB, not the top-level L4TAB"),
+            (22, "pfn 0x16 has page type XTAB, not the top-level L4TAB"),
+        ];
+        for (pfn, why) in cases {
+            assert_vcpu_rejected(&pv_with(with(pfn)), &format!("vcpu 0: {name} {why}"));
+        }
+        // Pinned or not.
+        let unpinned = pv_body(3).insert_before(VCPU_BASIC, PAGE_DATA, page_data(&[e(24, L4TAB)], 4096));
+        restore_ok(&unpinned.replace(VCPU_BASIC, basic(0, 8, &with(24))).end(), strict());
+    }
+    // CR1 without bit 0 names no table, whatever its frame bits say.
+    let s = pv_body(3).edit(VCPU_BASIC, |b| b[8 + 4992..8 + 5000].copy_from_slice(&0xFFFF_F000u64.to_le_bytes())).end();
+    restore_ok(&s, strict());
+    // CR3's low 12 bits are flags, not frame bits.
+    let s = pv_body(3).edit(VCPU_BASIC, |b| b[8 + 5008..8 + 5016].copy_from_slice(&0x15FFFu64.to_le_bytes())).end();
+    restore_ok(&s, strict());
+}
+
+#[test]
+fn pv_end_checks_every_vcpu_and_names_it() {
+    let bad = Frames { cr3: 20, ..PV_VCPU_FRAMES };
+    let s = pv_body(3).rec(VCPU_BASIC, basic64(1)).rec(VCPU_BASIC, basic(2, 8, &bad)).end();
+    assert_vcpu_rejected(&s, "vcpu 2: CR3 pfn 0x14 has page type L1TAB, not the top-level L4TAB");
+    // A later, good context for the vcpu replaces the bad one.
+    let s = pv_body(3).rec(VCPU_BASIC, basic(2, 8, &bad)).rec(VCPU_BASIC, basic64(2)).end();
+    let r = restore_ok(&s, strict());
+    assert_eq!(r.state.vcpus.keys().copied().collect::<Vec<_>>(), [0, 2]);
+    // A vcpu with only an EXTENDED context has nothing to check.
+    let s = pv_body(3).rec(VCPU_EXTENDED, vcpu(5, 64)).end();
+    restore_ok(&s, strict());
+}
+
+#[test]
+fn pv_end_decodes_a_32bit_extended_cr3() {
+    // The 32-bit context packs CR3 as the pfn rotated left by 12 within 32 bits.
+    let r = restore_ok(&pv32_body().rec(VCPU_BASIC, basic32(0, 21)).end(), strict());
+    assert_eq!(r.state.pv_info.unwrap().pt_levels, 3);
+    // Low bits of the word are the high bits of the pfn: 0x15001 is pfn 0x100015, not 0x15.
+    let s = pv32_body().rec(VCPU_BASIC, basic32(0, 21)).edit(VCPU_BASIC, |b| b[8 + 2728] = 1).end();
+    assert_vcpu_rejected(&s, "vcpu 0: CR3 pfn 0x100015 is beyond max_pfn 0x3ff");
+    // Three levels: the top-level table is an L3.
+    let s = pv32_body().rec(VCPU_BASIC, basic32(0, 2)).end();
+    assert_vcpu_rejected(&s, "vcpu 0: CR3 pfn 0x2 has page type NOTAB, not the top-level L3TAB");
+    // A 32-bit context's CR1 is not converted, so not checked.
+    let s = pv32_body()
+        .rec(VCPU_BASIC, basic32(0, 21))
+        .edit(VCPU_BASIC, |b| b[8 + 2720..8 + 2724].copy_from_slice(&0xFFFF_F001u32.to_le_bytes()))
+        .end();
+    restore_ok(&s, strict());
+    // The 32-bit offsets: start_info in edx, GDT frames of 4 bytes.
+    let f = Frames { cr3: 21, ..PV_VCPU_FRAMES };
+    let s = pv32_body().rec(VCPU_BASIC, basic(0, 4, &Frames { start_info: 21, ..f })).end();
+    assert_vcpu_rejected(&s, "vcpu 0: start_info pfn 0x15 has page type L3TAB|PINNED, not NOTAB");
+    let mut gdt = f.gdt;
+    gdt[1] = 21;
+    restore_ok(&pv32_body().rec(VCPU_BASIC, basic(0, 4, &Frames { gdt_ents: 512, gdt, ..f })).end(), strict());
+    let s = pv32_body().rec(VCPU_BASIC, basic(0, 4, &Frames { gdt_ents: 513, gdt, ..f })).end();
+    assert_vcpu_rejected(&s, "vcpu 0: GDT frame 1 pfn 0x15 has page type L3TAB|PINNED, not NOTAB");
+}
+
 #[test]
 fn pv_page_data_needs_p2m_frames_first() {
     // Hazard 2.9: PAGE_DATA before any P2M_FRAMES (max_pfn unknown) is a clean rejection.
@@ -631,16 +783,25 @@ fn pv_page_data_needs_p2m_frames_first() {
 
 #[test]
 fn pv_p2m_with_end_pfn_0_is_handled() {
-    // Hazard 2.9: end_pfn 0 with the local p2m never sized.
+    // Hazard 2.9: end_pfn 0 with the local p2m never sized. A one-pfn guest cannot be valid
+    // (pfn 0 is its p2m frame, NOTAB, and its L4 table at once), so the stream runs to END
+    // and only the vcpu context's CR3 check (row 45) fails there.
+    let zero = Frames { start_info: 0, gdt_ents: 0, gdt: [0; 16], cr3: 0, cr1: None };
     let spec = Spec::new(3, PV, 12)
         .rec(PV_INFO, pv_info(8, 4))
         .rec(SDE, [])
         .rec(P2M_FRAMES, p2m_frames(0, 0, &[0]))
         .pages(&[e(0, NOTAB)])
-        .rec(VCPU_BASIC, vcpu(0, 5168))
+        .rec(VCPU_BASIC, basic(0, 8, &zero))
         .end();
-    let r = restore_ok(&spec, strict());
-    assert_eq!(r.state.p2m.as_ref().unwrap().end_pfn, 0);
+    let end = *spec.build().recs.last().unwrap();
+    for e in [err(&spec, strict()), verify_bytes(&spec.bytes(), strict()).unwrap_err()] {
+        assert!(
+            matches!(&e, RestoreError::Incomplete { offset, what } if *offset == end
+                && what == "vcpu 0: CR3 pfn 0x0 has page type NOTAB, not the top-level L4TAB"),
+            "{e:?}"
+        );
+    }
     let spec = spec.edit(PAGE_DATA, |b| *b = page_data(&[e(1, NOTAB)], 4096));
     assert!(matches!(err(&spec, lenient()), RestoreError::PfnOutOfRange { pfn: 1, limit: 1, .. }));
 }

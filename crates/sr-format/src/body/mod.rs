@@ -10,6 +10,7 @@ mod hvm;
 mod page_data;
 mod policy;
 mod pv;
+mod pv_vcpu;
 mod tsc;
 
 pub use checkpoint::DirtyPfnList;
@@ -17,6 +18,9 @@ pub use hvm::{HvmContext, HvmParamEntry, HvmParams, HvmParamsHeader, HvmSaveDesc
 pub use page_data::{PageData, PageDataHeader, encode_page_data, encode_page_data_header, page_data_body_len};
 pub use policy::{CpuidLeaf, CpuidPolicy, MsrEntry, MsrPolicy};
 pub use pv::{P2mFrames, P2mFramesHeader, PvInfo, SHARED_INFO_SIZE, SharedInfo, Vcpu, VcpuHeader, VcpuMsrEntry};
+pub use pv_vcpu::{
+    GDT_ENTS_PER_FRAME, GDT_FRAME_SLOTS, MAX_GDT_ENTS, VCPU_CONTEXT_32, VCPU_CONTEXT_64, VcpuFrames, vcpu_context_size,
+};
 pub use tsc::TscInfo;
 
 use zerocopy::{FromBytes, Immutable, KnownLayout};

@@ -1,17 +1,24 @@
 //! x86 PV (domain type 1): X86_PV_INFO first, then the p2m frame list, vcpu contexts and the
 //! shared info page, plus the shared x86 records.
+//!
+//! At END (validation rows 44-46): X86_PV_INFO, X86_PV_P2M_FRAMES and vcpu 0's
+//! X86_PV_VCPU_BASIC must have been sent; every p2m frame must be a populated NOTAB pfn
+//! `<= max_pfn`; and every vcpu's BASIC context must name plausible frames (row 45, Xen's
+//! `process_vcpu_basic`): vcpu 0's start_info pfn (rdx / edx) and the first
+//! `ceil(gdt_ents / 512)` GDT frames populated NOTAB pfns `<= max_pfn`, `gdt_ents <= 7168`,
+//! and the CR3 pfn (and, in a 64-bit context with CR1 bit 0 set, the CR1 pfn) a populated pfn
+//! `<= max_pfn` whose type, pinned or not, is the top-level table of the guest's paging
+//! levels (L4TAB for 4 levels, L3TAB for 3). See [`VcpuFrames`] for the field layout.
 
-use sr_format::body::{P2mFrames, PvInfo, SharedInfo, Vcpu};
-use sr_format::state::{P2mState, PvInfoState};
+use sr_format::body::{
+    MAX_GDT_ENTS, P2mFrames, PvInfo, SharedInfo, VCPU_CONTEXT_32, VCPU_CONTEXT_64, Vcpu, VcpuFrames,
+};
+use sr_format::state::{DomainState, P2mState, PvInfoState};
 use sr_format::{PageType, Record, RecordType};
 
 use super::{Context, DomainHandler, Handled, reject, x86_common};
 use crate::error::RestoreError;
 
-/// Size of a 64-bit guest's `vcpu_guest_context`.
-pub(crate) const VCPU_CONTEXT_64: usize = 5168;
-/// Size of a 32-bit guest's `vcpu_guest_context`.
-pub(crate) const VCPU_CONTEXT_32: usize = 2800;
 /// Largest extended vcpu context Xen accepts.
 const VCPU_EXTENDED_MAX: usize = 128;
 /// Smallest xsave blob Xen accepts.
@@ -149,9 +156,9 @@ impl DomainHandler for X86Pv {
         populated: &dyn Fn(u64) -> bool,
     ) -> Result<(), RestoreError> {
         let incomplete = |what: String| RestoreError::Incomplete { offset: end, what };
-        if cx.state.pv_info.is_none() {
+        let Some(info) = cx.state.pv_info else {
             return Err(incomplete("no X86_PV_INFO record".into()));
-        }
+        };
         let Some(p2m) = &cx.state.p2m else {
             return Err(incomplete("no X86_PV_P2M_FRAMES record".into()));
         };
@@ -170,6 +177,61 @@ impl DomainHandler for X86Pv {
                 return Err(incomplete(format!("p2m frame {i} at pfn {pfn:#x} was never populated")));
             }
         }
+        let max_pfn = u64::from(p2m.end_pfn);
+        for (&id, v) in &cx.state.vcpus {
+            let Some(blob) = &v.basic else { continue };
+            check_vcpu_frames(cx.state, info, max_pfn, populated, id, blob)
+                .map_err(|why| incomplete(format!("vcpu {id}: {why}")))?;
+        }
         Ok(())
     }
+}
+
+/// Validation row 45 for one vcpu's BASIC context (`process_vcpu_basic` of
+/// `tools/libs/guest/xg_sr_restore_x86_pv.c`): each frame the context names must be a pfn
+/// `<= max_pfn`, of the expected page type, and populated (Xen's "bad mfn" check).
+fn check_vcpu_frames(
+    state: &DomainState,
+    info: PvInfoState,
+    max_pfn: u64,
+    populated: &dyn Fn(u64) -> bool,
+    id: u32,
+    blob: &[u8],
+) -> Result<(), String> {
+    // The record handler already checked the size against the width.
+    let Some(f) = VcpuFrames::read(blob, info.guest_width) else {
+        return Err(format!("basic context of {} bytes", blob.len()));
+    };
+    let frame = |what: &str, pfn: u64, top_level: bool| -> Result<(), String> {
+        if pfn > max_pfn {
+            return Err(format!("{what} pfn {pfn:#x} is beyond max_pfn {max_pfn:#x}"));
+        }
+        let t = state.page_type(pfn);
+        if top_level {
+            if t.nibble() & 7 != info.pt_levels {
+                let want = if info.pt_levels == 4 { "L4TAB" } else { "L3TAB" };
+                return Err(format!("{what} pfn {pfn:#x} has page type {t}, not the top-level {want}"));
+            }
+        } else if t != PageType::NOTAB {
+            return Err(format!("{what} pfn {pfn:#x} has page type {t}, not NOTAB"));
+        }
+        if !populated(pfn) {
+            return Err(format!("{what} pfn {pfn:#x} was never populated"));
+        }
+        Ok(())
+    };
+    if id == 0 {
+        frame("start_info", f.start_info, false)?;
+    }
+    if f.gdt_ents > MAX_GDT_ENTS {
+        return Err(format!("gdt_ents {} > {MAX_GDT_ENTS}", f.gdt_ents));
+    }
+    for (i, &pfn) in f.used_gdt_frames().iter().enumerate() {
+        frame(&format!("GDT frame {i}"), pfn, false)?;
+    }
+    frame("CR3", f.cr3_pfn, true)?;
+    if let Some(pfn) = f.cr1_pfn {
+        frame("CR1", pfn, true)?;
+    }
+    Ok(())
 }

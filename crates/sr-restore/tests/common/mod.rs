@@ -47,8 +47,10 @@ pub const L_CHECKPOINT_END: u32 = 4;
 
 pub const NOTAB: u8 = 0x0;
 pub const L1TAB: u8 = 0x1;
+pub const L3TAB: u8 = 0x3;
 pub const L4TAB: u8 = 0x4;
 pub const L1TAB_PINNED: u8 = 0x9;
+pub const L3TAB_PINNED: u8 = 0xB;
 pub const L4TAB_PINNED: u8 = 0xC;
 pub const BROKEN: u8 = 0xD;
 pub const XALLOC: u8 = 0xE;
@@ -144,6 +146,59 @@ pub fn vcpu(id: u32, len: usize) -> Vec<u8> {
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend((0..len).map(|i| (i as u8) ^ (id as u8) ^ 0x77));
     out
+}
+
+/// The frame fields of a PV `vcpu_guest_context`, in stream form (pfns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frames {
+    /// start_info pfn (rdx / edx).
+    pub start_info: u64,
+    pub gdt_ents: u64,
+    pub gdt: [u64; 16],
+    /// Top-level page table pfn (encoded into CR3).
+    pub cr3: u64,
+    /// User page table pfn (CR1 = pfn << 12 | 1), 64-bit only.
+    pub cr1: Option<u64>,
+}
+
+/// The frames of the minimal PV stream's vcpus: start_info at pfn 2, one GDT frame at pfn 3
+/// (both NOTAB pages of its PAGE_DATA), CR3 the pinned L4 table at pfn 21, no CR1.
+pub const PV_VCPU_FRAMES: Frames =
+    Frames { start_info: 2, gdt_ents: 16, gdt: [3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], cr3: 21, cr1: None };
+
+/// An X86_PV_VCPU_BASIC body for vcpu `id` of a guest `width` (4 or 8) bytes wide: the
+/// pattern of [`vcpu`] with the frame fields of `f` written in. The offsets are spelled out
+/// here (Xen's `vcpu_guest_context` and its compat layout), not taken from sr-format.
+pub fn basic(id: u32, width: u8, f: &Frames) -> Vec<u8> {
+    let mut out = vcpu(id, if width == 8 { 5168 } else { 2800 });
+    let blob = &mut out[8..];
+    if width == 8 {
+        let mut put = |at: usize, v: u64| blob[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        put(616, f.start_info);
+        for (i, &g) in f.gdt.iter().enumerate() {
+            put(4832 + 8 * i, g);
+        }
+        put(4960, f.gdt_ents);
+        put(4984 + 8, f.cr1.map_or(0, |p| p << 12 | 1));
+        put(4984 + 24, f.cr3 << 12);
+    } else {
+        let mut put = |at: usize, v: u32| blob[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        put(524, f.start_info as u32);
+        for (i, &g) in f.gdt.iter().enumerate() {
+            put(2640 + 4 * i, g as u32);
+        }
+        put(2704, f.gdt_ents as u32);
+        put(2716 + 4, 0);
+        // Extended CR3: the frame number rotated left by 12 within 32 bits.
+        let pfn = f.cr3 as u32;
+        put(2716 + 12, pfn.rotate_left(12));
+    }
+    out
+}
+
+/// A plausible 64-bit BASIC body for vcpu `id` of the minimal PV stream.
+pub fn basic64(id: u32) -> Vec<u8> {
+    basic(id, 8, &PV_VCPU_FRAMES)
 }
 
 /// An X86_TSC_INFO body.
@@ -457,7 +512,7 @@ pub const PV_FRAMES: [u64; 2] = [100, 101];
 
 /// The minimal PV stream without END: PV_INFO(8,4), SDE, P2M_FRAMES 0..=1023, PAGE_DATA
 /// (pfns 0..4, the two p2m frames, an L1 and a pinned L4 table, an XTAB), TSC, SHARED_INFO,
-/// VCPU_BASIC for vcpu 0.
+/// VCPU_BASIC for vcpu 0 (naming [`PV_VCPU_FRAMES`]).
 pub fn pv_body(version: u32) -> Spec {
     let mut entries = notab(0..4, 0);
     entries.extend(notab(PV_FRAMES, 0));
@@ -469,7 +524,7 @@ pub fn pv_body(version: u32) -> Spec {
         .pages(&entries)
         .rec(TSC_INFO, tsc(TSC.0, TSC.1, TSC.2, TSC.3))
         .rec(SHARED_INFO, shared_info_page())
-        .rec(VCPU_BASIC, vcpu(0, 5168))
+        .rec(VCPU_BASIC, basic64(0))
 }
 
 pub fn pv() -> Spec {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use sr_format::body::{VCPU_CONTEXT_64, VcpuFrames};
 use sr_format::libxl::{LibxlRecordType, emulator};
 use sr_format::state::{DomainState, EmulatorState, P2mState, PvInfoState, TscState, VcpuState};
 use sr_format::{DomainType, Item, PageType, RecordType, StreamReader};
@@ -21,6 +22,10 @@ pub const LIMIT: u64 = 2048;
 pub const HOLE: u64 = 1800;
 /// A broken page PV guests name (BROKEN).
 pub const BROKEN: u64 = 1801;
+/// The start_info page of PV guests' vcpu 0 (a NOTAB page of the low run).
+pub const PV_START_INFO: u64 = 25;
+/// The GDT frames of PV guests' vcpus 0 and 1 (NOTAB pages of the low run).
+pub const PV_GDT_FRAMES: [u64; 2] = [26, 27];
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -208,16 +213,28 @@ pub fn state(dtype: DomainType, shift: u32) -> DomainState {
             // 512 entries per frame at width 8: pfns 0..2048 need 4 frames.
             s.p2m = Some(P2mState { end_pfn: (LIMIT - 1) as u32, frames: vec![10, 11, 12, 13] });
             let blob = |len: usize, seed: u8| (0..len).map(|i| (i as u8).wrapping_mul(seed)).collect::<Vec<u8>>();
+            // Contexts naming plausible frames (validation row 45): start_info and the GDT in
+            // NOTAB pages of the low run, CR3 (and vcpu 1's CR1) the pinned L4 at pfn 20.
+            let basic = |seed: u8, frames: VcpuFrames| {
+                let mut b = blob(VCPU_CONTEXT_64, seed);
+                frames.write(&mut b, 8);
+                b
+            };
+            let mut gdt_frames = [0; 16];
+            gdt_frames[0] = PV_GDT_FRAMES[0];
+            let vcpu0 = VcpuFrames { start_info: PV_START_INFO, gdt_ents: 16, gdt_frames, cr3_pfn: 20, cr1_pfn: None };
+            gdt_frames[0] = PV_GDT_FRAMES[1];
+            let vcpu1 = VcpuFrames { start_info: 0, gdt_frames, cr1_pfn: Some(20), ..vcpu0 };
             s.vcpus.insert(
                 0,
                 VcpuState {
-                    basic: Some(blob(5168, 3)),
+                    basic: Some(basic(3, vcpu0)),
                     extended: Some(blob(64, 5)),
                     xsave: Some(blob(832, 7)),
                     msrs: Some(blob(32, 9)),
                 },
             );
-            s.vcpus.insert(1, VcpuState { basic: Some(blob(5168, 11)), ..Default::default() });
+            s.vcpus.insert(1, VcpuState { basic: Some(basic(11, vcpu1)), ..Default::default() });
             s.shared_info = Some(blob(4096, 13));
             for (pfn, t) in [
                 (20, PageType::L4TAB_PINNED),
