@@ -153,21 +153,36 @@ impl GuestMemory for RamMemory {
 
     fn write_pages(&self, pfns: &[Pfn], data: &[u8]) -> Result<(), MemoryError> {
         check_batch(pfns, data.len(), self.page_shift, self.pfn_limit)?;
-        let mut pages = pfns.iter().copied().zip(data.chunks_exact(self.page_size())).peekable();
-        while let Some(&(first, _)) = pages.peek() {
+        let page_size = self.page_size();
+        let mut i = 0;
+        while let Some(&first) = pfns.get(i) {
             let (index, chunk) = self.chunk(first)?;
             let mut guard = chunk.write().unwrap_or_else(PoisonError::into_inner);
             let buf = match &mut *guard {
                 Some(buf) => buf,
                 empty => empty.insert(self.alloc_chunk(index)?),
             };
-            // One lock acquisition for every following page in the same chunk.
-            while let Some((pfn, page)) = pages.next_if(|&(pfn, _)| pfn >> CHUNK_SHIFT == index) {
-                buf.get_mut(self.page_range(pfn)).ok_or_else(|| self.out_of_chunk(pfn))?.copy_from_slice(page);
+            // One lock acquisition for every following page in the same chunk, and one copy
+            // and one bitmap update per run of consecutive pfns in it.
+            while let Some(&pfn) = pfns.get(i).filter(|&&p| p >> CHUNK_SHIFT == index) {
+                let same_chunk_run = pfns[i..]
+                    .iter()
+                    .zip(pfn..)
+                    .take_while(|&(&p, want)| p == want && p >> CHUNK_SHIFT == index)
+                    .count();
+                let (start, len) = (self.page_range(pfn).start, same_chunk_run * page_size);
+                let (Some(dst), Some(src)) =
+                    (buf.get_mut(start..start + len), data.get(i * page_size..(i + same_chunk_run) * page_size))
+                else {
+                    return Err(self.out_of_chunk(pfn));
+                };
+                dst.copy_from_slice(src);
                 // Marked after the copy: a saver that takes the dirty bit and then reads
                 // the page is guaranteed to see this write.
-                self.populated.set(pfn);
-                self.dirty.set(pfn);
+                let run = pfn..pfn + same_chunk_run as u64;
+                self.populated.set_range(run.clone());
+                self.dirty.set_range(run);
+                i += same_chunk_run;
             }
         }
         Ok(())

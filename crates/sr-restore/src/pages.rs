@@ -3,7 +3,7 @@
 
 use sr_format::body::PageData;
 use sr_format::state::DomainState;
-use sr_format::{PageType, Record};
+use sr_format::{PFN_MASK, PageType, Record};
 use sr_memory::GuestMemory;
 
 use crate::error::RestoreError;
@@ -37,27 +37,33 @@ impl PageApplier {
     ) -> Result<(), RestoreError> {
         self.to_populate.clear();
         self.data_pfns.clear();
+        // Bounds first, in one branch-free pass, so a record with a bad pfn changes nothing.
         let (mut lo, mut hi) = stats.pfn_range.unwrap_or((u64::MAX, 0));
-        for (entry, e) in pages.entries().enumerate() {
-            if e.pfn >= bound {
-                return Err(RestoreError::PfnOutOfRange {
-                    offset: rec.offset,
-                    index: rec.index,
-                    entry,
-                    pfn: e.pfn,
-                    limit: bound,
-                });
-            }
-            lo = lo.min(e.pfn);
-            hi = hi.max(e.pfn);
+        let (mut rec_lo, mut rec_hi) = (u64::MAX, 0);
+        for w in pages.words {
+            let pfn = w.get() & PFN_MASK;
+            rec_lo = rec_lo.min(pfn);
+            rec_hi = rec_hi.max(pfn);
         }
+        if rec_hi >= bound {
+            let (entry, e) = pages.entries().enumerate().find(|(_, e)| e.pfn >= bound).expect("seen above");
+            return Err(RestoreError::PfnOutOfRange {
+                offset: rec.offset,
+                index: rec.index,
+                entry,
+                pfn: e.pfn,
+                limit: bound,
+            });
+        }
+        (lo, hi) = (lo.min(rec_lo), hi.max(rec_hi));
+        let track_data = memory.is_some();
         for e in pages.entries() {
             let t = e.page_type;
             self.type_counts[usize::from(t.nibble())] += 1;
             if t.populates() && self.populated.insert(e.pfn) {
                 self.to_populate.push(e.pfn);
             }
-            if t.has_data() {
+            if track_data && t.has_data() {
                 self.data_pfns.push(e.pfn);
             }
             if t != PageType::NOTAB {
@@ -69,7 +75,7 @@ impl PageApplier {
         stats.pfn_range = Some((lo, hi));
         let mem_err = |source| RestoreError::Memory { offset: rec.offset, index: rec.index, source };
         let Some(memory) = memory else {
-            stats.data_pages += self.data_pfns.len() as u64;
+            stats.data_pages += pages.data_pages() as u64;
             stats.data_bytes += pages.pages.len() as u64;
             return Ok(());
         };

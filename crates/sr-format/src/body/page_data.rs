@@ -20,6 +20,26 @@ pub struct PageDataHeader {
 
 const _: () = assert!(size_of::<PageDataHeader>() == 8);
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::page::PageType;
+
+    #[test]
+    fn type_masks_match_the_predicates() {
+        for n in 0..16u8 {
+            let t = PageType::from_nibble(n);
+            assert_eq!((KNOWN_TYPES >> n) & 1 == 1, t.is_known(), "{n:#x}");
+            assert_eq!((DATA_TYPES >> n) & 1 == 1, t.has_data(), "{n:#x}");
+        }
+    }
+}
+
+/// Bit n set: page type nibble n is defined (all but 0x5..=0x8).
+const KNOWN_TYPES: u16 = 0b1111_1110_0001_1111;
+/// Bit n set: page type nibble n carries a page body (0x0..=0x4 and 0x9..=0xC).
+const DATA_TYPES: u16 = 0b0001_1110_0001_1111;
+
 /// Body length of a PAGE_DATA record with `count` entries of which `data_pages` carry data,
 /// or `None` if it does not fit a u32.
 pub fn page_data_body_len(count: usize, data_pages: usize, page_size: usize) -> Option<u32> {
@@ -52,19 +72,28 @@ impl<'a> PageData<'a> {
         }
         let (words, pages) = <[U64]>::ref_from_prefix_with_elems(rest, count as usize)
             .map_err(|_| bad_length(rec, format!("at least 8 + 8 * count = {}", 8 + 8 * u64::from(count))))?;
-        let mut data_pages = 0usize;
-        for (i, w) in words.iter().enumerate() {
-            let e = PfnEntry::decode(w.get());
-            if !e.page_type.is_known() {
-                return Err(Error::UnknownPageType {
-                    offset: rec.offset,
-                    index: rec.index,
-                    entry: i as u32,
-                    pfn: e.pfn,
-                    nibble: e.page_type.nibble(),
-                });
-            }
-            data_pages += usize::from(e.page_type.has_data());
+        // One branch-free pass (it vectorises): count the data-bearing entries and note
+        // whether any type is reserved; only then look for the first reserved one.
+        let (mut data_pages, mut unknown) = (0usize, 0u16);
+        for w in words {
+            let nibble = (w.get() >> 60) as u32;
+            unknown |= (!KNOWN_TYPES >> nibble) & 1;
+            data_pages += usize::from((DATA_TYPES >> nibble) & 1);
+        }
+        if unknown != 0 {
+            let (i, e) = words
+                .iter()
+                .map(|w| PfnEntry::decode(w.get()))
+                .enumerate()
+                .find(|(_, e)| !e.page_type.is_known())
+                .expect("a reserved type was seen");
+            return Err(Error::UnknownPageType {
+                offset: rec.offset,
+                index: rec.index,
+                entry: i as u32,
+                pfn: e.pfn,
+                nibble: e.page_type.nibble(),
+            });
         }
         let page_size = 1usize << (page_shift & 31);
         if data_pages.checked_mul(page_size) != Some(pages.len()) {
