@@ -8,6 +8,7 @@ use sr_memory::{FileMemory, GuestMemory, MemoryError, PfnBitmap};
 use sr_save::{Guest, SaveError};
 
 use crate::image_dir::{DomainImage, MEMORY_FILE, read_manifest};
+use crate::mapped::MappedFile;
 
 /// The image file with the populated set the manifest records (a file system that does not
 /// report holes would otherwise make every page look populated).
@@ -15,6 +16,8 @@ use crate::image_dir::{DomainImage, MEMORY_FILE, read_manifest};
 pub struct DirMemory {
     file: FileMemory,
     populated: PfnBitmap,
+    /// The image mapped read-only (`None` for an empty image).
+    map: Option<MappedFile>,
 }
 
 impl GuestMemory for DirMemory {
@@ -42,8 +45,40 @@ impl GuestMemory for DirMemory {
     fn take_dirty(&self) -> PfnBitmap {
         PfnBitmap::new(self.populated.len())
     }
-    fn page_file(&self) -> Option<&std::fs::File> {
-        self.file.page_file()
+    /// Lends the pages straight from the mapped image: each run of consecutive pfns is one
+    /// slice of the map, populated in one call before the writer copies it out and released
+    /// after, so a save copies each page once and holds about one batch resident.
+    fn lend_pages(
+        &self,
+        pfns: &[u64],
+        f: &mut dyn FnMut(&[&[u8]]) -> std::io::Result<()>,
+    ) -> Option<std::io::Result<()>> {
+        let map = self.map.as_ref()?;
+        if let Err(e) = sr_memory::check_pfns(pfns, self.pfn_limit()) {
+            return Some(Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)));
+        }
+        let (shift, bytes) = (self.file.page_shift(), map.bytes());
+        let mut slices: Vec<&[u8]> = Vec::new();
+        let mut mapped = Vec::new();
+        let mut i = 0;
+        while let Some(&first) = pfns.get(i) {
+            let run = pfns[i..].iter().zip(first..).take_while(|&(&p, want)| p == want).count();
+            let start = usize::try_from(first << shift).unwrap_or(usize::MAX);
+            let end = start.saturating_add(run << shift);
+            let Some(pages) = bytes.get(start..end) else {
+                let err = MemoryError::PfnOutOfRange { pfn: first, limit: self.pfn_limit() };
+                return Some(Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, err)));
+            };
+            map.populate(start, end);
+            mapped.push((start, end));
+            slices.push(pages);
+            i += run;
+        }
+        let result = f(&slices);
+        for (start, end) in mapped {
+            map.release(start, end);
+        }
+        Some(result)
     }
 }
 
@@ -62,10 +97,16 @@ impl DirGuest {
         let shift = u32::from(image.state.page_shift);
         let file = FileMemory::open(dir.join(MEMORY_FILE), shift)
             .with_context(|| format!("cannot open {}", dir.join(MEMORY_FILE).display()))?;
-        let limit = file.pfn_limit().max(image.pages);
+        let limit = file.pfn_limit();
+        if image.pages > limit {
+            anyhow::bail!("{MEMORY_FILE} holds {limit} pages, domain.json says {}", image.pages);
+        }
         let populated = PfnBitmap::from_pfns(limit, image.populated.iter().copied())
             .context("domain.json: populated pfns beyond the memory image")?;
-        Ok(Self { image, memory: DirMemory { file, populated } })
+        let image_file = std::fs::File::open(dir.join(MEMORY_FILE))
+            .with_context(|| format!("cannot open {}", dir.join(MEMORY_FILE).display()))?;
+        let map = MappedFile::map(image_file, &dir.join(MEMORY_FILE))?;
+        Ok(Self { image, memory: DirMemory { file, populated, map } })
     }
 }
 
@@ -90,5 +131,47 @@ impl Guest for DirGuest {
     }
     fn state(&self) -> Result<sr_format::state::DomainState, SaveError> {
         Ok(self.image.state.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lends_pages_from_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let image: Vec<u8> = (0..3 * 4096).map(|i| (i % 241) as u8 + 1).collect();
+        std::fs::write(dir.path().join(MEMORY_FILE), &image).unwrap();
+        std::fs::write(dir.path().join("ctx.bin"), [1u8; 16]).unwrap();
+        let manifest = |pages: u64| {
+            format!(
+                r#"{{ "format": "xsr-domain-image/1", "domain_type": 2, "page_shift": 12,
+                     "memory": {{ "file": "memory.img", "pages": {pages}, "populated": [[0, {pages}]] }},
+                     "hvm_context": "ctx.bin" }}"#
+            )
+        };
+        std::fs::write(dir.path().join("domain.json"), manifest(3)).unwrap();
+        let guest = DirGuest::open(dir.path()).unwrap();
+        let memory = guest.memory();
+        assert_eq!(memory.populated().count_ones(), 3);
+        let pfns = [1, 0, 1, 2];
+        let mut lent = Vec::new();
+        let r = memory.lend_pages(&pfns, &mut |pages| {
+            lent = pages.concat();
+            Ok(())
+        });
+        assert!(r.expect("the image is mapped").is_ok());
+        let mut read = vec![0u8; pfns.len() * 4096];
+        memory.read_pages(&pfns, &mut read).unwrap();
+        assert_eq!(lent, read);
+        assert_eq!(&lent[..4096], &image[4096..2 * 4096]);
+        let bad = memory.lend_pages(&[3], &mut |_| Ok(())).unwrap();
+        assert_eq!(bad.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+
+        // An image shorter than the manifest says is refused up front.
+        std::fs::write(dir.path().join("domain.json"), manifest(4)).unwrap();
+        let err = DirGuest::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("holds 3 pages"), "{err}");
     }
 }

@@ -16,10 +16,14 @@ pub struct MappedFile {
     map: Mmap,
     /// Bytes below this offset were released already.
     released: AtomicUsize,
+    /// Bytes below this offset were populated already.
+    populated: AtomicUsize,
 }
 
-/// Granule of releases (and of the kernel's page size on every host we run on).
+/// Granule of releases.
 const RELEASE_GRANULE: usize = 1 << 20;
+/// How far ahead of the reader [`MappedFile::window`] keeps the map populated.
+const WINDOW: usize = 16 << 20;
 
 impl MappedFile {
     /// Maps `file` (read-only, private). `None` for an empty file, which cannot be mapped.
@@ -36,7 +40,7 @@ impl MappedFile {
         #[allow(unsafe_code)]
         let map = unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
         let _ = map.advise(Advice::Sequential);
-        Ok(Some(Self { file, map, released: AtomicUsize::new(0) }))
+        Ok(Some(Self { file, map, released: AtomicUsize::new(0), populated: AtomicUsize::new(0) }))
     }
 
     /// The file.
@@ -62,6 +66,28 @@ impl MappedFile {
             #[allow(unsafe_code)]
             let _ = unsafe { self.map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) };
         }
+    }
+
+    /// Fills the page tables of `start..end` in one call (`MADV_POPULATE_READ`), so copying
+    /// out of that range takes no page faults; a kernel without it just faults as usual.
+    pub fn populate(&self, start: usize, end: usize) {
+        let end = end.min(self.map.len());
+        if end > start {
+            let _ = self.map.advise_range(Advice::PopulateRead, start, end - start);
+        }
+    }
+
+    /// For a reader at `offset` going forward: keeps the next 16 MiB populated
+    /// (in half-window steps) and releases what lies behind.
+    pub fn window(&self, offset: u64) {
+        let at = usize::try_from(offset).unwrap_or(usize::MAX).min(self.map.len());
+        let ahead = self.populated.load(Ordering::Relaxed);
+        if at + WINDOW / 2 > ahead && ahead < self.map.len() {
+            let from = ahead.max(at);
+            self.populate(from, at + WINDOW);
+            self.populated.store(at + WINDOW, Ordering::Relaxed);
+        }
+        self.release_before(offset);
     }
 
     /// Releases everything below `offset`, in steps of at least 1 MiB (cheap to call often).

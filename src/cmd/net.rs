@@ -17,7 +17,7 @@ pub fn send(dir: &Path, to: &str, settings: &SaveSettings) -> Result<SaveStats> 
     let guest = DirGuest::open(dir)?;
     let stream = TcpStream::connect(to).with_context(|| format!("cannot connect to {to}"))?;
     stream.set_nodelay(true).ok();
-    let stats = save_to(&guest, settings, &stream, None).with_context(|| format!("sending to {to} failed"))?;
+    let stats = save_to(&guest, settings, &stream).with_context(|| format!("sending to {to} failed"))?;
     // Tell the receiver we are done, then wait for it to close: the transfer is complete only
     // when the receiver has read everything.
     stream.shutdown(Shutdown::Write).context("cannot finish the connection")?;

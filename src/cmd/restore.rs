@@ -25,14 +25,13 @@ pub fn restore_to_image(
     let total = input.known_len().unwrap_or(0);
     let restored = match input {
         Input::Mapped(map) => {
-            // Pages of the map are released as soon as the restore is past them, so resident
-            // memory stays at about one record whatever the stream's size.
-            // Page bodies go from the stream file to the image inside the kernel; only headers
-            // and pfn words are read through the map.
+            // A window of the map ahead of the reader is populated in one call per step (no
+            // page faults), and pages behind it are released: page bodies are copied once,
+            // map to image, and resident memory stays at a few records whatever the size.
             let reader = StreamReader::from_slice(map.bytes());
-            run(reader, Some(map.file()), total, |offset| map.release_before(offset), image, options, max_memory)
+            run(reader, total, |offset| map.window(offset), image, options, max_memory)
         }
-        Input::Reader(r) => run(StreamReader::from_read(r), None, total, |_| {}, image, options, max_memory),
+        Input::Reader(r) => run(StreamReader::from_read(r), total, |_| {}, image, options, max_memory),
     }
     .map_err(|e| anyhow::Error::new(e).context(format!("restore of {name} failed")))?;
     if let Some(m) = &restored.memory {
@@ -44,7 +43,6 @@ pub fn restore_to_image(
 
 fn run<S: ByteSource>(
     reader: StreamReader<S>,
-    stream_file: Option<&std::fs::File>,
     total: u64,
     mut consumed: impl FnMut(u64),
     image: &Path,
@@ -52,11 +50,7 @@ fn run<S: ByteSource>(
     max_memory: u64,
 ) -> Result<Restored<FileMemory>, sr_restore::RestoreError> {
     let bar = bytes_bar(total, "restoring");
-    let mut restorer = Restorer::new(options);
-    if let Some(file) = stream_file {
-        restorer = restorer.stream_file(file);
-    }
-    let restored = restorer
+    let restored = Restorer::new(options)
         .on_progress(|offset| {
             bar.set_position(offset);
             consumed(offset);

@@ -105,20 +105,10 @@ fn pages_bar() -> ProgressBar {
     bar
 }
 
-/// Saves `guest` into `out`; `out_file` is the file `out` writes to (unbuffered), if it is
-/// one, so pages can go from the image to the output inside the kernel.
-pub fn save_to(
-    guest: &DirGuest,
-    settings: &SaveSettings,
-    out: impl Write + Send,
-    out_file: Option<&std::fs::File>,
-) -> Result<SaveStats> {
+/// Saves `guest` into `out`.
+pub fn save_to(guest: &DirGuest, settings: &SaveSettings, out: impl Write + Send) -> Result<SaveStats> {
     let bar = pages_bar();
-    let mut saver = Saver::new(settings.options(guest)).on_event(progress_handler(&bar));
-    if let Some(file) = out_file {
-        saver = saver.output_file(file);
-    }
-    let stats = saver.save(guest, out)?;
+    let stats = Saver::new(settings.options(guest)).on_event(progress_handler(&bar)).save(guest, out)?;
     bar.finish_and_clear();
     Ok(stats)
 }
@@ -130,13 +120,11 @@ pub fn save(dir: &Path, out: &Path, settings: &SaveSettings) -> Result<SaveStats
         // A duplicate of fd 1 as a File: unbuffered, and `writev` reaches the pipe directly.
         use std::os::fd::AsFd;
         let fd = std::io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?;
-        let file = std::fs::File::from(fd);
-        return save_to(&guest, settings, &file, Some(&file));
+        return save_to(&guest, settings, std::fs::File::from(fd));
     }
     let dest = AtomicFile::new(out)?;
     let file = std::fs::File::create(dest.path()).with_context(|| format!("cannot create {}", out.display()))?;
-    let stats =
-        save_to(&guest, settings, &file, Some(&file)).with_context(|| format!("save to {} failed", out.display()))?;
+    let stats = save_to(&guest, settings, &file).with_context(|| format!("save to {} failed", out.display()))?;
     // Like cp, no fsync: the rename below is what makes the file look complete.
     dest.commit()?;
     Ok(stats)

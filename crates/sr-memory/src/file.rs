@@ -271,34 +271,4 @@ impl GuestMemory for FileMemory {
     fn take_dirty(&self) -> PfnBitmap {
         self.dirty.take()
     }
-
-    fn write_pages_from_file(&self, pfns: &[Pfn], src: &File, offset: u64) -> Option<Result<(), MemoryError>> {
-        Some(self.copy_pages_in(pfns, src, offset))
-    }
-
-    fn page_file(&self) -> Option<&File> {
-        Some(&self.file)
-    }
-}
-
-impl FileMemory {
-    /// `write_pages_from_file`: one `copy_file_range` loop per run of consecutive pfns.
-    fn copy_pages_in(&self, pfns: &[Pfn], src: &File, offset: u64) -> Result<(), MemoryError> {
-        let page = 1usize << self.page_shift;
-        let total =
-            pfns.len().checked_mul(page).ok_or(MemoryError::LengthMismatch { expected: usize::MAX, found: 0 })?;
-        check_batch(pfns, total, self.page_shift, self.pfn_limit)?;
-        for (start, len) in consecutive_runs(pfns) {
-            let Some(run) = pfns.get(start..start + len) else { continue };
-            let first = run.first().copied().unwrap_or_default();
-            let from = offset + (start * page) as u64;
-            crate::copy_file_range_all(src, from, &self.file, Some(self.offset(first)), len * page)
-                .map_err(|source| MemoryError::Io { op: "copy_file_range", pfn: first, source })?;
-            for &pfn in run {
-                self.populated.set(pfn);
-                self.dirty.set(pfn);
-            }
-        }
-        Ok(())
-    }
 }

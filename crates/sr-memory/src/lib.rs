@@ -51,7 +51,6 @@
 #![forbid(unsafe_code)]
 
 pub mod bitmap;
-mod copy;
 mod error;
 pub mod file;
 pub mod ram;
@@ -61,7 +60,6 @@ pub mod vm;
 use std::sync::Arc;
 
 pub use bitmap::{AtomicPfnBitmap, PfnBitmap};
-pub use copy::copy_file_range_all;
 pub use error::MemoryError;
 pub use file::FileMemory;
 pub use ram::RamMemory;
@@ -155,24 +153,6 @@ pub trait GuestMemory: Send + Sync {
         let _ = (pfns, f);
         None
     }
-
-    /// Writes one page per pfn, taking the pages back to back from `src` at byte `offset`
-    /// (as they lie in a PAGE_DATA record of a stream file), copied inside the kernel where
-    /// the backend can; `None` if it cannot, and the caller passes the bytes to
-    /// [`write_pages`](Self::write_pages) instead.
-    ///
-    /// Same checks and effects as `write_pages`. A `src` shorter than the pages is an
-    /// [`MemoryError::Io`] error.
-    fn write_pages_from_file(&self, pfns: &[Pfn], src: &std::fs::File, offset: u64) -> Option<Result<(), MemoryError>> {
-        let _ = (pfns, src, offset);
-        None
-    }
-
-    /// For a backend that is a raw image file (pfn p at byte p << page_shift), that file, so
-    /// a writer can copy pages file to file inside the kernel; `None` otherwise.
-    fn page_file(&self) -> Option<&std::fs::File> {
-        None
-    }
 }
 
 macro_rules! forward_guest_memory {
@@ -212,17 +192,6 @@ macro_rules! forward_guest_memory {
                 f: &mut dyn FnMut(&[&[u8]]) -> std::io::Result<()>,
             ) -> Option<std::io::Result<()>> {
                 (**self).lend_pages(pfns, f)
-            }
-            fn write_pages_from_file(
-                &self,
-                pfns: &[Pfn],
-                src: &std::fs::File,
-                offset: u64,
-            ) -> Option<Result<(), MemoryError>> {
-                (**self).write_pages_from_file(pfns, src, offset)
-            }
-            fn page_file(&self) -> Option<&std::fs::File> {
-                (**self).page_file()
             }
         }
     )*};

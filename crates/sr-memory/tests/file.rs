@@ -154,36 +154,3 @@ fn rejects_bad_geometry_without_touching_the_path() {
     assert!(!path.exists());
     assert!(matches!(FileMemory::open(&path, 12), Err(MemoryError::Image { op: "open", .. })));
 }
-
-#[test]
-fn write_pages_from_file_equals_write_pages() {
-    use sr_memory::{FileMemory, GuestMemory};
-    use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    // A "stream" with the page bodies at an unaligned offset, as in a PAGE_DATA record.
-    let pfns = [5u64, 6, 7, 2, 9, 9, 0];
-    let mut stream = vec![0xEEu8; 8256];
-    let mut pages = Vec::new();
-    for (i, _) in pfns.iter().enumerate() {
-        pages.extend((0..4096).map(|j| (i * 31 + j % 251) as u8));
-    }
-    stream.extend_from_slice(&pages);
-    let src_path = dir.path().join("stream");
-    std::fs::File::create(&src_path).unwrap().write_all(&stream).unwrap();
-    let src = std::fs::File::open(&src_path).unwrap();
-
-    let a = FileMemory::create(dir.path().join("a.img"), 12, 64).unwrap();
-    let b = FileMemory::create(dir.path().join("b.img"), 12, 64).unwrap();
-    a.write_pages(&pfns, &pages).unwrap();
-    a.write_pages_from_file(&pfns, &src, 8256).expect("a file image copies in the kernel").unwrap();
-    b.write_pages(&pfns, &pages).unwrap();
-    a.finish().unwrap();
-    b.finish().unwrap();
-    assert_eq!(std::fs::read(dir.path().join("a.img")).unwrap(), std::fs::read(dir.path().join("b.img")).unwrap());
-    assert_eq!(a.populated(), b.populated());
-    // Out of bounds: nothing is copied.
-    assert!(a.write_pages_from_file(&[64], &src, 8256).unwrap().is_err());
-    // A source too short for the pages is an error, not silent zeros.
-    let short = a.write_pages_from_file(&[1, 2], &src, stream.len() as u64 - 4096);
-    assert!(short.unwrap().is_err());
-}

@@ -100,7 +100,6 @@ impl OwnedRecord {
 pub struct Restorer<'p> {
     options: RestoreOptions,
     progress: Option<Box<dyn FnMut(u64) + 'p>>,
-    stream_file: Option<&'p std::fs::File>,
 }
 
 impl std::fmt::Debug for Restorer<'_> {
@@ -112,16 +111,7 @@ impl std::fmt::Debug for Restorer<'_> {
 impl<'p> Restorer<'p> {
     /// A restorer with the given options.
     pub fn new(options: RestoreOptions) -> Self {
-        Self { options, progress: None, stream_file: None }
-    }
-
-    /// Declares that the stream is `file` from its first byte (offset 0 of the stream is
-    /// offset 0 of the file). Page bodies are then copied file to file inside the kernel
-    /// when the destination can (`copy_file_range` into a file image), never through this
-    /// process's memory; the stream's bytes are still parsed from the reader.
-    pub fn stream_file(mut self, file: &'p std::fs::File) -> Self {
-        self.stream_file = Some(file);
-        self
+        Self { options, progress: None }
     }
 
     /// Calls `f` with the bytes consumed so far after every record.
@@ -166,7 +156,6 @@ impl<'p> Restorer<'p> {
     {
         let mut reader = reader.strictness(self.options.strictness);
         let mut run = Run::<M>::new(&self.options);
-        run.stream_file = self.stream_file;
         let mut open = open;
         let mut version = 0;
         loop {
@@ -199,8 +188,6 @@ impl<'p> Restorer<'p> {
 /// The state of one restore.
 struct Run<'o, M> {
     options: &'o RestoreOptions,
-    /// The file the stream is, when known (page bodies then go file to file).
-    stream_file: Option<&'o std::fs::File>,
     container: Container,
     stats: Stats,
     warnings: Warnings,
@@ -231,7 +218,6 @@ impl<'o, M: GuestMemory> Run<'o, M> {
     fn new(options: &'o RestoreOptions) -> Self {
         Self {
             options,
-            stream_file: None,
             container: Container { layer: Layer::Libxc, xl_config: None, libxl_legacy: false },
             stats: Stats::default(),
             warnings: Warnings::default(),
@@ -396,7 +382,7 @@ impl<'o, M: GuestMemory> Run<'o, M> {
             }
             self.warn(rec, format!("{} has a body of {} bytes (ignored)", rec.rtype, rec.body.len()));
         }
-        let (options, stream_file) = (self.options, self.stream_file);
+        let options = self.options;
         let Run { session, stats, warnings, .. } = self;
         let s = session.as_mut().expect("the reader yields the domain header before any record");
         let mut cx = Context { state: &mut s.state, static_data: &mut s.static_data, warnings, options, pfn_limit };
@@ -405,7 +391,7 @@ impl<'o, M: GuestMemory> Run<'o, M> {
                 cx.require_static_data_end(rec)?;
                 let bound = s.handler.pfn_bound(&cx).map_err(|why| reject(rec, why))?;
                 let memory = s.memory.as_ref().map(|m| m as &dyn GuestMemory);
-                s.pages.apply(rec, &pages, bound, memory, s.verify_mode, stream_file, cx.state, stats)
+                s.pages.apply(rec, &pages, bound, memory, s.verify_mode, cx.state, stats)
             }
             (RecordType::VERIFY, _) => {
                 s.verify_mode = true;

@@ -31,7 +31,6 @@ impl PageApplier {
         bound: u64,
         memory: Option<&dyn GuestMemory>,
         compare: bool,
-        stream_file: Option<&std::fs::File>,
         state: &mut DomainState,
         stats: &mut Stats,
     ) -> Result<(), RestoreError> {
@@ -104,16 +103,7 @@ impl PageApplier {
                 }
             }
         } else {
-            // The page bodies follow the record header (8), the PAGE_DATA header (8) and the
-            // pfn words; from a stream file they can go to a file image inside the kernel.
-            let copied = stream_file.and_then(|file| {
-                let offset = rec.offset + 16 + 8 * pages.count() as u64;
-                memory.write_pages_from_file(&self.data_pfns, file, offset)
-            });
-            match copied {
-                Some(result) => result.map_err(mem_err)?,
-                None => memory.write_pages(&self.data_pfns, pages.pages).map_err(mem_err)?,
-            }
+            memory.write_pages(&self.data_pfns, pages.pages).map_err(mem_err)?;
         }
         Ok(())
     }

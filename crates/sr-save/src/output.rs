@@ -26,11 +26,6 @@ impl<W: Write> Counted<W> {
     pub fn written(&self) -> u64 {
         self.written
     }
-
-    /// Counts `n` bytes that reached the destination another way (copied file to file).
-    pub fn count_external(&mut self, n: u64) {
-        self.written += n;
-    }
 }
 
 impl<W: Write> Write for Counted<W> {

@@ -112,8 +112,6 @@ pub(crate) struct Pipeline<'g> {
     window_batches: usize,
     page_size: usize,
     lend: bool,
-    /// Pages go from the backend's image file to the output file inside the kernel.
-    copy_files: bool,
     free: Vec<Batch>,
 }
 
@@ -131,15 +129,7 @@ impl std::fmt::Debug for Pipeline<'_> {
 impl<'g> Pipeline<'g> {
     /// A pipeline with its own pool of `workers` threads. `allow_lend`: the zero-copy path
     /// may be used (it is, if the backend can lend).
-    /// `output_is_file`: the writer writes straight to a file, so pages of an image-file
-    /// backend can be copied file to file (preferred over lending and copying).
-    pub fn new(
-        guest: &'g dyn Guest,
-        workers: usize,
-        batch_pfns: usize,
-        allow_lend: bool,
-        output_is_file: bool,
-    ) -> Result<Self, SaveError> {
+    pub fn new(guest: &'g dyn Guest, workers: usize, batch_pfns: usize, allow_lend: bool) -> Result<Self, SaveError> {
         let memory = guest.memory();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(workers)
@@ -147,8 +137,7 @@ impl<'g> Pipeline<'g> {
             .build()
             .map_err(|e| SaveError::Worker(format!("cannot start the worker pool: {e}")))?;
         // Probe once: a lending backend calls the function with no pages and says Some.
-        let copy_files = allow_lend && output_is_file && memory.page_file().is_some();
-        let lend = !copy_files && allow_lend && memory.lend_pages(&[], &mut |_| Ok(())).is_some();
+        let lend = allow_lend && memory.lend_pages(&[], &mut |_| Ok(())).is_some();
         Ok(Self {
             guest,
             memory,
@@ -157,21 +146,19 @@ impl<'g> Pipeline<'g> {
             window_batches: BATCHES_PER_WORKER * workers.max(1),
             page_size: memory.page_size(),
             lend,
-            copy_files,
             free: Vec::new(),
         })
     }
 
-    /// Whether a zero-copy path (lending, or file-to-file copies) is in use.
+    /// Whether the zero-copy path is in use.
     pub fn lends(&self) -> bool {
-        self.lend || self.copy_files
+        self.lend
     }
 
     /// Sends `pfns` (ascending) as PAGE_DATA records to `rw`, emitting progress events.
     pub fn run_pass<W: Write + Send>(
         &mut self,
         rw: &mut Output<W>,
-        out_file: Option<&std::fs::File>,
         pfns: &mut dyn Iterator<Item = u64>,
         spec: PassSpec,
         emit: &mut dyn FnMut(&SaveEvent),
@@ -180,17 +167,12 @@ impl<'g> Pipeline<'g> {
         let start = rw.get_ref().written();
         let (win_tx, win_rx) = crossbeam_channel::bounded::<Vec<Batch>>(1);
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
-        let (memory, page_size) = (self.memory, self.page_size);
-        let path = match (self.copy_files, memory.page_file(), out_file) {
-            (true, Some(src), Some(dst)) => PagePath::Files { src, dst },
-            _ if self.lend => PagePath::Lend,
-            _ => PagePath::Copy,
-        };
+        let (memory, lend, page_size) = (self.memory, self.lend, self.page_size);
         std::thread::scope(|s| {
             let stop = &stop;
             let writer = std::thread::Builder::new()
                 .name("sr-save-writer".into())
-                .spawn_scoped(s, move || write_windows(rw, &win_rx, &done_tx, memory, path, page_size, start, stop))
+                .spawn_scoped(s, move || write_windows(rw, &win_rx, &done_tx, memory, lend, page_size, start, stop))
                 .map_err(|e| SaveError::Worker(format!("cannot start the writer thread: {e}")))?;
             let coordinated = self.coordinate(pfns, &win_tx, &done_rx, spec, emit, stop);
             // Dropping the sender ends the writer's loop once it has written what it has.
@@ -251,7 +233,7 @@ impl<'g> Pipeline<'g> {
             guest: self.guest,
             memory: self.memory,
             page_size: self.page_size,
-            lend: self.lend || self.copy_files,
+            lend: self.lend,
             elide_zero,
             stop,
         };
@@ -361,7 +343,7 @@ fn write_windows<W: Write>(
     win_rx: &Receiver<Vec<Batch>>,
     done_tx: &Sender<Done>,
     memory: &dyn GuestMemory,
-    path: PagePath<'_>,
+    lend: bool,
     page_size: usize,
     start: u64,
     stop: &AtomicBool,
@@ -370,7 +352,7 @@ fn write_windows<W: Write>(
     let mut fallback = Vec::new();
     for window in win_rx.iter() {
         for b in window.iter().filter(|b| !b.skipped) {
-            if let Err(e) = write_batch(rw, b, memory, path, page_size, &mut fallback) {
+            if let Err(e) = write_batch(rw, b, memory, lend, page_size, &mut fallback) {
                 stop.store(true, Ordering::Release);
                 return Err(e);
             }
@@ -388,17 +370,14 @@ fn write_batch<W: Write>(
     rw: &mut Output<W>,
     b: &Batch,
     memory: &dyn GuestMemory,
-    path: PagePath<'_>,
+    lend: bool,
     page_size: usize,
     fallback: &mut Vec<u8>,
 ) -> Result<(), SaveError> {
     let count = b.pfns.len();
     let data_pages = b.data_pfns.len();
     let first_pfn = b.data_pfns.first().or(b.pfns.first()).copied().unwrap_or_default();
-    if let PagePath::Files { src, dst } = path {
-        return write_batch_files(rw, b, src, dst, page_size);
-    }
-    if matches!(path, PagePath::Lend) {
+    if lend {
         let mut write_failed = false;
         let lent = memory.lend_pages(&b.data_pfns, &mut |pages| {
             rw.write_page_data(count, data_pages, page_size, &b.words, pages).inspect_err(|_| write_failed = true)
@@ -417,53 +396,6 @@ fn write_batch<W: Write>(
         };
     }
     rw.write_page_data(count, data_pages, page_size, &b.words, &[&b.data]).map_err(|source| io_error(rw, source))
-}
-
-/// How the writer gets page bodies into the output.
-#[derive(Clone, Copy, Debug)]
-enum PagePath<'f> {
-    /// From the batch's own copies (workers read them).
-    Copy,
-    /// Lent by the backend under its locks and written from there.
-    Lend,
-    /// Copied from the backend's image file to the output file inside the kernel.
-    Files {
-        /// The image (pfn p at p << page_shift).
-        src: &'f std::fs::File,
-        /// The output, written at its current position.
-        dst: &'f std::fs::File,
-    },
-}
-
-/// Writes one PAGE_DATA record whose pages go image file to output file: the headers and
-/// pfn words through the writer, then one `copy_file_range` loop per run of consecutive
-/// pfns (the pages of a run lie back to back in the image as in the record).
-fn write_batch_files<W: Write>(
-    rw: &mut Output<W>,
-    b: &Batch,
-    src: &std::fs::File,
-    dst: &std::fs::File,
-    page_size: usize,
-) -> Result<(), SaveError> {
-    let (count, data_pages) = (b.pfns.len(), b.data_pfns.len());
-    let header = sr_format::body::encode_page_data_header(count, data_pages, page_size);
-    let mut parts = [std::io::IoSlice::new(&header), std::io::IoSlice::new(&b.words)];
-    rw.write_slices(&mut parts).map_err(|source| io_error(rw, source))?;
-    let mut i = 0;
-    while let Some(&first) = b.data_pfns.get(i) {
-        let run = 1 + b.data_pfns[i..].windows(2).take_while(|w| w[0].checked_add(1) == Some(w[1])).count();
-        let (from, len) = (first << page_size.trailing_zeros(), run * page_size);
-        sr_memory::copy_file_range_all(src, from, dst, None, len).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::UnexpectedEof {
-                SaveError::memory(first, sr_memory::MemoryError::Io { op: "copy_file_range", pfn: first, source })
-            } else {
-                io_error(rw, source)
-            }
-        })?;
-        rw.get_mut().count_external(len as u64);
-        i += run;
-    }
-    Ok(())
 }
 
 /// A lending backend's own error (a bad pfn) back as a memory error.

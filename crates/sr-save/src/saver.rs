@@ -33,7 +33,6 @@ use crate::pipeline::{PassSpec, Pipeline};
 pub struct Saver<'a> {
     options: SaveOptions,
     on_event: Option<EventHandler<'a>>,
-    output_file: Option<&'a std::fs::File>,
 }
 
 /// The progress callback of a [`Saver`].
@@ -48,21 +47,12 @@ impl std::fmt::Debug for Saver<'_> {
 impl<'a> Saver<'a> {
     /// A saver with the given options.
     pub fn new(options: SaveOptions) -> Self {
-        Self { options, on_event: None, output_file: None }
+        Self { options, on_event: None }
     }
 
     /// Calls `f` with every [`SaveEvent`], from the thread that called `save`.
     pub fn on_event(mut self, f: impl FnMut(&SaveEvent) + Send + 'a) -> Self {
         self.on_event = Some(Box::new(f));
-        self
-    }
-
-    /// Declares that the writer given to `save` writes, unbuffered and at its current
-    /// position, to `file`. Pages of a backend that is a raw image file
-    /// ([`GuestMemory::page_file`](sr_memory::GuestMemory::page_file)) then go file to file
-    /// inside the kernel (`copy_file_range`) instead of through this process.
-    pub fn output_file(mut self, file: &'a std::fs::File) -> Self {
-        self.output_file = Some(file);
         self
     }
 
@@ -114,7 +104,7 @@ impl<'a> Saver<'a> {
             Some(f) => f,
             None => &mut noop,
         };
-        let mut session = Session::start(&options, guest, out, self.output_file, emit, next.is_some())?;
+        let mut session = Session::start(&options, guest, out, emit, next.is_some())?;
         let stats = session.run(next, started)?;
         Ok(stats)
     }
@@ -129,8 +119,6 @@ pub(crate) struct Session<'s, 'g, W: Write + Send> {
     page_shift: u16,
     pipeline: Pipeline<'g>,
     rw: Output<W>,
-    /// The file `rw` writes to, when the caller said so.
-    out_file: Option<&'s std::fs::File>,
     emit: &'s mut dyn FnMut(&SaveEvent),
     stats: SaveStats,
     next_iteration: u32,
@@ -147,7 +135,6 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
         opts: &'s SaveOptions,
         guest: &'g dyn Guest,
         out: W,
-        out_file: Option<&'s std::fs::File>,
         emit: &'s mut dyn FnMut(&SaveEvent),
         checkpointed: bool,
     ) -> Result<Self, SaveError> {
@@ -178,13 +165,7 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
             return Err(SaveError::InvalidState(format!("extra pfn {pfn:#x} does not fit a pfn word")));
         }
         let wire_type = if dtype == DomainType::X86_PVH && opts.pvh_as_hvm { DomainType::X86_HVM } else { dtype };
-        let pipeline = Pipeline::new(
-            guest,
-            opts.worker_count(),
-            opts.batch_pfns,
-            opts.zero_pages == ZeroPages::Data,
-            out_file.is_some(),
-        )?;
+        let pipeline = Pipeline::new(guest, opts.worker_count(), opts.batch_pfns, opts.zero_pages == ZeroPages::Data)?;
         Ok(Self {
             opts,
             guest,
@@ -193,7 +174,6 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
             page_shift,
             pipeline,
             rw: RecordWriter::new(Counted::new(out)),
-            out_file,
             emit,
             stats: SaveStats::default(),
             next_iteration: 0,
@@ -363,7 +343,7 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
         (self.emit)(&SaveEvent::IterationStart { iteration, pages: total });
         let t = Instant::now();
         let spec = PassSpec { iteration, total, elide_zero };
-        let out = self.pipeline.run_pass(&mut self.rw, self.out_file, pfns, spec, self.emit)?;
+        let out = self.pipeline.run_pass(&mut self.rw, pfns, spec, self.emit)?;
         let stats = IterationStats {
             iteration,
             pages: out.pages,
