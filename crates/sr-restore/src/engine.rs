@@ -238,6 +238,7 @@ impl<'o, M: GuestMemory> Run<'o, M> {
     {
         let dtype = header.domain_type();
         let handler = handler_for(dtype).ok_or(sr_format::Error::BadDomainType { offset, found: dtype.0 })?;
+        let track_populated = handler.tracks_populated();
         let page_shift = header.page_shift.get();
         let mem_err = |source| RestoreError::Memory { offset, index: 0, source };
         let memory = match open {
@@ -266,7 +267,7 @@ impl<'o, M: GuestMemory> Run<'o, M> {
             state,
             static_data: StaticData::Open,
             memory,
-            pages: PageApplier::default(),
+            pages: PageApplier::new(track_populated),
             verify_mode: false,
             buffer: None,
             checkpoint_pending: false,

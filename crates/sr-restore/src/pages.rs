@@ -18,9 +18,16 @@ pub(crate) struct PageApplier {
     data_pfns: Vec<u64>,
     scratch: Vec<u8>,
     pub type_counts: [u64; 16],
+    /// Keep `populated` even without a destination (the domain's END checks use it).
+    pub track_populated: bool,
 }
 
 impl PageApplier {
+    /// An applier; `track_populated` keeps the populated set even without a destination.
+    pub fn new(track_populated: bool) -> Self {
+        Self { track_populated, ..Self::default() }
+    }
+
     /// Applies one validated PAGE_DATA record. Nothing is written unless every pfn is below
     /// `bound`. `compare` selects verify mode: pages are compared, not written.
     #[allow(clippy::too_many_arguments)]
@@ -55,14 +62,17 @@ impl PageApplier {
             });
         }
         (lo, hi) = (lo.min(rec_lo), hi.max(rec_hi));
-        let track_data = memory.is_some();
+        // Without a destination (verification) the populated set is kept only for handlers
+        // whose END checks ask for it.
+        let with_memory = memory.is_some();
+        let track_populated = with_memory || self.track_populated;
         for e in pages.entries() {
             let t = e.page_type;
             self.type_counts[usize::from(t.nibble())] += 1;
-            if t.populates() && self.populated.insert(e.pfn) {
+            if track_populated && t.populates() && self.populated.insert(e.pfn) && with_memory {
                 self.to_populate.push(e.pfn);
             }
-            if track_data && t.has_data() {
+            if with_memory && t.has_data() {
                 self.data_pfns.push(e.pfn);
             }
             if t != PageType::NOTAB {

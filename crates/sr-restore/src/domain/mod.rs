@@ -99,6 +99,12 @@ pub(crate) trait DomainHandler {
         Ok(cx.pfn_limit)
     }
 
+    /// Whether [`complete`](Self::complete) asks which pfns were populated (so a restore
+    /// without a destination must keep track of them).
+    fn tracks_populated(&self) -> bool {
+        false
+    }
+
     /// Whether libxl device-model (EMULATOR_*) records belong to this domain type.
     fn accepts_emulator_records(&self) -> bool {
         false

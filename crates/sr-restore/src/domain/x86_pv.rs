@@ -142,6 +142,10 @@ impl DomainHandler for X86Pv {
         Ok(Handled::Yes)
     }
 
+    fn tracks_populated(&self) -> bool {
+        true
+    }
+
     fn pfn_bound(&self, cx: &Context<'_>) -> Result<u64, &'static str> {
         match self.max_pfn {
             Some(m) => Ok((u64::from(m) + 1).min(cx.pfn_limit)),
