@@ -13,7 +13,7 @@ use xsr::cmd::demo::{DemoSettings, DemoType};
 use xsr::cmd::extract::ExtractFormat;
 use xsr::cmd::save::{ContainerArg, SaveSettings, ZeroPagesArg};
 use xsr::cmd::{demo, extract, inspect, net, restore, save, verify};
-use xsr::input::Input;
+use xsr::input::Scan;
 use xsr::size::parse_size;
 
 #[derive(Parser, Debug)]
@@ -223,9 +223,9 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
 fn run_verify(file: &Path, strict: bool, stream: &StreamArgs, json: bool) -> Result<ExitCode> {
     let strictness = if strict { Strictness::Strict } else { Strictness::Lenient };
     let mut restorer = Restorer::new(stream.options(strictness));
-    let result = match Input::open(file, true)? {
-        Input::Mapped(map) => restorer.verify(StreamReader::from_slice(map.bytes())),
-        Input::Reader(r) => restorer.verify(StreamReader::from_read(r)),
+    let result = match Scan::open(file)? {
+        Scan::File(src) => restorer.verify(StreamReader::new(src).skip_page_bodies(true)),
+        Scan::Stream(src) => restorer.verify(StreamReader::new(src).skip_page_bodies(true)),
     };
     if let Err(sr_restore::RestoreError::Format(sr_format::Error::Io { .. })) = &result {
         anyhow::bail!("{}", result.err().map(|e| e.to_string()).unwrap_or_default());
@@ -307,9 +307,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { file, json } => {
-            let report = match Input::open(&file, true)? {
-                Input::Mapped(map) => inspect::inspect(StreamReader::from_slice(map.bytes())),
-                Input::Reader(r) => inspect::inspect(StreamReader::from_read(r)),
+            let report = match Scan::open(&file)? {
+                Scan::File(src) => inspect::inspect(StreamReader::new(src).skip_page_bodies(true)),
+                Scan::Stream(src) => inspect::inspect(StreamReader::new(src).skip_page_bodies(true)),
             };
             if json {
                 print_json(&report)?;

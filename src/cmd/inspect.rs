@@ -75,7 +75,7 @@ fn describe(rec: &Record<'_>, page_shift: u16, totals: &mut Totals) -> String {
             for (t, n) in &types {
                 *totals.pages_by_type.entry(t.clone()).or_default() += n;
             }
-            totals.data_bytes += p.pages.len() as u64;
+            totals.data_bytes += (p.data_pages() * p.page_size()) as u64;
             let (tlo, thi) = totals.pfn_range.unwrap_or((u64::MAX, 0));
             totals.pfn_range = Some((tlo.min(lo), thi.max(hi)));
             let types: Vec<String> = types.iter().map(|(t, n)| format!("{t} {n}")).collect();

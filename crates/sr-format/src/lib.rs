@@ -59,6 +59,6 @@ pub use reader::{Item, Layer, StreamReader};
 pub use record::{
     REC_ALIGN, REC_LENGTH_MAX, Record, RecordHeader, RecordType, encode_record, padded_len, padding_len, record_bytes,
 };
-pub use source::{ByteSource, ReadSource, SliceSource, SourceError};
+pub use source::{ByteSource, ReadSource, SeekSource, SliceSource, SourceError};
 pub use walk::{WalkSummary, walk, walk_with};
 pub use writer::{IOV_MAX, RecordWriter};

@@ -119,6 +119,9 @@ pub struct StreamReader<S> {
     index: u64,
     libxl_index: u64,
     length_limit: u32,
+    skip_pages: bool,
+    /// PAGE_DATA header and pfn words when page bodies are skipped.
+    scratch: Vec<u8>,
 }
 
 impl<'a> StreamReader<SliceSource<'a>> {
@@ -150,12 +153,23 @@ impl<S: ByteSource> StreamReader<S> {
             index: 0,
             libxl_index: 0,
             length_limit: REC_LENGTH_MAX,
+            skip_pages: false,
+            scratch: Vec::new(),
         }
     }
 
     /// Sets the strictness (strict: padding must be zero, reserved header fields zero).
     pub fn strictness(mut self, strictness: Strictness) -> Self {
         self.strictness = strictness;
+        self
+    }
+
+    /// Skips the page bodies of PAGE_DATA records instead of reading them: records come with
+    /// their header and pfn words only and [`Record::elided`] set, and with a seekable source
+    /// ([`SeekSource`](crate::SeekSource)) the bodies are never read at all. For checking and
+    /// listing a stream, not for restoring its memory.
+    pub fn skip_page_bodies(mut self, skip: bool) -> Self {
+        self.skip_pages = skip;
         self
     }
 
@@ -315,13 +329,52 @@ impl<S: ByteSource> StreamReader<S> {
         } else {
             State::Records
         };
+        if self.skip_pages && rtype == RecordType::PAGE_DATA && length >= 8 {
+            return self.read_page_data_skipping(index, offset, length, next);
+        }
         let (body, padding_nonzero) = take_body(&mut self.src, &mut self.offset, offset, length)?;
         if self.strictness.is_strict() && padding_nonzero {
             return Err(Error::NonZeroPadding { offset, index, record: rtype });
         }
         self.index += 1;
         self.state = next;
-        Ok(Item::Record(Record { index, offset, rtype, body, padding_nonzero }))
+        Ok(Item::Record(Record { index, offset, rtype, body, padding_nonzero, elided: 0 }))
+    }
+
+    /// PAGE_DATA with page bodies skipped: reads the 8-byte header and the pfn words (as
+    /// many as the body can hold), skips the rest of the body and its padding.
+    fn read_page_data_skipping(&mut self, index: u64, offset: u64, length: u32, next: State) -> Result<Item<'_>> {
+        // A truncation anywhere in the body is reported as a full read reports it.
+        let needed = 8 + padded_len(length);
+        let truncated = |consumed: u64| {
+            move |e| match e {
+                Error::Truncated { got, .. } => {
+                    Error::Truncated { offset, what: "record", needed, got: 8 + consumed + got }
+                }
+                other => other,
+            }
+        };
+        let header = take_from(&mut self.src, &mut self.offset, 8, "record").map_err(truncated(0))?;
+        let count = u64::from(u32::from_le_bytes([header[0], header[1], header[2], header[3]]));
+        self.scratch.clear();
+        self.scratch.extend_from_slice(header);
+        let words = (8 * count).min(u64::from(length) - 8);
+        let pfns = take_from(&mut self.src, &mut self.offset, words, "record").map_err(truncated(8))?;
+        self.scratch.extend_from_slice(pfns);
+        let kept = 8 + words;
+        let skipped = padded_len(length) - kept;
+        match self.src.skip(skipped) {
+            Ok(()) => self.offset += skipped,
+            Err(SourceError::Eof { got }) => {
+                return Err(Error::Truncated { offset, what: "record", needed, got: 8 + kept + got });
+            }
+            Err(SourceError::Io(e)) => return Err(Error::io(self.offset, &e)),
+        }
+        self.index += 1;
+        self.state = next;
+        let elided = u32::try_from(u64::from(length) - kept).unwrap_or(u32::MAX);
+        let rtype = RecordType::PAGE_DATA;
+        Ok(Item::Record(Record { index, offset, rtype, body: &self.scratch, padding_nonzero: false, elided }))
     }
 
     fn read_libxl_record(&mut self) -> Result<Item<'_>> {

@@ -172,17 +172,22 @@ pub struct Record<'a> {
     pub offset: u64,
     /// Record type.
     pub rtype: RecordType,
-    /// The body, without padding.
+    /// The body, without padding (without its last `elided` bytes when the reader skipped
+    /// them).
     pub body: &'a [u8],
     /// Whether the padding after the body had any non-zero byte.
     pub padding_nonzero: bool,
+    /// Bytes at the end of the body the reader skipped without reading: the page bodies of a
+    /// PAGE_DATA record, when the reader was asked to
+    /// ([`StreamReader::skip_page_bodies`](crate::StreamReader::skip_page_bodies)); else 0.
+    pub elided: u32,
 }
 
 impl Record<'_> {
     /// Body length as declared in the header.
     pub fn length(&self) -> u32 {
         // The reader never produces a body longer than REC_LENGTH_MAX.
-        u32::try_from(self.body.len()).unwrap_or(u32::MAX)
+        u32::try_from(self.body.len()).unwrap_or(u32::MAX).saturating_add(self.elided)
     }
 
     /// Total bytes the record occupies on the wire (header, body and padding).

@@ -1,7 +1,7 @@
 //! Byte sources the stream reader pulls from: a borrowed slice (or mmap) without copying, or
 //! any `std::io::Read` through one reused buffer.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 
 /// Why a [`ByteSource`] could not deliver.
 #[derive(Debug)]
@@ -19,11 +19,29 @@ pub enum SourceError {
 pub trait ByteSource {
     /// Reads exactly `n` bytes and returns them; the view is valid until the next call.
     fn take(&mut self, n: usize) -> Result<&[u8], SourceError>;
+
+    /// Moves past `n` bytes without returning them (a seek where the source can).
+    fn skip(&mut self, mut n: u64) -> Result<(), SourceError> {
+        let mut got = 0;
+        while n > 0 {
+            let step = n.min(GROW_STEP as u64) as usize;
+            match self.take(step) {
+                Ok(_) => (got, n) = (got + step as u64, n - step as u64),
+                Err(SourceError::Eof { got: more }) => return Err(SourceError::Eof { got: got + more }),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<S: ByteSource + ?Sized> ByteSource for &mut S {
     fn take(&mut self, n: usize) -> Result<&[u8], SourceError> {
         (**self).take(n)
+    }
+
+    fn skip(&mut self, n: u64) -> Result<(), SourceError> {
+        (**self).skip(n)
     }
 }
 
@@ -53,6 +71,16 @@ impl<'a> SliceSource<'a> {
 }
 
 impl ByteSource for SliceSource<'_> {
+    fn skip(&mut self, n: u64) -> Result<(), SourceError> {
+        let rest = self.remaining().len() as u64;
+        if n > rest {
+            self.pos = self.data.len();
+            return Err(SourceError::Eof { got: rest });
+        }
+        self.pos += n as usize;
+        Ok(())
+    }
+
     fn take(&mut self, n: usize) -> Result<&[u8], SourceError> {
         let rest = self.remaining();
         match rest.get(..n) {
@@ -119,6 +147,44 @@ impl<R: Read> ByteSource for ReadSource<R> {
     }
 }
 
+/// A source over a file (or anything seekable with a known end): bytes are read through one
+/// reused buffer, and [`skip`](ByteSource::skip) seeks, so skipped bytes are never read.
+#[derive(Debug)]
+pub struct SeekSource<R> {
+    inner: ReadSource<R>,
+    pos: u64,
+    len: u64,
+}
+
+impl<R: Read + Seek> SeekSource<R> {
+    /// A source reading `inner` from its current position to its end.
+    pub fn new(mut inner: R) -> io::Result<Self> {
+        let pos = inner.stream_position()?;
+        let len = inner.seek(SeekFrom::End(0))?;
+        inner.seek(SeekFrom::Start(pos))?;
+        Ok(Self { inner: ReadSource::new(inner), pos, len })
+    }
+}
+
+impl<R: Read + Seek> ByteSource for SeekSource<R> {
+    fn take(&mut self, n: usize) -> Result<&[u8], SourceError> {
+        let out = self.inner.take(n)?;
+        self.pos += n as u64;
+        Ok(out)
+    }
+
+    fn skip(&mut self, n: u64) -> Result<(), SourceError> {
+        let rest = self.len.saturating_sub(self.pos);
+        if n > rest {
+            return Err(SourceError::Eof { got: rest });
+        }
+        let delta = i64::try_from(n).map_err(|_| SourceError::Eof { got: rest })?;
+        self.inner.inner.seek(SeekFrom::Current(delta)).map_err(SourceError::Io)?;
+        self.pos += n;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +214,20 @@ mod tests {
         assert_eq!(s.take(100).unwrap(), &data[..100]);
         assert_eq!(s.take(150).unwrap(), &data[100..250]);
         assert!(matches!(s.take(10), Err(SourceError::Eof { got: 6 })));
+    }
+
+    #[test]
+    fn skipping_sources_agree() {
+        let data: Vec<u8> = (0..=255).collect();
+        let mut slice = SliceSource::new(&data);
+        let mut seek = SeekSource::new(io::Cursor::new(data.clone())).unwrap();
+        let mut read = ReadSource::new(&data[..]);
+        for s in [&mut slice as &mut dyn ByteSource, &mut seek, &mut read] {
+            assert_eq!(s.take(3).unwrap(), &[0, 1, 2]);
+            s.skip(100).unwrap();
+            assert_eq!(s.take(2).unwrap(), &[103, 104]);
+            assert!(matches!(s.skip(200), Err(SourceError::Eof { got: 151 })));
+        }
     }
 
     #[test]

@@ -72,6 +72,7 @@ struct OwnedRecord {
     rtype: RecordType,
     body: Vec<u8>,
     padding_nonzero: bool,
+    elided: u32,
 }
 
 impl OwnedRecord {
@@ -82,6 +83,7 @@ impl OwnedRecord {
             rtype: rec.rtype,
             body: rec.body.to_vec(),
             padding_nonzero: rec.padding_nonzero,
+            elided: rec.elided,
         }
     }
 
@@ -92,6 +94,7 @@ impl OwnedRecord {
             rtype: self.rtype,
             body: &self.body,
             padding_nonzero: self.padding_nonzero,
+            elided: self.elided,
         }
     }
 }

@@ -83,11 +83,15 @@ impl PageApplier {
         }
         stats.pfn_range = Some((lo, hi));
         let mem_err = |source| RestoreError::Memory { offset: rec.offset, index: rec.index, source };
+        let data_bytes = (pages.data_pages() * pages.page_size()) as u64;
         let Some(memory) = memory else {
             stats.data_pages += pages.data_pages() as u64;
-            stats.data_bytes += pages.pages.len() as u64;
+            stats.data_bytes += data_bytes;
             return Ok(());
         };
+        if !pages.has_bodies() {
+            return Err(crate::domain::reject(rec, "page bodies were skipped by the reader; a restore needs them"));
+        }
         if !self.to_populate.is_empty() {
             memory.populate(&self.to_populate).map_err(mem_err)?;
         }
@@ -96,7 +100,7 @@ impl PageApplier {
         }
         // Written or compared, the page bodies count as applied.
         stats.data_pages += self.data_pfns.len() as u64;
-        stats.data_bytes += pages.pages.len() as u64;
+        stats.data_bytes += data_bytes;
         if compare {
             self.scratch.resize(pages.pages.len(), 0);
             memory.read_pages(&self.data_pfns, &mut self.scratch).map_err(mem_err)?;

@@ -64,3 +64,23 @@ fn verifies_the_real_file_from_a_reader_too() {
     assert_eq!(from_slice.stats, from_read.stats);
     assert_eq!(from_slice.stats.bytes, bytes.len() as u64);
 }
+
+#[test]
+fn verify_skipping_page_bodies_sees_the_same_stream() {
+    let bytes = real_save_file();
+    let full = Restorer::new(RestoreOptions::default()).verify(StreamReader::from_slice(&bytes)).unwrap();
+    let source = sr_format::SeekSource::new(std::io::Cursor::new(&bytes[..])).unwrap();
+    let skipping =
+        Restorer::new(RestoreOptions::default()).verify(StreamReader::new(source).skip_page_bodies(true)).unwrap();
+    assert_eq!(skipping.state, full.state);
+    assert_eq!(skipping.stats, full.stats);
+    assert_eq!(skipping.stats.data_bytes, 8192 * 4096);
+
+    // A restore needs the bodies: asking for one without them is a clear error.
+    let err = Restorer::new(RestoreOptions::default())
+        .restore(StreamReader::from_slice(&bytes).skip_page_bodies(true), |h| {
+            RamMemory::new(u32::from(h.page_shift.get()), 1 << 20)
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("page bodies were skipped"), "{err}");
+}

@@ -55,9 +55,11 @@ pub struct PageData<'a> {
     pub header: &'a PageDataHeader,
     /// The raw pfn words.
     pub words: &'a [U64],
-    /// The page bodies, `data_pages * page_size` bytes, in pfn-array order.
+    /// The page bodies, `data_pages * page_size` bytes, in pfn-array order (empty when the
+    /// reader skipped them: see [`Record::elided`]).
     pub pages: &'a [u8],
     page_size: usize,
+    data_pages: usize,
 }
 
 impl<'a> PageData<'a> {
@@ -96,11 +98,11 @@ impl<'a> PageData<'a> {
             });
         }
         let page_size = 1usize << (page_shift & 31);
-        if data_pages.checked_mul(page_size) != Some(pages.len()) {
+        if data_pages.checked_mul(page_size) != Some(pages.len() + rec.elided as usize) {
             let want = 8 + 8 * u64::from(count) + (page_size as u64) * data_pages as u64;
             return Err(bad_length(rec, format!("8 + 8 * {count} + {page_size} * {data_pages} data pages = {want}")));
         }
-        Ok(Self { header, words, pages, page_size })
+        Ok(Self { header, words, pages, page_size, data_pages })
     }
 
     /// Number of entries.
@@ -110,7 +112,12 @@ impl<'a> PageData<'a> {
 
     /// Number of entries that carry a page body.
     pub fn data_pages(&self) -> usize {
-        self.pages.len() / self.page_size
+        self.data_pages
+    }
+
+    /// Whether the page bodies are here (not skipped by the reader).
+    pub fn has_bodies(&self) -> bool {
+        self.pages.len() == self.data_pages * self.page_size
     }
 
     /// Page size of the stream.
@@ -123,7 +130,8 @@ impl<'a> PageData<'a> {
         self.words.iter().map(|w| PfnEntry::decode(w.get()))
     }
 
-    /// The data-bearing entries with their page bodies, in order.
+    /// The data-bearing entries with their page bodies, in order (none if the bodies were
+    /// skipped).
     pub fn data(&self) -> impl Iterator<Item = (PfnEntry, &'a [u8])> + 'a {
         let pages = self.pages.chunks_exact(self.page_size);
         self.entries().filter(|e| e.page_type.has_data()).zip(pages)
