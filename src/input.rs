@@ -47,20 +47,19 @@ impl Scan {
 }
 
 impl Input {
-    /// Opens `path`, `-` meaning standard input. With `map`, regular files are mapped.
-    pub fn open(path: &Path, map: bool) -> Result<Input> {
+    /// Opens `path`, `-` meaning standard input; a regular file is mapped.
+    pub fn open(path: &Path) -> Result<Input> {
         if path.as_os_str() == "-" {
             return Ok(Input::Reader(Box::new(io::stdin())));
         }
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let meta = file.metadata().with_context(|| format!("cannot stat {}", path.display()))?;
-        if map && meta.is_file() && meta.len() > 0 {
-            if let Some(mapped) = MappedFile::map(file, path)? {
-                return Ok(Input::Mapped(mapped));
-            }
-            // Unreachable (the file is not empty), but a plain read is always correct.
-            let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            return Ok(Input::Reader(Box::new(file)));
+        if meta.is_file() {
+            // An empty file cannot be mapped; it reads as the empty stream it is.
+            return Ok(match MappedFile::map(file, path)? {
+                Some(mapped) => Input::Mapped(mapped),
+                None => Input::Reader(Box::new(io::empty())),
+            });
         }
         Ok(Input::Reader(Box::new(file)))
     }

@@ -42,7 +42,7 @@ pub fn extract(
     max_memory: u64,
 ) -> Result<Extracted> {
     let dest = AtomicFile::new(out)?;
-    let source = Input::open(input, true)?;
+    let source = Input::open(input)?;
     let name = input.display().to_string();
     match format {
         ExtractFormat::Raw => {

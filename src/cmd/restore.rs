@@ -102,6 +102,6 @@ pub fn restore_reader(
 
 /// Restores the file `input` (`-` is standard input) into the directory `out`.
 pub fn restore(input: &Path, out: &Path, options: RestoreOptions, max_memory: u64) -> Result<Restored<FileMemory>> {
-    let source = Input::open(input, true)?;
+    let source = Input::open(input)?;
     restore_input(source, &input.display().to_string(), out, options, max_memory)
 }
