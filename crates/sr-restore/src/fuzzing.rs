@@ -50,7 +50,8 @@ fn check_restored(r: &Restored<RamMemory>, limit: u64) {
 }
 
 /// Restores `data` leniently, strictly and as a checkpointed stream into a capped
-/// [`RamMemory`], and verifies it (from a slice and from a reader) with the same pfn limit.
+/// [`RamMemory`], and verifies it (from a slice, from a reader, and skipping page bodies)
+/// with the same pfn limit.
 ///
 /// # Panics
 /// When the modes disagree: lenient restore and verification with the same limit must
@@ -72,6 +73,14 @@ pub fn fuzz_restore(data: &[u8]) -> FuzzOutcome {
         (Ok(r), Ok(v)) => assert_eq!(r.state, v.state, "restore and verify disagree on the state"),
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "restore and verify fail differently"),
         (a, b) => panic!("restore ok: {}, verify ok: {}", a.is_ok(), b.is_ok()),
+    }
+    // Skipping page bodies (seeking past them, as `xsr verify` does) changes nothing.
+    let seeking = sr_format::SeekSource::new(std::io::Cursor::new(data)).expect("a cursor seeks");
+    let skipping = Restorer::new(same_limit.clone()).verify(StreamReader::new(seeking).skip_page_bodies(true));
+    match (&verified, &skipping) {
+        (Ok(a), Ok(b)) => assert_eq!((&a.state, &a.stats), (&b.state, &b.stats), "skipping page bodies changed it"),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "skipping page bodies fails differently"),
+        (a, b) => panic!("full read ok: {}, skipping ok: {}", a.is_ok(), b.is_ok()),
     }
     // A reader gives the same answer as a slice.
     let from_read = Restorer::new(same_limit).verify(StreamReader::from_read(data));
