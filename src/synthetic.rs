@@ -1,7 +1,6 @@
 //! A synthetic guest for `xsr demo`: memory in a [`RamMemory`], plausible state for its
 //! domain type, and a thread that keeps dirtying pages like a running guest until paused.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -247,11 +246,6 @@ impl SyntheticGuest {
     /// The state now.
     pub fn current_state(&self) -> DomainState {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Page types of the guest as a map (for comparing with a restore).
-    pub fn page_type_map(&self) -> BTreeMap<u64, PageType> {
-        self.current_state().page_types
     }
 }
 
