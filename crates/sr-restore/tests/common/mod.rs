@@ -643,25 +643,7 @@ pub fn rejected_at(err: &RestoreError) -> Option<(u64, u64)> {
     }
 }
 
-/// xorshift64*, so the tests need no rand crate.
-#[derive(Debug, Clone)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
+#[path = "../../../../tests/common/rng.rs"]
+mod rng;
+#[allow(unused_imports)] // Not every test binary draws random numbers.
+pub use rng::Rng;
