@@ -412,8 +412,8 @@ impl Command {
         match self {
             Command::Inspect { .. } | Command::Verify { .. } | Command::Demo { .. } | Command::Restore { .. } => true,
             Command::Extract { out, .. } | Command::Save { out, .. } => out.as_os_str() != "-",
-            Command::Send { to, .. } => to.as_deref() != Some("-"),
-            Command::Receive { from, .. } => from.is_none(),
+            // A transfer's product is the transfer: a broken pipe or connection anywhere fails it.
+            Command::Send { .. } | Command::Receive { .. } => false,
         }
     }
 }
@@ -424,12 +424,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            if xsr::outcome::is_closed_output(&e) {
-                if report {
-                    return ExitCode::SUCCESS;
-                }
-                eprintln!("xsr: the output was closed before it was complete: {}", xsr::outcome::render(&e));
-                return ExitCode::from(2);
+            if report && xsr::outcome::is_closed_output(&e) {
+                return ExitCode::SUCCESS;
             }
             eprintln!("xsr: {}", xsr::outcome::render(&e));
             // A stream that breaks a rule or ends early is "invalid" (1); usage and I/O

@@ -349,6 +349,9 @@ fn exchange(guest: &DirGuest, link: &mut Link, name: &str, settings: &SaveSettin
                 Ok(Ok(None)) | Err(RecvTimeoutError::Disconnected) => {
                     format!("{name} closed the back channel without reporting an outcome")
                 }
+                Ok(Err(ReadError::Io(e))) => {
+                    format!("{name} closed the back channel without reporting an outcome ({e})")
+                }
                 Ok(Err(e)) => format!("no outcome from {name}: {e}"),
                 Err(RecvTimeoutError::Timeout) => {
                     format!("no outcome from {name} within {} s (--timeout)", timeout.as_secs_f64())
