@@ -33,7 +33,12 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 
 /// Whether `e` is a write to an output whose reader has gone (EPIPE).
 pub fn is_closed_output(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    use std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == BrokenPipe)
+            // serde_json keeps the io::Error inside, not as a source.
+            || c.downcast_ref::<serde_json::Error>().is_some_and(|j| j.io_error_kind() == Some(BrokenPipe))
+    })
 }
 
 /// The error and its causes on one line, each message once: a cause whose text its parent
