@@ -15,6 +15,9 @@ use common::{real_save_file, stderr, stdout, xsr};
 
 const READY: &[u8] = b"XSR-TRANSFER/1 READY\n";
 
+/// Bytes of the stream set in flight: (offset, new value).
+type Patches = Vec<(usize, u8)>;
+
 struct Fixture {
     dir: tempfile::TempDir,
     /// The real Xen file; `xsr save` of `guest` reproduces it byte for byte.
@@ -73,14 +76,13 @@ impl Fixture {
     }
 
     /// A rejection at the header, mid-stream and at END: (name, patches, what the receiver says).
-    fn rejections(&self) -> Vec<(&'static str, Vec<(usize, u8)>, String)> {
+    fn rejections(&self) -> Vec<(&'static str, Patches, String)> {
         let header = vec![(0, b'Y')];
         // A PAGE_DATA entry with page type nibble 5 (the fourth record's first entry).
         let mid = vec![(0x763 + 16 + 7, 0x50)];
         // Every L4TAB|PINNED page made NOTAB: vcpu 0's CR3 then names a NOTAB page, which
         // only the END checks see.
-        let end: Vec<(usize, u8)> =
-            self.page_type_bytes(0xc).into_iter().map(|at| (at, self.stream[at] & 0x0f)).collect();
+        let end: Patches = self.page_type_bytes(0xc).into_iter().map(|at| (at, self.stream[at] & 0x0f)).collect();
         assert_eq!(end.len(), 7);
         let mut out = Vec::new();
         for (name, patches) in [("header", header), ("mid-stream", mid), ("END", end)] {
@@ -138,7 +140,7 @@ fn finish(mut child: Child, mut err: ChildStderr) -> (Option<i32>, String) {
 
 /// Forwards one TCP connection to `target`, setting the bytes `patches` names in the
 /// sender-to-receiver direction; the other direction passes unchanged.
-fn patching_proxy(target: String, patches: Vec<(usize, u8)>) -> (String, JoinHandle<()>) {
+fn patching_proxy(target: String, patches: Patches) -> (String, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let handle = std::thread::spawn(move || {
