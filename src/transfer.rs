@@ -231,6 +231,32 @@ impl<R: Read + AsFd> Read for TimeoutReader<R> {
     }
 }
 
+/// The fuzz entry point (the `handshake` fuzz target and the replay of its corpus): reads
+/// messages from `data` until it ends or a line is rejected. Panics if a message does not
+/// survive encoding, or if more than [`MAX_LINE`] bytes were taken for one message.
+pub fn fuzz_handshake(data: &[u8]) -> usize {
+    let mut input = io::Cursor::new(data);
+    let mut messages = 0;
+    loop {
+        let before = input.position();
+        let m = match read_message(&mut input) {
+            Ok(Some(m)) => m,
+            Ok(None) | Err(_) => return messages,
+        };
+        assert!(input.position() - before <= MAX_LINE as u64, "a message took more than MAX_LINE bytes");
+        let line = m.encode();
+        assert!(line.len() <= MAX_LINE);
+        let again = read_message(&mut io::Cursor::new(&line)).expect("an encoded message parses").expect("one message");
+        match (&m, &again) {
+            (Message::Ready, Message::Ready) | (Message::Ok(_), Message::Ok(_)) => {}
+            (Message::Error { code: a, .. }, Message::Error { code: b, .. }) => assert_eq!(a, b),
+            _ => panic!("{m:?} encoded as {again:?}"),
+        }
+        assert_eq!(again.encode(), line, "encoding is stable");
+        messages += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +321,43 @@ mod tests {
             read_message(&mut io::Cursor::new(endless)),
             Err(ReadError::Protocol(ProtocolError::TooLong))
         ));
+    }
+
+    /// Replays `tests/corpus/handshake/`: `ok-N-*` files hold N messages, `bad-*` files
+    /// none before the first rejected line.
+    #[test]
+    fn corpus_replays() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/handshake");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let got = fuzz_handshake(&std::fs::read(&path).unwrap());
+            let want: usize = if let Some(rest) = name.strip_prefix("ok-") {
+                rest.split('-').next().unwrap().parse().unwrap()
+            } else {
+                assert!(name.starts_with("bad-"), "{name}");
+                0
+            };
+            assert_eq!(got, want, "{name}");
+            n += 1;
+        }
+        assert!(n >= 8, "only {n} corpus files");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..9000)) {
+            fuzz_handshake(&data);
+        }
+
+        #[test]
+        fn any_text_survives_as_one_line(code in 1u8..=125, text in ".{0,200}") {
+            let m = Message::Error { code, message: text.clone() };
+            let back = read_message(&mut io::Cursor::new(m.encode())).unwrap().unwrap();
+            let want: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            proptest::prop_assert_eq!(back, Message::Error { code, message: want });
+        }
     }
 
     #[test]
