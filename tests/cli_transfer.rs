@@ -456,6 +456,39 @@ fn over_a_pipe_a_sender_that_dies_leaves_nothing() {
 }
 
 #[test]
+fn over_a_pipe_pair_a_killed_sender_leaves_nothing() {
+    let f = fixture();
+    let fifo = f.path("reply");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let out = f.path("copy");
+    let mut sender = xsr_cmd(&["send", &f.guest, "--to", "-", "--reply", fifo.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reply = fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+    let mut receiver = xsr_cmd(&["receive", "--from", "-", "--out", out.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(reply)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut from = sender.stdout.take().unwrap();
+    let mut to = receiver.stdin.take().unwrap();
+    let mut first = vec![0u8; 1 << 20];
+    from.read_exact(&mut first).unwrap();
+    to.write_all(&first).unwrap();
+    sender.kill().unwrap();
+    let _ = std::io::copy(&mut from, &mut to);
+    drop(to);
+    assert!(sender.wait().unwrap().code().is_none(), "killed");
+    let r = receiver.wait_with_output().unwrap();
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(stderr(&r).contains("truncated at byte"), "{}", stderr(&r));
+    f.assert_nothing_at(&out);
+}
+
+#[test]
 fn over_a_pipe_a_silent_peer_times_out() {
     let f = fixture();
     let start = Instant::now();
