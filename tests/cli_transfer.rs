@@ -270,6 +270,46 @@ fn over_tcp_a_receiver_that_dies_fails_the_send() {
 }
 
 #[test]
+fn over_tcp_a_receiver_killed_mid_stream_fails_the_send() {
+    let f = fixture();
+    let out = f.path("copy");
+    let (receiver, target, err) = tcp_receiver(&out, &[]);
+    let pid = receiver.id();
+    // Forwards 1 MiB of the stream, then kills the receiver and keeps forwarding.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let proxy = std::thread::spawn(move || {
+        let (mut client, _) = listener.accept().unwrap();
+        let mut server = TcpStream::connect(target).unwrap();
+        let mut ready = [0u8; READY.len()];
+        server.read_exact(&mut ready).unwrap();
+        client.write_all(&ready).unwrap();
+        let mut first = vec![0u8; 1 << 20];
+        client.read_exact(&mut first).unwrap();
+        server.write_all(&first).unwrap();
+        assert!(Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
+        let back = std::thread::spawn({
+            let (mut s_in, mut c_out) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+            move || {
+                let _ = std::io::copy(&mut s_in, &mut c_out);
+                let _ = c_out.shutdown(Shutdown::Both);
+            }
+        });
+        let _ = std::io::copy(&mut client, &mut server);
+        let _ = server.shutdown(Shutdown::Both);
+        back.join().unwrap();
+    });
+    let o = send(&[&f.guest, "--to", &addr]);
+    proxy.join().unwrap();
+    let (code, _) = finish(receiver, err);
+    assert_eq!(code, None, "killed");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("without reporting an outcome"), "{}", stderr(&o));
+    // A killed process cannot clean up its temporary directory, but nothing is committed.
+    assert!(!out.exists());
+}
+
+#[test]
 fn over_tcp_a_sender_that_dies_leaves_nothing_and_is_told_why() {
     let f = fixture();
     let out = f.path("half");
