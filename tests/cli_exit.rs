@@ -79,6 +79,17 @@ fn a_closed_output_is_an_error_for_streams_and_images_and_quiet_for_reports() {
         assert!(stderr(&o).starts_with("xsr: ") && stderr(&o).contains("Broken pipe"), "{args:?}: {}", stderr(&o));
     }
     assert!(!Path::new("never").exists());
+    // send --to -: the receiver's READY is already in the reply pipe; the stream cannot be
+    // written and no outcome comes.
+    let fifo = f.path("reply");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut reply = fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+    std::io::Write::write_all(&mut reply, b"XSR-TRANSFER/1 READY\n").unwrap();
+    let o =
+        with_closed_stdout(&["send", &guest, "--to", "-", "--reply", fifo.to_str().unwrap(), "--timeout", "1"], None);
+    drop(reply);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Broken pipe") && stderr(&o).contains("no outcome"), "{}", stderr(&o));
     // Reports on standard output: a reader that stopped early is not an error.
     let reports: &[&[&str]] = &[&["inspect", &real], &["verify", &real], &["inspect", "--json", &real]];
     for args in reports {
