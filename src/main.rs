@@ -137,7 +137,7 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         reply: Option<PathBuf>,
         /// Seconds the receiver may stay silent (before READY, on a blocked write, before the outcome).
-        #[arg(long, value_parser = parse_timeout, default_value = "60")]
+        #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, default_value = "60")]
         timeout: std::time::Duration,
         #[command(flatten)]
         save: SaveArgs,
@@ -156,7 +156,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Seconds the sender may stay silent.
-        #[arg(long, value_parser = parse_timeout, default_value = "60")]
+        #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, default_value = "60")]
         timeout: std::time::Duration,
         #[command(flatten)]
         stream: StreamArgs,
