@@ -7,6 +7,9 @@
 #   xsr restore FILE  vs cp of the stream             (target: within 1.3x)
 #   xsr verify FILE   vs cat FILE > /dev/null         (target: at least 20x faster)
 #   peak RSS of xsr save and xsr restore              (target: under 64 MiB)
+#   xsr send --to | xsr receive over loopback TCP     vs xsr save --out - | xsr restore -
+#   xsr send --via 'xsr receive --from -'             vs the same pipeline
+#                                                     (the handshake's cost; target: within 1.05x)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -81,6 +84,32 @@ rss_restore=$(rss_mib "$XSR" restore "$WORK/stream" --out "$WORK/restored")
 rm -f "$WORK/stream2"
 rss_save=$(rss_mib "$XSR" save "$WORK/guest" --out "$WORK/stream2")
 
+# The transfer handshake against a plain pipeline of the same image.
+rm_piped() { rm -rf "$WORK/piped"; }
+pipeline() { "$XSR" save "$WORK/guest" --out - 2> /dev/null | "$XSR" restore - --out "$WORK/piped" > /dev/null; }
+t_pipeline=$(best_of rm_piped pipeline)
+cmp -s "$WORK/guest/memory.img" "$WORK/piped/memory.img" || { echo "piped image differs" >&2; exit 1; }
+rm -rf "$WORK/piped"
+
+# The receiver is started (and listening) before the clock starts, as the pipeline's
+# processes are started inside it: both timings include the sender's and receiver's work.
+start_receiver() {
+    rm -rf "$WORK/received"
+    : > "$WORK/receiver.err"
+    "$XSR" receive --listen 127.0.0.1:0 --out "$WORK/received" > /dev/null 2> "$WORK/receiver.err" &
+    RECEIVER=$!
+    until grep -q '^listening on ' "$WORK/receiver.err"; do sleep 0.01; done
+    ADDR=$(sed -n 's/^listening on //p' "$WORK/receiver.err")
+}
+send_tcp() { "$XSR" send "$WORK/guest" --to "$ADDR" 2> /dev/null; wait "$RECEIVER"; }
+t_send_tcp=$(best_of start_receiver send_tcp)
+cmp -s "$WORK/guest/memory.img" "$WORK/received/memory.img" || { echo "received image differs" >&2; exit 1; }
+rm_received() { rm -rf "$WORK/received"; }
+send_via() { "$XSR" send "$WORK/guest" --via "'$XSR' receive --from - --out '$WORK/received' 2> /dev/null" 2> /dev/null; }
+t_send_via=$(best_of rm_received send_via)
+cmp -s "$WORK/guest/memory.img" "$WORK/received/memory.img" || { echo "received image differs" >&2; exit 1; }
+rm -rf "$WORK/received"
+
 echo
 echo "cli-bench: ${MB} MiB guest, best of $RUNS, files in the page cache"
 printf '  %-34s %8ss   cp of the image  %8ss   ratio %sx (target <= 1.3)\n' "xsr save" "$t_save" "$t_cp_image" "$(ratio "$t_save" "$t_cp_image")"
@@ -88,3 +117,5 @@ printf '  %-34s %8ss   cp of the stream %8ss   ratio %sx (target <= 1.3)\n' "xsr
 printf '  %-34s %8ss   cat > /dev/null  %8ss   %sx faster (target >= 20)\n' "xsr verify" "$t_verify" "$t_cat" "$(ratio "$t_cat" "$t_verify")"
 printf '  %-34s %8s MiB (target < 64)\n' "peak RSS xsr restore" "$rss_restore"
 printf '  %-34s %8s MiB (target < 64)\n' "peak RSS xsr save" "$rss_save"
+printf '  %-34s %8ss   save | restore - %8ss   ratio %sx (target <= 1.05)\n' "xsr send --to (loopback TCP)" "$t_send_tcp" "$t_pipeline" "$(ratio "$t_send_tcp" "$t_pipeline")"
+printf '  %-34s %8ss   save | restore - %8ss   ratio %sx (target <= 1.05)\n' "xsr send --via 'receive --from -'" "$t_send_via" "$t_pipeline" "$(ratio "$t_send_via" "$t_pipeline")"

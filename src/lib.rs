@@ -9,6 +9,8 @@ pub mod elf;
 pub mod image_dir;
 pub mod input;
 pub mod mapped;
+pub mod outcome;
 pub mod progress;
 pub mod size;
 pub mod synthetic;
+pub mod transfer;

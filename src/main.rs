@@ -69,7 +69,7 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "raw")]
         format: ExtractFormat,
-        /// Output file (written atomically).
+        /// Output file (written atomically; `-`: standard output, the summary then goes to stderr).
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
@@ -120,24 +120,44 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Send a domain image directory to `xsr receive` over TCP.
+    /// Send a domain image directory to `xsr receive`; exits 0 only when the receiver
+    /// reports that its directory is complete (see the handshake in the README).
     Send {
         /// The directory.
         dir: PathBuf,
-        /// The receiver, HOST:PORT.
-        #[arg(long)]
-        to: String,
+        /// The receiver: HOST:PORT over TCP, or `-` (the stream on standard output, the
+        /// receiver's messages read from --reply).
+        #[arg(long, required_unless_present = "via", conflicts_with = "via")]
+        to: Option<String>,
+        /// Run this shell command as the transport (e.g. `ssh host xsr receive --from - --out DIR`):
+        /// the stream goes to its standard input, the receiver's messages come from its standard output.
+        #[arg(long, value_name = "CMD")]
+        via: Option<String>,
+        /// With `--to -`: where the receiver's messages come from (a named pipe, /dev/fd/N).
+        #[arg(long, value_name = "PATH")]
+        reply: Option<PathBuf>,
+        /// Seconds the receiver may stay silent (before READY, on a blocked write, before the outcome).
+        #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, default_value = "60")]
+        timeout: std::time::Duration,
         #[command(flatten)]
         save: SaveArgs,
     },
-    /// Receive one stream over TCP and restore it into a directory.
+    /// Receive one stream (TCP or a pipe), restore it into a directory and report the
+    /// outcome to the sender.
     Receive {
         /// Address to listen on (loopback unless told otherwise; port 0 picks one).
-        #[arg(long, default_value = "127.0.0.1:7878")]
+        #[arg(long, default_value = "127.0.0.1:7878", conflicts_with = "from")]
         listen: String,
+        /// Read the stream from this file or pipe (`-`: standard input) and write the
+        /// handshake messages on standard output, instead of listening.
+        #[arg(long, value_name = "PATH")]
+        from: Option<PathBuf>,
         /// Output directory (must not exist; written atomically).
         #[arg(long)]
         out: PathBuf,
+        /// Seconds the sender may stay silent.
+        #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, default_value = "60")]
+        timeout: std::time::Duration,
         #[command(flatten)]
         stream: StreamArgs,
         #[command(flatten)]
@@ -209,6 +229,14 @@ impl StreamArgs {
             failover: self.failover,
             ..RestoreOptions::default()
         }
+    }
+}
+
+/// `--timeout`: seconds, fractions allowed.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => Ok(std::time::Duration::from_secs_f64(secs)),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
     }
 }
 
@@ -287,23 +315,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(if summary.identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Send { dir, to, save } => {
-            let stats = net::send(&dir, &to, &save.settings())?;
-            print_save_summary(&stats);
+        Command::Send { dir, to, via, reply, timeout, save } => {
+            let peer = match (to, via, reply) {
+                (_, Some(cmd), None) => net::Peer::Via(cmd),
+                (Some(to), None, Some(reply)) if to == "-" => net::Peer::Stdout { reply },
+                (Some(to), None, None) if to == "-" => {
+                    anyhow::bail!(
+                        "--to - needs --reply PATH (where the receiver's outcome comes back), or use --via CMD"
+                    )
+                }
+                (Some(to), None, None) => net::Peer::Tcp(to),
+                _ => anyhow::bail!("--reply goes with --to - only"),
+            };
+            let sent = net::send(&dir, &peer, &save.settings(), timeout)?;
+            let stats = &sent.stats;
+            eprintln!(
+                "sent {} pages, {} bytes in {:.3} s; the receiver committed it: {}",
+                stats.pages,
+                stats.bytes,
+                stats.duration.as_secs_f64(),
+                sent.summary
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Receive { listen, out, stream, memory } => {
-            let restored =
-                net::receive(&listen, &out, stream.options(Strictness::Lenient), memory.max_memory, |addr| {
-                    eprintln!("listening on {addr}");
-                })?;
-            println!(
-                "received {} domain: {} pages ({} bytes) into {}",
-                restored.state.domain_type,
-                restored.stats.data_pages,
-                restored.stats.bytes,
-                out.display()
-            );
+        Command::Receive { listen, from, out, timeout, stream, memory } => {
+            let source = match from {
+                Some(path) => net::Source::Path(path),
+                None => net::Source::Listen(listen),
+            };
+            let piped = matches!(source, net::Source::Path(_));
+            let options = stream.options(Strictness::Lenient);
+            let restored = net::receive(&source, &out, options, memory.max_memory, timeout, |addr| {
+                eprintln!("listening on {addr}");
+            })?;
+            // With --from, standard output carries the handshake: the summary goes to stderr.
+            let line = net::summary(&restored, &out);
+            if piped {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { file, json } => {
@@ -321,72 +372,65 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify { file, strict, stream, json } => run_verify(&file, strict, &stream, json),
         Command::Restore { file, out, stream, memory, json } => {
             let restored = restore::restore(&file, &out, stream.options(Strictness::Lenient), memory.max_memory)?;
-            let s = &restored.stats;
+            let summary = restore::RestoreSummary::new(&restored, &out);
             if json {
-                print_json(&serde_json::json!({
-                    "out": out,
-                    "domain_type": restored.state.domain_type.to_string(),
-                    "data_pages": s.data_pages,
-                    "bytes": s.bytes,
-                    "checkpoints": s.checkpoints,
-                    "failed_over": s.failed_over,
-                    "verify_mismatches": s.verify_mismatches,
-                    "warnings": restored.warnings.iter().map(|w| format!("byte {}: {}", w.offset, w.message)).collect::<Vec<_>>(),
-                }))?;
+                print_json(&summary)?;
             } else {
-                let mut o = std::io::stdout().lock();
-                writeln!(
-                    o,
-                    "restored {} domain: {} pages ({} bytes of page data) from {} bytes into {}",
-                    restored.state.domain_type,
-                    s.data_pages,
-                    s.data_bytes,
-                    s.bytes,
-                    out.display()
-                )?;
-                if s.verified_pages > 0 {
-                    writeln!(o, "verify pass: {} pages compared, {} differed", s.verified_pages, s.verify_mismatches)?;
-                }
-                for w in &restored.warnings {
-                    writeln!(o, "warning: byte {}: {}", w.offset, w.message)?;
-                }
+                summary.print_text(&mut std::io::stdout().lock())?;
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Extract { file, format, out, stream, memory, json } => {
             let done = extract::extract(&file, &out, format, stream.options(Strictness::Lenient), memory.max_memory)?;
+            // With `--out -` the image is on standard output: the summary goes to stderr.
+            let mut o: Box<dyn Write> =
+                if out.as_os_str() == "-" { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
             if json {
-                print_json(&done)?;
+                serde_json::to_writer_pretty(&mut o, &done)?;
+                writeln!(o)?;
             } else {
-                println!(
+                writeln!(
+                    o,
                     "extracted {} pages in {} runs to {} ({} bytes)",
                     done.pages,
                     done.runs,
                     out.display(),
                     done.bytes
-                );
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
+impl Command {
+    /// Whether everything the command writes on standard output is a report, so a reader
+    /// that stops early (`xsr inspect FILE | head`) cuts nothing that matters. A stream or
+    /// an image on standard output (`save --out -`, `extract --out -`, `send --to -`, the
+    /// handshake of `receive --from`) is the command's product: a closed output is an error.
+    fn output_is_report(&self) -> bool {
+        match self {
+            Command::Inspect { .. } | Command::Verify { .. } | Command::Demo { .. } | Command::Restore { .. } => true,
+            Command::Extract { out, .. } | Command::Save { out, .. } => out.as_os_str() != "-",
+            // A transfer's product is the transfer: a broken pipe or connection anywhere fails it.
+            Command::Send { .. } | Command::Receive { .. } => false,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let report = cli.command.output_is_report();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            // A reader that stopped early (`xsr inspect FILE | head`) is not an error.
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
+            if report && xsr::outcome::is_closed_output(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("xsr: {e:#}");
-            // A stream that breaks a rule is "invalid" (1); usage and I/O problems are 2.
-            let invalid =
-                e.chain().any(|c| c.downcast_ref::<sr_restore::RestoreError>().is_some_and(|r| !r.is_broken_channel()));
-            ExitCode::from(if invalid { 1 } else { 2 })
+            eprintln!("xsr: {}", xsr::outcome::render(&e));
+            // A stream that breaks a rule or ends early is "invalid" (1); usage and I/O
+            // problems are 2; a transfer the receiver refused exits with the receiver's code.
+            ExitCode::from(xsr::outcome::exit_code(&e))
         }
     }
 }

@@ -3,10 +3,7 @@
 mod common;
 
 use std::fs;
-use std::io::Read;
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use common::{real_save_file, stderr, stdout, xsr, xsr_stdin};
 
@@ -106,82 +103,4 @@ fn demo_migrates_every_domain_type() {
     assert!(!text.contains("pass 1 "), "max-iterations 1 allows one live pass: {text}");
 }
 
-#[test]
-fn send_and_receive_between_processes() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, restored) = restored_real(&dir);
-    let received = dir.path().join("received");
-    let mut receiver = Command::new(env!("CARGO_BIN_EXE_xsr"))
-        .args(["receive", "--listen", "127.0.0.1:0", "--out", received.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The receiver prints the port it bound.
-    let mut err = receiver.stderr.take().unwrap();
-    let mut line = Vec::new();
-    let mut byte = [0u8];
-    while err.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
-        line.push(byte[0]);
-    }
-    let line = String::from_utf8(line).unwrap();
-    let addr = line.strip_prefix("listening on ").expect(&line).to_string();
-    let o = xsr(&["send", &restored, "--to", &addr]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(receiver.wait().unwrap().success());
-    for name in ["domain.json", "memory.img", "vcpu0-basic.bin"] {
-        assert_eq!(fs::read(received.join(name)).unwrap(), fs::read(dir.path().join("restored").join(name)).unwrap());
-    }
-}
-
-#[test]
-fn a_broken_connection_is_a_clear_error_on_both_sides() {
-    let dir = tempfile::tempdir().unwrap();
-    let (file, restored) = restored_real(&dir);
-
-    // Sender side: a peer that reads 1 MiB and hangs up.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let peer = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 1 << 20];
-        s.read_exact(&mut buf).unwrap();
-    });
-    let o = xsr(&["send", &restored, "--to", &addr]);
-    peer.join().unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("sending to"), "{}", stderr(&o));
-
-    // Nobody listening.
-    let o = xsr(&["send", &restored, "--to", "127.0.0.1:1"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("cannot connect"), "{}", stderr(&o));
-
-    // Receiver side: a sender that stops half way leaves no output directory.
-    let out = dir.path().join("half");
-    let mut receiver = Command::new(env!("CARGO_BIN_EXE_xsr"))
-        .args(["receive", "--listen", "127.0.0.1:0", "--out", out.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = receiver.stderr.take().unwrap();
-    let mut text = Vec::new();
-    let mut byte = [0u8];
-    while err.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
-        text.push(byte[0]);
-    }
-    let addr = String::from_utf8(text).unwrap().trim_start_matches("listening on ").to_string();
-    {
-        use std::io::Write;
-        let bytes = fs::read(&file).unwrap();
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        s.write_all(&bytes[..bytes.len() / 2]).unwrap();
-    }
-    let status = receiver.wait().unwrap();
-    let mut rest = String::new();
-    err.read_to_string(&mut rest).unwrap();
-    assert_eq!(status.code(), Some(2), "{rest}");
-    assert!(rest.contains("truncated"), "{rest}");
-    std::thread::sleep(Duration::from_millis(10));
-    assert!(!out.exists());
-}
+// send / receive: tests/cli_transfer.rs.

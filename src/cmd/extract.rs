@@ -33,8 +33,31 @@ pub struct Extracted {
     pub runs: usize,
 }
 
-/// Extracts the memory of `input` into `out`.
+/// Extracts the memory of `input` into `out`; `-` is standard output (the image is built in
+/// a temporary file, then copied: holes of a raw image become zeros on the pipe).
 pub fn extract(
+    input: &Path,
+    out: &Path,
+    format: ExtractFormat,
+    options: RestoreOptions,
+    max_memory: u64,
+) -> Result<Extracted> {
+    if out.as_os_str() != "-" {
+        return extract_to(input, out, format, options, max_memory);
+    }
+    // Committed under a private name, opened and unlinked at once: nothing is left behind.
+    let tmp = std::env::temp_dir().join(format!("xsr-extract-{}", std::process::id()));
+    let done = extract_to(input, &tmp, format, options, max_memory)?;
+    let image = File::open(&tmp).with_context(|| format!("cannot reopen {}", tmp.display()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut image = image?;
+    use std::os::fd::AsFd;
+    let fd = std::io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?;
+    std::io::copy(&mut image, &mut File::from(fd)).context("cannot write the image to standard output")?;
+    Ok(done)
+}
+
+fn extract_to(
     input: &Path,
     out: &Path,
     format: ExtractFormat,

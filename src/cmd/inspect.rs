@@ -214,7 +214,8 @@ pub fn inspect<S: ByteSource>(mut reader: StreamReader<S>) -> Report {
                     layer: "libxc",
                     index: Some(rec.index),
                     kind: rec.rtype.to_string(),
-                    length: Some(rec.body.len() as u64),
+                    // From the header: page bodies may have been skipped, not read.
+                    length: Some(u64::from(rec.length())),
                     detail,
                 }
             }

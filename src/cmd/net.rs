@@ -1,40 +1,465 @@
-//! `xsr send` and `xsr receive`: the same transfer between two processes over TCP.
+//! `xsr send` and `xsr receive`: one transfer between two processes, over TCP or a pipe
+//! pair, whose exit status is the outcome of the whole transfer (see [`crate::transfer`] for
+//! the handshake).
 
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::Path;
+use std::fs::File;
+use std::io::{self, BufReader, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use sr_memory::FileMemory;
+use anyhow::{Context, Result, anyhow, bail};
+use sr_memory::{FileMemory, GuestMemory};
 use sr_restore::{RestoreOptions, Restored};
-use sr_save::SaveStats;
+use sr_save::{SaveError, SaveStats};
 
-use crate::cmd::restore::restore_reader;
+use crate::cmd::restore::restore_into;
 use crate::cmd::save::{SaveSettings, save_to};
 use crate::dir_guest::DirGuest;
+use crate::image_dir::AtomicDir;
+use crate::input::Input;
+use crate::outcome::exit_code;
+use crate::transfer::{Message, ReadError, ReceiverFailed, TimeoutReader, read_message};
 
-/// Sends the image in `dir` to `to` (HOST:PORT).
-pub fn send(dir: &Path, to: &str, settings: &SaveSettings) -> Result<SaveStats> {
-    let guest = DirGuest::open(dir)?;
-    let stream = TcpStream::connect(to).with_context(|| format!("cannot connect to {to}"))?;
-    stream.set_nodelay(true).ok();
-    let stats = save_to(&guest, settings, &stream).with_context(|| format!("sending to {to} failed"))?;
-    // Tell the receiver we are done, then wait for it to close: the transfer is complete only
-    // when the receiver has read everything.
-    stream.shutdown(Shutdown::Write).context("cannot finish the connection")?;
-    Ok(stats)
+/// The default for `--timeout`: how long a peer may stay silent.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where `xsr send` sends.
+#[derive(Clone, Debug)]
+pub enum Peer {
+    /// `--to HOST:PORT`: a TCP connection carries both directions.
+    Tcp(String),
+    /// `--via CMD`: `sh -c CMD` is started with its standard input as the forward channel
+    /// and its standard output as the back channel (its standard error is ours).
+    Via(String),
+    /// `--to - --reply PATH`: the stream goes to standard output, the messages are read
+    /// from PATH (a named pipe, `/dev/fd/N`).
+    Stdout {
+        /// The back channel.
+        reply: PathBuf,
+    },
 }
 
-/// Listens on `listen`, accepts one sender and restores its stream into `out`. `ready` is
-/// called with the bound address before accepting (port 0 picks a free port).
+impl Peer {
+    fn name(&self) -> String {
+        match self {
+            Peer::Tcp(addr) => addr.clone(),
+            Peer::Via(cmd) => format!("`{cmd}`"),
+            Peer::Stdout { reply } => format!("the receiver replying on {}", reply.display()),
+        }
+    }
+}
+
+/// What a successful send did.
+#[derive(Debug)]
+pub struct Sent {
+    /// The saver's statistics.
+    pub stats: SaveStats,
+    /// The receiver's summary (from its `OK`).
+    pub summary: String,
+}
+
+/// State shared by the sender, its back-channel reader and its watchdog.
+#[derive(Debug)]
+struct Shared {
+    start: Instant,
+    /// The receiver sent ERROR: the writer fails at its next write.
+    peer_failed: AtomicBool,
+    /// Milliseconds since `start` when the pending write began (`u64::MAX`: none pending).
+    write_since: AtomicU64,
+    /// The watchdog gave up on a blocked write.
+    stalled: AtomicBool,
+    /// The stream is finished: the watchdog stops.
+    done: AtomicBool,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis().try_into().unwrap_or(u64::MAX - 1)
+    }
+}
+
+/// The forward channel, failing as soon as the receiver reported an error, and telling the
+/// watchdog when a write is pending.
+struct Guarded {
+    inner: Box<dyn Write + Send>,
+    shared: Arc<Shared>,
+}
+
+impl Guarded {
+    fn run<T>(&mut self, f: impl FnOnce(&mut dyn Write) -> io::Result<T>) -> io::Result<T> {
+        if self.shared.peer_failed.load(Ordering::Acquire) {
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the receiver reported an error"));
+        }
+        self.shared.write_since.store(self.shared.now_ms(), Ordering::Release);
+        let r = f(&mut *self.inner);
+        self.shared.write_since.store(u64::MAX, Ordering::Release);
+        r
+    }
+}
+
+impl Write for Guarded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.run(|w| w.write(buf))
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.run(|w| w.write_vectored(bufs))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.run(|w| w.flush())
+    }
+}
+
+type BackOpener = Box<dyn FnOnce() -> io::Result<Box<dyn Read + Send>> + Send>;
+
+/// The two channels to the receiver.
+struct Link {
+    forward: Option<Box<dyn Write + Send>>,
+    back: Option<BackOpener>,
+    tcp: Option<TcpStream>,
+    child: Option<Arc<Mutex<Child>>>,
+}
+
+impl Link {
+    fn open(peer: &Peer, timeout: Duration) -> Result<Link> {
+        match peer {
+            Peer::Tcp(to) => {
+                let stream = connect(to, timeout)?;
+                stream.set_nodelay(true).ok();
+                let back = stream.try_clone().context("cannot clone the connection")?;
+                let forward = stream.try_clone().context("cannot clone the connection")?;
+                Ok(Link {
+                    forward: Some(Box::new(forward)),
+                    back: Some(Box::new(move || Ok(Box::new(back) as Box<dyn Read + Send>))),
+                    tcp: Some(stream),
+                    child: None,
+                })
+            }
+            Peer::Via(cmd) => {
+                let mut child = Command::new("sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .with_context(|| format!("cannot start `{cmd}`"))?;
+                let forward = child.stdin.take().context("no pipe to the command")?;
+                let back = child.stdout.take().context("no pipe from the command")?;
+                Ok(Link {
+                    forward: Some(Box::new(forward)),
+                    back: Some(Box::new(move || Ok(Box::new(back) as Box<dyn Read + Send>))),
+                    tcp: None,
+                    child: Some(Arc::new(Mutex::new(child))),
+                })
+            }
+            Peer::Stdout { reply } => {
+                // A duplicate of fd 1 as a File: unbuffered, and `writev` reaches the pipe directly.
+                let fd = io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?;
+                let reply = reply.clone();
+                Ok(Link {
+                    forward: Some(Box::new(File::from(fd))),
+                    // Opening a named pipe blocks until the receiver's side opens it, so it
+                    // is opened by the reader thread, under the READY timeout.
+                    back: Some(Box::new(move || {
+                        File::open(&reply)
+                            .map(|f| Box::new(f) as Box<dyn Read + Send>)
+                            .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", reply.display())))
+                    })),
+                    tcp: None,
+                    child: None,
+                })
+            }
+        }
+    }
+
+    /// Unblocks a write that the receiver does not read: the connection is shut down, the
+    /// transport command killed. Standard output cannot be unblocked: the process exits.
+    fn aborter(&self) -> impl Fn() + Send + 'static {
+        let tcp = self.tcp.as_ref().and_then(|s| s.try_clone().ok());
+        let child = self.child.clone();
+        let stdout = tcp.is_none() && child.is_none();
+        move || {
+            if let Some(s) = &tcp {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+            if let Some(c) = &child
+                && let Ok(mut c) = c.lock()
+            {
+                let _ = c.kill();
+            }
+            if stdout {
+                eprintln!("xsr: the receiver has not read the stream for the whole timeout (--timeout); giving up");
+                std::process::exit(2);
+            }
+        }
+    }
+
+    /// Closes the forward channel: the receiver sees the end of the stream.
+    fn close_forward(&mut self) {
+        self.forward = None;
+        if let Some(s) = &self.tcp {
+            let _ = s.shutdown(Shutdown::Write);
+        }
+    }
+
+    /// Ends the transfer: the transport command gets `timeout` to exit, then is killed.
+    fn finish(&mut self, timeout: Duration) {
+        self.close_forward();
+        if let Some(s) = self.tcp.take() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        if let Some(child) = self.child.take()
+            && let Ok(mut c) = child.lock()
+        {
+            let deadline = Instant::now() + timeout;
+            while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn connect(to: &str, timeout: Duration) -> Result<TcpStream> {
+    let addrs: Vec<SocketAddr> =
+        to.to_socket_addrs().with_context(|| format!("cannot connect to {to}: bad address"))?.collect();
+    let mut last = None;
+    for a in &addrs {
+        match TcpStream::connect_timeout(a, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => anyhow!(e).context(format!("cannot connect to {to}")),
+        None => anyhow!("cannot connect to {to}: no address"),
+    })
+}
+
+type Incoming = Result<Option<Message>, ReadError>;
+
+/// Sends the image in `dir` to `peer` and returns once the receiver reported the outcome.
+/// Errors: the receiver's own failure as [`ReceiverFailed`] (its exit code and message);
+/// a closed back channel, a silent peer (`timeout`), a local failure otherwise.
+pub fn send(dir: &Path, peer: &Peer, settings: &SaveSettings, timeout: Duration) -> Result<Sent> {
+    let guest = DirGuest::open(dir)?;
+    let name = peer.name();
+    let mut link = Link::open(peer, timeout)?;
+    let result = exchange(&guest, &mut link, &name, settings, timeout);
+    link.finish(if result.is_ok() { timeout } else { Duration::from_millis(500) });
+    result
+}
+
+fn exchange(guest: &DirGuest, link: &mut Link, name: &str, settings: &SaveSettings, timeout: Duration) -> Result<Sent> {
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        peer_failed: AtomicBool::new(false),
+        write_since: AtomicU64::new(u64::MAX),
+        stalled: AtomicBool::new(false),
+        done: AtomicBool::new(false),
+    });
+
+    // The back channel is read by its own thread for the whole transfer, so an ERROR stops
+    // the stream while it is being written.
+    let (tx, rx) = mpsc::channel::<Incoming>();
+    let open_back = link.back.take().context("back channel already used")?;
+    let reader_shared = Arc::clone(&shared);
+    std::thread::spawn(move || {
+        let back = match open_back() {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tx.send(Err(ReadError::Io(e)));
+                return;
+            }
+        };
+        let mut back = BufReader::new(back);
+        loop {
+            let m = read_message(&mut back);
+            let more = matches!(m, Ok(Some(Message::Ready)));
+            if matches!(m, Ok(Some(Message::Error { .. }))) {
+                reader_shared.peer_failed.store(true, Ordering::Release);
+            }
+            if tx.send(m).is_err() || !more {
+                return;
+            }
+        }
+    });
+
+    // 1. READY.
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(Some(Message::Ready))) => {}
+        Ok(Ok(Some(Message::Error { code, message }))) => return Err(ReceiverFailed { code, message }.into()),
+        Ok(Ok(Some(Message::Ok(_)))) => bail!("{name} reported success before the stream was sent"),
+        Ok(Ok(None)) => bail!("{name} closed the back channel without saying it was ready"),
+        Ok(Err(e)) => return Err(anyhow!(e).context(format!("no handshake from {name}"))),
+        Err(RecvTimeoutError::Timeout) => {
+            bail!("{name} did not say it was ready within {} s (--timeout)", timeout.as_secs_f64())
+        }
+        Err(RecvTimeoutError::Disconnected) => bail!("the back channel from {name} failed"),
+    }
+
+    // 2. The stream, under the watchdog.
+    let abort = link.aborter();
+    let dog_shared = Arc::clone(&shared);
+    let watchdog = std::thread::spawn(move || {
+        let limit: u64 = timeout.as_millis().try_into().unwrap_or(u64::MAX);
+        let tick = (timeout / 10).clamp(Duration::from_millis(5), Duration::from_millis(100));
+        while !dog_shared.done.load(Ordering::Acquire) {
+            let since = dog_shared.write_since.load(Ordering::Acquire);
+            if since != u64::MAX && dog_shared.now_ms().saturating_sub(since) > limit {
+                dog_shared.stalled.store(true, Ordering::Release);
+                abort();
+                return;
+            }
+            std::thread::sleep(tick);
+        }
+    });
+    let forward = link.forward.take().context("forward channel already used")?;
+    let saved = save_to(guest, settings, Guarded { inner: forward, shared: Arc::clone(&shared) });
+    link.close_forward();
+    shared.done.store(true, Ordering::Release);
+    let _ = watchdog.join();
+    if shared.stalled.load(Ordering::Acquire) {
+        bail!("{name} did not read the stream for {} s (--timeout)", timeout.as_secs_f64());
+    }
+
+    // 3. The outcome.
+    let outcome = rx.recv_timeout(timeout);
+    let transport_failed = match &saved {
+        Ok(_) => false,
+        Err(e) => e.chain().any(|c| matches!(c.downcast_ref::<SaveError>(), Some(SaveError::Io { .. }))),
+    };
+    match (saved, outcome) {
+        (Ok(stats), Ok(Ok(Some(Message::Ok(summary))))) => Ok(Sent { stats, summary }),
+        (Err(e), _) if !transport_failed => {
+            Err(e.context(format!("sending to {name} failed; the receiver discards the partial stream")))
+        }
+        (_, Ok(Ok(Some(Message::Error { code, message })))) => Err(ReceiverFailed { code, message }.into()),
+        (Ok(_), Ok(Ok(Some(Message::Ready)))) => bail!("{name} sent READY twice"),
+        (saved, outcome) => {
+            let why = match outcome {
+                Ok(Ok(None)) | Err(RecvTimeoutError::Disconnected) => {
+                    format!("{name} closed the back channel without reporting an outcome")
+                }
+                Ok(Err(ReadError::Io(e))) => {
+                    format!("{name} closed the back channel without reporting an outcome ({e})")
+                }
+                Ok(Err(e)) => format!("no outcome from {name}: {e}"),
+                Err(RecvTimeoutError::Timeout) => {
+                    format!("no outcome from {name} within {} s (--timeout)", timeout.as_secs_f64())
+                }
+                Ok(Ok(Some(_))) => format!("{name} sent an unexpected message"),
+            };
+            match saved {
+                Ok(_) => Err(anyhow!(why)),
+                Err(e) => Err(e.context(format!("sending to {name} failed ({why})"))),
+            }
+        }
+    }
+}
+
+/// Where `xsr receive` reads.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// `--listen ADDR`: accept one TCP connection.
+    Listen(String),
+    /// `--from PATH` (`-`: standard input): read the stream there, write the messages on
+    /// standard output.
+    Path(PathBuf),
+}
+
+/// Receives one stream from `source` into `out` and reports the outcome to the sender.
+/// `listening` is called with the bound address before accepting (port 0 picks a free port).
 pub fn receive(
-    listen: &str,
+    source: &Source,
     out: &Path,
     options: RestoreOptions,
     max_memory: u64,
-    ready: impl FnOnce(std::net::SocketAddr),
+    timeout: Duration,
+    listening: impl FnOnce(SocketAddr),
 ) -> Result<Restored<FileMemory>> {
-    let listener = TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
-    ready(listener.local_addr()?);
-    let (stream, peer) = listener.accept().context("accept failed")?;
-    restore_reader(stream, &format!("the stream from {peer}"), out, options, max_memory)
+    match source {
+        Source::Listen(listen) => {
+            let listener = TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+            listening(listener.local_addr()?);
+            let (stream, peer) = listener.accept().context("accept failed")?;
+            stream.set_nodelay(true).ok();
+            let forward = stream.try_clone().context("cannot clone the connection")?;
+            let drain = stream.try_clone().context("cannot clone the connection")?;
+            let mut back = &stream;
+            serve(forward, drain, &mut back, &format!("the stream from {peer}"), out, options, max_memory, timeout)
+        }
+        Source::Path(path) => {
+            let forward = if path.as_os_str() == "-" {
+                File::from(io::stdin().as_fd().try_clone_to_owned().context("cannot use standard input")?)
+            } else {
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?
+            };
+            let drain = forward.try_clone().context("cannot duplicate the input")?;
+            let mut back = File::from(io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?);
+            let name = if path.as_os_str() == "-" { "standard input".to_string() } else { path.display().to_string() };
+            serve(forward, drain, &mut back, &name, out, options, max_memory, timeout)
+        }
+    }
+}
+
+/// The one-line summary of a received domain.
+pub fn summary(restored: &Restored<FileMemory>, out: &Path) -> String {
+    let pages = restored.memory.as_ref().map_or(0, |m| m.populated().count_ones());
+    format!(
+        "received {} domain: {} pages ({} bytes) into {}",
+        restored.state.domain_type,
+        pages,
+        restored.stats.bytes,
+        out.display()
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve<R: Read + AsFd + Send + 'static>(
+    forward: R,
+    drain: R,
+    back: &mut dyn Write,
+    name: &str,
+    out: &Path,
+    options: RestoreOptions,
+    max_memory: u64,
+    timeout: Duration,
+) -> Result<Restored<FileMemory>> {
+    let report_error = |back: &mut dyn Write, e: &anyhow::Error| {
+        let _ = Message::Error { code: exit_code(e), message: format!("{e:#}") }.write_to(back);
+    };
+    let dir = match AtomicDir::create(out) {
+        Ok(d) => d,
+        Err(e) => {
+            report_error(back, &e);
+            return Err(e);
+        }
+    };
+    Message::Ready.write_to(back).context("cannot tell the sender we are ready")?;
+    let input = Input::Reader(Box::new(TimeoutReader::new(forward, timeout)));
+    match restore_into(dir, input, name, options, max_memory) {
+        Ok(restored) => {
+            Message::Ok(summary(&restored, out))
+                .write_to(back)
+                .context("the directory is complete but the sender could not be told")?;
+            Ok(restored)
+        }
+        Err(e) => {
+            report_error(back, &e);
+            // Read what the sender still sends until it closes: closing with unread data
+            // would reset a TCP connection, and the reset can discard the message.
+            let mut drain = TimeoutReader::new(drain, timeout);
+            let _ = io::copy(&mut drain, &mut io::sink());
+            Err(e)
+        }
+    }
 }

@@ -71,7 +71,18 @@ pub fn restore_input(
     options: RestoreOptions,
     max_memory: u64,
 ) -> Result<Restored<FileMemory>> {
-    let dir = AtomicDir::create(out)?;
+    restore_into(AtomicDir::create(out)?, input, name, options, max_memory)
+}
+
+/// Restores `input` into `dir` (created by [`AtomicDir::create`]) and commits it: on
+/// success the directory is in place when this returns; on failure it is removed.
+pub fn restore_into(
+    dir: AtomicDir,
+    input: Input,
+    name: &str,
+    options: RestoreOptions,
+    max_memory: u64,
+) -> Result<Restored<FileMemory>> {
     let restored = restore_to_image(input, name, &dir.path().join(MEMORY_FILE), options, max_memory)?;
     let memory = restored.memory.as_ref().context("stream restored without memory")?;
     let populated: Vec<u64> = memory.populated().iter_ones().collect();
@@ -104,4 +115,92 @@ pub fn restore_reader(
 pub fn restore(input: &Path, out: &Path, options: RestoreOptions, max_memory: u64) -> Result<Restored<FileMemory>> {
     let source = Input::open(input)?;
     restore_input(source, &input.display().to_string(), out, options, max_memory)
+}
+
+/// What `xsr restore` reports: the guest's pages (not the page bodies the stream carried,
+/// which include VERIFY passes and earlier checkpoints), and every VERIFY mismatch by pfn.
+#[derive(Debug, serde::Serialize)]
+pub struct RestoreSummary {
+    /// The output directory.
+    pub out: std::path::PathBuf,
+    /// Domain type name.
+    pub domain_type: String,
+    /// Guest pages populated in the result.
+    pub pages: u64,
+    /// Bytes of guest memory those pages hold.
+    pub memory_bytes: u64,
+    /// Page bodies read from the stream (each pass, each checkpoint, the VERIFY pass).
+    pub page_bodies: u64,
+    /// Stream bytes read.
+    pub bytes: u64,
+    /// Checkpoints completed.
+    pub checkpoints: u64,
+    /// Whether the result is the last complete checkpoint of a stream that broke.
+    pub failed_over: bool,
+    /// Pages compared after a VERIFY record.
+    pub verified_pages: u64,
+    /// Pages that differed after a VERIFY record.
+    pub verify_mismatches: u64,
+    /// The pfns that differed (the first [`sr_restore::MAX_MISMATCH_PFNS`]).
+    pub mismatch_pfns: Vec<u64>,
+    /// Warnings, "byte OFFSET: message".
+    pub warnings: Vec<String>,
+}
+
+impl RestoreSummary {
+    /// The summary of `restored`, written to `out`.
+    pub fn new(restored: &Restored<FileMemory>, out: &Path) -> Self {
+        let s = &restored.stats;
+        let pages = restored.memory.as_ref().map_or(0, |m| m.populated().count_ones());
+        RestoreSummary {
+            out: out.to_path_buf(),
+            domain_type: restored.state.domain_type.to_string(),
+            pages,
+            memory_bytes: pages << restored.state.page_shift,
+            page_bodies: s.data_pages,
+            bytes: s.bytes,
+            checkpoints: s.checkpoints,
+            failed_over: s.failed_over,
+            verified_pages: s.verified_pages,
+            verify_mismatches: s.verify_mismatches,
+            mismatch_pfns: s.mismatch_pfns.clone(),
+            warnings: restored.warnings.iter().map(|w| format!("byte {}: {}", w.offset, w.message)).collect(),
+        }
+    }
+
+    /// Prints the summary as text.
+    pub fn print_text(&self, o: &mut dyn std::io::Write) -> std::io::Result<()> {
+        writeln!(
+            o,
+            "restored {} domain: {} pages ({} bytes of memory) from {} bytes into {}",
+            self.domain_type,
+            self.pages,
+            self.memory_bytes,
+            self.bytes,
+            self.out.display()
+        )?;
+        if self.checkpoints > 0 {
+            let how = if self.failed_over { " (the stream broke; restored the last one)" } else { "" };
+            writeln!(o, "checkpoints: {}{how}", self.checkpoints)?;
+        }
+        if self.verified_pages > 0 {
+            write!(o, "verify pass: {} pages compared, {} differed", self.verified_pages, self.verify_mismatches)?;
+            if !self.mismatch_pfns.is_empty() {
+                let pfns: Vec<String> = self.mismatch_pfns.iter().map(|p| format!("{p:#x}")).collect();
+                write!(o, ": pfn {}", pfns.join(", "))?;
+                let more = self.verify_mismatches.saturating_sub(self.mismatch_pfns.len() as u64);
+                if more > 0 {
+                    write!(o, " and {more} more")?;
+                }
+            }
+            writeln!(o)?;
+        }
+        if self.page_bodies != self.pages {
+            writeln!(o, "page bodies read: {} (every pass, checkpoint and VERIFY copy)", self.page_bodies)?;
+        }
+        for w in &self.warnings {
+            writeln!(o, "warning: {w}")?;
+        }
+        Ok(())
+    }
 }

@@ -510,8 +510,14 @@ impl<'o, M: GuestMemory> Run<'o, M> {
         if !buffering || !err.is_broken_channel() {
             return Err(err);
         }
-        if self.stats.checkpoints == 0 || !self.options.failover {
+        if self.stats.checkpoints == 0 {
             return Err(RestoreError::NoConsistentCheckpoint { source: Box::new(err) });
+        }
+        if !self.options.failover {
+            return Err(RestoreError::BrokeAfterCheckpoint {
+                checkpoints: self.stats.checkpoints,
+                source: Box::new(err),
+            });
         }
         // Fail over to the last complete checkpoint: the records and device-model state of
         // the incomplete one are dropped.

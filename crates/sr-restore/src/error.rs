@@ -80,6 +80,16 @@ pub enum RestoreError {
         #[source]
         source: Box<RestoreError>,
     },
+    /// A checkpointed stream broke after `checkpoints` complete checkpoints, and failing over
+    /// to the last of them was not asked for ([`RestoreOptions::failover`](crate::RestoreOptions)).
+    #[error("stream broke after checkpoint {checkpoints}; failover restores it: {source}")]
+    BrokeAfterCheckpoint {
+        /// Checkpoints completed before the break.
+        checkpoints: u64,
+        /// Why it broke.
+        #[source]
+        source: Box<RestoreError>,
+    },
 }
 
 impl RestoreError {
@@ -92,7 +102,9 @@ impl RestoreError {
             | RestoreError::PfnOutOfRange { offset, .. }
             | RestoreError::Incomplete { offset, .. }
             | RestoreError::Memory { offset, .. } => *offset,
-            RestoreError::NoConsistentCheckpoint { source } => source.offset(),
+            RestoreError::NoConsistentCheckpoint { source } | RestoreError::BrokeAfterCheckpoint { source, .. } => {
+                source.offset()
+            }
         }
     }
 

@@ -1332,9 +1332,13 @@ fn a_broken_checkpointed_stream_fails_over_to_the_last_complete_checkpoint() {
         let mem = r.memory.unwrap();
         assert_eq!(read_page(&mem, 0), page(0, 1, 4096));
         assert!(warned_plain(&r.warnings, "restored the last complete checkpoint"));
-        // Without failover: no consistent checkpoint.
+        // Without failover: the error says how many checkpoints completed.
         let e = restore_with(bytes, checkpointed(false), X86_LIMIT).unwrap_err();
-        assert!(matches!(&e, RestoreError::NoConsistentCheckpoint { source } if source.is_broken_channel()), "{e:?}");
+        assert!(
+            matches!(&e, RestoreError::BrokeAfterCheckpoint { checkpoints: 2, source } if source.is_broken_channel()),
+            "{e:?}"
+        );
+        assert!(e.to_string().starts_with("stream broke after checkpoint 2; failover restores it: "), "{e}");
     }
     // Broken before the first CHECKPOINT: a plain truncation error.
     let first_ckpt = built.recs[checkpointed_hvm().index_of(CHECKPOINT)];

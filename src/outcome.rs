@@ -1,0 +1,59 @@
+//! What a failed command's exit status says: 1 for a stream that is invalid (a rule broken,
+//! a bound hit, a truncated stream), 2 for usage and I/O problems, the receiver's own code
+//! for a transfer it refused.
+
+use sr_restore::RestoreError;
+
+use crate::transfer::ReceiverFailed;
+
+/// Whether a restore error means the stream itself is invalid (as opposed to a transport or
+/// destination failure). A stream that ends early is invalid whatever carried it.
+pub fn is_invalid(e: &RestoreError) -> bool {
+    match e {
+        RestoreError::Format(sr_format::Error::Io { .. }) => false,
+        RestoreError::NoConsistentCheckpoint { source } | RestoreError::BrokeAfterCheckpoint { source, .. } => {
+            is_invalid(source)
+        }
+        _ => true,
+    }
+}
+
+/// The exit code for a command that failed with `e`.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(f) = cause.downcast_ref::<ReceiverFailed>() {
+            return f.code;
+        }
+        if let Some(r) = cause.downcast_ref::<RestoreError>() {
+            return if is_invalid(r) { 1 } else { 2 };
+        }
+    }
+    2
+}
+
+/// Whether `e` is a write to an output whose reader has gone (EPIPE).
+pub fn is_closed_output(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == BrokenPipe)
+            // serde_json keeps the io::Error inside, not as a source.
+            || c.downcast_ref::<serde_json::Error>().is_some_and(|j| j.io_error_kind() == Some(BrokenPipe))
+    })
+}
+
+/// The error and its causes on one line, each message once: a cause whose text its parent
+/// already includes (a `Display` that embeds its source) is not repeated.
+pub fn render(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
