@@ -189,7 +189,7 @@ fn more_than_65534_segments_use_extended_numbering() {
     let data = std::fs::read(&path).unwrap();
     let ph = program_headers(&data);
     assert_eq!(ph.len(), 70_001);
-    assert_eq!((ph[70_000].2, ph[70_000].3), (2 * 69_999 << 12, 4096));
+    assert_eq!((ph[70_000].2, ph[70_000].3), ((2 * 69_999) << 12, 4096));
     match Command::new("readelf").args(["-lW"]).arg(&path).output() {
         Ok(o) => {
             let text = String::from_utf8_lossy(&o.stdout);
@@ -244,7 +244,7 @@ fn file_extents_copy_contiguous_bodies_and_skip_zero_pages() {
     });
     let out = tempfile::tempfile().unwrap();
     write_raw(&out, &input, &mut pages).unwrap();
-    drop(pages);
+    let _ = pages;
     assert_eq!(calls, [5, 6, 7, 8]);
     let d = read_all(&out);
     assert!(d[5 * 4096..6 * 4096] == page_of(5, 4096)[..] && d[6 * 4096..7 * 4096] == page_of(6, 4096)[..]);
