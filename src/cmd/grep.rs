@@ -23,6 +23,8 @@ pub struct Match {
     pub context: String,
     /// The same bytes in hex.
     pub context_hex: String,
+    /// Bytes of context before the match.
+    pub before: usize,
 }
 
 /// Parses a pattern: text as given, or with `hex`, hex digits (spaces, `:` and a `0x` prefix
@@ -83,7 +85,8 @@ pub fn search<B: Backing>(
             let from = i.saturating_sub(CONTEXT);
             let to = (i + pattern.len() + CONTEXT).min(window.len());
             let ctx = &window[from..to];
-            let m = Match { addr, pfn: addr >> shift, context: printable(ctx), context_hex: hex(ctx) };
+            let m =
+                Match { addr, pfn: addr >> shift, context: printable(ctx), context_hex: hex(ctx), before: i - from };
             count += 1;
             if !found(m)? {
                 return Ok(count);
