@@ -39,6 +39,7 @@
 
 pub mod body;
 mod compression;
+pub mod cpu;
 mod error;
 mod image;
 pub mod libxl;
