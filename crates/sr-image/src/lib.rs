@@ -37,6 +37,8 @@
 #![warn(missing_docs)]
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod image;
 mod index;
 mod paging;
