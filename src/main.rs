@@ -11,10 +11,11 @@ use sr_restore::{RestoreOptions, Restorer, StreamKind};
 use sr_save::PrecopyPolicy;
 use xsr::cmd::demo::{DemoSettings, DemoType};
 use xsr::cmd::extract::ExtractFormat;
+use xsr::cmd::read::{Address, PagingArg};
 use xsr::cmd::save::{ContainerArg, SaveSettings, ZeroPagesArg};
-use xsr::cmd::{demo, extract, inspect, net, restore, save, verify};
+use xsr::cmd::{demo, diff, extract, grep, inspect, net, read, restore, save, verify};
 use xsr::input::Scan;
-use xsr::size::parse_size;
+use xsr::size::{parse_addr, parse_len, parse_size};
 
 #[derive(Parser, Debug)]
 #[command(name = "xsr", version, about = "Xen domain save images and migration streams (libxc v2/v3, libxl, xl)")]
@@ -62,7 +63,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Extract guest memory as a raw sparse image or an ELF64 core.
+    /// Extract guest memory as a raw sparse image, an ELF64 core with the vcpus' registers, or LiME.
     Extract {
         /// The stream (`-` for standard input).
         file: PathBuf,
@@ -142,6 +143,37 @@ enum Command {
         #[command(flatten)]
         save: SaveArgs,
     },
+    /// Read guest memory at a guest-physical or guest-virtual address: a hex dump, or raw
+    /// bytes with --out.
+    Read(ReadArgs),
+    /// Search guest memory for text or bytes: one line per match, its guest-physical address
+    /// first. Exit 0 when something matched, 1 when nothing did, 2 on errors.
+    Grep {
+        /// The stream (`-` for standard input; compressed files are read too).
+        file: PathBuf,
+        /// The text to find (with --hex: hex digits).
+        pattern: String,
+        /// The pattern is hex digits ("de ad be ef", "0xdeadbeef").
+        #[arg(long)]
+        hex: bool,
+        /// Stop after this many matches.
+        #[arg(long, short = 'm')]
+        max_count: Option<u64>,
+        /// Print a JSON array of matches.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the guests of two streams: pages and state records. Exit 0 identical, 1
+    /// different, 2 on errors.
+    Diff {
+        /// The first stream.
+        a: PathBuf,
+        /// The second stream.
+        b: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Receive one stream (TCP or a pipe), restore it into a directory and report the
     /// outcome to the sender.
     Receive {
@@ -163,6 +195,44 @@ enum Command {
         #[command(flatten)]
         memory: MemoryArgs,
     },
+}
+
+/// Arguments of `xsr read`.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false, id = "address")]
+struct AddressArgs {
+    /// Guest-physical address (hex with 0x, or decimal).
+    #[arg(long, value_parser = parse_addr, group = "address")]
+    phys: Option<u64>,
+    /// Guest-virtual address, translated with the vcpu's CR3 and paging mode.
+    #[arg(long, value_parser = parse_addr, group = "address")]
+    virt: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+struct ReadArgs {
+    /// The stream (`-` for standard input; compressed files are read too).
+    file: PathBuf,
+    #[command(flatten)]
+    address: AddressArgs,
+    /// Bytes to read (e.g. 64, 0x100, 4K).
+    #[arg(long, value_parser = parse_len)]
+    len: u64,
+    /// With --virt: the vcpu whose CR3 and paging mode translate the address.
+    #[arg(long, default_value_t = 0, requires = "virt")]
+    vcpu: u32,
+    /// With --virt: CR3 to translate with instead of the vcpu's (e.g. for HVM streams).
+    #[arg(long, value_parser = parse_addr, requires = "virt")]
+    cr3: Option<u64>,
+    /// With --virt: paging mode instead of the vcpu's.
+    #[arg(long, value_enum, requires = "virt")]
+    paging: Option<PagingArg>,
+    /// Read unpopulated memory (and, with --virt, unmapped pages) as zeros instead of failing.
+    #[arg(long)]
+    zeros: bool,
+    /// Write the raw bytes to this file (atomically) instead of a hex dump on standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -358,10 +428,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { file, json } => {
-            let report = match Scan::open(&file)? {
+            let (scan, compression) = Scan::open_detecting(&file)?;
+            let mut report = match scan {
                 Scan::File(src) => inspect::inspect(StreamReader::new(src).skip_page_bodies(true)),
                 Scan::Stream(src) => inspect::inspect(StreamReader::new(src).skip_page_bodies(true)),
             };
+            // A compressed file shows its compression as the outermost layer.
+            if let Some(c) = compression {
+                report.layers.insert(0, c.name());
+            }
             if json {
                 print_json(&report)?;
             } else {
@@ -370,6 +445,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(if report.error.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::Verify { file, strict, stream, json } => run_verify(&file, strict, &stream, json),
+        Command::Read(a) => {
+            let address = match (a.address.phys, a.address.virt) {
+                (Some(p), _) => Address::Phys(p),
+                (None, Some(va)) => Address::Virt { va, vcpu: a.vcpu, cr3: a.cr3, paging: a.paging.map(Into::into) },
+                (None, None) => anyhow::bail!("give --phys or --virt"),
+            };
+            let holes = if a.zeros { sr_image::Holes::Zero } else { sr_image::Holes::Error };
+            read::read(&a.file, address, a.len, a.out.as_deref(), holes)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Grep { file, pattern, hex, max_count, json } => {
+            let pattern = grep::parse_pattern(&pattern, hex)?;
+            let n = grep::grep(&file, &pattern, max_count, json)?;
+            Ok(if n > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Diff { a, b, json } => {
+            let report = diff::diff(&a, &b)?;
+            if json {
+                print_json(&report)?;
+            } else {
+                diff::print_text(&report, &mut std::io::stdout().lock())?;
+            }
+            Ok(if report.identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
         Command::Restore { file, out, stream, memory, json } => {
             let restored = restore::restore(&file, &out, stream.options(Strictness::Lenient), memory.max_memory)?;
             let summary = restore::RestoreSummary::new(&restored, &out);
@@ -382,6 +481,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Extract { file, format, out, stream, memory, json } => {
             let done = extract::extract(&file, &out, format, stream.options(Strictness::Lenient), memory.max_memory)?;
+            if let Some(w) = &done.warning {
+                eprintln!("warning: {w}");
+            }
             // With `--out -` the image is on standard output: the summary goes to stderr.
             let mut o: Box<dyn Write> =
                 if out.as_os_str() == "-" { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
@@ -391,11 +493,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 writeln!(
                     o,
-                    "extracted {} pages in {} runs to {} ({} bytes)",
+                    "extracted {} pages in {} runs to {} ({} bytes{})",
                     done.pages,
                     done.runs,
                     out.display(),
-                    done.bytes
+                    done.bytes,
+                    if done.vcpus > 0 { format!(", registers of {} vcpus", done.vcpus) } else { String::new() }
                 )?;
             }
             Ok(ExitCode::SUCCESS)
@@ -411,6 +514,9 @@ impl Command {
     fn output_is_report(&self) -> bool {
         match self {
             Command::Inspect { .. } | Command::Verify { .. } | Command::Demo { .. } | Command::Restore { .. } => true,
+            Command::Grep { .. } | Command::Diff { .. } => true,
+            // A hex dump is a report; raw bytes on standard output (`--out -`) are the product.
+            Command::Read(a) => a.out.as_deref().is_none_or(|o| o.as_os_str() != "-"),
             Command::Extract { out, .. } | Command::Save { out, .. } => out.as_os_str() != "-",
             // A transfer's product is the transfer: a broken pipe or connection anywhere fails it.
             Command::Send { .. } | Command::Receive { .. } => false,

@@ -144,6 +144,22 @@ pub enum Error {
         /// The rule broken, e.g. "exactly 24" or "8 + 8 * count + 4096 * pages = 4202504".
         rule: String,
     },
+    /// An HVM save record (inside HVM_CONTEXT) whose length Xen would reject.
+    #[error(
+        "HVM save record (type {typecode}, instance {instance}) at byte {offset}: length {length}, expected {rule}"
+    )]
+    BadHvmSaveRecord {
+        /// Offset of the record's descriptor.
+        offset: u64,
+        /// Type code.
+        typecode: u16,
+        /// Instance.
+        instance: u16,
+        /// Payload length found.
+        length: u32,
+        /// The rule broken, e.g. "exactly 16 bytes".
+        rule: String,
+    },
     /// A record that must be empty has a body (strict checking only).
     #[error("record {index} ({record}) at byte {offset}: has a body of {length} bytes, must be empty")]
     UnexpectedBody {
@@ -300,6 +316,14 @@ pub enum Error {
         /// Declared optional data length.
         optional_len: u32,
     },
+    /// The header `virsh save` writes is malformed.
+    #[error("byte {offset}: virsh save header: bad {what}")]
+    BadVirshHeader {
+        /// Offset of the bad field.
+        offset: u64,
+        /// Which field, with the value found.
+        what: String,
+    },
     /// An `xl` file without the STREAMv2 flag: a pre-4.6 legacy image.
     #[error("byte {offset}: legacy (pre-Xen 4.6) save image; convert it with convert-legacy-stream first")]
     LegacyImage {
@@ -339,6 +363,7 @@ impl Error {
             | Error::RecordTooLong { offset, .. }
             | Error::NonZeroPadding { offset, .. }
             | Error::BadLength { offset, .. }
+            | Error::BadHvmSaveRecord { offset, .. }
             | Error::UnexpectedBody { offset, .. }
             | Error::PageDataCountZero { offset, .. }
             | Error::UnknownPageType { offset, .. }
@@ -355,6 +380,7 @@ impl Error {
             | Error::BadXlFlags { offset, .. }
             | Error::BadXlConfig { offset, .. }
             | Error::LegacyImage { offset }
+            | Error::BadVirshHeader { offset, .. }
             | Error::LibxlRecordTooLong { offset, .. } => offset,
         }
     }
