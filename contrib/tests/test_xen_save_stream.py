@@ -102,16 +102,28 @@ class Framing(unittest.TestCase):
         self.assertEqual(body_at(data, idx, 3), page(2))
         self.assertNotIn(9, idx.pages)
 
+    def test_a_later_pass_splits_an_earlier_run(self):
+        data = libxc([page_data([(p, NOTAB, page(p)) for p in range(1, 5)]), page_data([(2, NOTAB, page(0x22))]),
+                      page_data([(9, NOTAB, page(9))])])
+        idx = parse(data)
+        self.assertEqual([body_at(data, idx, p) for p in (1, 2, 3, 4, 9)],
+                         [page(1), page(0x22), page(3), page(4), page(9)])
+        self.assertEqual([(p, n) for p, _, n in idx.runs()], [(1, 1), (2, 1), (3, 2), (9, 1)])
+        self.assertEqual((idx.frames, idx.lookup(5), idx.lookup(0)), (5, None, None))
+        self.assertEqual(list(xss.iter_pages(idx)), sorted(idx.pages.items()))
+
     def test_xalloc_reads_as_zero_unless_data_is_there(self):
-        data = libxc([page_data([(1, NOTAB, page(1)), (2, XALLOC, None), (3, BROKEN, None)]),
-                      page_data([(1, XALLOC, None)])])
+        data = libxc([page_data([(1, NOTAB, page(1)), (2, XALLOC, None), (3, BROKEN, None), (4, XALLOC, None)]),
+                      page_data([(1, XALLOC, None), (4, NOTAB, page(4))])])
         idx = parse(data)
         self.assertEqual(body_at(data, idx, 1), page(1))
         self.assertEqual(idx.pages[2], xss.ZERO_PAGE)
         self.assertEqual(idx.zero_pfns(), [2])
+        self.assertEqual(body_at(data, idx, 4), page(4))  # data after XALLOC wins too
         self.assertNotIn(3, idx.pages)
+        self.assertEqual(list(xss.iter_pages(idx)), sorted(idx.pages.items()))
         self.assertEqual(idx.read_physical(lambda o, n: data[o : o + n], 0x2000, 16), bytes(16))
-        self.assertEqual([p for p, _, _ in idx.runs()], [1])
+        self.assertEqual([p for p, _, _ in idx.runs()], [1, 4])
 
     def test_checkpoints_apply_at_the_next_checkpoint(self):
         ckpt = record(0x0E, b"")

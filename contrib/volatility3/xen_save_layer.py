@@ -58,7 +58,7 @@ class XenSaveLayer(segmented.SegmentedLayer):
         self._segments = segments
         vollog.debug(
             f"{self.name}: {' -> '.join(idx.layers)}, {idx.domain_type_name}, "
-            f"{len(idx.pages)} frames in {len(segments)} runs, ended by {idx.ended_by}"
+            f"{idx.frames} frames in {len(segments)} runs, ended by {idx.ended_by}"
         )
 
 

@@ -27,6 +27,7 @@ Layout references (Xen sources): ``tools/xl/xl.h`` (xl header),
 (page types).
 """
 
+import bisect
 import struct
 import sys
 from array import array
@@ -121,9 +122,11 @@ def sniff(head: bytes) -> Optional[str]:
 class SaveIndex:
     """Where each guest frame's contents live in a save image.
 
-    ``pages`` maps pfn to the file offset of its 4096-byte body, or ``ZERO_PAGE`` for an XALLOC
-    frame. Physical address = pfn * 4096 (for PV guests the pfn is the guest's pseudo-physical
-    frame, which is what its kernel calls physical memory).
+    Physical address = pfn * 4096 (for PV guests the pfn is the guest's pseudo-physical frame,
+    which is what its kernel calls physical memory). The index keeps runs, not pages: each
+    PAGE_DATA record adds its runs of consecutive pfns with consecutive bodies (an ``xl save``
+    record of 1024 pages is usually one run), so memory grows with records, not guest size.
+    Only a stream that sends a pfn twice (live migration) makes ``runs()`` resolve per page.
     """
 
     def __init__(self) -> None:
@@ -132,7 +135,10 @@ class SaveIndex:
         self.stream_version = 0
         self.domain_type = 0
         self.xen_version = (0, 0)
-        self.pages: Dict[int, int] = {}
+        self._log: List[Tuple[int, int, int]] = []  # data runs (pfn, offset, n) in stream order
+        self._xalloc: set = set()
+        self._runs: Optional[List[Tuple[int, int, int]]] = None
+        self._run_starts: List[int] = []
         self.type_counts: Dict[str, int] = {}
         self.page_data_records = 0
         self.checkpoints = 0
@@ -147,25 +153,65 @@ class SaveIndex:
     def domain_type_name(self) -> str:
         return DOMAIN_TYPES.get(self.domain_type, f"unknown ({self.domain_type:#x})")
 
+    def _add_data(self, pfn: int, offset: int) -> None:
+        log = self._log
+        if log:
+            first, start, n = log[-1]
+            if first + n == pfn and start + n * PAGE_SIZE == offset:
+                log[-1] = (first, start, n + 1)
+                return
+        log.append((pfn, offset, 1))
+
     def runs(self) -> List[Tuple[int, int, int]]:
         """Maximal runs ``(first_pfn, file_offset, page_count)`` of frames with data whose pfns and
         file offsets are both consecutive, sorted by pfn. XALLOC frames are not included."""
-        out: List[Tuple[int, int, int]] = []
-        for pfn in sorted(self.pages):
-            off = self.pages[pfn]
-            if off == ZERO_PAGE:
-                continue
-            if out:
-                first, start, n = out[-1]
-                if first + n == pfn and start + n * PAGE_SIZE == off:
-                    out[-1] = (first, start, n + 1)
-                    continue
-            out.append((pfn, off, 1))
-        return out
+        if self._runs is None:
+            ordered = sorted(self._log)
+            if any(a[0] + a[2] > b[0] for a, b in zip(ordered, ordered[1:])):
+                # Some pfn was sent more than once: the last body wins, page by page.
+                latest: Dict[int, int] = {}
+                for first, start, n in self._log:
+                    for i in range(n):
+                        latest[first + i] = start + i * PAGE_SIZE
+                ordered = [(pfn, latest[pfn], 1) for pfn in sorted(latest)]
+            merged: List[Tuple[int, int, int]] = []
+            for first, start, n in ordered:
+                if merged:
+                    mf, ms, mn = merged[-1]
+                    if mf + mn == first and ms + mn * PAGE_SIZE == start:
+                        merged[-1] = (mf, ms, mn + n)
+                        continue
+                merged.append((first, start, n))
+            self._runs = merged
+            self._run_starts = [r[0] for r in merged]
+        return self._runs
+
+    def lookup(self, pfn: int) -> Optional[int]:
+        """File offset of ``pfn``'s body, ``ZERO_PAGE`` for an XALLOC frame, None if absent."""
+        runs = self.runs()
+        i = bisect.bisect_right(self._run_starts, pfn) - 1
+        if i >= 0 and pfn < runs[i][0] + runs[i][2]:
+            return runs[i][1] + (pfn - runs[i][0]) * PAGE_SIZE
+        return ZERO_PAGE if pfn in self._xalloc else None
 
     def zero_pfns(self) -> List[int]:
-        """Frames populated by XALLOC without data, sorted."""
-        return sorted(p for p, off in self.pages.items() if off == ZERO_PAGE)
+        """Frames populated by XALLOC without data (data for a frame, before or after, wins), sorted."""
+        return sorted(p for p in self._xalloc if self.lookup(p) == ZERO_PAGE)
+
+    @property
+    def frames(self) -> int:
+        """Populated frames: with data, or XALLOC."""
+        return sum(n for _, _, n in self.runs()) + len(self.zero_pfns())
+
+    @property
+    def pages(self) -> Dict[int, int]:
+        """Every populated frame as ``{pfn: file offset or ZERO_PAGE}`` (about 100 bytes of
+        Python objects per frame: for tests and small guests; ``runs()`` scales)."""
+        out = {pfn: ZERO_PAGE for pfn in self.zero_pfns()}
+        for first, start, n in self.runs():
+            for i in range(n):
+                out[first + i] = start + i * PAGE_SIZE
+        return out
 
     def read_physical(self, read: ReadFn, address: int, length: int, holes_as_zero: bool = False) -> bytes:
         """``length`` bytes of guest-physical memory at ``address``; a frame with no data is an
@@ -176,7 +222,7 @@ class SaveIndex:
         while length > 0:
             pfn, within = divmod(address, PAGE_SIZE)
             n = min(length, PAGE_SIZE - within)
-            off = self.pages.get(pfn)
+            off = self.lookup(pfn)
             if off is None and not holes_as_zero:
                 raise PhysicalHole(address, f"guest-physical address {address:#x} (pfn {pfn:#x}) is not in the image")
             if off is None or off == ZERO_PAGE:
@@ -333,11 +379,12 @@ def _parse_libxc(r: _Reader, idx: SaveIndex, pos: int, in_libxl: bool) -> None:
             verify[0] = True
             idx.verify_seen = True
         elif not verify[0]:
+            idx._runs = None
             for pfn, off in data:  # type: ignore[union-attr]
                 if off == ZERO_PAGE:
-                    idx.pages.setdefault(pfn, ZERO_PAGE)
+                    idx._xalloc.add(pfn)
                 else:
-                    idx.pages[pfn] = off
+                    idx._add_data(pfn, off)
 
     while True:
         try:
@@ -456,9 +503,10 @@ def pv_vcpu_rip(read: ReadFn, idx: SaveIndex, vcpu_id: int) -> Optional[int]:
 
 
 def iter_pages(idx: SaveIndex) -> Iterator[Tuple[int, int]]:
-    """``(pfn, file offset or ZERO_PAGE)`` in pfn order."""
-    for pfn in sorted(idx.pages):
-        yield pfn, idx.pages[pfn]
+    """``(pfn, file offset or ZERO_PAGE)`` of every populated frame in pfn order."""
+    zeros = idx.zero_pfns()
+    data = ((first + i, start + i * PAGE_SIZE) for first, start, n in idx.runs() for i in range(n))
+    yield from sorted(list(data) + [(p, ZERO_PAGE) for p in zeros]) if zeros else data
 
 
 def main(argv: List[str]) -> int:
@@ -477,7 +525,8 @@ def main(argv: List[str]) -> int:
     print(f"layers: {' -> '.join(idx.layers)}")
     print(f"domain: {idx.domain_type_name}, Xen {idx.xen_version[0]}.{idx.xen_version[1]}")
     print(f"PAGE_DATA records: {idx.page_data_records}, checkpoints: {idx.checkpoints}, ended by: {idx.ended_by}")
-    print(f"frames with data: {len(idx.pages) - len(idx.zero_pfns())}, XALLOC frames: {len(idx.zero_pfns())}")
+    zeros = len(idx.zero_pfns())
+    print(f"frames with data: {idx.frames - zeros}, XALLOC frames: {zeros}")
     print(f"runs (consecutive pfns and file offsets): {len(runs)}")
     if idx.pv_vcpu_basic:
         with open(argv[1], "rb") as f:
