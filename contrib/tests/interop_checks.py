@@ -89,8 +89,8 @@ def vol_banners(a) -> int:
             return verdict(FAIL, f"banner offset {off:#x} of {a.image} is not a guest-physical address "
                                  f"(the save file has {got[:24]!r} there)")
     where = ", ".join(f"{o:#x}" for o, _ in banners)
-    return verdict(PASS, f"vol banners.Banners on {os.path.basename(a.image)}: {len(banners)} Linux banner(s) "
-                         f"at guest-physical {where}: {banners[0][1][:40]}...")
+    print(f"  {banners[0][1]}")
+    return verdict(PASS, f"{len(banners)} 'Linux version' banner(s) at guest-physical {where}")
 
 
 def prstatus_notes(readelf: str, core: str):

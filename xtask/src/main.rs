@@ -541,7 +541,7 @@ fn task_interop(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
         }
     };
 
-    vol_check(&mut checks, "volatility3 layer: vol -p contrib/volatility3 -f tiny32-1vcpu.save", &save, true);
+    vol_check(&mut checks, "vol banners.Banners on the xl save file (-p contrib/volatility3)", &save, true);
 
     for format in ["elf", "lime"] {
         let out = work.join(format!("tiny32-1vcpu.{format}"));
@@ -554,18 +554,25 @@ fn task_interop(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
         let mut cmd = Command::new(&xsr);
         cmd.args(["extract", "--format", format, "--out"]).arg(&out).arg(&save);
         match run(cmd) {
-            Ok(()) => checks.add(&name, Verdict::Pass, out.display().to_string()),
+            Ok(()) => {
+                checks.add(&name, Verdict::Pass, out.strip_prefix(&ctx.root).unwrap_or(&out).display().to_string())
+            }
             Err(e) => {
                 checks.add(&name, Verdict::Fail, e.to_string());
                 continue;
             }
         }
-        vol_check(&mut checks, &format!("vol -f tiny32-1vcpu.{format} banners.Banners"), &out, false);
+        let what = if format == "elf" { "ELF core" } else { "LiME file" };
+        vol_check(&mut checks, &format!("vol banners.Banners on the {what}"), &out, false);
         if format != "elf" {
             continue;
         }
         for (name, tool, present) in [("readelf-notes", "readelf", readelf), ("gdb-threads", "gdb", gdb)] {
-            let label = format!("{tool} on the ELF core");
+            let label = if tool == "gdb" {
+                "gdb -c on the ELF core".to_string()
+            } else {
+                "readelf -n on the ELF core".to_string()
+            };
             if !present {
                 checks.add(&label, Verdict::Skip, format!("{tool} is not installed and could not be installed"));
                 continue;
