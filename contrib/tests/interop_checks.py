@@ -8,6 +8,9 @@ the save file itself says, read independently by contrib/volatility3/xen_save_st
                 pfn index, start with the banner text (so the layer, ELF or LiME mapping is right,
                 not just a scan of raw file bytes).
   readelf-notes readelf -n lists one NT_PRSTATUS note per vcpu of the save file.
+  virsh-wrap    rewrite an `xl save` file as the file `virsh save` writes for a libxl domain
+                (libvirt's 64-byte header and domain XML in front of the same libxl stream),
+                so vol-banners can check the layer on that wrapper too.
   gdb-threads   gdb -batch -c CORE -ex 'info threads' -ex 'info registers rip' shows one thread
                 per vcpu and vcpu 0's RIP equal to the save file's vcpu 0 context.
 
@@ -19,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 
@@ -145,6 +149,23 @@ def gdb_threads(a) -> int:
     return verdict(PASS, f"gdb shows {len(threads)} thread(s), one per vcpu, and vcpu 0's rip {rip0:#x}")
 
 
+def virsh_wrap(a) -> int:
+    with open(a.xl_save, "rb") as f:
+        head = f.read(xss.XL_HEADER_SIZE)
+        if not head.startswith(xss.XL_MAGIC):
+            return verdict(FAIL, f"{a.xl_save} is not an xl save file")
+        (optional_len,) = struct.unpack_from("<I", head, 44)
+        f.seek(xss.XL_HEADER_SIZE + optional_len)
+        xml = b"<domain type='xen'><name>interop</name></domain>\0"
+        tmp = a.out + ".partial"
+        with open(tmp, "wb") as out:
+            out.write(xss.VIRSH_MAGIC + struct.pack("<II", 2, len(xml)) + bytes(40) + xml)
+            while chunk := f.read(1 << 20):
+                out.write(chunk)
+        os.replace(tmp, a.out)
+    return verdict(PASS, f"wrote {a.out}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -163,9 +184,13 @@ def main() -> int:
     g.add_argument("--readelf", default="readelf")
     g.add_argument("--core", required=True)
     g.add_argument("--save", required=True)
+    w = sub.add_parser("virsh-wrap")
+    w.add_argument("--xl-save", required=True)
+    w.add_argument("--out", required=True)
     a = ap.parse_args()
     try:
-        return {"vol-banners": vol_banners, "readelf-notes": readelf_notes, "gdb-threads": gdb_threads}[a.cmd](a)
+        return {"vol-banners": vol_banners, "readelf-notes": readelf_notes, "gdb-threads": gdb_threads,
+                "virsh-wrap": virsh_wrap}[a.cmd](a)
     except (OSError, subprocess.TimeoutExpired, xss.XenSaveError) as e:
         return verdict(FAIL, f"{a.cmd}: {e}")
 

@@ -52,6 +52,10 @@ def xl(inner: bytes, config=b'{"c_info": {}}\0', mandatory=3, byteorder=b"\x04\x
     return xss.XL_MAGIC + byteorder + struct.pack("<III", mandatory, 0, len(opt)) + opt + libxl(inner)
 
 
+def virsh(inner: bytes, xml=b"<domain type='xen'/>\0", version=2) -> bytes:
+    return b"libvirt-xml\n \0 \r" + struct.pack("<II", version, len(xml)) + bytes(40) + xml + libxl(inner)
+
+
 def parse(data: bytes) -> xss.SaveIndex:
     return xss.parse(lambda off, n: data[off : off + n], len(data))
 
@@ -82,6 +86,13 @@ class Framing(unittest.TestCase):
             self.assertEqual(idx.layers, layers)
             self.assertEqual(idx.domain_type_name, "x86 HVM")
             self.assertEqual(body_at(data, idx, 1), page(1))
+
+    def test_virsh_save_file(self):
+        data = virsh(libxc([page_data([(7, NOTAB, page(7))])], dtype=2))
+        idx = parse(data)
+        self.assertEqual(idx.layers, ["virsh", "libxl", "libxc v3"])
+        self.assertEqual(idx.domain_xml, b"<domain type='xen'/>")
+        self.assertEqual(body_at(data, idx, 7), page(7))
 
     def test_read_physical_crosses_pages_and_reports_holes(self):
         data = xl(libxc([page_data([(1, NOTAB, page(0x11)), (2, NOTAB, page(0x22)), (4, NOTAB, page(0x44))])]))
@@ -189,12 +200,13 @@ class Rejections(unittest.TestCase):
                 parse(data)
 
     def test_every_truncation_of_a_plain_stream_is_an_error(self):
-        data = xl(libxc([page_data([(1, NOTAB, page(1)), (2, XTAB, None)]), record(0x08, bytes(24))]))
+        inner = libxc([page_data([(1, NOTAB, page(1)), (2, XTAB, None)]), record(0x08, bytes(24))])
         # Memory is complete at the libxc END, so only a cut before it (not in the 8-byte libxl
         # END after it, which the reader does not need) is an error.
-        for n in range(len(data) - 8):
-            with self.subTest(n=n), self.assertRaises(xss.XenSaveError):
-                parse(data[:n])
+        for data in (xl(inner), virsh(inner)):
+            for n in range(len(data) - 8):
+                with self.subTest(n=n), self.assertRaises(xss.XenSaveError):
+                    parse(data[:n])
 
     def test_byte_flips_parse_or_raise_xen_save_error(self):
         base = xl(libxc([page_data([(1, NOTAB, b"\x00" * 4096), (2, XALLOC, None)]), record(0x0E, b""),
@@ -222,6 +234,10 @@ class Rejections(unittest.TestCase):
         bad_libxl = b"LibxlFmt" + struct.pack(">II", 3, 0) + record(1, b"") + inner
         self.assertRejected(bad_libxl, "libxl stream version 3", 8)
         self.assertRejected(b"LibxlFmt" + struct.pack(">II", 2, 0) + record(0, b""), "no guest memory")
+        self.assertRejected(virsh(inner, version=1), "legacy", 16)
+        self.assertRejected(virsh(inner, version=3), "version 3", 16)
+        self.assertRejected(virsh(inner, xml=b""), "XML length 0", 20)
+        self.assertRejected(virsh(inner)[:100], "truncated")
 
     def test_record_checks(self):
         at = 40  # first libxc record header

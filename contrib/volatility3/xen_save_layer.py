@@ -1,4 +1,5 @@
-"""Volatility 3 layer for Xen save images (``xl save`` files, libxl v2 and libxc v2/v3 streams).
+"""Volatility 3 layer for Xen save images (``xl save`` files, ``virsh save`` files of libxl
+domains, libxl v2 and libxc v2/v3 streams).
 
 Load it with ``vol -p contrib/volatility3 -f guest.save PLUGIN``: Volatility imports every module
 in a plugin directory, so ``XenSaveStacker`` joins the stackers its ``LayerStacker`` automagic
@@ -63,7 +64,7 @@ class XenSaveLayer(segmented.SegmentedLayer):
 
 
 class XenSaveStacker(interfaces.automagic.StackerLayerInterface):
-    """Stacks ``XenSaveLayer`` on any layer that starts with the xl, libxl or libxc magic."""
+    """Stacks ``XenSaveLayer`` on any layer that starts with the xl, virsh, libxl or libxc magic."""
 
     stack_order = 10
 

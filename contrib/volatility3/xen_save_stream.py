@@ -1,6 +1,8 @@
-"""Index of guest memory in a Xen save image: `xl save` file, libxl v2 stream or libxc v2/v3 stream.
+"""Index of guest memory in a Xen save image: `xl save` file, `virsh save` file of a libxl domain,
+libxl v2 stream or libxc v2/v3 stream.
 
-One pass over the framing (``xl`` header -> libxl records -> libxc records -> PAGE_DATA pfn arrays)
+One pass over the framing (``xl`` or libvirt header -> libxl records -> libxc records -> PAGE_DATA
+pfn arrays)
 that seeks past page bodies and builds ``pfn -> file offset`` of the page body a restore would leave
 in that frame. Standard library only: the Volatility 3 layer next to this file
 (``xen_save_layer.py``) uses it, and so can any other tool (``python3 xen_save_stream.py FILE``).
@@ -21,7 +23,8 @@ Every length, count and offset is checked against the file size before use; anyt
 not start with one of the three magics is rejected after reading at most 48 bytes (so a
 Volatility stacker that tries this reader on every input costs almost nothing).
 
-Layout references (Xen sources): ``tools/xl/xl.h`` (xl header),
+Layout references: libvirt ``src/libxl/libxl_conf.h`` (``libxlSavefileHeader``, the `virsh save`
+header); Xen sources ``tools/xl/xl.h`` (xl header),
 ``tools/libs/light/libxl_sr_stream_format.h`` (libxl records),
 ``tools/libs/guest/xg_sr_stream_format.h`` (libxc records), ``xen/include/public/domctl.h``
 (page types).
@@ -41,6 +44,11 @@ XL_HEADER_SIZE = 48
 XL_BYTEORDER_LE = b"\x04\x03\x02\x01"
 XL_MANDATORY_JSON = 1 << 0
 XL_MANDATORY_STREAMV2 = 1 << 1
+
+VIRSH_MAGIC = b"libvirt-xml\n \0 \r"
+VIRSH_HEADER_SIZE = 64
+VIRSH_VERSION_LIBXL_V2 = 2
+VIRSH_XML_MAX = 16 << 20
 
 LIBXL_IDENT = b"LibxlFmt"
 LIBXL_HEADER_SIZE = 16
@@ -109,9 +117,11 @@ class PhysicalHole(XenSaveError):
 
 
 def sniff(head: bytes) -> Optional[str]:
-    """Which layer the bytes at offset 0 start: ``"xl"``, ``"libxl"``, ``"libxc"`` or None."""
+    """Which layer the bytes at offset 0 start: ``"xl"``, ``"virsh"``, ``"libxl"``, ``"libxc"`` or None."""
     if head.startswith(XL_MAGIC):
         return "xl"
+    if head.startswith(VIRSH_MAGIC):
+        return "virsh"
     if head.startswith(LIBXL_IDENT):
         return "libxl"
     if head.startswith(LIBXC_MARKER) and head[8:12] == LIBXC_ID:
@@ -132,6 +142,7 @@ class SaveIndex:
     def __init__(self) -> None:
         self.layers: List[str] = []
         self.config_json: Optional[bytes] = None
+        self.domain_xml: Optional[bytes] = None
         self.stream_version = 0
         self.domain_type = 0
         self.xen_version = (0, 0)
@@ -279,11 +290,14 @@ def parse(read: ReadFn, size: int) -> SaveIndex:
     head = read(0, min(XL_HEADER_SIZE, size))
     kind = sniff(head)
     if kind is None:
-        raise NotXenSave(0, "not a Xen save image (no xl, libxl or libxc magic)")
+        raise NotXenSave(0, "not a Xen save image (no xl, virsh, libxl or libxc magic)")
     idx = SaveIndex()
     pos = 0
     if kind == "xl":
         pos = _parse_xl(r, idx)
+        kind = "libxl"
+    elif kind == "virsh":
+        pos = _parse_virsh(r, idx)
         kind = "libxl"
     if kind == "libxl":
         _parse_libxl(r, idx, pos)
@@ -324,6 +338,23 @@ def _parse_xl(r: _Reader, idx: SaveIndex) -> int:
             idx.config_json = r.read(XL_HEADER_SIZE + 4, config_len, "xl config").rstrip(b"\0")
     idx.layers.append("xl")
     return XL_HEADER_SIZE + optional_len
+
+
+def _parse_virsh(r: _Reader, idx: SaveIndex) -> int:
+    """libvirt's libxl save header: 16-byte magic, u32 version, u32 xmlLen (with its NUL), 40
+    unused bytes, then the domain XML and, for version 2, a libxl v2 stream."""
+    hdr = r.read(0, VIRSH_HEADER_SIZE, "virsh save header")
+    version, xml_len = struct.unpack_from("<II", hdr, 16)
+    if version == 1:
+        raise XenSaveError(16, "virsh save file of a legacy (pre-libxl-v2) stream")
+    if version != VIRSH_VERSION_LIBXL_V2:
+        raise XenSaveError(16, f"virsh save header version {version} (2 is the libxl v2 stream)")
+    if not 0 < xml_len <= VIRSH_XML_MAX:
+        raise XenSaveError(20, f"virsh save XML length {xml_len} (expected 1..={VIRSH_XML_MAX})")
+    idx.config_json = None
+    idx.domain_xml = r.read(VIRSH_HEADER_SIZE, xml_len, "virsh domain XML").split(b"\0", 1)[0]
+    idx.layers.append("virsh")
+    return VIRSH_HEADER_SIZE + xml_len
 
 
 def _parse_libxl(r: _Reader, idx: SaveIndex, pos: int) -> None:

@@ -646,6 +646,24 @@ fn task_interop(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
     };
 
     vol_check(&mut checks, "vol banners.Banners on the xl save file (-p contrib/volatility3)", &save, true);
+    if python {
+        // The same libxl stream behind libvirt's header, as `virsh save` writes it.
+        let wrapped = work.join("tiny32-1vcpu.virsh.save");
+        let o = OsStr::new;
+        python_check(
+            &mut checks,
+            "virsh save file made from the real image",
+            &[o("virsh-wrap"), o("--xl-save"), save.as_os_str(), o("--out"), wrapped.as_os_str()],
+        );
+        if wrapped.is_file() {
+            vol_check(
+                &mut checks,
+                "vol banners.Banners on the virsh save file (-p contrib/volatility3)",
+                &wrapped,
+                true,
+            );
+        }
+    }
 
     for format in ["elf", "lime"] {
         let out = work.join(format!("tiny32-1vcpu.{format}"));
