@@ -1,9 +1,12 @@
 //! The subcommands.
 
 pub mod demo;
+pub mod diff;
 pub mod extract;
+pub mod grep;
 pub mod inspect;
 pub mod net;
+pub mod read;
 pub mod restore;
 pub mod save;
 pub mod verify;
