@@ -21,10 +21,24 @@ type TaskFn = fn(&Ctx, &[String]) -> Result<(), Error>;
 
 /// The task table: `(name, fn, help)`.
 const TASKS: &[(&str, TaskFn, &str)] = &[
-    ("test", task_test, "fmt, clippy, tests (nextest if installed), doc tests, rustdoc -D warnings, fuzz-crate check"),
+    (
+        "test",
+        task_test,
+        "fmt, clippy, tests (nextest if installed), doc tests, rustdoc -D warnings, fuzz-crate check, contrib python tests",
+    ),
     ("ci", task_test, "same as `test` (what .ci/run calls)"),
     ("bench", task_bench, "criterion benches (`cargo bench --workspace`), then benches/cli-bench.sh if present"),
     ("fuzz", task_fuzz, "build fuzz/ with stable sancov flags and run libFuzzer on each target"),
+    (
+        "interop",
+        task_interop,
+        "real tools on the real test image: Volatility 3 layer, vol/readelf/gdb on extract's ELF and LiME",
+    ),
+    (
+        "package",
+        task_package,
+        "`cargo publish --dry-run --workspace`: package and build every publishable crate in dependency order",
+    ),
     ("help", task_help, "list the tasks"),
 ];
 
@@ -34,7 +48,9 @@ usage: cargo xtask <task> [args]
   cargo xtask test | ci
   cargo xtask bench [CARGO_BENCH_ARGS] [-- HARNESS_ARGS]   e.g. cargo xtask bench -- --quick
   cargo xtask fuzz [TARGET...] [--seconds N] [--jobs J] [-- LIBFUZZER_ARGS]
-  cargo xtask fuzz --list";
+  cargo xtask fuzz --list
+  cargo xtask package [CARGO_PUBLISH_ARGS]                 e.g. cargo xtask package --allow-dirty
+  cargo xtask interop [--strict]     --strict: a check skipped for a missing feature or tool fails";
 
 /// Sanitizer-coverage flags that let a *stable* rustc instrument code for
 /// libFuzzer (what cargo-fuzz does, minus the nightly-only `-Zsanitizer`).
@@ -51,6 +67,19 @@ const FUZZ_MANIFEST: &str = "fuzz/Cargo.toml";
 const FUZZ_TARGET_DIR: &str = "fuzz/target";
 const DEFAULT_FUZZ_SECONDS: u64 = 60;
 const CLI_BENCH_SCRIPT: &str = "benches/cli-bench.sh";
+
+/// Where `interop` keeps its venv, the decompressed image and the outputs it checks.
+const INTEROP_DIR: &str = "interop";
+/// The Volatility 3 release the layer and the checks were written against.
+const VOLATILITY3_REQUIREMENT: &str = "volatility3==2.28.2";
+const VOLATILITY_PLUGIN_DIR: &str = "contrib/volatility3";
+const PYTHON_TEST_DIR: &str = "contrib/tests";
+const INTEROP_CHECKS: &str = "contrib/tests/interop_checks.py";
+/// The real `xl save` file, looked up in the repo root and its ancestors (as
+/// `tests/common/testdata.rs` does), or named by `XSR_REAL_SAVE_XZ`.
+const REAL_SAVE_XZ: &str = "shared/testdata/xen-4.17/tiny32-1vcpu.save.xz";
+/// Under the target dir: where `package` builds the packaged crates.
+const PACKAGE_TARGET_DIR: &str = "publish-dry-run";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -217,6 +246,13 @@ fn task_test(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
     run(ctx.cargo(["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"))?;
     // Plain (uninstrumented) check so the fuzz targets never rot.
     run(ctx.cargo(["check", "--manifest-path", FUZZ_MANIFEST, "--target-dir", FUZZ_TARGET_DIR]))?;
+    // The Volatility layer's stream reader: standard library only, about half a second.
+    // Volatility itself, readelf and gdb run in `cargo xtask interop`.
+    if tool_works(OsStr::new("python3")) {
+        run(Command::new("python3").args(["-m", "unittest", "discover", "-s", PYTHON_TEST_DIR]))?;
+    } else {
+        println!("note: python3 is not installed; skipping the {PYTHON_TEST_DIR} unit tests");
+    }
     println!("xtask test: all checks passed");
     Ok(())
 }
@@ -276,6 +312,416 @@ fn split_dashdash(args: &[String]) -> (&[String], &[String]) {
     match args.iter().position(|a| a == "--") {
         Some(i) => (&args[..i], &args[i + 1..]),
         None => (args, &[]),
+    }
+}
+
+// ---------------------------------------------------------------- package
+
+/// `cargo publish --dry-run --workspace` (multi-package publishing, stable
+/// since cargo 1.90): packages every member not marked `publish = false`,
+/// resolves the workspace path dependencies that are not on crates.io yet
+/// from a local overlay of the crates just packaged, then builds each `.crate`
+/// in dependency order (sr-format, sr-memory, sr-restore, sr-save, xsr).
+/// Not part of `test`: it needs the crates.io index and a clean build per
+/// crate (about 2 minutes on the 2-core machine).
+///
+/// Cargo unpacks the packaged crates of its local overlay registry into
+/// `$CARGO_HOME/registry/src/-<hash>/NAME-VERSION/` and never unpacks the
+/// same name and version again, so a second dry run after a source change
+/// would verify against the first run's sources (seen with cargo 1.95: a
+/// crate using a new `sr-format` module failed to build). Those directories
+/// are a cache of our own crates only (local registries have the `-` prefix;
+/// our names are not on crates.io), so they are removed first. For the same
+/// reason (a registry crate's build is never considered out of date) the
+/// verification builds go to their own target dir, where our crates'
+/// fingerprints are removed so they are rebuilt while third-party
+/// dependencies stay compiled.
+fn task_package(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
+    let start = Instant::now();
+    let names = workspace_package_names(&ctx.root)?;
+    for dir in stale_overlay_sources(&names)? {
+        println!("removing the stale unpacked overlay source {}", dir.display());
+        fs::remove_dir_all(&dir).map_err(|e| io_err("cannot remove", &dir, e))?;
+    }
+    let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| ctx.root.join("target"), PathBuf::from);
+    let verify_dir = target.join(PACKAGE_TARGET_DIR);
+    let fingerprints = verify_dir.join("debug/.fingerprint");
+    if let Ok(entries) = fs::read_dir(&fingerprints) {
+        for entry in entries.flatten() {
+            if is_fingerprint_of(&entry.file_name().to_string_lossy(), &names) {
+                fs::remove_dir_all(entry.path()).map_err(|e| io_err("cannot remove", &entry.path(), e))?;
+            }
+        }
+    }
+    run(ctx.cargo(["publish", "--dry-run", "--workspace", "--target-dir"]).arg(&verify_dir).args(args))?;
+    println!("xtask package: every publishable crate packaged and built in {:.0?}", start.elapsed());
+    Ok(())
+}
+
+/// The `[package] name`s of the root manifest and of every `crates/*/Cargo.toml`.
+fn workspace_package_names(root: &Path) -> Result<Vec<String>, Error> {
+    let mut manifests = vec![root.join("Cargo.toml")];
+    let crates = root.join("crates");
+    for entry in fs::read_dir(&crates).map_err(|e| io_err("cannot list", &crates, e))? {
+        let path = entry.map_err(|e| io_err("cannot list", &crates, e))?.path().join("Cargo.toml");
+        if path.is_file() {
+            manifests.push(path);
+        }
+    }
+    let mut names = Vec::new();
+    for m in manifests {
+        let text = fs::read_to_string(&m).map_err(|e| io_err("cannot read", &m, e))?;
+        names.extend(package_name_in(&text));
+    }
+    Ok(names)
+}
+
+/// The `name` of a manifest's `[package]` table (a line scanner, as for the fuzz manifest).
+fn package_name_in(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim() == "name"
+        {
+            return Some(value.trim().trim_matches(|c| c == '"' || c == '\'').to_string());
+        }
+    }
+    None
+}
+
+/// `$CARGO_HOME/registry/src/-*/NAME-VERSION` directories of the given package names.
+fn stale_overlay_sources(names: &[String]) -> Result<Vec<PathBuf>, Error> {
+    let home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry/src")) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    let Ok(registries) = fs::read_dir(&src) else { return Ok(out) };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for entry in fs::read_dir(registry.path()).map_err(|e| io_err("cannot list", &registry.path(), e))?.flatten() {
+            let dir = entry.file_name().to_string_lossy().into_owned();
+            if is_unpacked_crate_of(&dir, names) {
+                out.push(entry.path());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `dir` is cargo's `NAME-HASH` fingerprint directory (16 hex digits) of one of `names`.
+fn is_fingerprint_of(dir: &str, names: &[String]) -> bool {
+    names.iter().any(|n| {
+        dir.strip_prefix(n.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    })
+}
+
+/// Whether `dir` is `NAME-VERSION` for one of `names` (the version starts with a digit).
+fn is_unpacked_crate_of(dir: &str, names: &[String]) -> bool {
+    names.iter().any(|n| {
+        dir.strip_prefix(n.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+    })
+}
+
+// ---------------------------------------------------------------- interop
+
+/// One check's outcome; `Skip` is printed, never silently counted as a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Pass,
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Default)]
+struct Checks(Vec<(String, Verdict, String)>);
+
+impl Checks {
+    fn add(&mut self, name: &str, verdict: Verdict, detail: impl Into<String>) {
+        let detail = detail.into();
+        let tag = match verdict {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Skip => "SKIP",
+        };
+        println!("--- {tag} {name}: {detail}");
+        self.0.push((name.to_string(), verdict, detail));
+    }
+
+    fn count(&self, v: Verdict) -> usize {
+        self.0.iter().filter(|(_, verdict, _)| *verdict == v).count()
+    }
+}
+
+/// Whether `program --version` runs.
+fn tool_works(program: &OsStr) -> bool {
+    tool_answers(program, "--version")
+}
+
+/// Whether `program ARG` exits 0.
+fn tool_answers(program: &OsStr, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `apt-get install` (through `sudo -n` when not root), waiting for the dpkg
+/// lock, since other processes on the machine may hold it.
+fn apt_install(packages: &[&str]) -> Result<(), Error> {
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let apt = |args: &[&str]| {
+        let mut cmd = if is_root { Command::new("apt-get") } else { Command::new("sudo") };
+        if !is_root {
+            cmd.args(["-n", "apt-get"]);
+        }
+        cmd.args(["-o", "DPkg::Lock::Timeout=900"]).args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    run(apt(&["update"]))?;
+    run(apt(&["install", "-y"]).args(packages))
+}
+
+fn find_real_save_xz(root: &Path) -> Option<PathBuf> {
+    if let Some(p) = env::var_os("XSR_REAL_SAVE_XZ") {
+        return Some(PathBuf::from(p));
+    }
+    root.ancestors().map(|d| d.join(REAL_SAVE_XZ)).find(|p| p.is_file())
+}
+
+/// Decompress `xz` into `out` (via a temporary name) with `xz -dc`, or
+/// Python's `lzma` module where the `xz` tool is missing.
+fn decompress_xz(xz: &Path, out: &Path) -> Result<(), Error> {
+    let partial = out.with_extension("partial");
+    let file = fs::File::create(&partial).map_err(|e| io_err("cannot create", &partial, e))?;
+    let mut cmd = if tool_works(OsStr::new("xz")) {
+        let mut c = Command::new("xz");
+        c.arg("-dc").arg(xz);
+        c
+    } else {
+        let mut c = Command::new("python3");
+        c.args(["-c", "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)"]).arg(xz);
+        c
+    };
+    run(cmd.stdout(file))?;
+    fs::rename(&partial, out).map_err(|e| io_err("cannot rename", &partial, e))
+}
+
+/// Runs `python3 contrib/tests/interop_checks.py ARGS`: exit 0 pass, 3 skip, other fail;
+/// its last output line is the verdict's detail.
+fn python_check(checks: &mut Checks, name: &str, args: &[&OsStr]) {
+    let mut cmd = Command::new("python3");
+    cmd.arg(INTEROP_CHECKS).args(args);
+    println!("==> {}", render(&cmd));
+    match cmd.stderr(Stdio::inherit()).output() {
+        Err(e) => checks.add(name, Verdict::Fail, format!("could not start python3: {e}")),
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            print!("{text}");
+            let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no output)");
+            let detail = last.split_once(": ").map_or(last, |(_, d)| d).to_string();
+            let verdict = match out.status.code() {
+                Some(0) => Verdict::Pass,
+                Some(3) => Verdict::Skip,
+                _ => Verdict::Fail,
+            };
+            checks.add(name, verdict, detail);
+        }
+    }
+}
+
+/// Volatility 3 from PyPI in a venv under target/; `Err` says why it is unavailable.
+fn ensure_volatility(venv: &Path) -> Result<PathBuf, String> {
+    let vol = venv.join("bin/vol");
+    // `vol` has no --version.
+    if tool_answers(vol.as_os_str(), "-h") {
+        return Ok(vol);
+    }
+    let make_venv = || run(Command::new("python3").args(["-m", "venv"]).arg(venv));
+    if make_venv().is_err() {
+        // Debian splits `venv` out of python3.
+        apt_install(&["python3-venv"]).map_err(|e| format!("python3-venv could not be installed: {e}"))?;
+        make_venv().map_err(|e| e.to_string())?;
+    }
+    run(Command::new(venv.join("bin/python")).args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--quiet",
+        VOLATILITY3_REQUIREMENT,
+    ]))
+    .map_err(|e| format!("pip could not install {VOLATILITY3_REQUIREMENT}: {e}"))?;
+    if tool_answers(vol.as_os_str(), "-h") { Ok(vol) } else { Err(format!("{} does not run", vol.display())) }
+}
+
+/// The formats `xsr extract --format` accepts in this build (from its help).
+fn extract_formats(xsr: &Path) -> Result<Vec<String>, Error> {
+    let out = Command::new(xsr)
+        .args(["extract", "--help"])
+        .output()
+        .map_err(|e| err(format!("could not run {} extract --help: {e}", xsr.display())))?;
+    Ok(formats_in_help(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The `- NAME: help` lines clap prints under "Possible values".
+fn formats_in_help(help: &str) -> Vec<String> {
+    help.lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .filter_map(|l| l.split_once(':').map(|(name, _)| name.trim().to_string()))
+        .collect()
+}
+
+/// The real-tool checks of issue 8 on the real `xl save` file: the
+/// Volatility 3 layer in contrib/volatility3 on the unconverted file, then
+/// `xsr extract` ELF and LiME outputs in Volatility 3, readelf and gdb.
+/// Missing tools are installed; a check whose feature or tool is absent is
+/// a visible SKIP (a failure with `--strict`).
+fn task_interop(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
+    let strict = match args {
+        [] => false,
+        [a] if a == "--strict" => true,
+        [a, ..] => return Err(err(format!("`interop` takes only `--strict` (got `{a}`)"))),
+    };
+    let start = Instant::now();
+    let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| ctx.root.join("target"), PathBuf::from);
+    let work = target.join(INTEROP_DIR);
+    fs::create_dir_all(&work).map_err(|e| io_err("cannot create", &work, e))?;
+    let mut checks = Checks::default();
+
+    let xz = find_real_save_xz(&ctx.root)
+        .ok_or_else(|| err(format!("the real test image {REAL_SAVE_XZ} is not in the repo root or above it")))?;
+    let save = work.join("tiny32-1vcpu.save");
+    decompress_xz(&xz, &save)?;
+
+    let python = tool_works(OsStr::new("python3"));
+    if python {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "unittest", "discover", "-s", PYTHON_TEST_DIR]);
+        let ok = run(cmd).is_ok();
+        checks.add(
+            "python reader unit tests",
+            if ok { Verdict::Pass } else { Verdict::Fail },
+            format!("python3 -m unittest discover -s {PYTHON_TEST_DIR}"),
+        );
+    }
+    let vol = if python { ensure_volatility(&work.join("venv")) } else { Err("python3 is not installed".into()) };
+
+    if !(tool_works(OsStr::new("readelf")) && tool_works(OsStr::new("gdb")))
+        && let Err(e) = apt_install(&["binutils", "gdb"])
+    {
+        println!("note: binutils/gdb could not be installed: {e}");
+    }
+    let readelf = tool_works(OsStr::new("readelf"));
+    let gdb = tool_works(OsStr::new("gdb"));
+
+    run(ctx.cargo(["build", "--release", "--bin", "xsr"]))?;
+    let xsr = target.join("release/xsr");
+    let formats = extract_formats(&xsr)?;
+    let cache = work.join("vol-cache");
+    let vol_check = |checks: &mut Checks, name: &str, image: &Path, plugins: bool| match &vol {
+        Err(why) => checks.add(name, Verdict::Skip, format!("Volatility 3 unavailable: {why}")),
+        Ok(vol) => {
+            let o = OsStr::new;
+            let mut a = vec![o("vol-banners"), o("--vol"), vol.as_os_str(), o("--cache-path"), cache.as_os_str()];
+            if plugins {
+                a.extend([o("--plugin-dir"), o(VOLATILITY_PLUGIN_DIR)]);
+            }
+            a.extend([o("--image"), image.as_os_str(), o("--save"), save.as_os_str()]);
+            python_check(checks, name, &a);
+        }
+    };
+
+    vol_check(&mut checks, "vol banners.Banners on the xl save file (-p contrib/volatility3)", &save, true);
+    if python {
+        // The same libxl stream behind libvirt's header, as `virsh save` writes it.
+        let wrapped = work.join("tiny32-1vcpu.virsh.save");
+        let o = OsStr::new;
+        python_check(
+            &mut checks,
+            "virsh save file made from the real image",
+            &[o("virsh-wrap"), o("--xl-save"), save.as_os_str(), o("--out"), wrapped.as_os_str()],
+        );
+        if wrapped.is_file() {
+            vol_check(
+                &mut checks,
+                "vol banners.Banners on the virsh save file (-p contrib/volatility3)",
+                &wrapped,
+                true,
+            );
+        }
+    }
+
+    for format in ["elf", "lime"] {
+        let out = work.join(format!("tiny32-1vcpu.{format}"));
+        let name = format!("xsr extract --format {format}");
+        if !formats.iter().any(|f| f == format) {
+            let why = format!("this xsr build has no `extract --format {format}` (formats: {})", formats.join(", "));
+            checks.add(&name, Verdict::Skip, &why);
+            continue;
+        }
+        let mut cmd = Command::new(&xsr);
+        cmd.args(["extract", "--format", format, "--out"]).arg(&out).arg(&save);
+        match run(cmd) {
+            Ok(()) => {
+                checks.add(&name, Verdict::Pass, out.strip_prefix(&ctx.root).unwrap_or(&out).display().to_string())
+            }
+            Err(e) => {
+                checks.add(&name, Verdict::Fail, e.to_string());
+                continue;
+            }
+        }
+        let what = if format == "elf" { "ELF core" } else { "LiME file" };
+        vol_check(&mut checks, &format!("vol banners.Banners on the {what}"), &out, false);
+        if format != "elf" {
+            continue;
+        }
+        for (name, tool, present) in [("readelf-notes", "readelf", readelf), ("gdb-threads", "gdb", gdb)] {
+            let label = if tool == "gdb" {
+                "gdb -c on the ELF core".to_string()
+            } else {
+                "readelf -n on the ELF core".to_string()
+            };
+            if !present {
+                checks.add(&label, Verdict::Skip, format!("{tool} is not installed and could not be installed"));
+                continue;
+            }
+            if !python {
+                checks.add(&label, Verdict::Skip, "python3 (which runs the check) is not installed");
+                continue;
+            }
+            python_check(
+                &mut checks,
+                &label,
+                &[OsStr::new(name), OsStr::new("--core"), out.as_os_str(), OsStr::new("--save"), save.as_os_str()],
+            );
+        }
+    }
+
+    let (pass, fail, skip) = (checks.count(Verdict::Pass), checks.count(Verdict::Fail), checks.count(Verdict::Skip));
+    println!("\nxtask interop: {pass} passed, {fail} failed, {skip} skipped in {:.0?}", start.elapsed());
+    for (name, verdict, detail) in &checks.0 {
+        println!("  {:<4} {name}: {detail}", format!("{verdict:?}").to_uppercase());
+    }
+    if fail > 0 {
+        Err(err(format!("{fail} interop check(s) failed; see above")))
+    } else if strict && skip > 0 {
+        Err(err(format!("--strict: {skip} interop check(s) skipped")))
+    } else {
+        Ok(())
     }
 }
 
@@ -594,6 +1040,30 @@ path = "fuzz_targets/page_data.rs"
 name = 'page_data'
 "#;
         assert_eq!(fuzz_targets_in(manifest), ["format_walk", "page_data"]);
+    }
+
+    #[test]
+    fn package_names_and_unpacked_dirs() {
+        let manifest =
+            "[workspace]\nmembers = []\n\n[package]\nname = \"sr-format\" # wire\n\n[dependencies]\nname = 1\n";
+        assert_eq!(package_name_in(manifest).as_deref(), Some("sr-format"));
+        assert_eq!(package_name_in("[workspace]\nname = \"x\"\n"), None);
+        let names = strings(&["sr-format", "xsr"]);
+        assert!(is_unpacked_crate_of("sr-format-0.1.0", &names));
+        assert!(is_unpacked_crate_of("xsr-12.0.0-rc.1", &names));
+        assert!(!is_unpacked_crate_of("sr-format-extra-0.1.0", &names));
+        assert!(!is_unpacked_crate_of("sr-formats-0.1.0", &names));
+        assert!(!is_unpacked_crate_of("serde-1.0.0", &names));
+        assert!(is_fingerprint_of("sr-format-0123456789abcdef", &names));
+        assert!(!is_fingerprint_of("sr-format-extra-0123456789abcdef", &names));
+        assert!(!is_fingerprint_of("sr-format-0123", &names));
+    }
+
+    #[test]
+    fn extract_formats_from_clap_help() {
+        let help = "Options:\n      --format <FORMAT>\n          Output format\n\n          Possible values:\n          \
+                    - raw: Sparse raw image: pfn p at byte p << page_shift\n          - elf: ELF64 core\n\n";
+        assert_eq!(formats_in_help(help), ["raw", "elf"]);
     }
 
     #[test]

@@ -234,3 +234,8 @@ pub(crate) fn copy_runs(
     }
     Ok(())
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -67,3 +67,8 @@ pub use record::{
 pub use source::{ByteSource, ReadSource, SeekSource, SliceSource, SourceError};
 pub use walk::{WalkSummary, walk, walk_with};
 pub use writer::{IOV_MAX, RecordWriter};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

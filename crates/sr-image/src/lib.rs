@@ -49,3 +49,8 @@ pub use image::{Backing, GuestImage, Holes, PhysMemory, SliceBacking};
 pub use index::{IndexLimits, MAX_OFFSET, Page, PageIndex, PageLocation, StateRecord};
 pub use paging::{PagingError, VcpuPaging, vcpu_paging};
 pub use translate::{CR0_PG, CR4_LA57, CR4_PAE, CR4_PSE, EFER_LMA, PagingMode, TranslateError, Translation, translate};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

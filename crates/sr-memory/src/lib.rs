@@ -279,3 +279,8 @@ mod tests {
         assert!(matches!(check_geometry(12, MAX_PFN_LIMIT + 1), Err(MemoryError::PfnLimit { .. })));
     }
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -42,3 +42,8 @@ pub use engine::{NoMemory, Restored, Restorer};
 pub use error::RestoreError;
 pub use options::{RestoreOptions, StreamKind};
 pub use report::{Container, MAX_MISMATCH_PFNS, MAX_WARNINGS, Stats, Warning};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -64,3 +64,8 @@ pub use events::{IterationStats, Rate, SaveEvent, SaveStats};
 pub use guest::Guest;
 pub use options::{Container, DEFAULT_BATCH_PFNS, PrecopyPolicy, SaveOptions, ZeroPages, max_batch_pfns};
 pub use saver::Saver;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
