@@ -104,6 +104,13 @@ fn hex(bytes: &[u8]) -> String {
 /// Runs `xsr grep`; returns the number of matches (at most `max` when given).
 pub fn grep(file: &Path, pattern: &[u8], max: Option<u64>, json: bool) -> Result<u64> {
     let image = crate::input::open_image(file)?;
+    if max == Some(0) {
+        // As grep -m 0: nothing is searched, nothing matched.
+        if json {
+            println!("[]");
+        }
+        return Ok(0);
+    }
     let mut out = std::io::stdout().lock();
     let mut first = true;
     let mut printed = 0u64;
@@ -126,4 +133,64 @@ pub fn grep(file: &Path, pattern: &[u8], max: Option<u64>, json: bool) -> Result
     }
     out.flush()?;
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sr_format::{DomainHeader, DomainType, ImageHeader, PageType, PfnEntry, RecordType, RecordWriter};
+
+    /// pfns 1, 2 (consecutive) and 4 (after a hole), with "ABCDEF" split across 1|2 and 2|4.
+    fn stream() -> Vec<u8> {
+        let mut pages = vec![vec![b'.'; 4096]; 3];
+        pages[0][4093..].copy_from_slice(b"ABC");
+        pages[1][..3].copy_from_slice(b"DEF");
+        pages[1][4093..].copy_from_slice(b"ABC");
+        pages[2][..3].copy_from_slice(b"DEF");
+        pages[1][100..106].copy_from_slice(b"ABCDEF");
+        let words: Vec<u8> =
+            [1u64, 2, 4].iter().flat_map(|&p| PfnEntry::new(p, PageType::NOTAB).encode().to_le_bytes()).collect();
+        let mut w = RecordWriter::new(Vec::new());
+        w.write_headers(&ImageHeader::new(3), &DomainHeader::new(DomainType::X86_HVM, 12, 4, 17)).unwrap();
+        let bodies: Vec<&[u8]> = pages.iter().map(|p| &p[..]).collect();
+        w.write_page_data(3, 3, 4096, &words, &bodies).unwrap();
+        w.write_record(RecordType::END, &[]).unwrap();
+        w.into_inner()
+    }
+
+    #[test]
+    fn matches_cross_consecutive_pages_only_and_once() {
+        let bytes = stream();
+        let image = GuestImage::from_bytes(&bytes[..]).unwrap();
+        let mut found = Vec::new();
+        let n = search(&image, b"ABCDEF", |m| {
+            found.push((m.addr, m.pfn, m.before));
+            Ok(true)
+        })
+        .unwrap();
+        // 0x1ffd crosses pfn 1 -> 2; 0x2064 is inside pfn 2; 0x2ffd -> pfn 4 is not
+        // consecutive (pfn 3 is a hole), so it is no match.
+        assert_eq!(found, vec![(0x1FFD, 1, 16), (0x2064, 2, 16)]);
+        assert_eq!(n, 2);
+        // Stopping early.
+        let n = search(&image, b"ABC", |_| Ok(false)).unwrap();
+        assert_eq!(n, 1);
+        // Single bytes at page ends are found once each.
+        let mut dots = 0u64;
+        search(&image, b"F", |_| {
+            dots += 1;
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(dots, 3);
+    }
+
+    #[test]
+    fn hex_patterns() {
+        assert_eq!(parse_pattern("de ad:BE ef", true).unwrap(), [0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(parse_pattern("0x0a0b", true).unwrap(), [0x0a, 0x0b]);
+        assert!(parse_pattern("abc", true).is_err() && parse_pattern("zz", true).is_err());
+        assert!(parse_pattern("", false).is_err());
+        assert_eq!(parse_pattern("x y", false).unwrap(), b"x y");
+    }
 }

@@ -354,6 +354,8 @@ struct Builder {
     /// Entries in stream order after the compacted, sorted prefix `log[..sorted]`.
     log: Vec<Entry>,
     sorted: usize,
+    /// The whole log is compacted: strictly increasing pfns, no KEEP entries.
+    in_order: bool,
     verify: bool,
     wrapped: bool,
     buffer: Option<Vec<Pending>>,
@@ -376,6 +378,7 @@ impl Builder {
             page_shift: 12,
             log: Vec::new(),
             sorted: 0,
+            in_order: true,
             verify: false,
             wrapped: false,
             buffer: None,
@@ -492,15 +495,27 @@ impl Builder {
     }
 
     fn apply_pages(&mut self, entries: &[Entry], offset: u64) -> Result<(), IndexError> {
-        self.log.extend_from_slice(entries);
+        self.log.reserve(entries.len());
+        for &e in entries {
+            // While every pfn is above the last one (a first pass), the log stays compacted:
+            // no earlier entry can exist for the pfn, so KEEP resolves to ZERO right away.
+            if self.in_order && self.log.last().is_none_or(|l| l.pfn < e.pfn) {
+                let e = if e.offset() == KEEP { Entry::new(e.pfn, ZERO, e.page_type()) } else { e };
+                self.log.push(e);
+                self.sorted = self.log.len();
+            } else {
+                self.in_order = false;
+                self.log.push(e);
+            }
+        }
         // Compact when the log has doubled (amortised O(n log n)), or when it could hold more
         // pages than allowed: the log never grows past about twice the limit.
         let grown = self.log.len() - self.sorted > self.sorted.max(1 << 16);
         if grown || self.log.len() as u64 > self.limits.max_pages.saturating_mul(2) {
             self.compact();
-            if self.sorted as u64 > self.limits.max_pages {
-                return Err(IndexError::TooManyPages { offset, limit: self.limits.max_pages });
-            }
+        }
+        if self.sorted as u64 > self.limits.max_pages {
+            return Err(IndexError::TooManyPages { offset, limit: self.limits.max_pages });
         }
         Ok(())
     }
@@ -535,6 +550,10 @@ impl Builder {
     /// Sorts the log by pfn (stable: stream order within a pfn) and folds each pfn's entries
     /// into the one a restore leaves.
     fn compact(&mut self) {
+        if self.in_order {
+            return;
+        }
+        self.in_order = true;
         let log = &mut self.log;
         // A stable sort: the sorted prefix and the new run are merged.
         log.sort_by_key(|e| e.pfn);
