@@ -54,6 +54,19 @@ pub enum RestoreError {
         /// The limit (exclusive).
         limit: u64,
     },
+    /// A page body breaks a rule of Xen's restorer (an x86 PV page-table entry naming a pfn
+    /// beyond the p2m, `x86_pv_localise_page`).
+    #[error("record {index} (PAGE_DATA) at byte {offset}: entry {entry}: {violation}")]
+    PageContents {
+        /// Offset of the record header.
+        offset: u64,
+        /// Record index.
+        index: u64,
+        /// Entry within the record.
+        entry: usize,
+        /// The rule broken, with the page's pfn and the table entry.
+        violation: sr_rules::Violation,
+    },
     /// The stream ended (END) without something the domain type requires.
     #[error("END at byte {offset}: {what}")]
     Incomplete {
@@ -90,6 +103,7 @@ impl RestoreError {
             RestoreError::Rejected { offset, .. }
             | RestoreError::RejectedLibxl { offset, .. }
             | RestoreError::PfnOutOfRange { offset, .. }
+            | RestoreError::PageContents { offset, .. }
             | RestoreError::Incomplete { offset, .. }
             | RestoreError::Memory { offset, .. } => *offset,
             RestoreError::NoConsistentCheckpoint { source } => source.offset(),

@@ -72,6 +72,8 @@ pub fn fuzz_restore(data: &[u8]) -> FuzzOutcome {
     match (&lenient, &verified) {
         (Ok(r), Ok(v)) => assert_eq!(r.state, v.state, "restore and verify disagree on the state"),
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "restore and verify fail differently"),
+        // Without a destination the start_info page cannot be read at END.
+        (Err(RestoreError::Incomplete { .. }), Ok(v)) if v.skipped.start_info => {}
         (a, b) => panic!("restore ok: {}, verify ok: {}", a.is_ok(), b.is_ok()),
     }
     // Skipping page bodies (seeking past them, as `xsr verify` does) changes nothing.
@@ -80,6 +82,8 @@ pub fn fuzz_restore(data: &[u8]) -> FuzzOutcome {
     match (&verified, &skipping) {
         (Ok(a), Ok(b)) => assert_eq!((&a.state, &a.stats), (&b.state, &b.stats), "skipping page bodies changed it"),
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "skipping page bodies fails differently"),
+        // Page-table entries are checked only when their bodies are read.
+        (Err(RestoreError::PageContents { .. }), Ok(b)) if b.skipped.page_tables > 0 => {}
         (a, b) => panic!("full read ok: {}, skipping ok: {}", a.is_ok(), b.is_ok()),
     }
     // A reader gives the same answer as a slice.

@@ -8,6 +8,7 @@ use sr_memory::GuestMemory;
 
 use crate::error::RestoreError;
 use crate::report::{MAX_MISMATCH_PFNS, Stats};
+use crate::skipped::SkippedChecks;
 use crate::sparse::SparsePfnSet;
 
 /// Per-restore PAGE_DATA state; its vectors are reused from record to record.
@@ -20,6 +21,8 @@ pub(crate) struct PageApplier {
     pub type_counts: [u64; 16],
     /// Keep `populated` even without a destination (the domain's END checks use it).
     pub track_populated: bool,
+    /// Page-contents checks not made.
+    pub skipped: SkippedChecks,
 }
 
 impl PageApplier {
@@ -29,13 +32,16 @@ impl PageApplier {
     }
 
     /// Applies one validated PAGE_DATA record. Nothing is written unless every pfn is below
-    /// `bound`. `compare` selects verify mode: pages are compared, not written.
+    /// `bound` and, when `pt_max_pfn` is given (x86 PV), every page-table page passes
+    /// [`sr_rules::pv::check_page_table`]. `compare` selects verify mode: pages are compared,
+    /// not written (page tables are still checked, as Xen localises them in both modes).
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &mut self,
         rec: &Record<'_>,
         pages: &PageData<'_>,
         bound: u64,
+        pt_max_pfn: Option<u64>,
         memory: Option<&dyn GuestMemory>,
         compare: bool,
         state: &mut DomainState,
@@ -62,6 +68,9 @@ impl PageApplier {
             });
         }
         (lo, hi) = (lo.min(rec_lo), hi.max(rec_hi));
+        if let Some(max_pfn) = pt_max_pfn {
+            self.check_page_tables(rec, pages, max_pfn)?;
+        }
         // Without a destination (verification) the populated set is kept only for handlers
         // whose END checks ask for it.
         let with_memory = memory.is_some();
@@ -118,6 +127,28 @@ impl PageApplier {
             }
         } else {
             memory.write_pages(&self.data_pfns, pages.pages).map_err(mem_err)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the entries of the record's page tables, or counts them as skipped when the
+    /// reader elided the bodies.
+    fn check_page_tables(&mut self, rec: &Record<'_>, pages: &PageData<'_>, max_pfn: u64) -> Result<(), RestoreError> {
+        let size = pages.page_size();
+        let mut data = 0;
+        for (entry, e) in pages.entries().enumerate() {
+            if e.page_type.is_page_table() {
+                if !pages.has_bodies() {
+                    self.skipped.page_tables += 1;
+                } else if let Some(body) = pages.pages.get(data * size..(data + 1) * size) {
+                    sr_rules::pv::check_page_table(e.pfn, e.page_type, body, max_pfn).map_err(|violation| {
+                        RestoreError::PageContents { offset: rec.offset, index: rec.index, entry, violation }
+                    })?;
+                }
+            }
+            if e.page_type.has_data() {
+                data += 1;
+            }
         }
         Ok(())
     }

@@ -213,6 +213,9 @@ fn random_corruption_never_panics_and_never_escapes_the_destination() {
                         assert_eq!(r.state, v.state, "{name} {wrap} case {case}");
                     }
                     (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{name} {wrap} case {case}"),
+                    // Verification has no destination to read the start_info page from.
+                    (Err(RestoreError::Incomplete { what, .. }), Ok(v))
+                        if v.skipped.start_info && what.contains("start_info page") => {}
                     _ => panic!("{name} {wrap} case {case}: restore {:?} but verify {:?}", r.is_ok(), v.is_ok()),
                 }
                 // Strict never accepts what lenient rejects.
