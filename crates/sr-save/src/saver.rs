@@ -164,6 +164,8 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
         if let Some(&pfn) = extras.last().filter(|&&p| p > PFN_MAX) {
             return Err(SaveError::InvalidState(format!("extra pfn {pfn:#x} does not fit a pfn word")));
         }
+        // What the restorer would reject is refused before anything is written.
+        crate::rules::check(guest, &state, &extras)?;
         let wire_type = if dtype == DomainType::X86_PVH && opts.pvh_as_hvm { DomainType::X86_HVM } else { dtype };
         let pipeline = Pipeline::new(guest, opts.worker_count(), opts.batch_pfns, opts.zero_pages == ZeroPages::Data)?;
         Ok(Self {
@@ -287,6 +289,9 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
     fn state_records(&mut self) -> Result<(), SaveError> {
         let state = self.guest.state()?;
         check_state(&state, self.guest.domain_type(), self.page_shift, self.layout)?;
+        // Again with the state and memory the end-of-state records describe: END is written
+        // only for a domain the restorer accepts.
+        crate::rules::check(self.guest, &state, &self.extras)?;
         self.state = state;
         let mut recs = Vec::new();
         self.layout.state_records(&self.state, &mut recs);
