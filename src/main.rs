@@ -384,8 +384,9 @@ fn main() -> ExitCode {
             }
             eprintln!("xsr: {e:#}");
             // A stream that breaks a rule is "invalid" (1); usage and I/O problems are 2.
-            let invalid =
-                e.chain().any(|c| c.downcast_ref::<sr_restore::RestoreError>().is_some_and(|r| !r.is_broken_channel()));
+            let invalid = e.chain().any(|c| c.downcast_ref::<sr_restore::RestoreError>().is_some_and(|r| !r.is_broken_channel()))
+                    // A domain save refuses because restore would reject it is invalid too.
+                    || e.chain().any(|c| matches!(c.downcast_ref::<sr_save::SaveError>(), Some(sr_save::SaveError::Rejected(_))));
             ExitCode::from(if invalid { 1 } else { 2 })
         }
     }
