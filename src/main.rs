@@ -196,9 +196,20 @@ struct StreamArgs {
 
 #[derive(Args, Debug)]
 struct MemoryArgs {
-    /// Largest guest memory accepted (pfn bound), e.g. 64G.
+    /// Most guest memory the stream may populate (pages restored), e.g. 64G.
     #[arg(long, value_parser = parse_size, default_value = "64G")]
     max_memory: u64,
+    /// Largest guest-physical span accepted (highest address a pfn or a PV p2m may reach),
+    /// e.g. 1T; its bookkeeping costs up to 2 bits per page of span (64 MiB per TiB).
+    #[arg(long, value_parser = parse_size, default_value = "1T")]
+    max_span: u64,
+}
+
+impl MemoryArgs {
+    /// `options` with these bounds.
+    fn bound(&self, options: RestoreOptions) -> RestoreOptions {
+        RestoreOptions { max_populated_bytes: self.max_memory, max_span_bytes: self.max_span, ..options }
+    }
 }
 
 impl StreamArgs {
@@ -293,10 +304,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Receive { listen, out, stream, memory } => {
-            let restored =
-                net::receive(&listen, &out, stream.options(Strictness::Lenient), memory.max_memory, |addr| {
+            let restored = net::receive(
+                &listen,
+                &out,
+                memory.bound(stream.options(Strictness::Lenient)),
+                memory.max_memory,
+                |addr| {
                     eprintln!("listening on {addr}");
-                })?;
+                },
+            )?;
             println!(
                 "received {} domain: {} pages ({} bytes) into {}",
                 restored.state.domain_type,
@@ -320,7 +336,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Verify { file, strict, stream, json } => run_verify(&file, strict, &stream, json),
         Command::Restore { file, out, stream, memory, json } => {
-            let restored = restore::restore(&file, &out, stream.options(Strictness::Lenient), memory.max_memory)?;
+            let restored =
+                restore::restore(&file, &out, memory.bound(stream.options(Strictness::Lenient)), memory.max_memory)?;
             let s = &restored.stats;
             if json {
                 print_json(&serde_json::json!({
@@ -354,7 +371,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Extract { file, format, out, stream, memory, json } => {
-            let done = extract::extract(&file, &out, format, stream.options(Strictness::Lenient), memory.max_memory)?;
+            let options = memory.bound(stream.options(Strictness::Lenient));
+            let done = extract::extract(&file, &out, format, options, memory.max_memory)?;
             if json {
                 print_json(&done)?;
             } else {

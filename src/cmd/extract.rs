@@ -46,7 +46,7 @@ pub fn extract(
     let name = input.display().to_string();
     match format {
         ExtractFormat::Raw => {
-            let restored = restore_to_image(source, &name, dest.path(), options, max_memory)?;
+            let restored = restore_to_image(source, "extract", &name, dest.path(), options, max_memory)?;
             let memory = restored.memory.context("no memory restored")?;
             let populated = memory.populated();
             let bytes = std::fs::metadata(dest.path())?.len();
@@ -57,7 +57,7 @@ pub fn extract(
         }
         ExtractFormat::Elf => {
             let raw = AtomicFile::new(&out.with_extension("raw-tmp"))?;
-            let restored = restore_to_image(source, &name, raw.path(), options, max_memory)?;
+            let restored = restore_to_image(source, "extract", &name, raw.path(), options, max_memory)?;
             let memory = restored.memory.context("no memory restored")?;
             let populated = memory.populated();
             let runs = runs(populated.iter_ones());

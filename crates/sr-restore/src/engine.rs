@@ -289,9 +289,14 @@ impl<'o, M: GuestMemory> Run<'o, M> {
     }
 
     fn pfn_limit(&self) -> u64 {
-        match self.session.as_ref().and_then(|s| s.memory.as_ref()) {
+        let limit = match self.session.as_ref().and_then(|s| s.memory.as_ref()) {
             Some(m) => m.pfn_limit(),
             None => self.options.pfn_limit,
+        };
+        let shift = self.session.as_ref().map_or(12, |s| s.state.page_shift);
+        match self.options.max_span_bytes {
+            u64::MAX => limit,
+            span => limit.min(span >> shift.min(63)),
         }
     }
 
@@ -400,7 +405,13 @@ impl<'o, M: GuestMemory> Run<'o, M> {
                 let bound = s.handler.pfn_bound(&cx).map_err(|why| reject(rec, why))?;
                 let memory = s.memory.as_ref().map(|m| m as &dyn GuestMemory);
                 let pt_max_pfn = s.handler.page_table_max_pfn();
-                s.pages.apply(rec, &pages, bound, pt_max_pfn, memory, s.verify_mode, cx.state, stats)
+                let bounds = crate::pages::Bounds {
+                    domain: bound,
+                    destination: cx.pfn_limit,
+                    populated_pages: options.max_populated_bytes >> page_shift.min(63),
+                    pt_max_pfn,
+                };
+                s.pages.apply(rec, &pages, &bounds, memory, s.verify_mode, cx.state, stats)
             }
             (RecordType::VERIFY, _) => {
                 s.verify_mode = true;

@@ -40,7 +40,7 @@ mod skipped;
 mod sparse;
 
 pub use engine::{NoMemory, Restored, Restorer};
-pub use error::RestoreError;
+pub use error::{Bound, RestoreError};
 pub use options::{RestoreOptions, StreamKind};
 pub use report::{Container, MAX_MISMATCH_PFNS, MAX_WARNINGS, Stats, Warning};
 pub use skipped::SkippedChecks;

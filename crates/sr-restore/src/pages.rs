@@ -6,10 +6,23 @@ use sr_format::state::DomainState;
 use sr_format::{PFN_MASK, PageType, Record};
 use sr_memory::GuestMemory;
 
-use crate::error::RestoreError;
+use crate::error::{Bound, RestoreError};
 use crate::report::{MAX_MISMATCH_PFNS, Stats};
 use crate::skipped::SkippedChecks;
 use crate::sparse::SparsePfnSet;
+
+/// The bounds one PAGE_DATA record is applied under.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bounds {
+    /// Exclusive pfn bound of the domain type (x86 PV: max_pfn + 1).
+    pub domain: u64,
+    /// Exclusive pfn bound of the destination.
+    pub destination: u64,
+    /// Most pages the destination populates.
+    pub populated_pages: u64,
+    /// x86 PV: the last pfn page-table entries may name.
+    pub pt_max_pfn: Option<u64>,
+}
 
 /// Per-restore PAGE_DATA state; its vectors are reused from record to record.
 #[derive(Debug, Default)]
@@ -23,6 +36,8 @@ pub(crate) struct PageApplier {
     pub track_populated: bool,
     /// Page-contents checks not made.
     pub skipped: SkippedChecks,
+    /// pfns populated so far in the destination.
+    populated_count: u64,
 }
 
 impl PageApplier {
@@ -32,7 +47,8 @@ impl PageApplier {
     }
 
     /// Applies one validated PAGE_DATA record. Nothing is written unless every pfn is below
-    /// `bound` and, when `pt_max_pfn` is given (x86 PV), every page-table page passes
+    /// both pfn bounds, the populated pages stay within their bound, and, when
+    /// `bounds.pt_max_pfn` is given (x86 PV), every page-table page passes
     /// [`sr_rules::pv::check_page_table`]. `compare` selects verify mode: pages are compared,
     /// not written (page tables are still checked, as Xen localises them in both modes).
     #[allow(clippy::too_many_arguments)]
@@ -40,8 +56,7 @@ impl PageApplier {
         &mut self,
         rec: &Record<'_>,
         pages: &PageData<'_>,
-        bound: u64,
-        pt_max_pfn: Option<u64>,
+        bounds: &Bounds,
         memory: Option<&dyn GuestMemory>,
         compare: bool,
         state: &mut DomainState,
@@ -57,8 +72,20 @@ impl PageApplier {
             rec_lo = rec_lo.min(pfn);
             rec_hi = rec_hi.max(pfn);
         }
+        let bound = bounds.domain.min(bounds.destination);
         if rec_hi >= bound {
             let (entry, e) = pages.entries().enumerate().find(|(_, e)| e.pfn >= bound).expect("seen above");
+            if e.pfn < bounds.domain {
+                return Err(RestoreError::BoundReached {
+                    offset: rec.offset,
+                    index: rec.index,
+                    record: rec.rtype,
+                    bound: Bound::Span,
+                    limit: bounds.destination,
+                    needed: rec_hi + 1,
+                    page_shift: state.page_shift,
+                });
+            }
             return Err(RestoreError::PfnOutOfRange {
                 offset: rec.offset,
                 index: rec.index,
@@ -68,7 +95,7 @@ impl PageApplier {
             });
         }
         (lo, hi) = (lo.min(rec_lo), hi.max(rec_hi));
-        if let Some(max_pfn) = pt_max_pfn {
+        if let Some(max_pfn) = bounds.pt_max_pfn {
             self.check_page_tables(rec, pages, max_pfn)?;
         }
         // Without a destination (verification) the populated set is kept only for handlers
@@ -91,6 +118,20 @@ impl PageApplier {
             }
         }
         stats.pfn_range = Some((lo, hi));
+        if with_memory {
+            self.populated_count += self.to_populate.len() as u64;
+            if self.populated_count > bounds.populated_pages {
+                return Err(RestoreError::BoundReached {
+                    offset: rec.offset,
+                    index: rec.index,
+                    record: rec.rtype,
+                    bound: Bound::Populated,
+                    limit: bounds.populated_pages,
+                    needed: self.populated_count,
+                    page_shift: state.page_shift,
+                });
+            }
+        }
         let mem_err = |source| RestoreError::Memory { offset: rec.offset, index: rec.index, source };
         let data_bytes = (pages.data_pages() * pages.page_size()) as u64;
         let Some(memory) = memory else {

@@ -94,9 +94,10 @@ pub(crate) trait DomainHandler {
     /// Handles a record the engine does not handle itself.
     fn handle(&mut self, cx: &mut Context<'_>, rec: &Record<'_>) -> Result<Handled, RestoreError>;
 
-    /// The exclusive pfn bound PAGE_DATA must respect now, or why there is none yet.
-    fn pfn_bound(&self, cx: &Context<'_>) -> Result<u64, &'static str> {
-        Ok(cx.pfn_limit)
+    /// The exclusive pfn bound the domain type puts on PAGE_DATA now (the destination's
+    /// own limit applies on top), or why there is none yet.
+    fn pfn_bound(&self, _cx: &Context<'_>) -> Result<u64, &'static str> {
+        Ok(u64::MAX)
     }
 
     /// Whether [`complete`](Self::complete) asks which pfns were populated (so a restore

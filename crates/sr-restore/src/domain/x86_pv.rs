@@ -49,10 +49,15 @@ impl X86Pv {
         frames.check_frame_count(rec, width)?;
         let (start, end) = (frames.header.start_pfn.get(), frames.header.end_pfn.get());
         if u64::from(end) >= cx.pfn_limit {
-            return Err(reject(
-                rec,
-                format!("end_pfn {end:#x} beyond the destination's pfn limit {:#x}", cx.pfn_limit),
-            ));
+            return Err(RestoreError::BoundReached {
+                offset: rec.offset,
+                index: rec.index,
+                record: rec.rtype,
+                bound: crate::error::Bound::Span,
+                limit: cx.pfn_limit,
+                needed: u64::from(end) + 1,
+                page_shift: cx.state.page_shift,
+            });
         }
         let fpp = 4096 / u32::from(width);
         let p2m = cx.state.p2m.get_or_insert_with(P2mState::default);
@@ -115,9 +120,9 @@ impl DomainHandler for X86Pv {
         true
     }
 
-    fn pfn_bound(&self, cx: &Context<'_>) -> Result<u64, &'static str> {
+    fn pfn_bound(&self, _cx: &Context<'_>) -> Result<u64, &'static str> {
         match self.max_pfn {
-            Some(m) => Ok((u64::from(m) + 1).min(cx.pfn_limit)),
+            Some(m) => Ok(u64::from(m) + 1),
             None => Err("PAGE_DATA before X86_PV_P2M_FRAMES: the PV guest's max_pfn is not known yet"),
         }
     }
