@@ -6,6 +6,8 @@
 pub mod cmd;
 pub mod dir_guest;
 pub mod elf;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image_dir;
 pub mod input;
 pub mod mapped;
