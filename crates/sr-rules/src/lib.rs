@@ -7,7 +7,7 @@
 //! [`Violation`] text is the rule, each side only says where (a record and byte offset on
 //! restore, "restore would reject this domain" on save).
 //!
-//! The rules are pure functions of a [`DomainState`](sr_format::state::DomainState) (which
+//! The rules are pure functions of a [`DomainState`] (which
 //! carries the page types), a populated-pfn predicate and, for the page-contents rules, the
 //! bodies of a few pages. Each names its place in Xen's sources
 //! (`tools/libs/guest/xg_sr_restore_x86_pv.c`, `xg_sr_restore_x86_hvm.c`).
