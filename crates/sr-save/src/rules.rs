@@ -66,8 +66,63 @@ pub(crate) fn check(guest: &dyn Guest, state: &DomainState, extras: &[u64]) -> R
     }
     let mut view = state.clone();
     view.page_types = types;
+    // Empty vcpu blobs are not written (and Xen skips them): the restorer never sees them.
+    for v in view.vcpus.values_mut() {
+        for blob in [&mut v.basic, &mut v.extended, &mut v.xsave, &mut v.msrs] {
+            if blob.as_ref().is_some_and(Vec::is_empty) {
+                *blob = None;
+            }
+        }
+    }
     let sent = |pfn: u64| populated.get(pfn) || extras.binary_search(&pfn).is_ok();
     let restored = |pfn: u64| sent(pfn) && view.page_type(pfn).populates();
     let read = |pfn: u64, out: &mut [u8]| restored(pfn) && memory.read_pages(&[pfn], out).is_ok();
     sr_rules::check_end(&view, &restored, Some(&read)).map(drop).map_err(SaveError::Rejected)
+}
+
+#[cfg(test)]
+mod tests {
+    use sr_format::state::{P2mState, PvInfoState, VcpuState};
+    use sr_memory::{GuestMemory, RamMemory};
+
+    use super::*;
+
+    struct G(RamMemory, DomainState);
+
+    impl Guest for G {
+        fn memory(&self) -> &dyn GuestMemory {
+            &self.0
+        }
+        fn domain_type(&self) -> DomainType {
+            self.1.domain_type
+        }
+        fn page_types(&self, pfns: &[u64], out: &mut [PageType]) {
+            for (p, t) in pfns.iter().zip(out) {
+                *t = self.1.page_type(*p);
+            }
+        }
+        fn pause(&self) -> Result<(), SaveError> {
+            Ok(())
+        }
+        fn state(&self) -> Result<DomainState, SaveError> {
+            Ok(self.1.clone())
+        }
+    }
+
+    /// A missing or empty vcpu 0 context is refused with the restorer's words for it.
+    #[test]
+    fn vcpu0_missing_or_empty_reads_as_restore_says() {
+        let mut s = DomainState::new(DomainType::X86_PV, 12);
+        s.pv_info = Some(PvInfoState { guest_width: 8, pt_levels: 4 });
+        s.p2m = Some(P2mState { end_pfn: 15, frames: vec![0] });
+        for vcpus in [None, Some(Vec::new())] {
+            if let Some(basic) = vcpus {
+                s.vcpus.insert(0, VcpuState { basic: Some(basic), ..Default::default() });
+            }
+            let g = G(RamMemory::new(12, 16).unwrap(), s.clone());
+            g.0.populate(&[0]).unwrap();
+            let e = check(&g, &s, &[]).unwrap_err();
+            assert_eq!(e.to_string(), "restore would reject this domain: no X86_PV_VCPU_BASIC for vcpu 0");
+        }
+    }
 }

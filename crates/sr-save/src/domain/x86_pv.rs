@@ -37,9 +37,6 @@ impl super::DomainRecords for X86Pv {
                 p2m.frames.len()
             )));
         }
-        if state.vcpus.get(&0).and_then(|v| v.basic.as_ref()).is_none() {
-            return Err(invalid("PV state without vcpu 0's basic context (X86_PV_VCPU_BASIC)"));
-        }
         // The restorer's per-record rules on the blobs (the END rules run in `crate::rules`).
         for (&id, v) in &state.vcpus {
             let blobs = [
@@ -132,12 +129,11 @@ mod tests {
     fn required_pv_state() {
         X86Pv.check(&pv_state()).unwrap();
         type Breaker = fn(&mut DomainState);
-        let cases: [(&str, Breaker); 8] = [
+        let cases: [(&str, Breaker); 7] = [
             ("pv_info", |s| s.pv_info = None),
             ("width", |s| s.pv_info = Some(PvInfoState { guest_width: 8, pt_levels: 3 })),
             ("p2m", |s| s.p2m = None),
             ("frames", |s| s.p2m.as_mut().unwrap().frames.push(7)),
-            ("vcpu0", |s| s.vcpus.clear()),
             ("basic size", |s| s.vcpus.get_mut(&0).unwrap().basic = Some(vec![0; VCPU_CONTEXT_32])),
             ("shared info", |s| s.shared_info = Some(vec![0; 100])),
             ("hvm", |s| s.hvm_context = Some(vec![1])),
