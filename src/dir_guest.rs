@@ -7,7 +7,7 @@ use sr_format::{DomainType, PageType};
 use sr_memory::{FileMemory, GuestMemory, MemoryError, PfnBitmap};
 use sr_save::{Guest, SaveError};
 
-use crate::image_dir::{DomainImage, MEMORY_FILE, read_manifest};
+use crate::image_dir::{DomainImage, MEMORY_FILE, read_manifest_with};
 use crate::mapped::MappedFile;
 
 /// The image file with the populated set the manifest records (a file system that does not
@@ -93,7 +93,13 @@ pub struct DirGuest {
 impl DirGuest {
     /// Opens `dir` (written by `xsr restore`).
     pub fn open(dir: &Path) -> Result<Self> {
-        let image = read_manifest(dir)?;
+        Self::open_with(dir, None)
+    }
+
+    /// [`open`](Self::open) with another bound on the pfns page-type runs may cover (see
+    /// [`read_manifest_with`]).
+    pub fn open_with(dir: &Path, max_typed: Option<u64>) -> Result<Self> {
+        let image = read_manifest_with(dir, max_typed)?;
         let shift = u32::from(image.state.page_shift);
         let file = FileMemory::open(dir.join(MEMORY_FILE), shift)
             .with_context(|| format!("cannot open {}", dir.join(MEMORY_FILE).display()))?;
@@ -172,6 +178,6 @@ mod tests {
         // An image shorter than the manifest says is refused up front.
         std::fs::write(dir.path().join("domain.json"), manifest(4)).unwrap();
         let err = DirGuest::open(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("holds 3 pages"), "{err}");
+        assert!(format!("{err:#}").contains("holds 3 pages"), "{err:#}");
     }
 }

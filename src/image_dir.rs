@@ -269,42 +269,89 @@ pub fn write_manifest(dir: &Path, image: &DomainImage) -> Result<()> {
     Ok(())
 }
 
-/// Reads a directory's manifest and blobs.
+/// What a manifest may ask for, checked before anything is allocated for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManifestLimits {
+    /// Pages the memory image holds (`memory.pages` must not exceed it).
+    pub max_pages: u64,
+    /// pfns the page-type runs may cover in total.
+    pub max_typed: u64,
+}
+
+impl ManifestLimits {
+    /// Page-type runs may cover this many pfns (64 Mi: a 256 GiB span of holes).
+    pub const MAX_TYPED: u64 = 1 << 26;
+}
+
+/// Reads a directory's manifest and blobs, for a memory image of `memory.img`'s size.
 pub fn read_manifest(dir: &Path) -> Result<DomainImage> {
+    read_manifest_with(dir, None)
+}
+
+/// [`read_manifest`] with other limits on page types (`None`: [`ManifestLimits::MAX_TYPED`]).
+pub fn read_manifest_with(dir: &Path, max_typed: Option<u64>) -> Result<DomainImage> {
     let path = dir.join(MANIFEST_FILE);
     let text = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let m: Manifest =
-        serde_json::from_slice(&text).with_context(|| format!("{} is not a valid manifest", path.display()))?;
-    if m.format != FORMAT {
-        bail!("{}: unsupported format {:?} (expected {FORMAT:?})", path.display(), m.format);
-    }
-    let read_blob = |name: &Option<String>| -> Result<Option<Vec<u8>>> {
-        match name {
-            Some(n) => {
-                if n.contains('/') || n.contains("..") {
-                    bail!("blob name {n:?} must be a plain file name inside the directory");
-                }
-                Ok(Some(fs::read(dir.join(n)).with_context(|| format!("cannot read blob {n}"))?))
-            }
-            None => Ok(None),
+    let image = dir.join(MEMORY_FILE);
+    let image_len = fs::metadata(&image).with_context(|| format!("cannot open {}", image.display()))?.len();
+    let mut read_blob = |n: &str| -> Result<Vec<u8>> {
+        if n.contains('/') || n.contains("..") {
+            bail!("blob name {n:?} must be a plain file name inside the directory");
         }
+        fs::read(dir.join(n)).with_context(|| format!("cannot read blob {n}"))
     };
+    let limits = |page_shift: u16| ManifestLimits {
+        max_pages: image_len.div_ceil(1 << page_shift.min(63)),
+        max_typed: max_typed.unwrap_or(ManifestLimits::MAX_TYPED),
+    };
+    parse_manifest(&text, &limits, &mut read_blob).with_context(|| format!("{}", path.display()))
+}
+
+/// Parses `domain.json` (`json`), reading blobs through `blob`, under the limits `limits`
+/// gives for the manifest's page shift. Every count is checked before it is used: the
+/// populated runs lie within the image and cover at most its pages in total, the page-type
+/// runs at most `max_typed` pfns (a later run overrides an earlier one).
+pub fn parse_manifest(
+    json: &[u8],
+    limits: &dyn Fn(u16) -> ManifestLimits,
+    blob: &mut dyn FnMut(&str) -> Result<Vec<u8>>,
+) -> Result<DomainImage> {
+    let m: Manifest = serde_json::from_slice(json).context("not a valid manifest")?;
+    if m.format != FORMAT {
+        bail!("unsupported format {:?} (expected {FORMAT:?})", m.format);
+    }
+    let mut read_blob =
+        |name: &Option<String>| -> Result<Option<Vec<u8>>> { name.as_deref().map(&mut *blob).transpose() };
     let dtype = DomainType(m.domain_type);
     if !dtype.is_known() || !dtype.page_shift_valid(m.page_shift) {
         bail!("domain.json: domain type {} with page_shift {} is not valid", m.domain_type, m.page_shift);
+    }
+    let limits = limits(m.page_shift);
+    if m.memory.pages > limits.max_pages {
+        bail!("{MEMORY_FILE} holds {} pages, domain.json says {}", limits.max_pages, m.memory.pages);
     }
     let mut state = DomainState::new(dtype, m.page_shift);
     state.stream_version = m.stream_version;
     state.xen_major = m.xen_version[0];
     state.xen_minor = m.xen_version[1];
     let mut page_types = BTreeMap::new();
+    let mut typed = 0u64;
     for (start, count, name) in &m.page_types {
         let t = PageType::from_name(name).with_context(|| format!("domain.json: unknown page type {name:?}"))?;
-        if *count > 1 << 36 {
-            bail!("domain.json: page type run of {count} pages is too long");
+        let Some(end) = start.checked_add(*count).filter(|&e| e <= sr_format::PFN_MAX + 1) else {
+            bail!("domain.json: page type run {start}+{count} is beyond the pfn range");
+        };
+        typed = typed.saturating_add(*count);
+        if typed > limits.max_typed {
+            bail!("domain.json: page type runs cover more than {} pfns", limits.max_typed);
         }
-        for pfn in *start..start.saturating_add(*count) {
-            page_types.insert(pfn, t);
+        // A later run overrides an earlier one for the same pfn.
+        for pfn in *start..end {
+            if t == PageType::NOTAB {
+                page_types.remove(&pfn);
+            } else {
+                page_types.insert(pfn, t);
+            }
         }
     }
     state.page_types = page_types;
@@ -337,12 +384,19 @@ pub fn read_manifest(dir: &Path) -> Result<DomainImage> {
         state.emulator.push(EmulatorState { kind, id: e.id, index: e.index, data });
     }
     let mut populated = Vec::new();
+    let mut total = 0u64;
     for &[start, count] in &m.memory.populated {
-        if start.saturating_add(count) > m.memory.pages {
-            bail!("domain.json: populated run {start}+{count} is beyond the image ({} pages)", m.memory.pages);
+        total = total.saturating_add(count);
+        if start.saturating_add(count) > m.memory.pages || total > m.memory.pages {
+            bail!(
+                "domain.json: populated run {start}+{count} is beyond the image, or the runs cover more than its {} pages",
+                m.memory.pages
+            );
         }
         populated.extend(start..start + count);
     }
+    populated.sort_unstable();
+    populated.dedup();
     Ok(DomainImage {
         state,
         layer: m.container.layer,

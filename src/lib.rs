@@ -5,6 +5,8 @@
 
 pub mod cmd;
 pub mod dir_guest;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image_dir;
 pub mod input;
 pub mod mapped;

@@ -286,9 +286,20 @@ struct StreamArgs {
 
 #[derive(Args, Debug)]
 struct MemoryArgs {
-    /// Largest guest memory accepted (pfn bound), e.g. 64G.
+    /// Most guest memory the stream may populate (pages restored), e.g. 64G.
     #[arg(long, value_parser = parse_size, default_value = "64G")]
     max_memory: u64,
+    /// Largest guest-physical span accepted (highest address a pfn or a PV p2m may reach),
+    /// e.g. 1T; its bookkeeping costs up to 2 bits per page of span (64 MiB per TiB).
+    #[arg(long, value_parser = parse_size, default_value = "1T")]
+    max_span: u64,
+}
+
+impl MemoryArgs {
+    /// `options` with these bounds.
+    fn bound(&self, options: RestoreOptions) -> RestoreOptions {
+        RestoreOptions { max_populated_bytes: self.max_memory, max_span_bytes: self.max_span, ..options }
+    }
 }
 
 impl StreamArgs {
@@ -414,7 +425,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None => net::Source::Listen(listen),
             };
             let piped = matches!(source, net::Source::Path(_));
-            let options = stream.options(Strictness::Lenient);
+            let options = memory.bound(stream.options(Strictness::Lenient));
             let restored = net::receive(&source, &out, options, memory.max_memory, timeout, |addr| {
                 eprintln!("listening on {addr}");
             })?;
@@ -470,7 +481,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(if report.identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Restore { file, out, stream, memory, json } => {
-            let restored = restore::restore(&file, &out, stream.options(Strictness::Lenient), memory.max_memory)?;
+            let restored =
+                restore::restore(&file, &out, memory.bound(stream.options(Strictness::Lenient)), memory.max_memory)?;
             let summary = restore::RestoreSummary::new(&restored, &out);
             if json {
                 print_json(&summary)?;
@@ -480,7 +492,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Extract { file, format, out, stream, memory, json } => {
-            let done = extract::extract(&file, &out, format, stream.options(Strictness::Lenient), memory.max_memory)?;
+            let done = extract::extract(
+                &file,
+                &out,
+                format,
+                memory.bound(stream.options(Strictness::Lenient)),
+                memory.max_memory,
+            )?;
             if let Some(w) = &done.warning {
                 eprintln!("warning: {w}");
             }

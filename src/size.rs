@@ -31,9 +31,21 @@ pub fn parse_len(s: &str) -> Result<u64, String> {
     parse_addr(s).or_else(|_| parse_size(s))
 }
 
+/// `bytes` rounded up to a whole number of the largest binary unit that keeps it within
+/// 1/64 of the value (so `xsr` can suggest an option value): `65G`, `1536M`, `4096`.
+pub fn format_size_up(bytes: u64) -> String {
+    for (shift, unit) in [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')] {
+        let n = bytes.div_ceil(1 << shift);
+        if n >= 64 || (n << shift) == bytes {
+            return format!("{n}{unit}");
+        }
+    }
+    bytes.to_string()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{parse_addr, parse_len, parse_size};
+    use super::{format_size_up, parse_addr, parse_len, parse_size};
 
     #[test]
     fn addresses_and_lengths() {
@@ -43,6 +55,21 @@ mod tests {
         assert!(parse_addr("0x").is_err() && parse_addr("12k").is_err());
         assert_eq!(parse_len("4K"), Ok(4096));
         assert_eq!(parse_len("0x20"), Ok(32));
+    }
+
+    #[test]
+    fn sizes_rounded_up() {
+        assert_eq!(format_size_up(64 << 30), "64G");
+        assert_eq!(format_size_up((64 << 30) + 4096), "65G");
+        assert_eq!(format_size_up(128 << 30), "128G");
+        assert_eq!(format_size_up(100 << 30), "100G");
+        assert_eq!(format_size_up(65536), "64K");
+        assert_eq!(format_size_up(61440), "60K");
+        assert_eq!(format_size_up(4096), "4K");
+        assert_eq!(format_size_up(100), "100");
+        for b in [1u64, 4095, 65537, (64 << 30) + 4096, 3 << 40] {
+            assert!(parse_size(&format_size_up(b)).unwrap() >= b);
+        }
     }
 
     #[test]

@@ -125,6 +125,40 @@ pub const PV_START_INFO: u64 = 24;
 /// The GDT frame of a synthetic PV guest's vcpu 0 (an ordinary page).
 pub const PV_GDT_FRAME: u64 = 25;
 
+/// The xenstore and console pfns the synthetic PV guest's start_info page names.
+pub const PV_STORE: u64 = 26;
+/// See [`PV_STORE`].
+pub const PV_CONSOLE: u64 = 27;
+
+/// The page tables and start_info page of a synthetic PV guest of `pages` pages, which
+/// Xen's restore reads (and xsr's save and restore check, `sr_rules::pv`): the pinned L4 at
+/// pfn 1 maps the L3s at 2-3, they the L2s at 4-7, they the L1s at 8-23, and the L1s map the
+/// ordinary pages from pfn 32 up (present entries only for pfns the guest has); start_info
+/// (pfn 24) carries Xen's magic and names the xenstore and console pages.
+pub fn pv_special_pages(pages: u64) -> Vec<(u64, Vec<u8>)> {
+    const FLAGS: u64 = 0x67; // present, writable, user, accessed, dirty
+    let table = |entries: &mut dyn Iterator<Item = u64>| {
+        let mut page = vec![0u8; 4096];
+        for (slot, pfn) in entries.take(512).enumerate() {
+            if pfn < pages {
+                page[slot * 8..slot * 8 + 8].copy_from_slice(&(pfn << 12 | FLAGS).to_le_bytes());
+            }
+        }
+        page
+    };
+    let mut out = vec![(1, table(&mut (2..4)))];
+    out.extend((2..4).map(|pfn| (pfn, table(&mut (4 + (pfn - 2) * 2..6 + (pfn - 2) * 2)))));
+    out.extend((4..8).map(|pfn| (pfn, table(&mut (8 + (pfn - 4) * 4..12 + (pfn - 4) * 4)))));
+    out.extend((8..24).map(|pfn| (pfn, table(&mut (32 + (pfn - 8) * 512..)))));
+    let mut start_info = vec![0u8; 4096];
+    start_info[..15].copy_from_slice(b"xen-3.0-x86_64\0");
+    start_info[32..40].copy_from_slice(&pages.to_le_bytes());
+    start_info[56..64].copy_from_slice(&PV_STORE.to_le_bytes());
+    start_info[72..80].copy_from_slice(&PV_CONSOLE.to_le_bytes());
+    out.push((PV_START_INFO, start_info));
+    out
+}
+
 /// The one pfn of a synthetic guest that is a hole (below the PV p2m frames).
 pub fn hole_pfn(pages: u64) -> u64 {
     pages - pages.div_ceil(512) - 1
@@ -166,6 +200,11 @@ impl SyntheticGuest {
             rng.fill(data);
             memory.write_pages(&pfns, data)?;
             first += n;
+        }
+        if dtype == DomainType::X86_PV {
+            for (pfn, body) in pv_special_pages(pages) {
+                memory.write_pages(&[pfn], &body)?;
+            }
         }
         Ok(Self {
             memory: Arc::new(memory),

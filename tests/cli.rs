@@ -129,7 +129,7 @@ fn restore_writes_a_complete_directory_or_nothing() {
     let small = dir.path().join("small");
     let out = xsr(&["restore", &file, "--out", small.to_str().unwrap(), "--max-memory", "16M"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("pfn limit"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("(raise --max-memory: at least 20M is needed)"), "{}", stderr(&out));
     assert!(!small.exists());
 }
 

@@ -21,7 +21,7 @@ use sr_image::{PageIndex, PageLocation};
 use sr_memory::GuestMemory;
 use sr_restore::{RestoreOptions, Restorer};
 
-use crate::cmd::restore::restore_to_image;
+use crate::cmd::restore::{bound_hint, restore_to_image};
 use crate::image_dir::AtomicFile;
 use crate::input::Input;
 
@@ -148,15 +148,19 @@ fn one_pass(
     let shift = {
         let mut r = scan(&file)?;
         loop {
-            match r.next_item().with_context(|| format!("restore of {name} failed"))? {
+            match r.next_item().with_context(|| format!("extract of {name} failed"))? {
                 Some(sr_format::Item::DomainHeader { header, .. }) => break u32::from(header.page_shift.get()),
                 Some(_) => {}
-                None => bail!("restore of {name} failed: no domain header"),
+                None => bail!("extract of {name} failed: no domain header"),
             }
         }
     };
-    options.pfn_limit = (max_memory >> shift.min(63)).max(1);
-    let verified = Restorer::new(options).verify(scan(&file)?).with_context(|| format!("restore of {name} failed"))?;
+    let _ = shift;
+    options.max_populated_bytes = options.max_populated_bytes.min(max_memory);
+    let verified = Restorer::new(options).verify(scan(&file)?).map_err(|e| {
+        let hint = bound_hint(&e);
+        anyhow::Error::new(e).context(format!("extract of {name} failed{hint}"))
+    })?;
     let index = PageIndex::build(scan(&file)?).with_context(|| format!("cannot index {name}"))?;
     let mut pages_iter = index.pages().peekable();
     let input = CoreInput {
@@ -198,7 +202,7 @@ fn via_restore(
     if format == ExtractFormat::Raw {
         // The restore's own image is the raw output.
         let dest = AtomicFile::new(out)?;
-        let restored = restore_to_image(source, name, dest.path(), options, max_memory)?;
+        let restored = restore_to_image(source, "extract", name, dest.path(), options, max_memory)?;
         let memory = restored.memory.context("no memory restored")?;
         let populated = memory.populated();
         let bytes = std::fs::metadata(dest.path())?.len();
@@ -207,7 +211,7 @@ fn via_restore(
         return Ok(Extracted { bytes, pages: populated.count_ones(), runs, vcpus: 0, one_pass: false, warning: None });
     }
     let raw = AtomicFile::new(&out.with_extension("raw-tmp"))?;
-    let restored = restore_to_image(source, name, raw.path(), options, max_memory)?;
+    let restored = restore_to_image(source, "extract", name, raw.path(), options, max_memory)?;
     let memory = restored.memory.context("no memory restored")?;
     let (cpus, warning) = cpus_of(&restored.state);
     let input = CoreInput {

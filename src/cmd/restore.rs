@@ -6,22 +6,26 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use sr_format::{ByteSource, StreamReader};
 use sr_memory::{FileMemory, GuestMemory};
-use sr_restore::{RestoreOptions, Restored, Restorer};
+use sr_restore::{Bound, RestoreError, RestoreOptions, Restored, Restorer};
 
 use crate::image_dir::{AtomicDir, DomainImage, MEMORY_FILE, write_manifest};
 use crate::input::Input;
 use crate::progress::bytes_bar;
 
 /// Restores `input` (a mapped file or a reader) into a sparse raw image at `image` (pfn p at
-/// p << page_shift) holding at most `max_memory` bytes of guest memory. `name` names the
-/// source in errors.
+/// p << page_shift) populating at most `max_memory` bytes of guest memory (and at most
+/// `options.max_populated_bytes`), over a span of at most `options.max_span_bytes`. `verb`
+/// ("restore", "extract") and `name` (the source) head the error message, which also says
+/// which option raises a bound the stream hit.
 pub fn restore_to_image(
     input: Input,
+    verb: &str,
     name: &str,
     image: &Path,
-    options: RestoreOptions,
+    mut options: RestoreOptions,
     max_memory: u64,
 ) -> Result<Restored<FileMemory>> {
+    options.max_populated_bytes = options.max_populated_bytes.min(max_memory);
     let total = input.known_len().unwrap_or(0);
     let restored = match input {
         Input::Mapped(map) => {
@@ -29,16 +33,32 @@ pub fn restore_to_image(
             // page faults), and pages behind it are released: page bodies are copied once,
             // map to image, and resident memory stays at a few records whatever the size.
             let reader = StreamReader::from_slice(map.bytes());
-            run(reader, total, |offset| map.window(offset), image, options, max_memory)
+            run(reader, total, |offset| map.window(offset), image, options)
         }
-        Input::Reader(r) => run(StreamReader::from_read(r), total, |_| {}, image, options, max_memory),
+        Input::Reader(r) => run(StreamReader::from_read(r), total, |_| {}, image, options),
     }
-    .map_err(|e| anyhow::Error::new(e).context(format!("restore of {name} failed")))?;
+    .map_err(|e| {
+        let hint = bound_hint(&e);
+        anyhow::Error::new(e).context(format!("{verb} of {name} failed{hint}"))
+    })?;
     if let Some(m) = &restored.memory {
         // Like cp, no fsync: the rename at the end is what makes a restore look complete.
         m.finish().context("cannot finish the memory image")?;
     }
     Ok(restored)
+}
+
+/// When `e` is a bound of the destination, which option raises it and the least value the
+/// stream needs (it may need more further on).
+pub(crate) fn bound_hint(e: &RestoreError) -> String {
+    let RestoreError::BoundReached { bound, needed, page_shift, .. } = e else { return String::new() };
+    let bytes = needed.saturating_mul(1 << (*page_shift).min(32));
+    let option = match bound {
+        Bound::Populated => "--max-memory",
+        _ => "--max-span",
+    };
+    // What the stream needed when it stopped: a lower bound for the whole stream.
+    format!(" (raise {option}: at least {} is needed)", crate::size::format_size_up(bytes))
 }
 
 fn run<S: ByteSource>(
@@ -47,17 +67,19 @@ fn run<S: ByteSource>(
     mut consumed: impl FnMut(u64),
     image: &Path,
     options: RestoreOptions,
-    max_memory: u64,
 ) -> Result<Restored<FileMemory>, sr_restore::RestoreError> {
     let bar = bytes_bar(total, "restoring");
-    let restored = Restorer::new(options)
+    let restored = Restorer::new(options.clone())
         .on_progress(|offset| {
             bar.set_position(offset);
             consumed(offset);
         })
         .restore(reader, |h| {
+            // The image's bookkeeping (two bits per pfn, from the zeroing allocator) covers
+            // the span allowed; the sparse file itself grows with the pages written.
             let shift = u32::from(h.page_shift.get());
-            FileMemory::create(image, shift, (max_memory >> shift).max(1))
+            let span = (options.max_span_bytes >> shift).clamp(1, sr_memory::MAX_PFN_LIMIT);
+            FileMemory::create(image, shift, span)
         });
     bar.finish_and_clear();
     restored
@@ -83,7 +105,7 @@ pub fn restore_into(
     options: RestoreOptions,
     max_memory: u64,
 ) -> Result<Restored<FileMemory>> {
-    let restored = restore_to_image(input, name, &dir.path().join(MEMORY_FILE), options, max_memory)?;
+    let restored = restore_to_image(input, "restore", name, &dir.path().join(MEMORY_FILE), options, max_memory)?;
     let memory = restored.memory.as_ref().context("stream restored without memory")?;
     let populated: Vec<u64> = memory.populated().iter_ones().collect();
     let pages = populated.last().map_or(0, |p| p + 1);

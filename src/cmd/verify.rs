@@ -32,6 +32,27 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Warnings (what Xen ignores).
     pub warnings: Vec<String>,
+    /// Rules on page contents this verification could not check (`xsr restore` checks them).
+    pub not_checked: Vec<String>,
+}
+
+/// What a verification did not check, in words.
+pub fn not_checked(skipped: &sr_restore::SkippedChecks) -> Vec<String> {
+    let mut out = Vec::new();
+    if skipped.page_tables > 0 {
+        out.push(format!(
+            "entries of {} x86 PV page-table pages (page bodies skipped): each present entry must name a pfn <= max_pfn",
+            skipped.page_tables
+        ));
+    }
+    if skipped.start_info {
+        out.push(
+            "the x86 PV start_info page's xenstore and console frames (no restored memory to read): each must be a \
+             populated pfn <= max_pfn"
+                .to_string(),
+        );
+    }
+    out
 }
 
 impl VerifyReport {
@@ -56,6 +77,7 @@ impl VerifyReport {
                     .map(|w| format!("byte {}: {}", w.offset, w.message))
                     .chain((r.stats.warnings_dropped > 0).then(|| format!("... and {} more", r.stats.warnings_dropped)))
                     .collect(),
+                not_checked: not_checked(&r.skipped),
             },
             Err(e) => VerifyReport {
                 valid: false,
@@ -70,6 +92,7 @@ impl VerifyReport {
                 checkpoints: 0,
                 bytes: 0,
                 warnings: Vec::new(),
+                not_checked: Vec::new(),
             },
         }
     }
@@ -97,6 +120,9 @@ impl VerifyReport {
         }
         for w in &self.warnings {
             writeln!(out, "warning: {w}")?;
+        }
+        for what in &self.not_checked {
+            writeln!(out, "not checked: {what}")?;
         }
         Ok(())
     }

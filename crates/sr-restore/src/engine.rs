@@ -17,6 +17,7 @@ use crate::error::RestoreError;
 use crate::options::{RestoreOptions, StreamKind};
 use crate::pages::PageApplier;
 use crate::report::{Container, Stats, Warning};
+use crate::skipped::SkippedChecks;
 
 /// The outcome of a successful restore.
 #[derive(Debug)]
@@ -29,6 +30,9 @@ pub struct Restored<M> {
     pub warnings: Vec<Warning>,
     /// The outer layers.
     pub container: Container,
+    /// Rules on page contents that could not be checked (page bodies skipped, or no
+    /// destination to read the restored pages from).
+    pub skipped: SkippedChecks,
     /// The destination memory, if there was one.
     pub memory: Option<M>,
 }
@@ -286,9 +290,14 @@ impl<'o, M: GuestMemory> Run<'o, M> {
     }
 
     fn pfn_limit(&self) -> u64 {
-        match self.session.as_ref().and_then(|s| s.memory.as_ref()) {
+        let limit = match self.session.as_ref().and_then(|s| s.memory.as_ref()) {
             Some(m) => m.pfn_limit(),
             None => self.options.pfn_limit,
+        };
+        let shift = self.session.as_ref().map_or(12, |s| s.state.page_shift);
+        match self.options.max_span_bytes {
+            u64::MAX => limit,
+            span => limit.min(span >> shift.min(63)),
         }
     }
 
@@ -396,7 +405,14 @@ impl<'o, M: GuestMemory> Run<'o, M> {
                 cx.require_static_data_end(rec)?;
                 let bound = s.handler.pfn_bound(&cx).map_err(|why| reject(rec, why))?;
                 let memory = s.memory.as_ref().map(|m| m as &dyn GuestMemory);
-                s.pages.apply(rec, &pages, bound, memory, s.verify_mode, cx.state, stats)
+                let pt_max_pfn = s.handler.page_table_max_pfn();
+                let bounds = crate::pages::Bounds {
+                    domain: bound,
+                    destination: cx.pfn_limit,
+                    populated_pages: options.max_populated_bytes >> page_shift.min(63),
+                    pt_max_pfn,
+                };
+                s.pages.apply(rec, &pages, &bounds, memory, s.verify_mode, cx.state, stats)
             }
             (RecordType::VERIFY, _) => {
                 s.verify_mode = true;
@@ -443,7 +459,13 @@ impl<'o, M: GuestMemory> Run<'o, M> {
         let s = session.as_mut().expect("the reader yields the domain header before any record");
         let mut cx = Context { state: &mut s.state, static_data: &mut s.static_data, warnings, options, pfn_limit };
         let populated = &s.pages.populated;
-        s.handler.complete(&mut cx, end_offset, &|pfn| populated.contains(pfn))
+        let memory = s.memory.as_ref();
+        let read =
+            |pfn: u64, out: &mut [u8]| memory.is_some_and(|m| m.is_populated(pfn) && m.read_pages(&[pfn], out).is_ok());
+        let pages = memory.is_some().then_some(&read as sr_rules::PageReader<'_>);
+        let skipped = s.handler.complete(&mut cx, end_offset, &|pfn| populated.contains(pfn), pages)?;
+        s.pages.skipped.start_info = skipped.start_info;
+        Ok(())
     }
 
     fn libxl_record(&mut self, rec: &LibxlRecord<'_>) -> Result<(), RestoreError> {
@@ -549,6 +571,13 @@ impl<'o, M: GuestMemory> Run<'o, M> {
         let s = session.expect("checked by the callers");
         stats.pages_by_type = s.pages.pages_by_type().collect();
         stats.warnings_dropped = warnings.dropped;
-        Ok(Restored { state: s.state, stats, warnings: warnings.kept, container, memory: s.memory })
+        Ok(Restored {
+            state: s.state,
+            stats,
+            warnings: warnings.kept,
+            container,
+            skipped: s.pages.skipped,
+            memory: s.memory,
+        })
     }
 }

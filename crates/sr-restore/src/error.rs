@@ -54,6 +54,40 @@ pub enum RestoreError {
         /// The limit (exclusive).
         limit: u64,
     },
+    /// A page body breaks a rule of Xen's restorer (an x86 PV page-table entry naming a pfn
+    /// beyond the p2m, `x86_pv_localise_page`).
+    #[error("record {index} (PAGE_DATA) at byte {offset}: entry {entry}: {violation}")]
+    PageContents {
+        /// Offset of the record header.
+        offset: u64,
+        /// Record index.
+        index: u64,
+        /// Entry within the record.
+        entry: usize,
+        /// The rule broken, with the page's pfn and the table entry.
+        violation: sr_rules::Violation,
+    },
+    /// The stream needs more of the destination than its bounds allow: more populated
+    /// memory than [`RestoreOptions::max_populated_bytes`](crate::RestoreOptions), or pfns
+    /// beyond the destination's pfn limit. Not a rule of the format: a larger destination
+    /// restores the stream.
+    #[error("record {index} ({record}) at byte {offset}: {}", bound_text(*bound, *needed, *limit, *page_shift))]
+    BoundReached {
+        /// Offset of the record header.
+        offset: u64,
+        /// Record index.
+        index: u64,
+        /// Record type.
+        record: RecordType,
+        /// Which bound.
+        bound: Bound,
+        /// The bound, in pages (populated) or pfns (span).
+        limit: u64,
+        /// What the stream needs so far, in the same unit.
+        needed: u64,
+        /// The stream's page shift (to turn pages into bytes).
+        page_shift: u16,
+    },
     /// The stream ended (END) without something the domain type requires.
     #[error("END at byte {offset}: {what}")]
     Incomplete {
@@ -100,6 +134,8 @@ impl RestoreError {
             RestoreError::Rejected { offset, .. }
             | RestoreError::RejectedLibxl { offset, .. }
             | RestoreError::PfnOutOfRange { offset, .. }
+            | RestoreError::PageContents { offset, .. }
+            | RestoreError::BoundReached { offset, .. }
             | RestoreError::Incomplete { offset, .. }
             | RestoreError::Memory { offset, .. } => *offset,
             RestoreError::NoConsistentCheckpoint { source } | RestoreError::BrokeAfterCheckpoint { source, .. } => {
@@ -112,5 +148,32 @@ impl RestoreError {
     /// which is when a checkpointed restore may fail over.
     pub fn is_broken_channel(&self) -> bool {
         matches!(self, RestoreError::Format(sr_format::Error::Truncated { .. } | sr_format::Error::Io { .. }))
+    }
+}
+
+/// A bound of the destination (see [`RestoreError::BoundReached`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Bound {
+    /// The memory the guest populates, in pages.
+    Populated,
+    /// The span of guest-physical addresses, in pfns (the pfn limit).
+    Span,
+}
+
+fn bound_text(bound: Bound, needed: u64, limit: u64, page_shift: u16) -> String {
+    let bytes = |pages: u64| pages.saturating_mul(1 << page_shift.min(32));
+    match bound {
+        Bound::Populated => format!(
+            "the guest populates {needed} pages ({} bytes), more than the destination's bound of {limit} pages ({} bytes)",
+            bytes(needed),
+            bytes(limit)
+        ),
+        Bound::Span => format!(
+            "pfn {:#x} is beyond the destination's pfn limit {limit:#x} (guest-physical span {} bytes, bound {} bytes)",
+            needed.saturating_sub(1),
+            bytes(needed),
+            bytes(limit)
+        ),
     }
 }

@@ -71,6 +71,10 @@ pub fn fuzz_restore(data: &[u8]) -> FuzzOutcome {
     let verified = Restorer::new(same_limit.clone()).verify(StreamReader::from_slice(data));
     match (&lenient, &verified) {
         (Ok(r), Ok(v)) => assert_eq!(r.state, v.state, "restore and verify disagree on the state"),
+        // Without a destination the start_info page cannot be read at END: verification
+        // passes END and accepts the stream or fails further on.
+        (Err(RestoreError::Incomplete { .. }), Ok(v)) if v.skipped.start_info => {}
+        (Err(a @ RestoreError::Incomplete { .. }), Err(b)) if b.offset() > a.offset() => {}
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "restore and verify fail differently"),
         (a, b) => panic!("restore ok: {}, verify ok: {}", a.is_ok(), b.is_ok()),
     }
@@ -79,6 +83,10 @@ pub fn fuzz_restore(data: &[u8]) -> FuzzOutcome {
     let skipping = Restorer::new(same_limit.clone()).verify(StreamReader::new(seeking).skip_page_bodies(true));
     match (&verified, &skipping) {
         (Ok(a), Ok(b)) => assert_eq!((&a.state, &a.stats), (&b.state, &b.stats), "skipping page bodies changed it"),
+        // Page-table entries are checked only when their bodies are read: skipping them, the
+        // stream is accepted or fails further on.
+        (Err(RestoreError::PageContents { .. }), Ok(b)) if b.skipped.page_tables > 0 => {}
+        (Err(a @ RestoreError::PageContents { .. }), Err(b)) if b.offset() > a.offset() => {}
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "skipping page bodies fails differently"),
         (a, b) => panic!("full read ok: {}, skipping ok: {}", a.is_ok(), b.is_ok()),
     }

@@ -36,12 +36,14 @@ pub mod fuzzing;
 mod options;
 mod pages;
 mod report;
+mod skipped;
 mod sparse;
 
 pub use engine::{NoMemory, Restored, Restorer};
-pub use error::RestoreError;
+pub use error::{Bound, RestoreError};
 pub use options::{RestoreOptions, StreamKind};
 pub use report::{Container, MAX_MISMATCH_PFNS, MAX_WARNINGS, Stats, Warning};
+pub use skipped::SkippedChecks;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -27,6 +27,16 @@ pub struct RestoreOptions {
     /// Exclusive pfn bound when restoring without a destination (verification); with a
     /// destination its own bound applies.
     pub pfn_limit: u64,
+    /// Most guest memory a restore into a destination populates, in bytes (pages populated
+    /// times the page size), whatever span the stream declares; beyond it the restore fails
+    /// with [`Bound::Populated`](crate::Bound). Default: unbounded.
+    pub max_populated_bytes: u64,
+    /// Largest guest-physical span accepted, in bytes: every pfn sent and an x86 PV p2m's
+    /// end must lie below `max_span_bytes >> page_shift` (on top of the destination's own
+    /// pfn limit, or [`pfn_limit`](Self::pfn_limit) without one); beyond it the restore
+    /// fails with [`Bound::Span`](crate::Bound). A caller creating its destination from the
+    /// domain header sizes its bookkeeping from this. Default (`u64::MAX`): unbounded.
+    pub max_span_bytes: u64,
 }
 
 impl Default for RestoreOptions {
@@ -38,6 +48,8 @@ impl Default for RestoreOptions {
             max_vcpu_id: 4095,
             // 2^40 pfns: 4 PiB of 4 KiB pages; verification tracks pfns sparsely.
             pfn_limit: 1 << 40,
+            max_populated_bytes: u64::MAX,
+            max_span_bytes: u64::MAX,
         }
     }
 }

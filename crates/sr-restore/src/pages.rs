@@ -6,9 +6,23 @@ use sr_format::state::DomainState;
 use sr_format::{PFN_MASK, PageType, Record};
 use sr_memory::GuestMemory;
 
-use crate::error::RestoreError;
+use crate::error::{Bound, RestoreError};
 use crate::report::{MAX_MISMATCH_PFNS, Stats};
+use crate::skipped::SkippedChecks;
 use crate::sparse::SparsePfnSet;
+
+/// The bounds one PAGE_DATA record is applied under.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bounds {
+    /// Exclusive pfn bound of the domain type (x86 PV: max_pfn + 1).
+    pub domain: u64,
+    /// Exclusive pfn bound of the destination.
+    pub destination: u64,
+    /// Most pages the destination populates.
+    pub populated_pages: u64,
+    /// x86 PV: the last pfn page-table entries may name.
+    pub pt_max_pfn: Option<u64>,
+}
 
 /// Per-restore PAGE_DATA state; its vectors are reused from record to record.
 #[derive(Debug, Default)]
@@ -20,6 +34,10 @@ pub(crate) struct PageApplier {
     pub type_counts: [u64; 16],
     /// Keep `populated` even without a destination (the domain's END checks use it).
     pub track_populated: bool,
+    /// Page-contents checks not made.
+    pub skipped: SkippedChecks,
+    /// pfns populated so far in the destination.
+    populated_count: u64,
 }
 
 impl PageApplier {
@@ -29,13 +47,16 @@ impl PageApplier {
     }
 
     /// Applies one validated PAGE_DATA record. Nothing is written unless every pfn is below
-    /// `bound`. `compare` selects verify mode: pages are compared, not written.
+    /// both pfn bounds, the populated pages stay within their bound, and, when
+    /// `bounds.pt_max_pfn` is given (x86 PV), every page-table page passes
+    /// [`sr_rules::pv::check_page_table`]. `compare` selects verify mode: pages are compared,
+    /// not written (page tables are still checked, as Xen localises them in both modes).
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &mut self,
         rec: &Record<'_>,
         pages: &PageData<'_>,
-        bound: u64,
+        bounds: &Bounds,
         memory: Option<&dyn GuestMemory>,
         compare: bool,
         state: &mut DomainState,
@@ -51,8 +72,20 @@ impl PageApplier {
             rec_lo = rec_lo.min(pfn);
             rec_hi = rec_hi.max(pfn);
         }
+        let bound = bounds.domain.min(bounds.destination);
         if rec_hi >= bound {
             let (entry, e) = pages.entries().enumerate().find(|(_, e)| e.pfn >= bound).expect("seen above");
+            if e.pfn < bounds.domain {
+                return Err(RestoreError::BoundReached {
+                    offset: rec.offset,
+                    index: rec.index,
+                    record: rec.rtype,
+                    bound: Bound::Span,
+                    limit: bounds.destination,
+                    needed: rec_hi + 1,
+                    page_shift: state.page_shift,
+                });
+            }
             return Err(RestoreError::PfnOutOfRange {
                 offset: rec.offset,
                 index: rec.index,
@@ -62,6 +95,9 @@ impl PageApplier {
             });
         }
         (lo, hi) = (lo.min(rec_lo), hi.max(rec_hi));
+        if let Some(max_pfn) = bounds.pt_max_pfn {
+            self.check_page_tables(rec, pages, max_pfn)?;
+        }
         // Without a destination (verification) the populated set is kept only for handlers
         // whose END checks ask for it.
         let with_memory = memory.is_some();
@@ -82,6 +118,20 @@ impl PageApplier {
             }
         }
         stats.pfn_range = Some((lo, hi));
+        if with_memory {
+            self.populated_count += self.to_populate.len() as u64;
+            if self.populated_count > bounds.populated_pages {
+                return Err(RestoreError::BoundReached {
+                    offset: rec.offset,
+                    index: rec.index,
+                    record: rec.rtype,
+                    bound: Bound::Populated,
+                    limit: bounds.populated_pages,
+                    needed: self.populated_count,
+                    page_shift: state.page_shift,
+                });
+            }
+        }
         let mem_err = |source| RestoreError::Memory { offset: rec.offset, index: rec.index, source };
         let data_bytes = (pages.data_pages() * pages.page_size()) as u64;
         let Some(memory) = memory else {
@@ -118,6 +168,28 @@ impl PageApplier {
             }
         } else {
             memory.write_pages(&self.data_pfns, pages.pages).map_err(mem_err)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the entries of the record's page tables, or counts them as skipped when the
+    /// reader elided the bodies.
+    fn check_page_tables(&mut self, rec: &Record<'_>, pages: &PageData<'_>, max_pfn: u64) -> Result<(), RestoreError> {
+        let size = pages.page_size();
+        let mut data = 0;
+        for (entry, e) in pages.entries().enumerate() {
+            if e.page_type.is_page_table() {
+                if !pages.has_bodies() {
+                    self.skipped.page_tables += 1;
+                } else if let Some(body) = pages.pages.get(data * size..(data + 1) * size) {
+                    sr_rules::pv::check_page_table(e.pfn, e.page_type, body, max_pfn).map_err(|violation| {
+                        RestoreError::PageContents { offset: rec.offset, index: rec.index, entry, violation }
+                    })?;
+                }
+            }
+            if e.page_type.has_data() {
+                data += 1;
+            }
         }
         Ok(())
     }

@@ -213,6 +213,9 @@ fn random_corruption_never_panics_and_never_escapes_the_destination() {
                         assert_eq!(r.state, v.state, "{name} {wrap} case {case}");
                     }
                     (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{name} {wrap} case {case}"),
+                    // Verification has no destination to read the start_info page from.
+                    (Err(RestoreError::Incomplete { what, .. }), Ok(v))
+                        if v.skipped.start_info && what.contains("start_info page") => {}
                     _ => panic!("{name} {wrap} case {case}: restore {:?} but verify {:?}", r.is_ok(), v.is_ok()),
                 }
                 // Strict never accepts what lenient rejects.
@@ -307,14 +310,16 @@ fn the_largest_pfn_is_out_of_range_for_a_destination() {
         let bytes = max_pfn_stream(nibble);
         let mem = RamMemory::new(12, X86_LIMIT).unwrap();
         let e = Restorer::new(lenient()).restore(StreamReader::from_slice(&bytes), |_| Ok(&mem)).unwrap_err();
+        // An HVM pfn is never invalid (Xen): it is the destination's bound that is hit.
         assert!(
-            matches!(e, RestoreError::PfnOutOfRange { entry: 1, pfn: sr_format::PFN_MAX, limit: X86_LIMIT, .. }),
+            matches!(e, RestoreError::BoundReached { bound: sr_restore::Bound::Span, needed, limit: X86_LIMIT, .. }
+                if needed == sr_format::PFN_MAX + 1),
             "{e:?}"
         );
         assert!(!mem.is_populated(50), "nothing of the record was applied");
         // Verification has its own (default 2^40) bound.
         let e = verify_bytes(&bytes, lenient()).unwrap_err();
-        assert!(matches!(e, RestoreError::PfnOutOfRange { pfn: sr_format::PFN_MAX, limit: 0x100_0000_0000, .. }));
+        assert!(matches!(e, RestoreError::BoundReached { limit: 0x100_0000_0000, .. }), "{e:?}");
     }
 }
 
@@ -353,6 +358,10 @@ fn pv_frames_outside_the_destination_are_rejected_before_allocation() {
     let spec = pv_body(3).replace(P2M_FRAMES, p2m_frames(u32::MAX, u32::MAX, &[100])).end();
     let (r, peak) = peak_alloc(|| restore(&spec, lenient()));
     let e = r.unwrap_err();
-    assert!(matches!(&e, RestoreError::Rejected { record, .. } if *record == RecordType::X86_PV_P2M_FRAMES), "{e:?}");
+    assert!(
+        matches!(&e, RestoreError::BoundReached { record, bound: sr_restore::Bound::Span, limit: X86_LIMIT, needed, .. }
+            if *record == RecordType::X86_PV_P2M_FRAMES && *needed == 1 << 32),
+        "{e:?}"
+    );
     assert!(peak < 4 * MIB, "peak {peak}");
 }

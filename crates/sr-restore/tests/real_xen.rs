@@ -84,3 +84,37 @@ fn verify_skipping_page_bodies_sees_the_same_stream() {
         .unwrap_err();
     assert!(err.to_string().contains("page bodies were skipped"), "{err}");
 }
+
+/// The page contents rules hold for the real guest, and they read real fields: its
+/// start_info page (found through vcpu 0's context) carries Xen's magic for a 64-bit
+/// guest and names xenstore and console frames inside its p2m, and its page tables have
+/// present entries.
+#[test]
+fn the_real_guest_has_the_page_contents_xen_checks() {
+    let bytes = real_save_file();
+    let restored = Restorer::new(RestoreOptions::default())
+        .restore(StreamReader::from_slice(&bytes), |h| RamMemory::new(u32::from(h.page_shift.get()), 1 << 20))
+        .unwrap();
+    assert!(!restored.skipped.any());
+    let s = &restored.state;
+    let info = s.pv_info.unwrap();
+    let max_pfn = u64::from(s.p2m.as_ref().unwrap().end_pfn);
+    let basic = s.vcpus[&0].basic.as_ref().unwrap();
+    let frames = sr_format::body::VcpuFrames::read(basic, info.guest_width).unwrap();
+    let mem = restored.memory.unwrap();
+    let mut page = vec![0u8; 4096];
+    mem.read_pages(&[frames.start_info], &mut page).unwrap();
+    assert_eq!(info.guest_width, 8);
+    assert!(page.starts_with(b"xen-3.0-x86_64\0"), "{:?}", &page[..32]);
+    let (store, console) = sr_rules::pv::start_info_frames(&page, info.guest_width).unwrap();
+    assert!(store > 0 && store <= max_pfn && mem.is_populated(store), "store {store:#x}");
+    assert!(console > 0 && console <= max_pfn && console != store && mem.is_populated(console), "console {console:#x}");
+    // Page tables with present entries, every one within the p2m.
+    let mut present = 0;
+    for (&pfn, t) in s.page_types.iter().filter(|(_, t)| t.is_page_table()) {
+        mem.read_pages(&[pfn], &mut page).unwrap();
+        sr_rules::pv::check_page_table(pfn, *t, &page, max_pfn).unwrap();
+        present += page.chunks_exact(8).filter(|w| w[0] & 1 != 0).count();
+    }
+    assert!(present > 1000, "{present} present entries");
+}

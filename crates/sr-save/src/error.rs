@@ -56,6 +56,12 @@ pub enum SaveError {
     #[error("invalid domain state: {0}")]
     InvalidState(String),
 
+    /// Restore would reject the domain as it is: the state, page types, populated pfns or
+    /// page contents break a rule of Xen's restorer (the `sr_rules` check the restorer
+    /// runs, with the same text). Checked before anything is written and again before END.
+    #[error("restore would reject this domain: {0}")]
+    Rejected(sr_rules::Violation),
+
     /// The options contradict each other or the guest (batch of 0 pfns, VERIFY on a
     /// checkpointed stream, an oversized xl config, ...).
     #[error("invalid save options: {0}")]

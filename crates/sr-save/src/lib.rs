@@ -57,6 +57,7 @@ mod live;
 mod options;
 mod output;
 mod pipeline;
+mod rules;
 mod saver;
 
 pub use error::SaveError;

@@ -3,9 +3,12 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use sr_format::body::RecordBody;
 use sr_format::libxl::{LibxlHeader, LibxlRecordType};
 use sr_format::state::DomainState;
-use sr_format::{DomainHeader, DomainType, ImageHeader, PFN_MAX, REC_LENGTH_MAX, RecordType, RecordWriter};
+use sr_format::{
+    DomainHeader, DomainType, ImageHeader, PFN_MAX, REC_LENGTH_MAX, Record, RecordType, RecordWriter, Strictness,
+};
 use sr_memory::PfnBitmap;
 
 use crate::domain::{self, DomainRecords, Rec};
@@ -164,6 +167,8 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
         if let Some(&pfn) = extras.last().filter(|&&p| p > PFN_MAX) {
             return Err(SaveError::InvalidState(format!("extra pfn {pfn:#x} does not fit a pfn word")));
         }
+        // What the restorer would reject is refused before anything is written.
+        crate::rules::check(guest, &state, &extras)?;
         let wire_type = if dtype == DomainType::X86_PVH && opts.pvh_as_hvm { DomainType::X86_HVM } else { dtype };
         let pipeline = Pipeline::new(guest, opts.worker_count(), opts.batch_pfns, opts.zero_pages == ZeroPages::Data)?;
         Ok(Self {
@@ -287,6 +292,9 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
     fn state_records(&mut self) -> Result<(), SaveError> {
         let state = self.guest.state()?;
         check_state(&state, self.guest.domain_type(), self.page_shift, self.layout)?;
+        // Again with the state and memory the end-of-state records describe: END is written
+        // only for a domain the restorer accepts.
+        crate::rules::check(self.guest, &state, &self.extras)?;
         self.state = state;
         let mut recs = Vec::new();
         self.layout.state_records(&self.state, &mut recs);
@@ -381,15 +389,23 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
     }
 }
 
-/// Checks that every body fits the record length limit restorers enforce.
+/// Checks that every body fits the record length limit restorers enforce, and that it
+/// passes the strict shape and reserved-field checks `verify --strict` applies (the same
+/// `sr_format` code), so no state writes a record a strict verifier rejects.
 fn check_record_sizes(recs: &[Rec]) -> Result<(), SaveError> {
-    match recs.iter().find(|(_, b)| b.len() > REC_LENGTH_MAX as usize) {
-        Some((rtype, body)) => Err(SaveError::InvalidState(format!(
+    if let Some((rtype, body)) = recs.iter().find(|(_, b)| b.len() > REC_LENGTH_MAX as usize) {
+        return Err(SaveError::InvalidState(format!(
             "{rtype} body of {} bytes exceeds the record length limit of {REC_LENGTH_MAX}",
             body.len()
-        ))),
-        None => Ok(()),
+        )));
     }
+    for (rtype, body) in recs {
+        let rec = Record { index: 0, offset: 0, rtype: *rtype, body, padding_nonzero: false, elided: 0 };
+        RecordBody::parse(&rec, 12, Strictness::Strict).and_then(|b| b.check_reserved(&rec)).map_err(|e| {
+            SaveError::InvalidState(format!("the state's {rtype} record would not verify strictly: {e}"))
+        })?;
+    }
+    Ok(())
 }
 
 /// Checks a state against the guest it came from and the layout of its type.

@@ -15,8 +15,4 @@ impl DomainHandler for Arm {
     fn handle(&mut self, cx: &mut Context<'_>, rec: &Record<'_>) -> Result<Handled, RestoreError> {
         hvm_common::handle(cx, rec)
     }
-
-    fn complete(&mut self, cx: &mut Context<'_>, end: u64, _: &dyn Fn(u64) -> bool) -> Result<(), RestoreError> {
-        hvm_common::require_context(cx, end)
-    }
 }

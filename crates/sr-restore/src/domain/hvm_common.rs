@@ -35,14 +35,3 @@ pub(super) fn handle(cx: &mut Context<'_>, rec: &Record<'_>) -> Result<Handled, 
     }
     Ok(Handled::Yes)
 }
-
-/// END requires an HVM context.
-pub(super) fn require_context(cx: &Context<'_>, end_offset: u64) -> Result<(), RestoreError> {
-    if cx.state.hvm_context.is_none() {
-        return Err(RestoreError::Incomplete {
-            offset: end_offset,
-            what: "no HVM_CONTEXT record in the stream".into(),
-        });
-    }
-    Ok(())
-}

@@ -94,9 +94,10 @@ pub(crate) trait DomainHandler {
     /// Handles a record the engine does not handle itself.
     fn handle(&mut self, cx: &mut Context<'_>, rec: &Record<'_>) -> Result<Handled, RestoreError>;
 
-    /// The exclusive pfn bound PAGE_DATA must respect now, or why there is none yet.
-    fn pfn_bound(&self, cx: &Context<'_>) -> Result<u64, &'static str> {
-        Ok(cx.pfn_limit)
+    /// The exclusive pfn bound the domain type puts on PAGE_DATA now (the destination's
+    /// own limit applies on top), or why there is none yet.
+    fn pfn_bound(&self, _cx: &Context<'_>) -> Result<u64, &'static str> {
+        Ok(u64::MAX)
     }
 
     /// Whether [`complete`](Self::complete) asks which pfns were populated (so a restore
@@ -105,18 +106,30 @@ pub(crate) trait DomainHandler {
         false
     }
 
+    /// For x86 PV, the last pfn page-table entries may name (the p2m's max_pfn): PAGE_DATA
+    /// page tables are checked against it. `None`: page bodies carry no rule.
+    fn page_table_max_pfn(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether libxl device-model (EMULATOR_*) records belong to this domain type.
     fn accepts_emulator_records(&self) -> bool {
         false
     }
 
-    /// Checks what must hold at END (or at the last checkpoint on failover).
+    /// Checks what must hold at END (or at the last checkpoint on failover): the rules of
+    /// [`sr_rules::check_end`], which the saver applies too. `pages` reads a restored page
+    /// when there is a destination; what could not be checked without it is returned.
     fn complete(
         &mut self,
         cx: &mut Context<'_>,
         end_offset: u64,
         populated: &dyn Fn(u64) -> bool,
-    ) -> Result<(), RestoreError>;
+        pages: Option<sr_rules::PageReader<'_>>,
+    ) -> Result<sr_rules::Skipped, RestoreError> {
+        sr_rules::check_end(cx.state, populated, pages)
+            .map_err(|v| RestoreError::Incomplete { offset: end_offset, what: v.to_string() })
+    }
 }
 
 /// The handler for `dtype`, or `None` for a reserved type.

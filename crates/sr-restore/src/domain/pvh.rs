@@ -18,8 +18,4 @@ impl DomainHandler for X86Pvh {
             Handled::NotProcessed => hvm_common::handle(cx, rec),
         }
     }
-
-    fn complete(&mut self, cx: &mut Context<'_>, end: u64, _: &dyn Fn(u64) -> bool) -> Result<(), RestoreError> {
-        hvm_common::require_context(cx, end)
-    }
 }

@@ -21,8 +21,4 @@ impl DomainHandler for X86Hvm {
     fn accepts_emulator_records(&self) -> bool {
         true
     }
-
-    fn complete(&mut self, cx: &mut Context<'_>, end: u64, _: &dyn Fn(u64) -> bool) -> Result<(), RestoreError> {
-        hvm_common::require_context(cx, end)
-    }
 }

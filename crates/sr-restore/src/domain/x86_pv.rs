@@ -1,28 +1,16 @@
 //! x86 PV (domain type 1): X86_PV_INFO first, then the p2m frame list, vcpu contexts and the
 //! shared info page, plus the shared x86 records.
 //!
-//! At END (validation rows 44-46): X86_PV_INFO, X86_PV_P2M_FRAMES and vcpu 0's
-//! X86_PV_VCPU_BASIC must have been sent; every p2m frame must be a populated NOTAB pfn
-//! `<= max_pfn`; and every vcpu's BASIC context must name plausible frames (row 45, Xen's
-//! `process_vcpu_basic`): vcpu 0's start_info pfn (rdx / edx) and the first
-//! `ceil(gdt_ents / 512)` GDT frames populated NOTAB pfns `<= max_pfn`, `gdt_ents <= 7168`,
-//! and the CR3 pfn (and, in a 64-bit context with CR1 bit 0 set, the CR1 pfn) a populated pfn
-//! `<= max_pfn` whose type, pinned or not, is the top-level table of the guest's paging
-//! levels (L4TAB for 4 levels, L3TAB for 3). See [`VcpuFrames`] for the field layout.
+//! The rules on the state (vcpu blob sizes here; at END the frames the records name and the
+//! start_info page, rows 44-46) and on page-table bodies live in `sr_rules::pv`, which the
+//! saver applies too.
 
-use sr_format::body::{
-    MAX_GDT_ENTS, P2mFrames, PvInfo, SharedInfo, VCPU_CONTEXT_32, VCPU_CONTEXT_64, Vcpu, VcpuFrames,
-};
-use sr_format::state::{DomainState, P2mState, PvInfoState};
-use sr_format::{PageType, Record, RecordType};
+use sr_format::body::{P2mFrames, PvInfo, SharedInfo, Vcpu};
+use sr_format::state::{P2mState, PvInfoState};
+use sr_format::{Record, RecordType};
 
 use super::{Context, DomainHandler, Handled, reject, x86_common};
 use crate::error::RestoreError;
-
-/// Largest extended vcpu context Xen accepts.
-const VCPU_EXTENDED_MAX: usize = 128;
-/// Smallest xsave blob Xen accepts.
-const VCPU_XSAVE_MIN: usize = 16;
 
 /// The x86 PV handler.
 #[derive(Debug, Default)]
@@ -61,10 +49,15 @@ impl X86Pv {
         frames.check_frame_count(rec, width)?;
         let (start, end) = (frames.header.start_pfn.get(), frames.header.end_pfn.get());
         if u64::from(end) >= cx.pfn_limit {
-            return Err(reject(
-                rec,
-                format!("end_pfn {end:#x} beyond the destination's pfn limit {:#x}", cx.pfn_limit),
-            ));
+            return Err(RestoreError::BoundReached {
+                offset: rec.offset,
+                index: rec.index,
+                record: rec.rtype,
+                bound: crate::error::Bound::Span,
+                limit: cx.pfn_limit,
+                needed: u64::from(end) + 1,
+                page_shift: cx.state.page_shift,
+            });
         }
         let fpp = 4096 / u32::from(width);
         let p2m = cx.state.p2m.get_or_insert_with(P2mState::default);
@@ -92,26 +85,7 @@ impl X86Pv {
         if id > cx.options.max_vcpu_id {
             return Err(reject(rec, format!("vcpu_id {id} > max_vcpu_id {}", cx.options.max_vcpu_id)));
         }
-        let len = v.blob.len();
-        let ok = match rec.rtype {
-            RecordType::X86_PV_VCPU_BASIC => len == if width == 8 { VCPU_CONTEXT_64 } else { VCPU_CONTEXT_32 },
-            RecordType::X86_PV_VCPU_EXTENDED => len <= VCPU_EXTENDED_MAX,
-            RecordType::X86_PV_VCPU_XSAVE => len >= VCPU_XSAVE_MIN,
-            _ => len % 16 == 0,
-        };
-        if !ok {
-            let rule = match rec.rtype {
-                RecordType::X86_PV_VCPU_BASIC => format!(
-                    "vcpu context of {len} bytes; a {}-bit guest's is {}",
-                    u32::from(width) * 8,
-                    if width == 8 { VCPU_CONTEXT_64 } else { VCPU_CONTEXT_32 }
-                ),
-                RecordType::X86_PV_VCPU_EXTENDED => format!("extended context of {len} bytes > {VCPU_EXTENDED_MAX}"),
-                RecordType::X86_PV_VCPU_XSAVE => format!("xsave blob of {len} bytes < {VCPU_XSAVE_MIN}"),
-                _ => format!("MSR blob of {len} bytes is not a multiple of 16"),
-            };
-            return Err(reject(rec, rule));
-        }
+        sr_rules::pv::check_vcpu_blob(id, rec.rtype, v.blob.len(), width).map_err(|v| reject(rec, v.to_string()))?;
         let slot = cx.state.vcpus.entry(id).or_default();
         let blob = Some(v.blob.to_vec());
         match rec.rtype {
@@ -146,96 +120,14 @@ impl DomainHandler for X86Pv {
         true
     }
 
-    fn pfn_bound(&self, cx: &Context<'_>) -> Result<u64, &'static str> {
+    fn pfn_bound(&self, _cx: &Context<'_>) -> Result<u64, &'static str> {
         match self.max_pfn {
-            Some(m) => Ok((u64::from(m) + 1).min(cx.pfn_limit)),
+            Some(m) => Ok(u64::from(m) + 1),
             None => Err("PAGE_DATA before X86_PV_P2M_FRAMES: the PV guest's max_pfn is not known yet"),
         }
     }
 
-    fn complete(
-        &mut self,
-        cx: &mut Context<'_>,
-        end: u64,
-        populated: &dyn Fn(u64) -> bool,
-    ) -> Result<(), RestoreError> {
-        let incomplete = |what: String| RestoreError::Incomplete { offset: end, what };
-        let Some(info) = cx.state.pv_info else {
-            return Err(incomplete("no X86_PV_INFO record".into()));
-        };
-        let Some(p2m) = &cx.state.p2m else {
-            return Err(incomplete("no X86_PV_P2M_FRAMES record".into()));
-        };
-        if cx.state.vcpus.get(&0).and_then(|v| v.basic.as_ref()).is_none() {
-            return Err(incomplete("no X86_PV_VCPU_BASIC for vcpu 0".into()));
-        }
-        for (i, &pfn) in p2m.frames.iter().enumerate() {
-            if pfn > u64::from(p2m.end_pfn) {
-                return Err(incomplete(format!("p2m frame {i} at pfn {pfn:#x} is beyond max_pfn {:#x}", p2m.end_pfn)));
-            }
-            let t = cx.state.page_type(pfn);
-            if t != PageType::NOTAB {
-                return Err(incomplete(format!("p2m frame {i} at pfn {pfn:#x} has page type {t}, not NOTAB")));
-            }
-            if !populated(pfn) {
-                return Err(incomplete(format!("p2m frame {i} at pfn {pfn:#x} was never populated")));
-            }
-        }
-        let max_pfn = u64::from(p2m.end_pfn);
-        for (&id, v) in &cx.state.vcpus {
-            let Some(blob) = &v.basic else { continue };
-            check_vcpu_frames(cx.state, info, max_pfn, populated, id, blob)
-                .map_err(|why| incomplete(format!("vcpu {id}: {why}")))?;
-        }
-        Ok(())
+    fn page_table_max_pfn(&self) -> Option<u64> {
+        self.max_pfn.map(u64::from)
     }
-}
-
-/// Validation row 45 for one vcpu's BASIC context (`process_vcpu_basic` of
-/// `tools/libs/guest/xg_sr_restore_x86_pv.c`): each frame the context names must be a pfn
-/// `<= max_pfn`, of the expected page type, and populated (Xen's "bad mfn" check).
-fn check_vcpu_frames(
-    state: &DomainState,
-    info: PvInfoState,
-    max_pfn: u64,
-    populated: &dyn Fn(u64) -> bool,
-    id: u32,
-    blob: &[u8],
-) -> Result<(), String> {
-    // The record handler already checked the size against the width.
-    let Some(f) = VcpuFrames::read(blob, info.guest_width) else {
-        return Err(format!("basic context of {} bytes", blob.len()));
-    };
-    let frame = |what: &str, pfn: u64, top_level: bool| -> Result<(), String> {
-        if pfn > max_pfn {
-            return Err(format!("{what} pfn {pfn:#x} is beyond max_pfn {max_pfn:#x}"));
-        }
-        let t = state.page_type(pfn);
-        if top_level {
-            if t.nibble() & 7 != info.pt_levels {
-                let want = if info.pt_levels == 4 { "L4TAB" } else { "L3TAB" };
-                return Err(format!("{what} pfn {pfn:#x} has page type {t}, not the top-level {want}"));
-            }
-        } else if t != PageType::NOTAB {
-            return Err(format!("{what} pfn {pfn:#x} has page type {t}, not NOTAB"));
-        }
-        if !populated(pfn) {
-            return Err(format!("{what} pfn {pfn:#x} was never populated"));
-        }
-        Ok(())
-    };
-    if id == 0 {
-        frame("start_info", f.start_info, false)?;
-    }
-    if f.gdt_ents > MAX_GDT_ENTS {
-        return Err(format!("gdt_ents {} > {MAX_GDT_ENTS}", f.gdt_ents));
-    }
-    for (i, &pfn) in f.used_gdt_frames().iter().enumerate() {
-        frame(&format!("GDT frame {i}"), pfn, false)?;
-    }
-    frame("CR3", f.cr3_pfn, true)?;
-    if let Some(pfn) = f.cr1_pfn {
-        frame("CR1", pfn, true)?;
-    }
-    Ok(())
 }

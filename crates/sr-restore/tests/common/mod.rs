@@ -66,7 +66,9 @@ pub const ARM_LIMIT: u64 = 512;
 // ------------------------------------------------------------------------------------------
 // Bodies.
 
-/// Deterministic, never all-zero page contents for `pfn` in "generation" `generation`.
+/// Deterministic, never all-zero page contents for `pfn` in "generation" `generation`. Every
+/// 8-byte word has bit 0 clear, so as an x86 PV page table it has no present entry (tests
+/// that want present entries build those bodies themselves).
 pub fn page(pfn: u64, generation: u8, size: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(size);
     let mut x = pfn.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(generation) << 56) ^ 0x5A5A;
@@ -74,9 +76,17 @@ pub fn page(pfn: u64, generation: u8, size: usize) -> Vec<u8> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        out.extend_from_slice(&(x | 1).to_le_bytes());
+        out.extend_from_slice(&((x & !1) | 2).to_le_bytes());
     }
     out.truncate(size);
+    if size >= 80 {
+        // Every page is a plausible PV start_info page: xenstore frame pfn 0 and console frame
+        // pfn 3 (NOTAB pages of the minimal PV stream), at the 64-bit offsets (store_mfn 56,
+        // console.domU.mfn 72) and the 32-bit ones (44, 52).
+        for (at, word, v) in [(56, 8, 0u64), (72, 8, 3), (44, 4, 0), (52, 4, 3)] {
+            out[at..at + word].copy_from_slice(&v.to_le_bytes()[..word]);
+        }
+    }
     out
 }
 

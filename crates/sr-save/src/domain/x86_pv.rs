@@ -8,14 +8,6 @@ use sr_format::state::DomainState;
 use super::{Rec, check_no_emulator, invalid, x86};
 use crate::error::SaveError;
 
-/// A 64-bit guest's `vcpu_guest_context`, the size Xen's restorer requires.
-const VCPU_CONTEXT_64: usize = 5168;
-/// A 32-bit guest's.
-const VCPU_CONTEXT_32: usize = 2800;
-/// Largest extended context Xen accepts.
-const VCPU_EXTENDED_MAX: usize = 128;
-/// Smallest xsave area Xen accepts.
-const VCPU_XSAVE_MIN: usize = 16;
 /// SHARED_INFO is exactly one page.
 const SHARED_INFO_SIZE: usize = 4096;
 
@@ -28,13 +20,10 @@ impl super::DomainRecords for X86Pv {
         let Some(info) = state.pv_info else {
             return Err(invalid("PV state without pv_info (X86_PV_INFO)"));
         };
-        let context_size = match (info.guest_width, info.pt_levels) {
-            (8, 4) => VCPU_CONTEXT_64,
-            (4, 3) => VCPU_CONTEXT_32,
-            (w, l) => {
-                return Err(invalid(format!("PV guest width {w} with {l} page-table levels (must be 8/4 or 4/3)")));
-            }
-        };
+        if !matches!((info.guest_width, info.pt_levels), (8, 4) | (4, 3)) {
+            let (w, l) = (info.guest_width, info.pt_levels);
+            return Err(invalid(format!("PV guest width {w} with {l} page-table levels (must be 8/4 or 4/3)")));
+        }
         let Some(p2m) = &state.p2m else {
             return Err(invalid("PV state without a p2m frame list (X86_PV_P2M_FRAMES)"));
         };
@@ -48,27 +37,17 @@ impl super::DomainRecords for X86Pv {
                 p2m.frames.len()
             )));
         }
-        if let Some((i, pfn)) = p2m.frames.iter().enumerate().find(|(_, pfn)| **pfn > u64::from(p2m.end_pfn)) {
-            return Err(invalid(format!("p2m frame {i} at pfn {pfn:#x} beyond end_pfn {:#x}", p2m.end_pfn)));
-        }
-        if state.vcpus.get(&0).and_then(|v| v.basic.as_ref()).is_none() {
-            return Err(invalid("PV state without vcpu 0's basic context (X86_PV_VCPU_BASIC)"));
-        }
-        for (id, v) in &state.vcpus {
-            let bad = |what: &str, len: usize| invalid(format!("vcpu {id}: {what} of {len} bytes"));
-            if let Some(b) = &v.basic
-                && b.len() != context_size
-            {
-                return Err(bad(&format!("basic context (must be {context_size})"), b.len()));
-            }
-            if let Some(b) = v.extended.as_ref().filter(|b| b.len() > VCPU_EXTENDED_MAX) {
-                return Err(bad("extended context (at most 128)", b.len()));
-            }
-            if let Some(b) = v.xsave.as_ref().filter(|b| !b.is_empty() && b.len() < VCPU_XSAVE_MIN) {
-                return Err(bad("xsave area (at least 16)", b.len()));
-            }
-            if let Some(b) = v.msrs.as_ref().filter(|b| b.len() % 16 != 0) {
-                return Err(bad("MSR list (a multiple of 16)", b.len()));
+        // The restorer's per-record rules on the blobs (the END rules run in `crate::rules`).
+        for (&id, v) in &state.vcpus {
+            let blobs = [
+                (RecordType::X86_PV_VCPU_BASIC, &v.basic),
+                (RecordType::X86_PV_VCPU_EXTENDED, &v.extended),
+                (RecordType::X86_PV_VCPU_XSAVE, &v.xsave),
+                (RecordType::X86_PV_VCPU_MSRS, &v.msrs),
+            ];
+            for (rtype, blob) in blobs {
+                let len = blob.as_ref().map_or(0, Vec::len);
+                sr_rules::pv::check_vcpu_blob(id, rtype, len, info.guest_width).map_err(SaveError::Rejected)?;
             }
         }
         match &state.shared_info {
@@ -131,6 +110,7 @@ impl super::DomainRecords for X86Pv {
 #[cfg(test)]
 mod tests {
     use sr_format::DomainType;
+    use sr_format::body::{VCPU_CONTEXT_32, VCPU_CONTEXT_64};
     use sr_format::state::{P2mState, PvInfoState, VcpuState};
 
     use super::super::DomainRecords;
@@ -149,13 +129,11 @@ mod tests {
     fn required_pv_state() {
         X86Pv.check(&pv_state()).unwrap();
         type Breaker = fn(&mut DomainState);
-        let cases: [(&str, Breaker); 9] = [
+        let cases: [(&str, Breaker); 7] = [
             ("pv_info", |s| s.pv_info = None),
             ("width", |s| s.pv_info = Some(PvInfoState { guest_width: 8, pt_levels: 3 })),
             ("p2m", |s| s.p2m = None),
             ("frames", |s| s.p2m.as_mut().unwrap().frames.push(7)),
-            ("frame pfn", |s| s.p2m.as_mut().unwrap().frames[1] = 1024),
-            ("vcpu0", |s| s.vcpus.clear()),
             ("basic size", |s| s.vcpus.get_mut(&0).unwrap().basic = Some(vec![0; VCPU_CONTEXT_32])),
             ("shared info", |s| s.shared_info = Some(vec![0; 100])),
             ("hvm", |s| s.hvm_context = Some(vec![1])),
@@ -163,7 +141,7 @@ mod tests {
         for (what, break_it) in cases {
             let mut s = pv_state();
             break_it(&mut s);
-            assert!(matches!(X86Pv.check(&s), Err(SaveError::InvalidState(_))), "{what}");
+            assert!(matches!(X86Pv.check(&s), Err(SaveError::InvalidState(_) | SaveError::Rejected(_))), "{what}");
         }
     }
 

@@ -168,6 +168,12 @@ pub fn page_content(size: usize, pfn: Pfn, version: u64) -> Vec<u8> {
     p[..8].copy_from_slice(&tag.to_le_bytes());
     let n = p.len();
     p[n - 8..].copy_from_slice(&tag.to_le_bytes());
+    // Every page is a plausible 64-bit PV start_info page (Xen's restore reads vcpu 0's):
+    // store_mfn (byte 56) and console.domU.mfn (byte 72) name populated pages of the low run.
+    if n >= 80 {
+        p[56..64].copy_from_slice(&PV_GDT_FRAMES[0].to_le_bytes());
+        p[72..80].copy_from_slice(&PV_GDT_FRAMES[1].to_le_bytes());
+    }
     p
 }
 
