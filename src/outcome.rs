@@ -27,6 +27,10 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(r) = cause.downcast_ref::<RestoreError>() {
             return if is_invalid(r) { 1 } else { 2 };
         }
+        // A save that refuses because restore would reject the domain: the domain is invalid.
+        if let Some(sr_save::SaveError::Rejected(_)) = cause.downcast_ref::<sr_save::SaveError>() {
+            return 1;
+        }
     }
     2
 }

@@ -233,7 +233,7 @@ fn synthetic_hvm_registers_and_cores() {
 #[test]
 fn extract_refuses_streams_that_do_not_validate() {
     let dir = tempfile::tempdir().unwrap();
-    // HVM_PARAMS names a pfn beyond --max-memory: restore's bound, and extract's.
+    // HVM_PARAMS names a pfn beyond --max-span: restore's bound, and extract's.
     let file = dir.path().join("hvm.stream");
     fs::write(&file, hvm_stream()).unwrap();
     let out = dir.path().join("core.elf");
@@ -244,7 +244,7 @@ fn extract_refuses_streams_that_do_not_validate() {
         "elf",
         "--out",
         out.to_str().unwrap(),
-        "--max-memory",
+        "--max-span",
         "64K",
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
