@@ -1,6 +1,8 @@
 //! The subcommands.
 
 pub mod demo;
+#[cfg(feature = "xen")]
+pub mod dump;
 pub mod extract;
 pub mod inspect;
 pub mod net;

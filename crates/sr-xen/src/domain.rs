@@ -137,11 +137,12 @@ impl XenDomain {
         };
         match kind {
             DomainKind::Pv { .. } => {
-                let (p2m, _) = memory.read_pv_p2m()?;
+                let (p2m, backed) = memory.read_pv_p2m()?;
+                // The p2m's size at open bounds every later read of it.
                 memory.pfn_limit = p2m.len() as u64;
-                // Again with the real size, so the populated bitmap has the p2m's length.
-                let (p2m, populated) = memory.read_pv_p2m()?;
-                memory.install_p2m(p2m, populated);
+                memory.populated = RwLock::new(PfnBitmap::new(memory.pfn_limit));
+                memory.pending = Mutex::new(PfnBitmap::new(memory.pfn_limit));
+                memory.install_p2m(p2m, &backed)?;
             }
             DomainKind::Hvm => {
                 let mut all = PfnBitmap::new(pfn_limit);
@@ -230,8 +231,8 @@ impl XenDomain {
         if self.memory.pv_layout().is_none() {
             return Ok(0);
         }
-        let (p2m, populated) = self.memory.read_pv_p2m()?;
-        Ok(self.memory.install_p2m(p2m, populated))
+        let (p2m, backed) = self.memory.read_pv_p2m()?;
+        self.memory.install_p2m(p2m, &backed)
     }
 
     /// PV: each online vcpu's `vcpu_guest_context` (Xen's layout for the guest's width, machine

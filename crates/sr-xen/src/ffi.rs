@@ -159,7 +159,8 @@ impl XenCtrl {
         let words = usize::try_from(pages.div_ceil(64))
             .map_err(|_| XenError::Layout { what: "log-dirty bitmap size", value: pages })?;
         let nr_pages = (words * 8).div_ceil(PAGE_SIZE).max(1);
-        let nr_pages = c_int::try_from(nr_pages).map_err(|_| XenError::Layout { what: "log-dirty bitmap size", value: pages })?;
+        let nr_pages =
+            c_int::try_from(nr_pages).map_err(|_| XenError::Layout { what: "log-dirty bitmap size", value: pages })?;
         // The DECLARE_HYPERCALL_BUFFER initialiser of xenctrl.h: no buffer yet, no bounce.
         let mut buf = sys::xc_hypercall_buffer {
             hbuf: std::ptr::null_mut(),

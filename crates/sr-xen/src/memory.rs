@@ -105,9 +105,9 @@ impl XenMemory {
         }
     }
 
-    /// Reads the PV p2m afresh (Xen's `map_p2m`): the p2m and the populated set; retried while
-    /// the guest's `p2m_generation` moves under the walk.
-    pub(crate) fn read_pv_p2m(&self) -> Result<(Vec<u64>, PfnBitmap), XenError> {
+    /// Reads the PV p2m afresh (Xen's `map_p2m`): the p2m and the pfns backed by a frame of the
+    /// guest's own (ascending); retried while the guest's `p2m_generation` moves under the walk.
+    pub(crate) fn read_pv_p2m(&self) -> Result<(Vec<u64>, Vec<u64>), XenError> {
         let Addressing::Pv { width, shared_info_mfn, m2p, max_mfn, .. } = &self.addressing else {
             return Err(XenError::Layout { what: "p2m of a non-PV guest", value: 0 });
         };
@@ -135,19 +135,23 @@ impl XenMemory {
                 last = (info.p2m_generation, after.p2m_generation);
                 continue;
             }
-            let backed =
-                p2m.iter().enumerate().filter(|&(pfn, &mfn)| p2m::entry_is_backed(pfn as u64, mfn, |m| m2p.get(m)));
-            let populated = PfnBitmap::from_pfns(self.pfn_limit, backed.map(|(pfn, _)| pfn as u64))
-                .map_err(|_| XenError::Layout { what: "p2m size", value: p2m.len() as u64 })?;
-            return Ok((p2m, populated));
+            let backed = p2m
+                .iter()
+                .enumerate()
+                .filter(|&(pfn, &mfn)| p2m::entry_is_backed(pfn as u64, mfn, |m| m2p.get(m)))
+                .map(|(pfn, _)| pfn as u64)
+                .collect();
+            return Ok((p2m, backed));
         }
         Err(XenError::P2mChanged { before: last.0, after: last.1 })
     }
 
     /// Installs a freshly read p2m; the pfns whose entry or populated state changed are added
     /// to the next dirty set. Returns their number.
-    pub(crate) fn install_p2m(&self, p2m: Vec<u64>, populated: PfnBitmap) -> u64 {
-        let Addressing::Pv { p2m: current, .. } = &self.addressing else { return 0 };
+    pub(crate) fn install_p2m(&self, p2m: Vec<u64>, backed: &[u64]) -> Result<u64, XenError> {
+        let Addressing::Pv { p2m: current, .. } = &self.addressing else { return Ok(0) };
+        let populated = PfnBitmap::from_pfns(self.pfn_limit, backed.iter().copied())
+            .map_err(|_| XenError::Layout { what: "p2m size", value: p2m.len() as u64 })?;
         let mut current = current.write().unwrap_or_else(|e| e.into_inner());
         let mut old_pop = self.populated.write().unwrap_or_else(|e| e.into_inner());
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -163,7 +167,7 @@ impl XenMemory {
         }
         *current = p2m;
         *old_pop = populated;
-        changed
+        Ok(changed)
     }
 
     fn frame_of(&self, pfn: Pfn, p2m: Option<&[u64]>, populated: &PfnBitmap) -> Option<u64> {

@@ -1,0 +1,339 @@
+//! `xsr dump` (feature `xen`): a running Xen domain's memory from dom0, paused or live.
+//!
+//! The memory comes from [`sr_xen::XenMemory`] (foreign mapping, the PV p2m, log-dirty); the
+//! copy loop here writes it into a sparse raw image (pfn `p` at byte `p << 12`), which the ELF
+//! writer of `extract` then turns into a core.
+//!
+//! * **paused** (default): pause, reread the p2m, copy every populated page, take the vcpu
+//!   state, unpause: the guest is stopped for the whole copy, as with `xl dump-core`;
+//! * **live** (`--live`): log-dirty on, copy everything while the guest runs, then the pages it
+//!   dirtied, pass after pass, until sr-save's [`PrecopyPolicy`] says stop; then pause, reread
+//!   the p2m, copy the last dirty pages, take the vcpu state, log-dirty off, unpause. The image
+//!   is the guest's memory as of the pause.
+//!
+//! The domain is put back as found on every path out ([`sr_xen::DomainGuard`]), and SIGINT or
+//! SIGTERM stop the copy within one batch.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use sr_memory::{GuestMemory, PfnBitmap};
+use sr_save::{IterationStats, PrecopyPolicy};
+use sr_xen::{DomainKind, Interrupt, XenDomain, XenMemory};
+
+use crate::elf::{EM_X86_64, write_core};
+use crate::image_dir::{AtomicFile, runs};
+use crate::progress::bytes_bar;
+
+/// Output format of `dump`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DumpFormat {
+    /// Sparse raw image: pfn p at byte p << 12.
+    Raw,
+    /// ELF64 core with one PT_LOAD per run of populated pfns (as `extract` writes it).
+    Elf,
+}
+
+/// What `dump` is asked to do.
+#[derive(Clone, Debug)]
+pub struct DumpSettings {
+    /// Domain id or name.
+    pub domain: String,
+    /// Output file.
+    pub out: PathBuf,
+    /// Output format.
+    pub format: DumpFormat,
+    /// `Some`: live pre-copy with this policy; `None`: paused for the whole copy.
+    pub live: Option<PrecopyPolicy>,
+    /// pfns per foreign-mapping batch.
+    pub batch: usize,
+}
+
+/// One copy pass.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PassSummary {
+    /// Pass number from 0; the last one of a live dump is the paused one.
+    pub pass: u32,
+    /// Pages copied.
+    pub pages: u64,
+    /// Wall seconds.
+    pub seconds: f64,
+    /// Whether the guest was paused during it.
+    pub paused: bool,
+}
+
+/// What a dump did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DumpSummary {
+    /// Domain id.
+    pub domid: u32,
+    /// `pv` or `hvm`.
+    pub kind: &'static str,
+    /// Output format.
+    pub format: DumpFormat,
+    /// Whether live pre-copy was used.
+    pub live: bool,
+    /// Populated pages in the image.
+    pub pages: u64,
+    /// Runs of consecutive populated pfns.
+    pub runs: usize,
+    /// Output file size in bytes.
+    pub bytes: u64,
+    /// Pages whose frame did not map (written as zeros).
+    pub unreadable_pages: u64,
+    /// pfns whose p2m entry changed between the first read and the pause.
+    pub p2m_changes: u64,
+    /// The passes.
+    pub passes: Vec<PassSummary>,
+    /// How long the guest was paused, in milliseconds.
+    pub paused_ms: f64,
+    /// Whole dump, in seconds.
+    pub seconds: f64,
+    /// Guest memory copied per second over the whole dump (populated pages / seconds), MiB/s.
+    pub mib_per_sec: f64,
+    /// vcpus whose state was read (PV: vcpu contexts; HVM: 0, the HVM context holds them).
+    pub vcpus: usize,
+    /// Bytes of HVM context read (HVM only).
+    pub hvm_context_bytes: usize,
+}
+
+/// Dumps the domain's memory as `settings` say. The domain is put back as found on every path.
+pub fn dump(settings: &DumpSettings) -> Result<DumpSummary> {
+    if settings.batch == 0 || settings.batch > 32_768 {
+        bail!("--batch must be 1..=32768 pfns, not {}", settings.batch);
+    }
+    let interrupt = Interrupt::install().context("cannot install the SIGINT/SIGTERM handlers")?;
+    let domid = sr_xen::resolve_domain(&settings.domain)?;
+    let domain =
+        XenDomain::open(domid, interrupt).with_context(|| format!("cannot open domain {}", settings.domain))?;
+    let result = run(&domain, settings);
+    // Explicitly (the drop would too), so that a failure to restore is reported.
+    let restored = domain.restore().context("cannot put the domain back as found (log-dirty off, unpause)");
+    let summary = result?;
+    restored?;
+    Ok(summary)
+}
+
+/// The pages a pass copies, and its outcome.
+struct Copier<'a> {
+    memory: &'a XenMemory,
+    image: &'a File,
+    batch: usize,
+    interrupt: &'a Interrupt,
+}
+
+impl Copier<'_> {
+    /// Copies `pfns` (ascending) into the image; with `skip_zero`, all-zero pages are left as
+    /// holes (the first pass over a fresh sparse file).
+    fn pass(&self, number: u32, pfns: &PfnBitmap, skip_zero: bool, paused: bool) -> Result<PassSummary> {
+        let started = Instant::now();
+        let total = pfns.count_ones();
+        let bar = bytes_bar(total * 4096, &format!("pass {number}{}", if paused { " (paused)" } else { "" }));
+        let mut buf = vec![0u8; self.batch * 4096];
+        let mut batch = Vec::with_capacity(self.batch);
+        let mut ones = pfns.iter_ones().peekable();
+        let mut done = 0u64;
+        let stopped =
+            |e: anyhow::Error, done: u64| e.context(format!("pass {number} stopped after {done} of {total} pages"));
+        while ones.peek().is_some() {
+            self.interrupt.check().map_err(|e| stopped(e.into(), done))?;
+            batch.clear();
+            batch.extend(ones.by_ref().take(self.batch));
+            let data = &mut buf[..batch.len() * 4096];
+            self.memory.read_pages(&batch, data).map_err(|e| stopped(e.into(), done))?;
+            self.write(&batch, data, skip_zero).map_err(|e| stopped(e, done))?;
+            done += batch.len() as u64;
+            bar.inc(batch.len() as u64 * 4096);
+        }
+        bar.finish_and_clear();
+        Ok(PassSummary { pass: number, pages: total, seconds: started.elapsed().as_secs_f64(), paused })
+    }
+
+    /// Writes pages at their pfn's offset, one `pwrite` per run of consecutive pfns.
+    fn write(&self, pfns: &[u64], data: &[u8], skip_zero: bool) -> Result<()> {
+        let mut i = 0;
+        while i < pfns.len() {
+            if skip_zero && data[i * 4096..(i + 1) * 4096].iter().all(|&b| b == 0) {
+                i += 1;
+                continue;
+            }
+            let mut j = i + 1;
+            while j < pfns.len()
+                && pfns[j] == pfns[j - 1] + 1
+                && !(skip_zero && data[j * 4096..(j + 1) * 4096].iter().all(|&b| b == 0))
+            {
+                j += 1;
+            }
+            self.image
+                .write_all_at(&data[i * 4096..j * 4096], pfns[i] << 12)
+                .with_context(|| format!("cannot write pfn {:#x} to the image", pfns[i]))?;
+            i = j;
+        }
+        Ok(())
+    }
+}
+
+fn stats_of(pass: &PassSummary) -> IterationStats {
+    IterationStats {
+        iteration: pass.pass,
+        pages: pass.pages,
+        bytes: pass.pages * 4096,
+        duration: Duration::from_secs_f64(pass.seconds),
+        ..IterationStats::default()
+    }
+}
+
+fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
+    let started = Instant::now();
+    let memory: &XenMemory = domain.memory();
+    let limit = memory.pfn_limit();
+    let raw_dest = match settings.format {
+        DumpFormat::Raw => AtomicFile::new(&settings.out)?,
+        DumpFormat::Elf => AtomicFile::new(&settings.out.with_extension("raw-tmp"))?,
+    };
+    let image = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(raw_dest.path())
+        .with_context(|| format!("cannot create {}", raw_dest.path().display()))?;
+    image.set_len(limit << 12).context("cannot size the raw image")?;
+    let copier = Copier { memory, image: &image, batch: settings.batch, interrupt: domain.interrupt() };
+
+    let mut passes = Vec::new();
+    let paused_at;
+    let p2m_changes;
+    match settings.live {
+        None => {
+            domain.pause()?;
+            paused_at = Instant::now();
+            p2m_changes = domain.refresh_p2m()?;
+            passes.push(copier.pass(0, &memory.populated(), true, true)?);
+        }
+        Some(policy) => {
+            domain.enable_log_dirty().context("cannot turn log-dirty mode on (is another save or dump running?)")?;
+            memory.take_dirty(); // clear: everything from now on is in the log
+            passes.push(copier.pass(0, &memory.populated(), true, false)?);
+            loop {
+                let dirty = memory.take_dirty();
+                let last = stats_of(passes.last().expect("one pass"));
+                if policy.should_stop(passes.len() as u32, dirty.count_ones(), 4096, &last) {
+                    domain.pause()?;
+                    paused_at = Instant::now();
+                    p2m_changes = domain.refresh_p2m()?;
+                    let mut rest = dirty;
+                    rest.union_with(&memory.take_dirty());
+                    passes.push(copier.pass(passes.len() as u32, &rest, false, true)?);
+                    break;
+                }
+                passes.push(copier.pass(passes.len() as u32, &dirty, false, false)?);
+            }
+            if let Some(failure) = memory.failure() {
+                bail!("the log-dirty bitmap could not be read ({failure}); the image may be inconsistent");
+            }
+        }
+    }
+    let vcpus = domain.vcpu_contexts()?;
+    let hvm_context = domain.hvm_context()?;
+    domain.disable_log_dirty()?;
+    domain.unpause()?;
+    let paused = paused_at.elapsed();
+
+    let populated = memory.populated();
+    let pfn_runs = runs(populated.iter_ones());
+    image.sync_data().context("cannot flush the raw image")?;
+    let bytes = match settings.format {
+        DumpFormat::Raw => {
+            let bytes = image.metadata()?.len();
+            raw_dest.commit()?;
+            bytes
+        }
+        DumpFormat::Elf => {
+            let dest = AtomicFile::new(&settings.out)?;
+            let mut core = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(dest.path())
+                .with_context(|| format!("cannot create {}", dest.path().display()))?;
+            let bytes = write_core(&mut core, &image, &pfn_runs, 12, EM_X86_64).context("cannot write the ELF core")?;
+            core.sync_data()?;
+            dest.commit()?;
+            bytes
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let pages = populated.count_ones();
+    Ok(DumpSummary {
+        domid: domain.domid(),
+        kind: match domain.kind() {
+            DomainKind::Pv { .. } => "pv",
+            DomainKind::Hvm => "hvm",
+        },
+        format: settings.format,
+        live: settings.live.is_some(),
+        pages,
+        runs: pfn_runs.len(),
+        bytes,
+        unreadable_pages: memory.unreadable().count_ones(),
+        p2m_changes,
+        passes,
+        paused_ms: paused.as_secs_f64() * 1e3,
+        seconds,
+        mib_per_sec: (pages * 4096) as f64 / (1 << 20) as f64 / seconds.max(1e-9),
+        vcpus: vcpus.len(),
+        hvm_context_bytes: hvm_context.map_or(0, |c| c.len()),
+    })
+}
+
+/// Prints the summary as text.
+pub fn print_summary(s: &DumpSummary, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "dumped domain {} ({}) {}: {} pages in {} runs, {} bytes of {:?}, {:.3} s ({:.1} MiB/s)",
+        s.domid,
+        s.kind,
+        if s.live { "live" } else { "paused" },
+        s.pages,
+        s.runs,
+        s.bytes,
+        s.format,
+        s.seconds,
+        s.mib_per_sec
+    )?;
+    for p in &s.passes {
+        writeln!(
+            out,
+            "  pass {}: {} pages in {:.3} s{}",
+            p.pass,
+            p.pages,
+            p.seconds,
+            if p.paused { " (paused)" } else { "" }
+        )?;
+    }
+    writeln!(
+        out,
+        "  guest paused {:.1} ms; {} vcpu contexts; {} unreadable pages; {} p2m changes",
+        s.paused_ms, s.vcpus, s.unreadable_pages, s.p2m_changes
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pass_stats_feed_the_saver_policy() {
+        let p = PassSummary { pass: 2, pages: 256, seconds: 0.1, paused: false };
+        let s = stats_of(&p);
+        assert_eq!((s.iteration, s.pages, s.bytes), (2, 256, 256 * 4096));
+        let policy =
+            PrecopyPolicy { max_iterations: 10, dirty_threshold: 1, downtime_target: Some(Duration::from_millis(50)) };
+        // 10 MiB/s: 64 pages take 25 ms (stop), 256 pages 100 ms (go on).
+        assert!(policy.should_stop(1, 64, 4096, &s));
+        assert!(!policy.should_stop(1, 256, 4096, &s));
+    }
+}
