@@ -58,8 +58,10 @@ pub struct DumpSettings {
 pub struct PassSummary {
     /// Pass number from 0; the last one of a live dump is the paused one.
     pub pass: u32,
-    /// Pages copied.
+    /// Pages read from the guest.
     pub pages: u64,
+    /// Pages written to the image (a compare pass writes only the pages that differ from it).
+    pub written: u64,
     /// Wall seconds.
     pub seconds: f64,
     /// Whether the guest was paused during it.
@@ -77,6 +79,10 @@ pub struct DumpSummary {
     pub format: DumpFormat,
     /// Whether live pre-copy was used.
     pub live: bool,
+    /// How a live dump found the pages the guest changed: `log-dirty` (Xen's log-dirty
+    /// bitmap) or `compare` (each pass compares every page with the image: for hypervisors
+    /// without log-dirty support for the guest); `none` for a paused dump.
+    pub dirty_tracking: &'static str,
     /// Populated pages in the image.
     pub pages: u64,
     /// Runs of consecutive populated pfns.
@@ -150,7 +156,59 @@ impl Copier<'_> {
             bar.inc(batch.len() as u64 * 4096);
         }
         bar.finish_and_clear();
-        Ok(PassSummary { pass: number, pages: total, seconds: started.elapsed().as_secs_f64(), paused })
+        Ok(PassSummary { pass: number, pages: total, written: total, seconds: started.elapsed().as_secs_f64(), paused })
+    }
+
+    /// Reads `pfns` (ascending) and writes only the pages that differ from the image: a pass
+    /// of the compare pre-copy, whose `written` count is the pages the guest changed since they
+    /// were last copied. Exact (byte comparison), and its reads come from the memory's
+    /// persistent mappings.
+    fn compare_pass(&self, number: u32, pfns: &PfnBitmap, paused: bool) -> Result<PassSummary> {
+        let started = Instant::now();
+        let total = pfns.count_ones();
+        let bar = bytes_bar(total * 4096, &format!("compare pass {number}{}", if paused { " (paused)" } else { "" }));
+        let mut buf = vec![0u8; self.batch * 4096];
+        let mut old = vec![0u8; self.batch * 4096];
+        let mut batch = Vec::with_capacity(self.batch);
+        let mut ones = pfns.iter_ones().peekable();
+        let (mut done, mut written) = (0u64, 0u64);
+        let stopped =
+            |e: anyhow::Error, done: u64| e.context(format!("pass {number} stopped after {done} of {total} pages"));
+        while ones.peek().is_some() {
+            self.interrupt.check().map_err(|e| stopped(e.into(), done))?;
+            batch.clear();
+            batch.extend(ones.by_ref().take(self.batch));
+            let n = batch.len() * 4096;
+            self.memory.read_pages(&batch, &mut buf[..n]).map_err(|e| stopped(e.into(), done))?;
+            self.read_image(&batch, &mut old[..n]).map_err(|e| stopped(e, done))?;
+            for (i, &pfn) in batch.iter().enumerate() {
+                let page = &buf[i * 4096..(i + 1) * 4096];
+                if page != &old[i * 4096..(i + 1) * 4096] {
+                    self.write(&[pfn], page, false).map_err(|e| stopped(e, done))?;
+                    written += 1;
+                }
+            }
+            done += batch.len() as u64;
+            bar.inc(n as u64);
+        }
+        bar.finish_and_clear();
+        Ok(PassSummary { pass: number, pages: total, written, seconds: started.elapsed().as_secs_f64(), paused })
+    }
+
+    /// Reads the image's pages of `pfns`, one `pread` per run of consecutive pfns.
+    fn read_image(&self, pfns: &[u64], out: &mut [u8]) -> Result<()> {
+        let mut i = 0;
+        while i < pfns.len() {
+            let mut j = i + 1;
+            while j < pfns.len() && pfns[j] == pfns[j - 1] + 1 {
+                j += 1;
+            }
+            self.image
+                .read_exact_at(&mut out[i * 4096..j * 4096], pfns[i] << 12)
+                .with_context(|| format!("cannot read pfn {:#x} back from the image", pfns[i]))?;
+            i = j;
+        }
+        Ok(())
     }
 
     /// Writes pages at their pfn's offset, one `pwrite` per run of consecutive pfns.
@@ -175,6 +233,21 @@ impl Copier<'_> {
         }
         Ok(())
     }
+}
+
+/// Pauses the guest and returns the pfns the final pass must cover (`dirty`, plus what the log
+/// holds now and every pfn whose p2m entry changed; with log-dirty off, every populated pfn),
+/// with the time since the pause, and the number of p2m changes.
+fn pause_and_collect(
+    domain: &XenDomain,
+    memory: &XenMemory,
+    mut dirty: PfnBitmap,
+) -> Result<((PfnBitmap, Duration), u64)> {
+    domain.pause()?;
+    let paused_at = Instant::now();
+    let changes = domain.refresh_p2m()?;
+    dirty.union_with(&memory.take_dirty());
+    Ok(((dirty, paused_at.elapsed()), changes))
 }
 
 fn stats_of(pass: &PassSummary) -> IterationStats {
@@ -207,6 +280,7 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
     let mut passes = Vec::new();
     let paused_at;
     let p2m_changes;
+    let mut tracking = "none";
     match settings.live {
         None => {
             domain.pause()?;
@@ -215,23 +289,46 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
             passes.push(copier.pass(0, &memory.populated(), true, true)?);
         }
         Some(policy) => {
-            domain.enable_log_dirty().context("cannot turn log-dirty mode on (is another save or dump running?)")?;
-            memory.take_dirty(); // clear: everything from now on is in the log
-            passes.push(copier.pass(0, &memory.populated(), true, false)?);
-            loop {
-                let dirty = memory.take_dirty();
-                let last = stats_of(passes.last().expect("one pass"));
-                if policy.should_stop(passes.len() as u32, dirty.count_ones(), 4096, &last) {
-                    domain.pause()?;
-                    paused_at = Instant::now();
-                    p2m_changes = domain.refresh_p2m()?;
-                    let mut rest = dirty;
-                    rest.union_with(&memory.take_dirty());
-                    passes.push(copier.pass(passes.len() as u32, &rest, false, true)?);
-                    break;
+            tracking = match domain.enable_log_dirty() {
+                Ok(()) => "log-dirty",
+                Err(e) if e.is_unsupported() => "compare",
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context("cannot turn log-dirty mode on (is another save or live dump running?)"));
                 }
-                passes.push(copier.pass(passes.len() as u32, &dirty, false, false)?);
-            }
+            };
+            memory.take_dirty(); // log-dirty: clear the bitmap; from now on every write is in it
+            passes.push(copier.pass(0, &memory.populated(), true, false)?);
+            let (rest, changes) = if tracking == "log-dirty" {
+                loop {
+                    let dirty = memory.take_dirty();
+                    let last = stats_of(passes.last().expect("one pass"));
+                    if policy.should_stop(passes.len() as u32, dirty.count_ones(), 4096, &last) {
+                        break pause_and_collect(domain, memory, dirty)?;
+                    }
+                    passes.push(copier.pass(passes.len() as u32, &dirty, false, false)?);
+                }
+            } else {
+                loop {
+                    let p = copier.compare_pass(passes.len() as u32, &memory.populated(), false)?;
+                    let (n, changed) = (passes.len() as u32 + 1, p.written);
+                    let last = stats_of(&p);
+                    passes.push(p);
+                    if policy.should_stop(n, changed, 4096, &last) {
+                        // Compare mode has no log: the final pass checks every page.
+                        break pause_and_collect(domain, memory, PfnBitmap::new(limit))?;
+                    }
+                }
+            };
+            paused_at = Instant::now() - rest.1;
+            p2m_changes = changes;
+            let rest = rest.0;
+            let final_pass = if tracking == "log-dirty" {
+                copier.pass(passes.len() as u32, &rest, false, true)?
+            } else {
+                copier.compare_pass(passes.len() as u32, &rest, true)?
+            };
+            passes.push(final_pass);
             if let Some(failure) = memory.failure() {
                 bail!("the log-dirty bitmap could not be read ({failure}); the image may be inconsistent");
             }
@@ -275,6 +372,7 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
         },
         format: settings.format,
         live: settings.live.is_some(),
+        dirty_tracking: tracking,
         pages,
         runs: pfn_runs.len(),
         bytes,
@@ -327,7 +425,7 @@ mod tests {
 
     #[test]
     fn pass_stats_feed_the_saver_policy() {
-        let p = PassSummary { pass: 2, pages: 256, seconds: 0.1, paused: false };
+        let p = PassSummary { pass: 2, pages: 256, written: 3, seconds: 0.1, paused: false };
         let s = stats_of(&p);
         assert_eq!((s.iteration, s.pages, s.bytes), (2, 256, 256 * 4096));
         let policy =

@@ -21,13 +21,21 @@ check [ ! -e "$OUT/term.raw" ]
 check [ -z "$(ls -A "$OUT" | grep partial)" ]
 check runs_on
 
-# 2. Live dump, SIGINT mid-copy (log-dirty on): a second live dump meanwhile must fail.
+# 2. Live dump, SIGINT mid-copy. Where Xen has log-dirty mode for the guest, a second live
+#    dump meanwhile must fail (Xen refuses to enable it twice); where it has not (Debian's
+#    4.17 is built without shadow paging, so PV guests have none) xsr uses compare pre-copy.
+./xsr dump --domain "$GUEST" --out "$OUT/probe.elf" --live --json > "$OUT/probe.json" || fail=1
+tracking=$(sed -n 's/^  "dirty_tracking": "\(.*\)",$/\1/p' "$OUT/probe.json")
+log "live dump dirty tracking on this Xen: $tracking"
+rm -f "$OUT/probe.elf"
 ./xsr dump --domain "$GUEST" --out "$OUT/int.elf" --live --batch 1 > "$OUT/int.txt" 2>&1 &
 pid=$!
 check wait_copying "$OUT/.int.raw-tmp.partial-$pid"
-./xsr dump --domain "$GUEST" --out "$OUT/second.elf" --live > "$OUT/second.txt" 2>&1; rc2=$?
-log "second live dump while the first runs: exit $rc2: $(cat "$OUT/second.txt")"
-check [ $rc2 -ne 0 ]
+if [ "$tracking" = log-dirty ]; then
+    ./xsr dump --domain "$GUEST" --out "$OUT/second.elf" --live > "$OUT/second.txt" 2>&1; rc2=$?
+    log "second live dump while the first runs: exit $rc2: $(cat "$OUT/second.txt")"
+    check [ $rc2 -ne 0 ]
+fi
 check running
 kill -INT $pid; wait $pid; rc=$?
 log "SIGINT: exit $rc: $(cat "$OUT/int.txt")"

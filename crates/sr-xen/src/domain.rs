@@ -96,7 +96,7 @@ impl XenDomain {
         if info.shutdown {
             return Err(XenError::NotRunning { domid });
         }
-        let fmem = ForeignMemory::open()?;
+        let fmem = Arc::new(ForeignMemory::open()?);
         let (kind, addressing, pfn_limit) = if info.hvm {
             let max_gpfn = ctrl.maximum_gpfn(domid)?;
             let limit = max_gpfn.checked_add(1).filter(|&l| l <= sr_memory::MAX_PFN_LIMIT);
@@ -126,6 +126,7 @@ impl XenDomain {
             ctrl: Arc::clone(&ctrl),
             fmem,
             addressing,
+            windows: Mutex::new(std::collections::HashMap::new()),
             pfn_limit,
             populated: RwLock::new(PfnBitmap::new(0)),
             log_dirty: AtomicBool::new(false),

@@ -76,6 +76,14 @@ pub enum XenError {
     },
 }
 
+impl XenError {
+    /// Whether Xen answered "not supported" (`EOPNOTSUPP`), e.g. log-dirty mode for a PV guest
+    /// on a hypervisor built without shadow paging (`CONFIG_SHADOW_PAGING=n`, as Debian's 4.17).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, XenError::Call { errno, .. } if *errno == libc::EOPNOTSUPP)
+    }
+}
+
 impl From<XenError> for sr_memory::MemoryError {
     fn from(e: XenError) -> Self {
         sr_memory::MemoryError::Backend(e.to_string())

@@ -14,6 +14,7 @@
 
 use std::ffi::{CStr, CString, c_int, c_ulong, c_void};
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use xen_sys as sys;
 
@@ -327,9 +328,9 @@ impl ForeignMemory {
     /// Maps `frames` of domain `domid` read-only (`xenforeignmemory_map`): mfns for a PV guest,
     /// gfns for an HVM one. Per-frame failures (a hole, a paged-out or foreign frame) are in
     /// [`Mapping::error`]; only a failure of the whole call is an `Err`.
-    pub fn map_read(&self, domid: u32, frames: &[u64]) -> Result<Mapping<'_>, XenError> {
+    pub fn map_read(self: &Arc<Self>, domid: u32, frames: &[u64]) -> Result<Mapping, XenError> {
         if frames.is_empty() {
-            return Ok(Mapping { fmem: self, ptr: None, errs: Vec::new() });
+            return Ok(Mapping { fmem: Arc::clone(self), ptr: None, errs: Vec::new() });
         }
         let mut errs = vec![0 as c_int; frames.len()];
         // SAFETY: `frames` and `errs` are arrays of `frames.len()` elements; xen_pfn_t is u64
@@ -345,26 +346,26 @@ impl ForeignMemory {
             )
         };
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| call_error("xenforeignmemory_map"))?;
-        Ok(Mapping { fmem: self, ptr: Some(ptr), errs })
+        Ok(Mapping { fmem: Arc::clone(self), ptr: Some(ptr), errs })
     }
 }
 
 impl Drop for ForeignMemory {
     fn drop(&mut self) {
-        // SAFETY: every Mapping borrows the handle, so none is left; closed once.
+        // SAFETY: every Mapping holds an Arc of the handle, so none is left; closed once.
         unsafe { sys::xenforeignmemory_close(self.fmem.as_ptr()) };
     }
 }
 
 /// A batch of foreign frames mapped read-only; unmapped on drop.
 #[derive(Debug)]
-pub struct Mapping<'a> {
-    fmem: &'a ForeignMemory,
+pub struct Mapping {
+    fmem: Arc<ForeignMemory>,
     ptr: Option<NonNull<u8>>,
     errs: Vec<c_int>,
 }
 
-impl Mapping<'_> {
+impl Mapping {
     /// The errno of frame `i` (0: mapped). Out-of-range `i` reads as `EINVAL`.
     pub fn error(&self, i: usize) -> i32 {
         self.errs.get(i).map_or(libc::EINVAL, |e| e.abs())
@@ -387,7 +388,12 @@ impl Mapping<'_> {
     }
 }
 
-impl Drop for Mapping<'_> {
+// SAFETY: the mapping is read-only and owned by this value; reads are raw byte copies.
+unsafe impl Send for Mapping {}
+// SAFETY: as above: concurrent readers only copy bytes out.
+unsafe impl Sync for Mapping {}
+
+impl Drop for Mapping {
     fn drop(&mut self) {
         if let Some(ptr) = self.ptr {
             // SAFETY: unmaps the `len` pages mapped by `map_read`, once.

@@ -1,5 +1,6 @@
 //! [`XenMemory`]: a running domain's memory as an sr-memory [`GuestMemory`] (read-only).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -7,7 +8,7 @@ use sr_memory::{AtomicPfnBitmap, GuestMemory, MemoryError, Pfn, PfnBitmap, check
 
 use crate::dirty::bitmap_from_xen;
 use crate::error::XenError;
-use crate::ffi::{ForeignMemory, M2p, PAGE_SIZE, XenCtrl};
+use crate::ffi::{ForeignMemory, M2p, Mapping, PAGE_SIZE, XenCtrl};
 use crate::interrupt::Interrupt;
 use crate::p2m::{self, ArchSharedInfo, FrameReader};
 
@@ -31,9 +32,24 @@ pub(crate) enum Addressing {
     Hvm,
 }
 
+/// pfns per persistent mapping window (4 MiB of 4 KiB pages, one `xenforeignmemory_map`).
+pub const WINDOW_PFNS: u64 = 1024;
+
+/// The most windows kept mapped (64 GiB of guest memory, one VMA each: well below Linux's
+/// default `vm.max_map_count` of 65530); beyond it the cache is emptied and refilled.
+pub const MAX_WINDOWS: usize = 16_384;
+
+/// One window: its mapping and, per pfn offset, the frame's index in it (`u32::MAX`: the pfn
+/// has no frame of the guest's own and reads as zeros).
+#[derive(Debug)]
+pub(crate) struct Window {
+    map: Mapping,
+    slots: Vec<u32>,
+}
+
 /// Reads frames of one domain through a foreign mapping, for the p2m walk.
 pub(crate) struct Frames<'a> {
-    pub(crate) fmem: &'a ForeignMemory,
+    pub(crate) fmem: &'a Arc<ForeignMemory>,
     pub(crate) domid: u32,
 }
 
@@ -69,8 +85,11 @@ impl FrameReader for Frames<'_> {
 pub struct XenMemory {
     pub(crate) domid: u32,
     pub(crate) ctrl: Arc<Mutex<XenCtrl>>,
-    pub(crate) fmem: ForeignMemory,
+    pub(crate) fmem: Arc<ForeignMemory>,
     pub(crate) addressing: Addressing,
+    /// Persistent read-only mappings of aligned windows of [`WINDOW_PFNS`] pfns, made on
+    /// first read and kept, so that later passes copy without mapping again.
+    pub(crate) windows: Mutex<HashMap<u64, Arc<Window>>>,
     pub(crate) pfn_limit: u64,
     pub(crate) populated: RwLock<PfnBitmap>,
     pub(crate) log_dirty: AtomicBool,
@@ -165,15 +184,61 @@ impl XenMemory {
                 changed += 1;
             }
         }
+        let was_empty = current.is_empty();
         *current = p2m;
         *old_pop = populated;
+        let changed_pfns: Vec<u64> = pending.iter_ones().collect();
+        drop((current, old_pop, pending));
+        self.forget_windows(changed_pfns.into_iter(), was_empty);
         Ok(changed)
     }
 
-    fn frame_of(&self, pfn: Pfn, p2m: Option<&[u64]>, populated: &PfnBitmap) -> Option<u64> {
-        match p2m {
-            Some(p2m) => populated.get(pfn).then(|| p2m.get(pfn as usize).copied()).flatten(),
-            None => Some(pfn),
+    /// The window of pfns `w * WINDOW_PFNS ..`, mapped on first use (one foreign-mapping call
+    /// for the window's populated pfns).
+    fn window(&self, w: u64) -> Result<Arc<Window>, XenError> {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(win) = windows.get(&w) {
+            return Ok(Arc::clone(win));
+        }
+        if windows.len() >= MAX_WINDOWS {
+            windows.clear();
+        }
+        let first = w * WINDOW_PFNS;
+        let end = (first + WINDOW_PFNS).min(self.pfn_limit);
+        let populated = self.populated.read().unwrap_or_else(|e| e.into_inner());
+        let p2m_guard = match &self.addressing {
+            Addressing::Pv { p2m, .. } => Some(p2m.read().unwrap_or_else(|e| e.into_inner())),
+            Addressing::Hvm => None,
+        };
+        let mut slots = vec![u32::MAX; WINDOW_PFNS as usize];
+        let mut frames = Vec::with_capacity(WINDOW_PFNS as usize);
+        for pfn in first..end {
+            let frame = match &p2m_guard {
+                Some(p2m) => populated.get(pfn).then(|| p2m.get(pfn as usize).copied()).flatten(),
+                None => Some(pfn),
+            };
+            if let Some(frame) = frame {
+                slots[(pfn - first) as usize] = frames.len() as u32;
+                frames.push(frame);
+            }
+        }
+        drop((populated, p2m_guard));
+        let map = self.fmem.map_read(self.domid, &frames)?;
+        self.mapped_batches.fetch_add(1, Ordering::Relaxed);
+        let win = Arc::new(Window { map, slots });
+        windows.insert(w, Arc::clone(&win));
+        Ok(win)
+    }
+
+    /// Drops the windows holding any of `pfns` (their frames changed), and every window if
+    /// `all`.
+    fn forget_windows(&self, pfns: impl Iterator<Item = u64>, all: bool) {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if all {
+            windows.clear();
+        }
+        for pfn in pfns {
+            windows.remove(&(pfn / WINDOW_PFNS));
         }
     }
 
@@ -215,31 +280,23 @@ impl GuestMemory for XenMemory {
     fn read_pages(&self, pfns: &[Pfn], out: &mut [u8]) -> Result<(), MemoryError> {
         check_batch(pfns, out.len(), 12, self.pfn_limit)?;
         self.interrupt.check()?;
-        let populated = self.populated.read().unwrap_or_else(|e| e.into_inner());
-        let p2m_guard = match &self.addressing {
-            Addressing::Pv { p2m, .. } => Some(p2m.read().unwrap_or_else(|e| e.into_inner())),
-            Addressing::Hvm => None,
-        };
-        let p2m = p2m_guard.as_deref().map(Vec::as_slice);
-        let mut slots = Vec::with_capacity(pfns.len());
-        let mut frames = Vec::with_capacity(pfns.len());
-        for (i, &pfn) in pfns.iter().enumerate() {
-            match self.frame_of(pfn, p2m, &populated) {
-                Some(frame) => {
-                    slots.push(i);
-                    frames.push(frame);
+        let mut current: Option<(u64, Arc<Window>)> = None;
+        for (&pfn, page) in pfns.iter().zip(out.chunks_exact_mut(PAGE_SIZE)) {
+            let w = pfn / WINDOW_PFNS;
+            let window = match &current {
+                Some((cw, win)) if *cw == w => Arc::clone(win),
+                _ => {
+                    let win = self.window(w)?;
+                    current = Some((w, Arc::clone(&win)));
+                    win
                 }
-                None => out[i * PAGE_SIZE..(i + 1) * PAGE_SIZE].fill(0),
-            }
-        }
-        drop(populated);
-        let map = self.fmem.map_read(self.domid, &frames)?;
-        self.mapped_batches.fetch_add(1, Ordering::Relaxed);
-        for (j, &i) in slots.iter().enumerate() {
-            let page = &mut out[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
-            if !map.copy_frame(j, page) {
+            };
+            let slot = window.slots[(pfn % WINDOW_PFNS) as usize];
+            if slot == u32::MAX {
                 page.fill(0);
-                self.unreadable.set(pfns[i]);
+            } else if !window.map.copy_frame(slot as usize, page) {
+                page.fill(0);
+                self.unreadable.set(pfn);
             }
         }
         Ok(())
