@@ -126,7 +126,7 @@ pub fn dump(settings: &DumpSettings) -> Result<DumpSummary> {
 
 /// The pages a pass copies, and its outcome.
 struct Copier<'a> {
-    memory: &'a XenMemory,
+    memory: &'a dyn GuestMemory,
     image: &'a File,
     batch: usize,
     interrupt: &'a Interrupt,
@@ -275,7 +275,8 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
         .open(raw_dest.path())
         .with_context(|| format!("cannot create {}", raw_dest.path().display()))?;
     image.set_len(limit << 12).context("cannot size the raw image")?;
-    let copier = Copier { memory, image: &image, batch: settings.batch, interrupt: domain.interrupt() };
+    let copier =
+        Copier { memory: &**domain.memory(), image: &image, batch: settings.batch, interrupt: domain.interrupt() };
 
     let mut passes = Vec::new();
     let paused_at;
@@ -422,6 +423,58 @@ pub fn print_summary(s: &DumpSummary, out: &mut impl std::io::Write) -> std::io:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sr_memory::RamMemory;
+
+    fn setup(pages: &[(u64, u8)]) -> (RamMemory, tempfile::NamedTempFile) {
+        let mem = RamMemory::new(12, 64).unwrap();
+        for &(pfn, byte) in pages {
+            mem.write_pages(&[pfn], &[byte; 4096]).unwrap();
+        }
+        let image = tempfile::NamedTempFile::new().unwrap();
+        image.as_file().set_len(64 * 4096).unwrap();
+        (mem, image)
+    }
+
+    fn page_at(image: &File, pfn: u64) -> Vec<u8> {
+        let mut page = vec![0; 4096];
+        image.read_exact_at(&mut page, pfn << 12).unwrap();
+        page
+    }
+
+    #[test]
+    fn copy_pass_puts_pages_at_their_pfn_and_leaves_zero_pages_as_holes() {
+        let (mem, image) = setup(&[(1, 0xaa), (2, 0), (3, 0xbb), (40, 0xcc)]);
+        let interrupt = Interrupt::none();
+        let copier = Copier { memory: &mem, image: image.as_file(), batch: 2, interrupt: &interrupt };
+        let p = copier.pass(0, &mem.populated(), true, false).unwrap();
+        assert_eq!((p.pages, p.written), (4, 4));
+        assert_eq!(page_at(image.as_file(), 1), [0xaa; 4096]);
+        assert_eq!(page_at(image.as_file(), 3), [0xbb; 4096]);
+        assert_eq!(page_at(image.as_file(), 40), [0xcc; 4096]);
+        assert_eq!(page_at(image.as_file(), 2), [0; 4096]);
+        // A later change to the zero page is caught by a compare pass; an unchanged rewrite is not
+        // written again.
+        mem.write_pages(&[2], &[0x11; 4096]).unwrap();
+        mem.write_pages(&[40], &[0xcc; 4096]).unwrap(); // rewritten with the same bytes
+        let p = copier.compare_pass(1, &mem.populated(), true).unwrap();
+        assert_eq!((p.pages, p.written), (4, 1));
+        assert_eq!(page_at(image.as_file(), 2), [0x11; 4096]);
+    }
+
+    #[test]
+    fn a_raised_interrupt_stops_a_pass_between_batches() {
+        let (mem, image) = setup(&[(1, 1), (2, 2), (3, 3)]);
+        let interrupt = Interrupt::none();
+        interrupt.raise(15);
+        let copier = Copier { memory: &mem, image: image.as_file(), batch: 1, interrupt: &interrupt };
+        let e = copier.pass(0, &mem.populated(), true, true).unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("pass 0 stopped after 0 of 3 pages") && text.contains("interrupted by signal 15"),
+            "{text}"
+        );
+        assert_eq!(page_at(image.as_file(), 1), [0; 4096]);
+    }
 
     #[test]
     fn pass_stats_feed_the_saver_policy() {
