@@ -1,11 +1,10 @@
-//! The `xsr` command-line tool's internals: subcommands, the domain image directory, the
-//! ELF core writer. The libraries (`sr-format`, `sr-memory`, `sr-save`, `sr-restore`) know
+//! The `xsr` command-line tool's internals: subcommands and the domain image directory. The
+//! libraries (`sr-format`, `sr-memory`, `sr-save`, `sr-restore`, `sr-image`, `sr-dump`) know
 //! nothing of this crate.
 #![warn(missing_docs)]
 
 pub mod cmd;
 pub mod dir_guest;
-pub mod elf;
 pub mod image_dir;
 pub mod input;
 pub mod mapped;

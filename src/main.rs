@@ -62,7 +62,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Extract guest memory as a raw sparse image or an ELF64 core.
+    /// Extract guest memory as a raw sparse image, an ELF64 core with the vcpus' registers, or LiME.
     Extract {
         /// The stream (`-` for standard input).
         file: PathBuf,
@@ -407,15 +407,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Extract { file, format, out, stream, memory, json } => {
             let done = extract::extract(&file, &out, format, stream.options(Strictness::Lenient), memory.max_memory)?;
+            if let Some(w) = &done.warning {
+                eprintln!("warning: {w}");
+            }
             if json {
                 print_json(&done)?;
             } else {
                 println!(
-                    "extracted {} pages in {} runs to {} ({} bytes)",
+                    "extracted {} pages in {} runs to {} ({} bytes{})",
                     done.pages,
                     done.runs,
                     out.display(),
-                    done.bytes
+                    done.bytes,
+                    if done.vcpus > 0 { format!(", registers of {} vcpus", done.vcpus) } else { String::new() }
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -148,8 +148,9 @@ fn extract_raw_and_elf_agree() {
     assert_eq!(&elf[..4], b"\x7fELF");
     assert_eq!(u16::from_le_bytes([elf[16], elf[17]]), 4, "ET_CORE");
     assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 62, "EM_X86_64");
-    assert_eq!(u16::from_le_bytes([elf[56], elf[57]]), 1, "one PT_LOAD: pfns 0..8192 are one run");
-    let ph = &elf[64..120];
+    assert_eq!(u16::from_le_bytes([elf[56], elf[57]]), 2, "PT_NOTE, then one PT_LOAD: pfns 0..8192 are one run");
+    assert_eq!(u32::from_le_bytes(elf[64..68].try_into().unwrap()), 4, "PT_NOTE");
+    let ph = &elf[120..176];
     let field = |at: usize| u64::from_le_bytes(ph[at..at + 8].try_into().unwrap());
     assert_eq!(u32::from_le_bytes(ph[..4].try_into().unwrap()), 1, "PT_LOAD");
     let (offset, paddr, filesz) = (field(8) as usize, field(24), field(32) as usize);

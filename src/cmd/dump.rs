@@ -24,7 +24,10 @@ use sr_memory::{GuestMemory, PfnBitmap};
 use sr_save::{IterationStats, PrecopyPolicy};
 use sr_xen::{DomainKind, Interrupt, XenDomain, XenMemory};
 
-use crate::elf::{EM_X86_64, write_core};
+use sr_dump::{CoreInput, Cpus, Machine, RawImageSource};
+use sr_format::body::{VcpuFrames, hvm_context, pv_vcpu_regs};
+
+use crate::cmd::extract::{ExtractFormat, write_output};
 use crate::image_dir::{AtomicFile, runs};
 use crate::progress::bytes_bar;
 
@@ -34,8 +37,11 @@ use crate::progress::bytes_bar;
 pub enum DumpFormat {
     /// Sparse raw image: pfn p at byte p << 12.
     Raw,
-    /// ELF64 core with one PT_LOAD per run of populated pfns (as `extract` writes it).
+    /// ELF64 core: NT_PRSTATUS and QEMU notes per vcpu, one PT_LOAD per run of populated pfns
+    /// (as `extract` writes it).
     Elf,
+    /// LiME: one range per run of populated pfns.
+    Lime,
 }
 
 /// What `dump` is asked to do.
@@ -101,7 +107,7 @@ pub struct DumpSummary {
     pub seconds: f64,
     /// Guest memory copied per second over the whole dump (populated pages / seconds), MiB/s.
     pub mib_per_sec: f64,
-    /// vcpus whose state was read (PV: vcpu contexts; HVM: 0, the HVM context holds them).
+    /// vcpus whose registers went into the core's notes.
     pub vcpus: usize,
     /// Bytes of HVM context read (HVM only).
     pub hvm_context_bytes: usize,
@@ -235,6 +241,33 @@ impl Copier<'_> {
     }
 }
 
+/// The registers of a PV guest's vcpu contexts, with the machine frames Xen's saver turns into
+/// pfns (CR3, the 64-bit user CR1, the used GDT frames: `write_one_vcpu_basic` of
+/// `tools/libs/guest/xg_sr_save_x86_pv.c`) translated through the m2p first, so the notes say
+/// what a save file's would. A frame the m2p does not know is left as it is. (rdx is not
+/// touched: only a suspended guest's holds a start_info frame.)
+fn pv_cpus(contexts: &[(u32, Vec<u8>)], width: u32, mfn_to_pfn: impl Fn(u64) -> Option<u64>) -> Cpus {
+    let Ok(w) = u8::try_from(width) else { return Cpus::None };
+    let regs: Vec<_> = contexts
+        .iter()
+        .filter_map(|(id, blob)| {
+            let mut blob = blob.clone();
+            if let Some(mut f) = VcpuFrames::read(&blob, w) {
+                let pfn = |mfn: u64| mfn_to_pfn(mfn).unwrap_or(mfn);
+                f.cr3_pfn = pfn(f.cr3_pfn);
+                f.cr1_pfn = f.cr1_pfn.map(pfn);
+                let used = f.used_gdt_frames().len();
+                for frame in &mut f.gdt_frames[..used] {
+                    *frame = pfn(*frame);
+                }
+                f.write(&mut blob, w);
+            }
+            Some((*id, pv_vcpu_regs(&blob, w)?))
+        })
+        .collect();
+    if regs.is_empty() { Cpus::None } else { Cpus::X86(regs) }
+}
+
 /// Pauses the guest and returns the pfns the final pass must cover (`dirty`, plus what the log
 /// holds now and every pfn whose p2m entry changed; with log-dirty off, every populated pfn),
 /// with the time since the pause, and the number of p2m changes.
@@ -266,7 +299,7 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
     let limit = memory.pfn_limit();
     let raw_dest = match settings.format {
         DumpFormat::Raw => AtomicFile::new(&settings.out)?,
-        DumpFormat::Elf => AtomicFile::new(&settings.out.with_extension("raw-tmp"))?,
+        DumpFormat::Elf | DumpFormat::Lime => AtomicFile::new(&settings.out.with_extension("raw-tmp"))?,
     };
     let image = OpenOptions::new()
         .read(true)
@@ -344,23 +377,31 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
     let populated = memory.populated();
     let pfn_runs = runs(populated.iter_ones());
     image.sync_data().context("cannot flush the raw image")?;
+    let cpus = match domain.kind() {
+        DomainKind::Pv { width } => pv_cpus(&vcpus, width, |mfn| memory.mfn_to_pfn(mfn)),
+        DomainKind::Hvm => match &hvm_context {
+            Some(blob) => Cpus::X86(
+                hvm_context::decode(blob, 0)
+                    .context("cannot decode the domain's HVM context")?
+                    .vcpu_regs()
+                    .into_iter()
+                    .map(|(id, r)| (u32::from(id), r))
+                    .collect(),
+            ),
+            None => Cpus::None,
+        },
+    };
+    let registers = cpus.len();
     let bytes = match settings.format {
         DumpFormat::Raw => {
             let bytes = image.metadata()?.len();
             raw_dest.commit()?;
             bytes
         }
-        DumpFormat::Elf => {
-            let dest = AtomicFile::new(&settings.out)?;
-            let mut core = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(dest.path())
-                .with_context(|| format!("cannot create {}", dest.path().display()))?;
-            let bytes = write_core(&mut core, &image, &pfn_runs, 12, EM_X86_64).context("cannot write the ELF core")?;
-            core.sync_data()?;
-            dest.commit()?;
-            bytes
+        DumpFormat::Elf | DumpFormat::Lime => {
+            let format = if settings.format == DumpFormat::Elf { ExtractFormat::Elf } else { ExtractFormat::Lime };
+            let input = CoreInput { page_shift: 12, runs: pfn_runs.clone(), machine: Machine::X86_64, cpus };
+            write_output(&settings.out, format, &input, &mut RawImageSource::new(&image))?
         }
     };
     let seconds = started.elapsed().as_secs_f64();
@@ -383,7 +424,7 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
         paused_ms: paused.as_secs_f64() * 1e3,
         seconds,
         mib_per_sec: (pages * 4096) as f64 / (1 << 20) as f64 / seconds.max(1e-9),
-        vcpus: vcpus.len(),
+        vcpus: registers,
         hvm_context_bytes: hvm_context.map_or(0, |c| c.len()),
     })
 }
@@ -474,6 +515,32 @@ mod tests {
             "{text}"
         );
         assert_eq!(page_at(image.as_file(), 1), [0; 4096]);
+    }
+
+    #[test]
+    fn pv_registers_carry_pfns_not_machine_frames() {
+        // A 64-bit vcpu_guest_context (5168 bytes): rip at user_regs + 128 = 512 + 8 + 128,
+        // gdt_frames at 4832, gdt_ents at 4960, ctrlreg at 4984 (sr_format::body::pv_vcpu).
+        let mut blob = vec![0u8; 5168];
+        let put = |b: &mut [u8], at: usize, v: u64| b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        put(&mut blob, 4832, 0x5005); // GDT frame 0 (mfn)
+        put(&mut blob, 4960, 16); // gdt_ents: one frame used
+        put(&mut blob, 4984 + 3 * 8, 0x7007 << 12); // cr3 = mfn << 12
+        put(&mut blob, 4984 + 8, 0x8008 << 12 | 1); // cr1: user page table
+        let m2p = |mfn: u64| match mfn {
+            0x5005 => Some(5),
+            0x7007 => Some(7),
+            0x8008 => Some(8),
+            _ => None,
+        };
+        let Cpus::X86(regs) = pv_cpus(&[(0, blob.clone()), (3, blob)], 8, m2p) else { panic!("no registers") };
+        assert_eq!(regs.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 3]);
+        assert_eq!(regs[0].1.cr3, 7 << 12);
+        let mut frames = vec![0u8; 5168];
+        put(&mut frames, 4984 + 3 * 8, 0x9009 << 12); // unknown to the m2p: left alone
+        let Cpus::X86(regs) = pv_cpus(&[(0, frames)], 8, m2p) else { panic!("no registers") };
+        assert_eq!(regs[0].1.cr3, 0x9009 << 12);
+        assert!(matches!(pv_cpus(&[(0, vec![0; 100])], 8, m2p), Cpus::None));
     }
 
     #[test]

@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
-use sr_format::body::RecordBody;
-use sr_format::{ByteSource, Item, Record, StreamReader, Strictness};
+use serde::ser::SerializeMap;
+use sr_format::body::{RecordBody, hvm_context, pv_vcpu_regs};
+use sr_format::cpu::X86Regs;
+use sr_format::{ByteSource, Item, Record, RecordType, StreamReader, Strictness};
 
 /// One line of the listing.
 #[derive(Serialize, Debug)]
@@ -52,17 +54,80 @@ pub struct Report {
     pub items: Vec<Entry>,
     /// Totals.
     pub totals: Totals,
+    /// Each vcpu's registers (the last context the stream sent for it), by vcpu id.
+    pub vcpu_registers: Vec<VcpuRegisters>,
     /// The error that stopped the listing, if any.
     pub error: Option<String>,
     /// Offset of that error.
     pub error_offset: Option<u64>,
 }
 
-fn describe(rec: &Record<'_>, page_shift: u16, totals: &mut Totals) -> String {
+/// One vcpu's registers and where they came from.
+#[derive(Serialize, Debug)]
+pub struct VcpuRegisters {
+    /// vcpu id (HVM: the CPU record's instance).
+    pub vcpu: u32,
+    /// "HVM_CONTEXT" or "X86_PV_VCPU_BASIC".
+    pub source: &'static str,
+    /// Every register, in architectural order (see `sr_format::cpu::X86Regs::fields`).
+    #[serde(serialize_with = "ordered_registers")]
+    pub registers: X86Regs,
+}
+
+fn ordered_registers<S: serde::Serializer>(regs: &X86Regs, s: S) -> Result<S::Ok, S::Error> {
+    let fields = regs.fields();
+    let mut map = s.serialize_map(Some(fields.len()))?;
+    for (name, value) in fields {
+        map.serialize_entry(name, &value)?;
+    }
+    map.end()
+}
+
+/// Register state gathered while listing.
+#[derive(Default)]
+struct CpuScan {
+    guest_width: Option<u8>,
+    /// vcpu -> (source, registers); later contexts replace earlier ones.
+    regs: BTreeMap<u32, (&'static str, X86Regs)>,
+}
+
+impl CpuScan {
+    /// Notes the registers a record carries; returns a remark for the listing's detail column
+    /// when they cannot be decoded.
+    fn record(&mut self, rec: &Record<'_>, body: &RecordBody<'_>) -> Option<String> {
+        match body {
+            RecordBody::PvInfo(i) => self.guest_width = Some(i.guest_width),
+            RecordBody::Vcpu(v) if v.kind == RecordType::X86_PV_VCPU_BASIC && !v.blob.is_empty() => {
+                match self.guest_width.and_then(|w| pv_vcpu_regs(v.blob, w)) {
+                    Some(r) => {
+                        self.regs.insert(v.vcpu_id(), ("X86_PV_VCPU_BASIC", r));
+                    }
+                    None => return Some("registers not decoded (no X86_PV_INFO or wrong size)".into()),
+                }
+            }
+            RecordBody::HvmContext(c) => match hvm_context::decode(c.blob, rec.offset + 8) {
+                Ok(recs) => {
+                    self.regs.retain(|_, (src, _)| *src != "HVM_CONTEXT");
+                    for (vcpu, r) in recs.vcpu_regs() {
+                        self.regs.insert(u32::from(vcpu), ("HVM_CONTEXT", r));
+                    }
+                    let types: Vec<String> = recs.entries.iter().map(|e| e.save_type().to_string()).collect();
+                    return Some(format!("records: {}", types.join(" ")));
+                }
+                Err(e) => return Some(format!("save records malformed: {e}")),
+            },
+            _ => {}
+        }
+        None
+    }
+}
+
+fn describe(rec: &Record<'_>, page_shift: u16, totals: &mut Totals, cpus: &mut CpuScan) -> String {
     let body = match RecordBody::parse(rec, page_shift, Strictness::Lenient) {
         Ok(b) => b,
         Err(e) => return format!("malformed: {e}"),
     };
+    let cpu_remark = cpus.record(rec, &body);
     match body {
         RecordBody::PageData(p) => {
             let mut types: BTreeMap<String, u64> = BTreeMap::new();
@@ -89,7 +154,10 @@ fn describe(rec: &Record<'_>, page_shift: u16, totals: &mut Totals) -> String {
             if !totals.vcpus.contains(&v.vcpu_id()) {
                 totals.vcpus.push(v.vcpu_id());
             }
-            format!("vcpu {}, {} bytes", v.vcpu_id(), v.blob.len())
+            match cpu_remark {
+                Some(r) => format!("vcpu {}, {} bytes; {r}", v.vcpu_id(), v.blob.len()),
+                None => format!("vcpu {}, {} bytes", v.vcpu_id(), v.blob.len()),
+            }
         }
         RecordBody::TscInfo(t) => format!(
             "mode {}, {} kHz, {} ns, incarnation {}",
@@ -100,7 +168,10 @@ fn describe(rec: &Record<'_>, page_shift: u16, totals: &mut Totals) -> String {
         ),
         RecordBody::HvmContext(c) => {
             let n = c.entries().count();
-            format!("{} bytes, {n} save entries", c.blob.len())
+            match cpu_remark {
+                Some(r) => format!("{} bytes, {n} save entries; {r}", c.blob.len()),
+                None => format!("{} bytes, {n} save entries", c.blob.len()),
+            }
         }
         RecordBody::HvmParams(p) => {
             let list: Vec<String> =
@@ -122,6 +193,7 @@ fn describe(rec: &Record<'_>, page_shift: u16, totals: &mut Totals) -> String {
 pub fn inspect<S: ByteSource>(mut reader: StreamReader<S>) -> Report {
     let mut report = Report::default();
     let mut page_shift = 12;
+    let mut cpus = CpuScan::default();
     loop {
         let item = match reader.next_item() {
             Ok(Some(item)) => item,
@@ -208,7 +280,7 @@ pub fn inspect<S: ByteSource>(mut reader: StreamReader<S>) -> Report {
             }
             Item::Record(rec) => {
                 report.totals.records += 1;
-                let detail = describe(&rec, page_shift, &mut report.totals);
+                let detail = describe(&rec, page_shift, &mut report.totals, &mut cpus);
                 Entry {
                     offset: rec.offset,
                     layer: "libxc",
@@ -222,6 +294,8 @@ pub fn inspect<S: ByteSource>(mut reader: StreamReader<S>) -> Report {
         report.items.push(entry);
     }
     report.totals.vcpus.sort_unstable();
+    report.vcpu_registers =
+        cpus.regs.into_iter().map(|(vcpu, (source, registers))| VcpuRegisters { vcpu, source, registers }).collect();
     report.totals.bytes = reader.offset();
     report
 }
@@ -247,6 +321,27 @@ pub fn print_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     }
     if !t.vcpus.is_empty() {
         writeln!(out, "vcpus: {}", t.vcpus.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))?;
+    }
+    for v in &report.vcpu_registers {
+        let r = &v.registers;
+        // A PV context carries no EFER (see sr_format::body::pv_vcpu_regs).
+        let efer = if v.source == "HVM_CONTEXT" { format!(" efer {:#x}", r.efer) } else { String::new() };
+        writeln!(
+            out,
+            "vcpu {}: rip {:#x} rsp {:#x} rflags {:#x} cr0 {:#x} cr3 {:#x} cr4 {:#x}{efer} cs {:#x} ss {:#x} fs_base {:#x} gs_base {:#x} ({})",
+            v.vcpu,
+            r.rip,
+            r.rsp,
+            r.rflags,
+            r.cr0,
+            r.cr3,
+            r.cr4,
+            r.cs.selector,
+            r.ss.selector,
+            r.fs.base,
+            r.gs.base,
+            v.source
+        )?;
     }
     if let Some(err) = &report.error {
         writeln!(out, "error: {err}")?;

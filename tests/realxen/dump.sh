@@ -1,8 +1,8 @@
 # realxen-guest: 32:1
-# realxen job: xsr dump of the running standard guest, paused (raw) and live (ELF), next to
+# realxen job: xsr dump of the running standard guest, paused (raw, ELF) and live (ELF, LiME), next to
 # `xl dump-core` of the same guest in the same boot. Here: exit codes, the guest runs on with
 # the same pattern md5 after each dump, throughput figures. On the host (cargo xtask realxen):
-# the pattern pages and their guest-physical addresses in xsr.raw and xsr-live.elf against
+# the pattern pages and their guest-physical addresses in the raw, ELF and LiME dumps against
 # xl.core, and readelf/gdb on the ELF files.
 . ./common.sh
 ./xsr --version
@@ -22,6 +22,8 @@ check runs_on
 
 # The text summary, for the README.
 ./xsr dump --domain "$GUEST" --out "$OUT/xsr.elf" || fail=1
+check runs_on
+./xsr dump --domain "$GUEST" --out "$OUT/xsr.lime" --format lime --live || fail=1
 check runs_on
 
 pages=$(json_field "$OUT/dump-paused.json" pages)

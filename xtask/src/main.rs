@@ -722,9 +722,24 @@ fn host_checks(job: &str, out: &Path) -> Result<Vec<String>, Error> {
         }
         if let Ok(o) = Command::new("readelf").arg("-nW").arg(&path).output() {
             let prstatus = String::from_utf8_lossy(&o.stdout).matches("NT_PRSTATUS").count();
-            done.push(format!("readelf -n {elf}: {prstatus} NT_PRSTATUS notes"));
+            if prstatus == 0 {
+                return Err(err(format!("readelf -n {elf}: no NT_PRSTATUS note (no vcpu registers)")));
+            }
+            done.push(format!("readelf -n {elf}: {prstatus} NT_PRSTATUS notes (one per vcpu)"));
+        }
+        let gdb = Command::new("gdb").args(["--batch", "-nx", "-ex", "info threads", "-c"]).arg(&path).output();
+        if let Ok(o) = gdb {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let threads = text.lines().filter(|l| l.contains("LWP") || l.contains("Thread")).count();
+            if threads == 0 {
+                return Err(err(format!("gdb sees no thread in {elf}: {text}")));
+            }
+            let rip = text.lines().find(|l| l.trim_start().starts_with('*')).unwrap_or("").trim().to_string();
+            done.push(format!("gdb {elf}: {threads} thread(s): {rip}"));
         }
     }
+    let lime = read("xsr.lime")?;
+    done.push(compare_pattern("xsr.lime", &pattern_pages(lime_pages(&lime)?.into_iter()), &reference)?);
     Ok(done)
 }
 
@@ -815,6 +830,24 @@ fn dumpcore_pages(elf: &[u8]) -> Result<impl Iterator<Item = (u64, &[u8])>, Erro
     let (pages, pfns) =
         pages.zip(pfns).ok_or_else(|| err("xl dump-core file without .xen_pages and .xen_p2m/.xen_pfn"))?;
     Ok(pfns.into_iter().zip(pages.chunks_exact(4096)))
+}
+
+/// The (pfn, page) pairs of a LiME file: 32-byte range headers ("EMiL", version 1, start and
+/// inclusive end address) each followed by the range's bytes.
+fn lime_pages(lime: &[u8]) -> Result<Vec<(u64, &[u8])>, Error> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at < lime.len() {
+        if lime.get(at..at + 4) != Some(&0x4C69_4D45u32.to_le_bytes()[..]) {
+            return Err(err(format!("LiME: no range header at byte {at}")));
+        }
+        let (start, end) = (le_u64(lime, at + 8)?, le_u64(lime, at + 16)?);
+        let len = end.checked_sub(start).map(|l| l + 1).ok_or_else(|| err("LiME: end before start"))? as usize;
+        let body = lime.get(at + 32..at + 32 + len).ok_or_else(|| err("LiME: range beyond the file"))?;
+        out.extend(body.chunks_exact(4096).enumerate().map(|(k, p)| ((start >> 12) + k as u64, p)));
+        at += 32 + len;
+    }
+    Ok(out)
 }
 
 /// The (pfn, page) pairs of an ELF core's PT_LOAD segments (p_paddr = guest-physical address).
@@ -933,6 +966,24 @@ mod tests {
         assert_eq!((found[0].as_slice(), found[1].as_slice()), (&[9][..], &[4][..]));
         assert!(dumpcore_pages(&core[..100]).is_err());
         assert!(dumpcore_pages(&elf(&[(".xen_pages", pattern(0))], &[])).is_err());
+    }
+
+    #[test]
+    fn lime_ranges_are_addressed_by_start() {
+        let mut lime = Vec::new();
+        for (start, pages) in [(0x3000u64, vec![pattern(8), pattern(9)]), (0x10000, vec![pattern(10)])] {
+            let len = pages.len() as u64 * 4096;
+            lime.extend(0x4C69_4D45u32.to_le_bytes());
+            lime.extend(1u32.to_le_bytes());
+            lime.extend(start.to_le_bytes());
+            lime.extend((start + len - 1).to_le_bytes());
+            lime.extend([0; 8]);
+            lime.extend(pages.concat());
+        }
+        let found = pattern_pages(lime_pages(&lime).unwrap().into_iter());
+        assert_eq!((found[8].as_slice(), found[9].as_slice(), found[10].as_slice()), (&[3][..], &[4][..], &[16][..]));
+        assert!(lime_pages(&lime[..lime.len() - 1]).is_err());
+        assert!(lime_pages(&lime[1..]).is_err());
     }
 
     #[test]

@@ -144,6 +144,22 @@ pub enum Error {
         /// The rule broken, e.g. "exactly 24" or "8 + 8 * count + 4096 * pages = 4202504".
         rule: String,
     },
+    /// An HVM save record (inside HVM_CONTEXT) whose length Xen would reject.
+    #[error(
+        "HVM save record (type {typecode}, instance {instance}) at byte {offset}: length {length}, expected {rule}"
+    )]
+    BadHvmSaveRecord {
+        /// Offset of the record's descriptor.
+        offset: u64,
+        /// Type code.
+        typecode: u16,
+        /// Instance.
+        instance: u16,
+        /// Payload length found.
+        length: u32,
+        /// The rule broken, e.g. "exactly 16 bytes".
+        rule: String,
+    },
     /// A record that must be empty has a body (strict checking only).
     #[error("record {index} ({record}) at byte {offset}: has a body of {length} bytes, must be empty")]
     UnexpectedBody {
@@ -339,6 +355,7 @@ impl Error {
             | Error::RecordTooLong { offset, .. }
             | Error::NonZeroPadding { offset, .. }
             | Error::BadLength { offset, .. }
+            | Error::BadHvmSaveRecord { offset, .. }
             | Error::UnexpectedBody { offset, .. }
             | Error::PageDataCountZero { offset, .. }
             | Error::UnknownPageType { offset, .. }

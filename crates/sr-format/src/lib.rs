@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod body;
+pub mod cpu;
 mod error;
 mod image;
 pub mod libxl;

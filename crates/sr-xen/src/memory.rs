@@ -111,7 +111,16 @@ impl XenMemory {
         self.failure.lock().map(|f| f.clone()).unwrap_or_else(|e| e.into_inner().clone())
     }
 
-    /// Foreign-mapping calls made so far (one per batch).
+    /// The host m2p's pfn for `mfn` (PV guests; `None` for HVM or beyond the table), to turn
+    /// the machine frames of a vcpu context into pfns as Xen's saver does.
+    pub fn mfn_to_pfn(&self, mfn: u64) -> Option<u64> {
+        match &self.addressing {
+            Addressing::Pv { m2p, .. } => m2p.get(mfn),
+            Addressing::Hvm => None,
+        }
+    }
+
+    /// Foreign-mapping calls made so far (one per window).
     pub fn mapped_batches(&self) -> u64 {
         self.mapped_batches.load(Ordering::Relaxed)
     }

@@ -7,6 +7,7 @@
 
 mod checkpoint;
 mod hvm;
+pub mod hvm_context;
 mod page_data;
 mod policy;
 mod pv;
@@ -19,7 +20,8 @@ pub use page_data::{PageData, PageDataHeader, encode_page_data, encode_page_data
 pub use policy::{CpuidLeaf, CpuidPolicy, MsrEntry, MsrPolicy};
 pub use pv::{P2mFrames, P2mFramesHeader, PvInfo, SHARED_INFO_SIZE, SharedInfo, Vcpu, VcpuHeader, VcpuMsrEntry};
 pub use pv_vcpu::{
-    GDT_ENTS_PER_FRAME, GDT_FRAME_SLOTS, MAX_GDT_ENTS, VCPU_CONTEXT_32, VCPU_CONTEXT_64, VcpuFrames, vcpu_context_size,
+    GDT_ENTS_PER_FRAME, GDT_FRAME_SLOTS, MAX_GDT_ENTS, VCPU_CONTEXT_32, VCPU_CONTEXT_64, VcpuFrames, pv_vcpu_regs,
+    vcpu_context_size,
 };
 pub use tsc::TscInfo;
 

@@ -157,3 +157,69 @@ impl VcpuFrames {
         &self.gdt_frames[..self.gdt_frame_count()]
     }
 }
+
+/// `VGCF_in_kernel`: the vcpu was running in guest kernel mode (flags bit 2).
+const VGCF_IN_KERNEL: u64 = 1 << 2;
+
+/// Decodes the registers of an x86 PV `vcpu_guest_context` in stream form (the
+/// X86_PV_VCPU_BASIC blob) for a guest `guest_width` bytes wide; `None` unless the width is
+/// 4 or 8 and the blob is that width's context size.
+///
+/// Layouts: `xen/include/public/arch-x86/xen.h` (`vcpu_guest_context`) with `cpu_user_regs`
+/// from `xen-x86_64.h` / `xen-x86_32.h`. What a PV context carries, and what the set gets:
+///
+/// * general-purpose registers, rip, rflags, the six segment selectors, CR0/CR2/CR4 and the
+///   debug registers as saved;
+/// * CR3 as a guest-physical address in the stream's pfn space (`cr3_pfn << 12`; the saver
+///   converted the frame to a pfn, and a 32-bit context's extended-CR3 packing is undone);
+/// * 64-bit: FS base, and the GS base of the mode the vcpu was in (`gs_base_kernel` when
+///   `VGCF_in_kernel` is set, else `gs_base_user`), the other one in `kernel_gs_base`;
+/// * LDTR base and limit from `ldt_base` / `ldt_ents`; GDTR limit from `gdt_ents` with base 0
+///   (a PV guest's GDT lives in the frames of `gdt_frames`, mapped by Xen, not at a
+///   guest-chosen linear address); IDTR, EFER, segment limits and attributes, SYSENTER and
+///   SYSCALL MSRs are not in the context and stay 0.
+pub fn pv_vcpu_regs(blob: &[u8], guest_width: u8) -> Option<crate::cpu::X86Regs> {
+    use crate::cpu::{Segment, TableReg, X86Regs};
+    let l = Layout::for_width(guest_width)?;
+    let frames = VcpuFrames::read(blob, guest_width)?;
+    let g = |at: usize| l.get(blob, at);
+    let sel = |at: usize| Segment { selector: u16::from_le_bytes([blob[at], blob[at + 1]]), ..Segment::default() };
+    let table =
+        |base: u64, ents: u64| TableReg { base, limit: (ents * 8).saturating_sub(1).min(u64::from(u32::MAX)) as u32 };
+    let mut r = X86Regs::default();
+    let flags = g(512);
+    if guest_width == 8 {
+        let u = 520;
+        [r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx, r.rdx, r.rsi, r.rdi] =
+            std::array::from_fn(|i| g(u + 8 * i));
+        r.rip = g(648);
+        r.cs = sel(656);
+        r.rflags = g(664);
+        r.rsp = g(672);
+        [r.ss, r.es, r.ds, r.fs, r.gs] = std::array::from_fn(|i| sel(680 + 8 * i));
+        r.fs.base = g(5144);
+        let (kernel, user) = (g(5152), g(5160));
+        (r.gs.base, r.kernel_gs_base) = if flags & VGCF_IN_KERNEL != 0 { (kernel, user) } else { (user, kernel) };
+    } else {
+        [r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rax] = std::array::from_fn(|i| g(516 + 4 * i));
+        r.rip = g(548);
+        r.cs = sel(552);
+        r.rflags = g(556);
+        r.rsp = g(560);
+        [r.ss, r.es, r.ds, r.fs, r.gs] = std::array::from_fn(|i| sel(564 + 4 * i));
+    }
+    // ldt_base and ldt_ents sit just before gdt_frames.
+    let ldt = l.gdt_frames - 2 * l.word;
+    let t = table(g(ldt), g(ldt + l.word));
+    r.ldtr = Segment { base: t.base, limit: t.limit, ..Segment::default() };
+    r.gdtr = table(0, frames.gdt_ents);
+    r.cr0 = g(l.ctrlreg(0));
+    r.cr2 = g(l.ctrlreg(2));
+    r.cr3 = frames.cr3_pfn << 12;
+    r.cr4 = g(l.ctrlreg(4));
+    let dr = l.ctrlreg(8);
+    [r.dr0, r.dr1, r.dr2, r.dr3] = std::array::from_fn(|i| g(dr + l.word * i));
+    r.dr6 = g(dr + 6 * l.word);
+    r.dr7 = g(dr + 7 * l.word);
+    Some(r)
+}
