@@ -88,8 +88,8 @@ pub fn resolve_domain(domain: &str) -> Result<u32, XenError> {
 
 impl XenDomain {
     /// Opens domain `domid`: libxenctrl and foreign-memory handles, the domain's kind and, for
-    /// PV, the host m2p and the guest's p2m (read while it runs; [`refresh_p2m`]
-    /// (Self::refresh_p2m) rereads it once paused).
+    /// PV, the host m2p and the guest's p2m (read while it runs;
+    /// [`refresh_p2m`](Self::refresh_p2m) rereads it once paused).
     pub fn open(domid: u32, interrupt: Interrupt) -> Result<Self, XenError> {
         let ctrl = XenCtrl::open()?;
         let info = ctrl.domain_info(domid)?;

@@ -3,8 +3,9 @@
 //! [`XenDomain::open`] opens a domain by id ([`resolve_domain`] turns a name into one) with
 //! libxenctrl and libxenforeignmemory; [`XenDomain::memory`] is its memory:
 //!
-//! * **frames** are mapped read-only in batches (`xenforeignmemory_map`), one copy per page;
-//!   a frame that does not map is a hole (zeros, counted), not a failure;
+//! * **frames** are mapped read-only in 4 MiB windows (`xenforeignmemory_map`) kept across
+//!   passes, one copy per page; a frame that does not map is a hole (zeros, counted), not a
+//!   failure;
 //! * **x86 PV** guests are addressed through their own p2m, found as Xen's saver finds it
 //!   ([`p2m`]: the virtual p2m list through the guest's page tables, or the frame-list tree
 //!   in the shared info page), each entry checked against the host's m2p; **x86 HVM/PVH**
@@ -37,4 +38,4 @@ pub use domain::{Control, DomainKind, XenDomain, resolve_domain};
 pub use error::XenError;
 pub use ffi::{DomainInfo, PAGE_SIZE};
 pub use interrupt::Interrupt;
-pub use memory::XenMemory;
+pub use memory::{MAX_WINDOWS, WINDOW_PFNS, XenMemory};

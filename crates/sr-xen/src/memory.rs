@@ -67,15 +67,16 @@ impl FrameReader for Frames<'_> {
 
 /// A running Xen domain's memory, read through batches of read-only foreign mappings.
 ///
-/// * `read_pages` maps one batch (one `xenforeignmemory_map` of the batch's frames), copies
-///   each page once into the caller's buffer and unmaps. A frame that does not map (a hole, a
+/// * `read_pages` copies each page once into the caller's buffer from a window of
+///   [`WINDOW_PFNS`] pfns mapped with one `xenforeignmemory_map` on first use and kept mapped
+///   (at most [`MAX_WINDOWS`]; a window is remapped when the p2m of one of its pfns changes). A frame that does not map (a hole, a
 ///   paged-out or shared frame: the per-frame errno) reads as zeros and is recorded in
 ///   [`unreadable`](Self::unreadable); it is not an error. PV pfns without a frame of their own
 ///   (the p2m entry is invalid or the m2p disagrees, Xen's `mfn_in_pseudophys_map`) are not
 ///   populated and read as zeros.
 /// * `take_dirty` is Xen's log-dirty bitmap (`XEN_DOMCTL_SHADOW_OP_CLEAN`) while log-dirty mode
-///   is on, plus the pfns whose p2m entry changed at the last [`XenDomain::refresh_p2m`]
-///   (crate::XenDomain::refresh_p2m). With log-dirty off, or if the hypercall fails, every
+///   is on, plus the pfns whose p2m entry changed at the last
+///   [`XenDomain::refresh_p2m`](crate::XenDomain::refresh_p2m). With log-dirty off, or if the hypercall fails, every
 ///   populated pfn is reported dirty (never too few); a failure is kept for
 ///   [`failure`](Self::failure).
 /// * Writes are refused: a dump never changes the guest.
