@@ -46,8 +46,8 @@ check ./xsr dump --domain "$GUEST" --out "$OUT/after-int.elf" --live
 check runs_on
 rm -f "$OUT/after-int.elf"
 
-# 3. Dumps that fail mid-copy: the output filesystem fills up (a 2 MiB tmpfs).
-mkdir -p /tmp/full && mount -t tmpfs -o size=2m tmpfs /tmp/full
+# 3. Dumps that fail mid-copy: the output filesystem fills up (an 8 MiB tmpfs, a quarter of the dump).
+mkdir -p /tmp/full && mount -t tmpfs -o size=8m tmpfs /tmp/full
 ./xsr dump --domain "$GUEST" --out /tmp/full/paused.raw --format raw > "$OUT/full-paused.txt" 2>&1; rc=$?
 log "paused dump into a full filesystem: exit $rc: $(cat "$OUT/full-paused.txt")"
 check [ $rc -ne 0 ]
