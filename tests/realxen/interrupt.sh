@@ -46,7 +46,7 @@ check ./xsr dump --domain "$GUEST" --out "$OUT/after-int.elf" --live
 check runs_on
 rm -f "$OUT/after-int.elf"
 
-# 3. Dumps that fail mid-copy: the output filesystem fills up (an 8 MiB tmpfs, a quarter of the dump).
+# 3. Dumps that fail mid-copy: the output filesystem fills up (an 8 MiB tmpfs for a 128 MiB dump).
 mkdir -p /tmp/full && mount -t tmpfs -o size=8m tmpfs /tmp/full
 ./xsr dump --domain "$GUEST" --out /tmp/full/paused.raw --format raw > "$OUT/full-paused.txt" 2>&1; rc=$?
 log "paused dump into a full filesystem: exit $rc: $(cat "$OUT/full-paused.txt")"
