@@ -12,12 +12,13 @@ for r in $(seq 1 $rounds); do
     p=$(json_field "$OUT/paused-$r.json" paused_ms)
     l=$(json_field "$OUT/live-$r.json" paused_ms)
     passes=$(grep -c '"pass":' "$OUT/live-$r.json")
-    pages=$(sed -n 's/^      "pages": \([0-9]*\),*$/\1/p' "$OUT/live-$r.json" | tr '\n' ' ')
-    log "round $r: paused dump paused the guest ${p} ms; live dump ${l} ms after $passes passes of $pages pages"
+    pages=$(sed -n 's/^      "written": \([0-9]*\),*$/\1/p' "$OUT/live-$r.json" | tr '\n' ' ')
+    tracking=$(sed -n 's/^  "dirty_tracking": "\(.*\)",$/\1/p' "$OUT/live-$r.json")
+    log "round $r: paused dump paused the guest ${p} ms; live dump ${l} ms after $passes passes ($tracking) writing $pages pages"
     check awk -v l="$l" -v p="$p" 'BEGIN { exit !(l + 0 < p + 0) }'
     figure "paused-dump-pause-ms-$r" "$p"
     figure "live-dump-pause-ms-$r" "$l"
-    figure "live-dump-pages-per-pass-$r" "$(echo $pages | tr ' ' '/')"
+    figure "live-dump-pages-written-per-pass-$r" "$(echo $pages | tr ' ' '/')"
     rm -f "$OUT/paused-$r.elf" "$OUT/live-$r.elf"
 done
 cat "$OUT/live-$rounds.json"
