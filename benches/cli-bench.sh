@@ -6,7 +6,8 @@
 #   xsr save DIR      vs cp of the memory image       (target: within 1.3x)
 #   xsr restore FILE  vs cp of the stream             (target: within 1.3x)
 #   xsr verify FILE   vs cat FILE > /dev/null         (target: at least 20x faster)
-#   peak RSS of xsr save and xsr restore              (target: under 64 MiB)
+#   xsr extract --format raw|elf|lime FILE vs cp of the stream (target: within 1.1x)
+#   peak RSS of xsr save, xsr restore and xsr extract (target: under 64 MiB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,6 +72,21 @@ t_cp_stream=$(best_of rm_stream_copy cp_stream)
 rm -f "$WORK/stream.copy"
 cmp -s "$WORK/guest/memory.img" "$WORK/restored/memory.img" || { echo "restored image differs" >&2; exit 1; }
 
+# extract: one pass from the stream's page bodies to each page's final offset.
+rm_extracted() { rm -f "$WORK/extracted"; }
+extract_raw() { "$XSR" extract "$WORK/stream" --format raw --out "$WORK/extracted" > /dev/null; }
+extract_elf() { "$XSR" extract "$WORK/stream" --format elf --out "$WORK/extracted" > /dev/null; }
+extract_lime() { "$XSR" extract "$WORK/stream" --format lime --out "$WORK/extracted" > /dev/null; }
+t_extract_raw=$(best_of rm_extracted extract_raw)
+cmp -s "$WORK/guest/memory.img" "$WORK/extracted" || { echo "extracted raw image differs" >&2; exit 1; }
+t_extract_elf=$(best_of rm_extracted extract_elf)
+tail -c "$((MB << 20))" "$WORK/extracted" | cmp -s "$WORK/guest/memory.img" - || { echo "ELF core's memory differs" >&2; exit 1; }
+t_extract_lime=$(best_of rm_extracted extract_lime)
+tail -c "$((MB << 20))" "$WORK/extracted" | cmp -s "$WORK/guest/memory.img" - || { echo "LiME memory differs" >&2; exit 1; }
+rm -f "$WORK/extracted"
+rss_extract=$(rss_mib "$XSR" extract "$WORK/stream" --format elf --out "$WORK/extracted")
+rm -f "$WORK/extracted"
+
 verify_once() { "$XSR" verify "$WORK/stream" > /dev/null; }
 cat_stream() { cat "$WORK/stream" > /dev/null; }
 t_verify=$(best_of none verify_once)
@@ -85,6 +101,10 @@ echo
 echo "cli-bench: ${MB} MiB guest, best of $RUNS, files in the page cache"
 printf '  %-34s %8ss   cp of the image  %8ss   ratio %sx (target <= 1.3)\n' "xsr save" "$t_save" "$t_cp_image" "$(ratio "$t_save" "$t_cp_image")"
 printf '  %-34s %8ss   cp of the stream %8ss   ratio %sx (target <= 1.3)\n' "xsr restore" "$t_restore" "$t_cp_stream" "$(ratio "$t_restore" "$t_cp_stream")"
+printf '  %-34s %8ss   cp of the stream %8ss   ratio %sx (target <= 1.1)\n' "xsr extract --format raw" "$t_extract_raw" "$t_cp_stream" "$(ratio "$t_extract_raw" "$t_cp_stream")"
+printf '  %-34s %8ss   cp of the stream %8ss   ratio %sx (target <= 1.1)\n' "xsr extract --format elf" "$t_extract_elf" "$t_cp_stream" "$(ratio "$t_extract_elf" "$t_cp_stream")"
+printf '  %-34s %8ss   cp of the stream %8ss   ratio %sx (target <= 1.1)\n' "xsr extract --format lime" "$t_extract_lime" "$t_cp_stream" "$(ratio "$t_extract_lime" "$t_cp_stream")"
 printf '  %-34s %8ss   cat > /dev/null  %8ss   %sx faster (target >= 20)\n' "xsr verify" "$t_verify" "$t_cat" "$(ratio "$t_cat" "$t_verify")"
 printf '  %-34s %8s MiB (target < 64)\n' "peak RSS xsr restore" "$rss_restore"
 printf '  %-34s %8s MiB (target < 64)\n' "peak RSS xsr save" "$rss_save"
+printf '  %-34s %8s MiB (target < 64)\n' "peak RSS xsr extract --format elf" "$rss_extract"

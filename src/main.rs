@@ -11,10 +11,11 @@ use sr_restore::{RestoreOptions, Restorer, StreamKind};
 use sr_save::PrecopyPolicy;
 use xsr::cmd::demo::{DemoSettings, DemoType};
 use xsr::cmd::extract::ExtractFormat;
+use xsr::cmd::read::{Address, PagingArg};
 use xsr::cmd::save::{ContainerArg, SaveSettings, ZeroPagesArg};
-use xsr::cmd::{demo, extract, inspect, net, restore, save, verify};
+use xsr::cmd::{demo, diff, extract, grep, inspect, net, read, restore, save, verify};
 use xsr::input::Scan;
-use xsr::size::parse_size;
+use xsr::size::{parse_addr, parse_len, parse_size};
 
 #[derive(Parser, Debug)]
 #[command(name = "xsr", version, about = "Xen domain save images and migration streams (libxc v2/v3, libxl, xl)")]
@@ -161,6 +162,37 @@ enum Command {
         #[command(flatten)]
         save: SaveArgs,
     },
+    /// Read guest memory at a guest-physical or guest-virtual address: a hex dump, or raw
+    /// bytes with --out.
+    Read(ReadArgs),
+    /// Search guest memory for text or bytes: one line per match, its guest-physical address
+    /// first. Exit 0 when something matched, 1 when nothing did, 2 on errors.
+    Grep {
+        /// The stream (`-` for standard input; compressed files are read too).
+        file: PathBuf,
+        /// The text to find (with --hex: hex digits).
+        pattern: String,
+        /// The pattern is hex digits ("de ad be ef", "0xdeadbeef").
+        #[arg(long)]
+        hex: bool,
+        /// Stop after this many matches.
+        #[arg(long, short = 'm')]
+        max_count: Option<u64>,
+        /// Print a JSON array of matches.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the guests of two streams: pages and state records. Exit 0 identical, 1
+    /// different, 2 on errors.
+    Diff {
+        /// The first stream.
+        a: PathBuf,
+        /// The second stream.
+        b: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Receive one stream over TCP and restore it into a directory.
     Receive {
         /// Address to listen on (loopback unless told otherwise; port 0 picks one).
@@ -174,6 +206,44 @@ enum Command {
         #[command(flatten)]
         memory: MemoryArgs,
     },
+}
+
+/// Arguments of `xsr read`.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false, id = "address")]
+struct AddressArgs {
+    /// Guest-physical address (hex with 0x, or decimal).
+    #[arg(long, value_parser = parse_addr, group = "address")]
+    phys: Option<u64>,
+    /// Guest-virtual address, translated with the vcpu's CR3 and paging mode.
+    #[arg(long, value_parser = parse_addr, group = "address")]
+    virt: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+struct ReadArgs {
+    /// The stream (`-` for standard input; compressed files are read too).
+    file: PathBuf,
+    #[command(flatten)]
+    address: AddressArgs,
+    /// Bytes to read (e.g. 64, 0x100, 4K).
+    #[arg(long, value_parser = parse_len)]
+    len: u64,
+    /// With --virt: the vcpu whose CR3 and paging mode translate the address.
+    #[arg(long, default_value_t = 0, requires = "virt")]
+    vcpu: u32,
+    /// With --virt: CR3 to translate with instead of the vcpu's (e.g. for HVM streams).
+    #[arg(long, value_parser = parse_addr, requires = "virt")]
+    cr3: Option<u64>,
+    /// With --virt: paging mode instead of the vcpu's.
+    #[arg(long, value_enum, requires = "virt")]
+    paging: Option<PagingArg>,
+    /// Read unpopulated memory (and, with --virt, unmapped pages) as zeros instead of failing.
+    #[arg(long)]
+    zeros: bool,
+    /// Write the raw bytes to this file (atomically) instead of a hex dump on standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -359,10 +429,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { file, json } => {
-            let report = match Scan::open(&file)? {
+            let (scan, compression) = Scan::open_detecting(&file)?;
+            let mut report = match scan {
                 Scan::File(src) => inspect::inspect(StreamReader::new(src).skip_page_bodies(true)),
                 Scan::Stream(src) => inspect::inspect(StreamReader::new(src).skip_page_bodies(true)),
             };
+            // A compressed file shows its compression as the outermost layer.
+            if let Some(c) = compression {
+                report.layers.insert(0, c.name());
+            }
             if json {
                 print_json(&report)?;
             } else {
@@ -371,6 +446,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(if report.error.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::Verify { file, strict, stream, json } => run_verify(&file, strict, &stream, json),
+        Command::Read(a) => {
+            let address = match (a.address.phys, a.address.virt) {
+                (Some(p), _) => Address::Phys(p),
+                (None, Some(va)) => Address::Virt { va, vcpu: a.vcpu, cr3: a.cr3, paging: a.paging.map(Into::into) },
+                (None, None) => anyhow::bail!("give --phys or --virt"),
+            };
+            let holes = if a.zeros { sr_image::Holes::Zero } else { sr_image::Holes::Error };
+            read::read(&a.file, address, a.len, a.out.as_deref(), holes)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Grep { file, pattern, hex, max_count, json } => {
+            let pattern = grep::parse_pattern(&pattern, hex)?;
+            let n = grep::grep(&file, &pattern, max_count, json)?;
+            Ok(if n > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Diff { a, b, json } => {
+            let report = diff::diff(&a, &b)?;
+            if json {
+                print_json(&report)?;
+            } else {
+                diff::print_text(&report, &mut std::io::stdout().lock())?;
+            }
+            Ok(if report.identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
         Command::Restore { file, out, stream, memory, json } => {
             let restored = restore::restore(&file, &out, stream.options(Strictness::Lenient), memory.max_memory)?;
             let s = &restored.stats;

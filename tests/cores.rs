@@ -259,3 +259,33 @@ fn extract_refuses_streams_that_do_not_validate() {
     }
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "nothing but the input is left");
 }
+
+#[test]
+fn arm_streams_give_aarch64_cores_with_memory_only() {
+    // ARM: no TSC_INFO; the HVM_CONTEXT blob is opaque to us (Xen defines no ARM save records).
+    let mut s = ImageHeader::new(3).as_bytes().to_vec();
+    s.extend_from_slice(DomainHeader::new(DomainType::ARM, 12, 4, 17).as_bytes());
+    s.extend_from_slice(&record_bytes(RecordType::STATIC_DATA_END, &[]));
+    let entries: Vec<PfnEntry> = (0x40..0x48).map(|p| PfnEntry::new(p, PageType::NOTAB)).collect();
+    let bodies: Vec<u8> = entries.iter().flat_map(|e| page_of(e.pfn)).collect();
+    let mut body = Vec::new();
+    encode_page_data(&mut body, &entries, &bodies, 4096);
+    s.extend_from_slice(&body);
+    s.extend_from_slice(&record_bytes(RecordType::HVM_CONTEXT, &[0xa5; 64]));
+    s.extend_from_slice(&record_bytes(RecordType::END, &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("arm.stream");
+    fs::write(&file, &s).unwrap();
+    let elf = dir.path().join("arm.elf");
+    let o = xsr(&["extract", file.to_str().unwrap(), "--format", "elf", "--out", elf.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["pages"].as_u64(), v["vcpus"].as_u64()), (Some(8), Some(0)));
+    let b = fs::read(&elf).unwrap();
+    assert_eq!(u16::from_le_bytes([b[18], b[19]]), 183, "EM_AARCH64");
+    assert_eq!(u16::from_le_bytes([b[56], b[57]]), 1, "one PT_LOAD, no PT_NOTE");
+    let ph = &b[64..120];
+    assert_eq!(u64::from_le_bytes(ph[24..32].try_into().unwrap()), 0x40 << 12, "p_paddr");
+    let off = u64::from_le_bytes(ph[8..16].try_into().unwrap()) as usize;
+    assert!(b[off..off + 4096] == page_of(0x40)[..]);
+}

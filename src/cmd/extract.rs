@@ -66,7 +66,9 @@ pub fn extract(
     if input.as_os_str() != "-" {
         let file = File::open(input).with_context(|| format!("cannot open {name}"))?;
         if file.metadata().with_context(|| format!("cannot stat {name}"))?.is_file() {
-            return one_pass(file, &name, out, format, options, max_memory);
+            // A compressed file is decompressed into an unlinked temporary file first.
+            let seekable = crate::input::Seekable::open(input)?;
+            return one_pass(seekable.file, &name, out, format, options, max_memory);
         }
     }
     via_restore(Input::open(input)?, &name, out, format, options, max_memory)

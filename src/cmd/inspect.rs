@@ -14,7 +14,7 @@ use sr_format::{ByteSource, Item, Record, RecordType, StreamReader, Strictness};
 pub struct Entry {
     /// Absolute offset.
     pub offset: u64,
-    /// Layer: "xl", "libxl" or "libxc".
+    /// Layer: "xl", "virsh", "libxl" or "libxc".
     pub layer: &'static str,
     /// Record index within its layer (headers: none).
     pub index: Option<u64>,
@@ -220,6 +220,17 @@ pub fn inspect<S: ByteSource>(mut reader: StreamReader<S>) -> Report {
                         if header.is_stream_v2() { " STREAMv2" } else { "" },
                         config.len()
                     ),
+                }
+            }
+            Item::Virsh { offset, header, xml } => {
+                report.layers.push("virsh");
+                Entry {
+                    offset,
+                    layer: "virsh",
+                    index: None,
+                    kind: "VIRSH_HEADER".into(),
+                    length: Some(64 + u64::from(header.xml_len.get())),
+                    detail: format!("version {}, domain XML {} bytes", header.version.get(), xml.len()),
                 }
             }
             Item::LibxlHeader { offset, header } => {

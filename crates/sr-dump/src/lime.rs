@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use crate::{CoreInput, DumpError, PageSource, copy_runs};
+use crate::{CoreInput, DumpError, PageSource};
 
 /// `0x4C694D45`, "EMiL" on disk (little-endian).
 pub const LIME_MAGIC: u32 = 0x4C69_4D45;
@@ -45,15 +45,15 @@ impl LimeHeader {
 pub fn write_lime(out: &File, input: &CoreInput, pages: &mut dyn PageSource) -> Result<u64, DumpError> {
     input.check()?;
     let shift = input.page_shift;
-    let mut offsets = Vec::with_capacity(input.runs.len());
+    // Each header right before its range's bodies: the file grows like an append.
     let mut at = 0u64;
     for &[first, count] in &input.runs {
         let header = LimeHeader { start: first << shift, end: ((first + count) << shift) - 1 };
         out.write_all_at(&header.to_bytes(), at).map_err(|source| DumpError::Io { offset: at, source })?;
-        offsets.push(at + LimeHeader::SIZE);
-        at += LimeHeader::SIZE + (count << shift);
+        at += LimeHeader::SIZE;
+        pages.copy_run(first, count, shift, out, at).map_err(|source| DumpError::Io { offset: at, source })?;
+        at += count << shift;
     }
     out.set_len(at).map_err(|source| DumpError::Io { offset: at, source })?;
-    copy_runs(out, input, pages, |i| offsets[i])?;
     Ok(at)
 }

@@ -14,7 +14,7 @@ use crate::{CoreInput, DumpError, PageSource, copy_runs};
 pub fn write_raw(out: &File, input: &CoreInput, pages: &mut dyn PageSource) -> Result<u64, DumpError> {
     input.check()?;
     let len = input.runs.last().map_or(0, |&[first, count]| (first + count) << input.page_shift);
-    out.set_len(len).map_err(|source| DumpError::Io { offset: 0, source })?;
     copy_runs(out, input, pages, |i| input.runs[i][0] << input.page_shift)?;
+    out.set_len(len).map_err(|source| DumpError::Io { offset: len, source })?;
     Ok(len)
 }

@@ -7,8 +7,9 @@ use std::os::unix::fs::FileExt;
 /// Copies the bodies of runs of guest pages into an output file.
 pub trait PageSource {
     /// Copies pages `first .. first + count` (each `1 << page_shift` bytes) to `out` at byte
-    /// `offset`. The output is already sized to its final length, so pages that are all
-    /// zeros may be skipped (they read back as zeros, and stay holes in a sparse file).
+    /// `offset`. Runs are copied in ascending output offsets and the writer sets the output's
+    /// final length afterwards, so pages that are all zeros may be skipped (they read back as
+    /// zeros, and stay holes in a sparse file).
     fn copy_run(&mut self, first: u64, count: u64, page_shift: u32, out: &File, offset: u64) -> io::Result<()>;
 }
 

@@ -2,7 +2,7 @@
 //! record or an x86 PV `vcpu_guest_context`) and [`Aarch64Regs`].
 //!
 //! The sets hold values only; where they came from (and which fields a source cannot
-//! supply) is documented on the decoders: [`HvmHwCpu::regs`](crate::body::HvmHwCpu::regs)
+//! supply) is documented on the decoders: [`HvmHwCpu::regs`](crate::body::hvm_context::HvmHwCpu::regs)
 //! and [`pv_vcpu_regs`](crate::body::pv_vcpu_regs). No Xen stream carries an ARM vcpu's
 //! registers (Xen's `arch-arm/hvm/save.h` defines no save records), so [`Aarch64Regs`] is
 //! filled by callers that read a live domain.

@@ -316,6 +316,14 @@ pub enum Error {
         /// Declared optional data length.
         optional_len: u32,
     },
+    /// The header `virsh save` writes is malformed.
+    #[error("byte {offset}: virsh save header: bad {what}")]
+    BadVirshHeader {
+        /// Offset of the bad field.
+        offset: u64,
+        /// Which field, with the value found.
+        what: String,
+    },
     /// An `xl` file without the STREAMv2 flag: a pre-4.6 legacy image.
     #[error("byte {offset}: legacy (pre-Xen 4.6) save image; convert it with convert-legacy-stream first")]
     LegacyImage {
@@ -372,6 +380,7 @@ impl Error {
             | Error::BadXlFlags { offset, .. }
             | Error::BadXlConfig { offset, .. }
             | Error::LegacyImage { offset }
+            | Error::BadVirshHeader { offset, .. }
             | Error::LibxlRecordTooLong { offset, .. } => offset,
         }
     }

@@ -7,7 +7,8 @@
 //!   ([`RecordHeader`], [`RecordType`]) whose bodies have typed views in [`body`];
 //! * the **libxl stream** ([`libxl`]) that wraps it with a 16-byte header and records such as
 //!   the device-model state;
-//! * the **`xl` save file** header ([`xl`]) with the domain configuration.
+//! * the **`xl` save file** header ([`xl`]) with the domain configuration, or the header
+//!   **`virsh save`** writes for a libxl domain ([`virsh`]) with the domain XML.
 //!
 //! Wire structs are `#[repr(C)]` [`zerocopy`] types with explicit byte-order fields, so they
 //! parse from any offset on any host. Reading goes through one pull parser,
@@ -37,6 +38,7 @@
 #![warn(missing_docs)]
 
 pub mod body;
+mod compression;
 pub mod cpu;
 mod error;
 mod image;
@@ -46,10 +48,12 @@ mod reader;
 mod record;
 mod source;
 pub mod state;
+pub mod virsh;
 mod walk;
 mod writer;
 pub mod xl;
 
+pub use compression::{COMPRESSION_MAGIC_LEN, Compression};
 pub use error::{Error, Result};
 pub use image::{
     DomainHeader, DomainType, IHDR_ID, IHDR_MARKER, IHDR_OPT_BIG_ENDIAN, IHDR_VERSION, IHDR_VERSION_MIN, ImageHeader,

@@ -15,6 +15,7 @@ use crate::image::{DomainHeader, IHDR_MARKER, ImageHeader, Strictness};
 use crate::libxl::{LIBXL_IDENT, LibxlHeader, LibxlRecord, LibxlRecordType};
 use crate::record::{REC_LENGTH_MAX, Record, RecordHeader, RecordType, padded_len};
 use crate::source::{ByteSource, ReadSource, SliceSource, SourceError};
+use crate::virsh::{VIRSH_MAGIC, VirshHeader, virsh_xml};
 use crate::xl::{XL_MAGIC, XlHeader, xl_config};
 
 /// The outermost layer a stream starts with.
@@ -22,6 +23,9 @@ use crate::xl::{XL_MAGIC, XlHeader, xl_config};
 pub enum Layer {
     /// An `xl` save file (xl header, libxl stream, libxc stream).
     Xl,
+    /// A `virsh save` file of a libxl domain (libvirt header and domain XML, libxl stream,
+    /// libxc stream).
+    Virsh,
     /// A libxl stream (libxl header and records around a libxc stream).
     Libxl,
     /// A bare libxc stream (image header, domain header, records).
@@ -33,6 +37,8 @@ impl Layer {
     pub fn detect(first: &[u8; 8]) -> Option<Layer> {
         if first[..] == XL_MAGIC[..8] {
             Some(Layer::Xl)
+        } else if first[..] == VIRSH_MAGIC[..8] {
+            Some(Layer::Virsh)
         } else if u64::from_be_bytes(*first) == LIBXL_IDENT {
             Some(Layer::Libxl)
         } else if u64::from_be_bytes(*first) == IHDR_MARKER {
@@ -42,10 +48,11 @@ impl Layer {
         }
     }
 
-    /// A short name: "xl", "libxl" or "libxc".
+    /// A short name: "xl", "virsh", "libxl" or "libxc".
     pub fn name(self) -> &'static str {
         match self {
             Layer::Xl => "xl",
+            Layer::Virsh => "virsh",
             Layer::Libxl => "libxl",
             Layer::Libxc => "libxc",
         }
@@ -63,6 +70,15 @@ pub enum Item<'a> {
         header: XlHeader,
         /// The configuration (JSON with its NUL, or empty).
         config: &'a [u8],
+    },
+    /// The `virsh save` header and the domain XML.
+    Virsh {
+        /// Offset of the header.
+        offset: u64,
+        /// The fixed header.
+        header: VirshHeader,
+        /// The domain XML, up to its NUL.
+        xml: &'a [u8],
     },
     /// The libxl stream header.
     LibxlHeader {
@@ -247,6 +263,19 @@ impl<S: ByteSource> StreamReader<S> {
                 self.state = State::LibxlHeader;
                 self.wrapped = true;
                 Ok(Item::Xl { offset, header, config })
+            }
+            Layer::Virsh => {
+                let mut raw = [0u8; 64];
+                raw[..8].copy_from_slice(&first);
+                raw[8..].copy_from_slice(self.take(56, "virsh header").map_err(|e| relocate(e, offset, 64))?);
+                let header = VirshHeader::read_from_bytes(&raw)
+                    .map_err(|_| Error::BadVirshHeader { offset, what: "size".into() })?;
+                header.validate(offset)?;
+                let len = u64::from(header.xml_len.get());
+                let xml = take_from(&mut self.src, &mut self.offset, len, "virsh domain XML")?;
+                self.state = State::LibxlHeader;
+                self.wrapped = true;
+                Ok(Item::Virsh { offset, header, xml: virsh_xml(xml) })
             }
             Layer::Libxl => {
                 let mut raw = [0u8; 16];

@@ -56,7 +56,7 @@ pub fn walk_with(data: &[u8], strictness: Strictness) -> Result<WalkSummary> {
                     _ => {}
                 }
             }
-            Item::Xl { .. } | Item::LibxlHeader { .. } | Item::ImageHeader { .. } => {}
+            Item::Xl { .. } | Item::Virsh { .. } | Item::LibxlHeader { .. } | Item::ImageHeader { .. } => {}
         }
     }
     summary.layer = reader.layer();

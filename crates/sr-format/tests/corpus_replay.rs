@@ -79,6 +79,12 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let xl_pv = xl_wrap(Some(PV_CONFIG), &libxl_wrap(&pv, &[]));
     let truncated = xl_pv[..xl_pv.len() - 8].to_vec();
     let emu_short = libxl_wrap(&hvm, &[(LibxlRecordType::EMULATOR_CONTEXT, vec![2, 0, 0])]);
+    let mut virsh_hvm = sr_format::virsh::encode_virsh_header(b"<domain type='xen'><name>hvm</name></domain>");
+    virsh_hvm.extend_from_slice(&libxl_wrap(&hvm, &emulator_records()));
+    let mut virsh_v1 = virsh_hvm.clone();
+    virsh_v1[16] = 1;
+    let mut virsh_xml_long = virsh_hvm.clone();
+    virsh_xml_long[20..24].copy_from_slice(&0x00FF_FFFFu32.to_le_bytes());
 
     vec![
         ("ok-libxc-pv-v3.bin", pv.clone()),
@@ -94,6 +100,9 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("ok-xl-pv.bin", xl_pv),
         ("ok-xl-hvm.bin", xl_wrap(Some(HVM_CONFIG), &libxl_wrap(&hvm, &emulator_records()))),
         ("ok-xl-pv-noconfig.bin", xl_wrap(None, &libxl_wrap(&pv, &[]))),
+        ("ok-virsh-hvm.bin", virsh_hvm),
+        ("bad-virsh-version-1.bin", virsh_v1),
+        ("bad-virsh-xml-truncated.bin", virsh_xml_long),
         ("bad-xl-truncated.bin", truncated),
         ("bad-page-type-7.bin", bad_page_type),
         ("bad-record-too-long.bin", too_long),
@@ -142,6 +151,10 @@ fn seeds_have_the_intended_outcome() {
                 "bad-page-data-count-zero.bin" => matches!(e, Error::PageDataCountZero { offset: 40, .. }),
                 "bad-libxc-version-4.bin" => matches!(e, Error::BadVersion { offset: 12, found: 4 }),
                 "bad-libxl-emulator-short.bin" => matches!(e, Error::BadLibxlLength { found: 3, .. }),
+                "bad-virsh-version-1.bin" => matches!(e, Error::LegacyImage { offset: 0 }),
+                "bad-virsh-xml-truncated.bin" => {
+                    matches!(e, Error::Truncated { offset: 64, what: "virsh domain XML", needed: 0x00FF_FFFF, .. })
+                }
                 _ => false,
             };
             assert!(kind_ok, "{name}: unexpected {e:?}");

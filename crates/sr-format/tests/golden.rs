@@ -753,7 +753,7 @@ fn libxl_stream_golden_parse() {
                 seen.push(format!("dhdr@{offset}"));
             }
             Item::Record(rec) => seen.push(format!("{}#{}@{}", rec.rtype, rec.index, rec.offset)),
-            Item::Xl { .. } => panic!("no xl header here"),
+            Item::Xl { .. } | Item::Virsh { .. } => panic!("no xl or virsh header here"),
         }
     }
     assert_eq!(

@@ -194,6 +194,7 @@ fn facts() -> Facts {
     let mut r = StreamReader::from_slice(d);
     while let Some(item) = r.next_item().unwrap() {
         match item {
+            Item::Virsh { .. } => panic!("the real file is an xl file"),
             Item::Xl { offset, header, config } => {
                 assert_eq!(offset, 0);
                 assert!(header.is_json() && header.is_stream_v2());
@@ -429,6 +430,7 @@ fn reencoding_reproduces_the_file() {
     while let Some(item) = r.next_item().unwrap() {
         match item {
             Item::Xl { config, .. } => out.extend_from_slice(&encode_xl_header(Some(config))),
+            Item::Virsh { .. } => panic!("the real file is an xl file"),
             Item::LibxlHeader { header, .. } => out.extend_from_slice(header.as_bytes()),
             Item::LibxlRecord(rec) => encode_libxl_record(&mut out, rec.rtype, rec.body),
             Item::ImageHeader { header, .. } => {

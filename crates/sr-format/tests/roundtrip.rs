@@ -235,6 +235,7 @@ fn parse_stream(data: &[u8], strictness: Strictness) -> Parsed {
                 p.config = Some(config.to_vec());
                 p.reframed.extend_from_slice(&encode_xl_header(header.is_json().then_some(config)));
             }
+            Item::Virsh { xml, .. } => p.reframed.extend_from_slice(&sr_format::virsh::encode_virsh_header(xml)),
             Item::LibxlHeader { header, .. } => p.reframed.extend_from_slice(header.as_bytes()),
             Item::LibxlRecord(rec) => {
                 if !matches!(

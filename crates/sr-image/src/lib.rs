@@ -7,7 +7,7 @@
 //! [`GuestImage`] pairs it with the stream's bytes (a slice, an mmap or a [`std::fs::File`]
 //! read with `pread`) for guest-physical reads of any length and alignment, and
 //! [`translate`] walks x86 page tables for guest-virtual addresses ([`vcpu_paging`] finds a
-//! PV vcpu's CR3 and paging mode in the stream).
+//! vcpu's CR3 and paging mode in the stream: PV vcpu contexts, HVM CPU save records).
 //!
 //! This crate stands on `sr-format` only: it follows restore's page semantics without
 //! restore's validation (run `sr-restore`'s verify for that).
@@ -37,6 +37,8 @@
 #![warn(missing_docs)]
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod image;
 mod index;
 mod paging;

@@ -45,20 +45,43 @@ pub enum PagingError {
 ///
 /// For x86 PV: the mode from X86_PV_INFO (guest width and page-table levels:
 /// [`PagingMode::for_pv`]) and CR3 from the vcpu's X86_PV_VCPU_BASIC context (already a pfn:
-/// the saver converted it). Other domain types are [`PagingError::Unsupported`].
+/// the saver converted it). For x86 HVM and PVH: CR0, CR3, CR4 and EFER from the vcpu's CPU
+/// save record in HVM_CONTEXT ([`PagingMode::from_registers`]). ARM is
+/// [`PagingError::Unsupported`] (its stage-1 tables are not walked here).
 ///
 /// # Errors
 ///
 /// A missing or malformed record, or an unsupported domain type.
 pub fn vcpu_paging(index: &PageIndex, vcpu: u32) -> Result<VcpuPaging, PagingError> {
-    let dtype = index.domain_type();
-    if !matches!(dtype, DomainType::X86_PV) {
-        return Err(PagingError::Unsupported { domain: dtype.to_string() });
+    match index.domain_type() {
+        DomainType::X86_PV => pv_paging(index, vcpu),
+        DomainType::X86_HVM | DomainType::X86_PVH => hvm_paging(index, vcpu),
+        other => Err(PagingError::Unsupported { domain: other.to_string() }),
     }
+}
+
+fn malformed(offset: u64, what: String) -> PagingError {
+    PagingError::Malformed { offset, what }
+}
+
+fn hvm_paging(index: &PageIndex, vcpu: u32) -> Result<VcpuPaging, PagingError> {
+    let ctx = index
+        .state_record(RecordType::HVM_CONTEXT, None)
+        .ok_or_else(|| PagingError::Missing { what: "HVM_CONTEXT".into() })?;
+    let records = sr_format::body::hvm_context::decode(&ctx.body, ctx.offset + 8)
+        .map_err(|e| malformed(ctx.offset, e.to_string()))?;
+    let (_, regs) = records
+        .vcpu_regs()
+        .into_iter()
+        .find(|(instance, _)| u32::from(*instance) == vcpu)
+        .ok_or_else(|| PagingError::Missing { what: format!("HVM CPU save record for vcpu {vcpu}") })?;
+    Ok(VcpuPaging { mode: PagingMode::from_registers(regs.cr0, regs.cr4, regs.efer), cr3: regs.cr3 })
+}
+
+fn pv_paging(index: &PageIndex, vcpu: u32) -> Result<VcpuPaging, PagingError> {
     let info = index
         .state_record(RecordType::X86_PV_INFO, None)
         .ok_or_else(|| PagingError::Missing { what: "X86_PV_INFO".into() })?;
-    let malformed = |offset, what: String| PagingError::Malformed { offset, what };
     let info = PvInfo::parse(&info.as_record()).map_err(|e| malformed(info.offset, e.to_string()))?;
     let (width, levels) = (info.guest_width, info.pt_levels);
     let mode = PagingMode::for_pv(width, levels)

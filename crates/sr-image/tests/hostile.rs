@@ -33,7 +33,7 @@ fn byte_flips_never_panic() {
             let at = rng.below(b.len() as u64) as usize;
             b[at] ^= 1 << rng.below(8);
         }
-        let _ = build(&b);
+        let _ = sr_image::fuzzing::fuzz_index(&b);
     }
 }
 

@@ -186,3 +186,70 @@ fn real_pv_guest_direct_map() {
     assert_eq!(t.phys, (marked.pfn << 12) + 5);
     assert!(sr_image::vcpu_paging(image.index(), 1).is_err(), "one vcpu only");
 }
+
+/// An HVM stream whose vcpu 0 runs in long mode with CR3 at pfn 1: PML4 (pfn 1) -> PDPT
+/// (pfn 2) -> PD (pfn 3) -> PT (pfn 4) -> data page pfn 9 at `HVM_VA`, and a 2 MiB page at
+/// `HVM_VA + 2 MiB` mapping pfns 0x200.. (only 0x200 is populated).
+pub const HVM_VA: u64 = 0xFFFF_8000_0040_0000;
+
+fn hvm_stream() -> Vec<u8> {
+    use sr_format::body::hvm_context::HvmHwCpu;
+    use sr_format::{DomainHeader, DomainType, ImageHeader, PageType, PfnEntry, RecordType, RecordWriter};
+    use zerocopy::{FromZeros, IntoBytes};
+    let idx = |level: u32| ((HVM_VA >> (12 + 9 * (level - 1))) & 0x1FF) as usize;
+    let mut pages = vec![vec![0u8; 4096]; 5];
+    let mut set =
+        |page: usize, slot: usize, v: u64| pages[page][slot * 8..slot * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    set(1, idx(4), 0x2000 | P | RW);
+    set(2, idx(3), 0x3000 | P | RW);
+    set(3, idx(2), 0x4000 | P | RW);
+    set(3, idx(2) + 1, 0x20_0000 | P | PS);
+    set(4, idx(1), 0x9000 | P | NX);
+    let mut data = vec![0u8; 4096];
+    data[..16].copy_from_slice(b"HVM-VIRTUAL-PAGE");
+    let mut big = vec![0u8; 4096];
+    big[..8].copy_from_slice(b"BIG-PAGE");
+    let pfns = [1u64, 2, 3, 4, 9, 0x200];
+    let words: Vec<u8> = pfns.iter().flat_map(|&p| PfnEntry::new(p, PageType::NOTAB).encode().to_le_bytes()).collect();
+    let bodies = [&pages[1][..], &pages[2][..], &pages[3][..], &pages[4][..], &data[..], &big[..]];
+
+    let mut cpu = HvmHwCpu::new_zeroed();
+    cpu.cr0.set(0x8000_0011); // PG | ET | PE
+    cpu.cr4.set(0x20); // PAE
+    cpu.msr_efer.set(0x500); // LMA | LME
+    cpu.cr3.set(0x1000);
+    let mut blob = Vec::new();
+    let mut entry = |code: u16, payload: &[u8]| {
+        blob.extend_from_slice(&code.to_le_bytes());
+        blob.extend_from_slice(&0u16.to_le_bytes());
+        blob.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        blob.extend_from_slice(payload);
+    };
+    entry(1, &[0u8; 24]);
+    entry(2, cpu.as_bytes());
+    entry(0, &[]);
+
+    let mut w = RecordWriter::new(Vec::new());
+    w.write_headers(&ImageHeader::new(3), &DomainHeader::new(DomainType::X86_HVM, 12, 4, 17)).unwrap();
+    w.write_record(RecordType::STATIC_DATA_END, &[]).unwrap();
+    w.write_page_data(pfns.len(), pfns.len(), 4096, &words, &bodies).unwrap();
+    w.write_record(RecordType::HVM_CONTEXT, &blob).unwrap();
+    w.write_record(RecordType::END, &[]).unwrap();
+    w.into_inner()
+}
+
+#[test]
+fn hvm_paging_comes_from_the_cpu_save_record() {
+    let bytes = hvm_stream();
+    let image = sr_image::GuestImage::from_bytes(&bytes[..]).unwrap();
+    let paging = sr_image::vcpu_paging(image.index(), 0).unwrap();
+    assert_eq!(paging, sr_image::VcpuPaging { mode: PagingMode::FourLevel, cr3: 0x1000 });
+    let t = translate(&image, paging.mode, paging.cr3, HVM_VA + 3).unwrap();
+    assert_eq!(t, Translation { phys: 0x9003, page_size: 4096, level: 1 });
+    let mut buf = [0u8; 16];
+    image.read_phys(t.phys - 3, &mut buf, sr_image::Holes::Error).unwrap();
+    assert_eq!(&buf, b"HVM-VIRTUAL-PAGE");
+    let t = translate(&image, paging.mode, paging.cr3, HVM_VA + (2 << 20) + 0x1234).unwrap();
+    assert_eq!(t, Translation { phys: 0x20_1234, page_size: 2 << 20, level: 2 });
+    assert!(sr_image::vcpu_paging(image.index(), 1).is_err(), "no CPU record for vcpu 1");
+}

@@ -169,6 +169,7 @@ impl<'p> Restorer<'p> {
             };
             match item {
                 Item::Xl { config, .. } => run.container.xl_config = Some(config.to_vec()),
+                Item::Virsh { .. } => {}
                 Item::LibxlHeader { header, .. } => {
                     run.wrapped = true;
                     run.container.libxl_legacy = header.options.get() & sr_format::libxl::LIBXL_OPT_LEGACY != 0;

@@ -224,6 +224,7 @@ pub fn small_streams() -> Vec<(&'static str, Vec<u8>)> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owned {
     Xl { offset: u64, config: Vec<u8> },
+    Virsh { offset: u64, xml: Vec<u8> },
     LibxlHeader { offset: u64 },
     LibxlRecord { offset: u64, index: u64, rtype: u32, body: Vec<u8>, padding_nonzero: bool },
     ImageHeader { offset: u64, version: u32 },
@@ -234,6 +235,7 @@ pub enum Owned {
 pub fn own(item: &Item<'_>) -> Owned {
     match *item {
         Item::Xl { offset, config, .. } => Owned::Xl { offset, config: config.to_vec() },
+        Item::Virsh { offset, xml, .. } => Owned::Virsh { offset, xml: xml.to_vec() },
         Item::LibxlHeader { offset, .. } => Owned::LibxlHeader { offset },
         Item::LibxlRecord(r) => Owned::LibxlRecord {
             offset: r.offset,

@@ -297,7 +297,8 @@ pub fn scan(bytes: &[u8]) -> (Vec<Seen>, Option<sr_format::Error>) {
             Ok(None) => return (seen, None),
             Err(e) => return (seen, Some(e)),
             Ok(Some(item)) => seen.push(match item {
-                Item::Xl { .. } => Seen::Xl,
+                // sr-save never writes a virsh header; it would show as the outer header it is.
+                Item::Xl { .. } | Item::Virsh { .. } => Seen::Xl,
                 Item::LibxlHeader { .. } => Seen::LibxlHeader,
                 Item::LibxlRecord(r) => Seen::Libxl(r.rtype),
                 Item::ImageHeader { header, .. } => Seen::ImageHeader(header.version.get()),
