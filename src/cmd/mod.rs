@@ -1,9 +1,9 @@
 //! The subcommands.
 
 pub mod demo;
+pub mod diff;
 #[cfg(feature = "xen")]
 pub mod dump;
-pub mod diff;
 pub mod extract;
 pub mod grep;
 pub mod inspect;
