@@ -424,32 +424,37 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
 
 /// Prints the summary as text.
 pub fn print_summary(s: &DumpSummary, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let format = match s.format {
+        DumpFormat::Raw => "raw",
+        DumpFormat::Elf => "ELF",
+        DumpFormat::Lime => "LiME",
+    };
     writeln!(
         out,
-        "dumped domain {} ({}) {}: {} pages in {} runs, {} bytes of {:?}, {:.3} s ({:.1} MiB/s)",
+        "dumped domain {} ({}) {}: {} pages in {} runs, {} bytes of {format}, {:.3} s ({:.1} MiB/s)",
         s.domid,
         s.kind,
-        if s.live { "live" } else { "paused" },
+        if s.live { format!("live ({} pre-copy)", s.dirty_tracking) } else { "paused".to_string() },
         s.pages,
         s.runs,
         s.bytes,
-        s.format,
         s.seconds,
         s.mib_per_sec
     )?;
     for p in &s.passes {
         writeln!(
             out,
-            "  pass {}: {} pages in {:.3} s{}",
+            "  pass {}: {} pages read, {} written, {:.3} s{}",
             p.pass,
             p.pages,
+            p.written,
             p.seconds,
             if p.paused { " (paused)" } else { "" }
         )?;
     }
     writeln!(
         out,
-        "  guest paused {:.1} ms; {} vcpu contexts; {} unreadable pages; {} p2m changes",
+        "  guest paused {:.1} ms; {} vcpu register notes; {} unreadable pages; {} p2m changes",
         s.paused_ms, s.vcpus, s.unreadable_pages, s.p2m_changes
     )
 }
@@ -534,6 +539,41 @@ mod tests {
         let Cpus::X86(regs) = pv_cpus(&[(0, frames)], 8, m2p) else { panic!("no registers") };
         assert_eq!(regs[0].1.cr3, 0x9009 << 12);
         assert!(matches!(pv_cpus(&[(0, vec![0; 100])], 8, m2p), Cpus::None));
+    }
+
+    #[test]
+    fn text_summary_names_passes_tracking_and_pause() {
+        let s = DumpSummary {
+            domid: 3,
+            kind: "pv",
+            format: DumpFormat::Lime,
+            live: true,
+            dirty_tracking: "compare",
+            pages: 8192,
+            runs: 1,
+            bytes: 33554464,
+            unreadable_pages: 0,
+            p2m_changes: 2,
+            passes: vec![
+                PassSummary { pass: 0, pages: 8192, written: 8192, seconds: 1.0, paused: false },
+                PassSummary { pass: 1, pages: 8192, written: 7, seconds: 0.5, paused: true },
+            ],
+            paused_ms: 512.5,
+            seconds: 2.0,
+            mib_per_sec: 16.0,
+            vcpus: 1,
+            hvm_context_bytes: 0,
+        };
+        let mut out = Vec::new();
+        print_summary(&s, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with(
+                "dumped domain 3 (pv) live (compare pre-copy): 8192 pages in 1 runs, 33554464 bytes of LiME"
+            )
+        );
+        assert!(text.contains("  pass 1: 8192 pages read, 7 written, 0.500 s (paused)\n"));
+        assert!(text.contains("guest paused 512.5 ms; 1 vcpu register notes; 0 unreadable pages; 2 p2m changes"));
     }
 
     #[test]

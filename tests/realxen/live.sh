@@ -5,6 +5,11 @@
 # shorter than the paused dumps' median pause.
 . ./common.sh
 rounds=3
+# The text summaries, once each (for the README).
+./xsr dump --domain "$GUEST" --out "$OUT/text-paused.elf" || fail=1
+./xsr dump --domain "$GUEST" --out "$OUT/text-live.lime" --format lime --live || fail=1
+rm -f "$OUT/text-paused.elf" "$OUT/text-live.lime"
+check runs_on
 for r in $(seq 1 $rounds); do
     ./xsr dump --domain "$GUEST" --out "$OUT/paused-$r.elf" --json > "$OUT/paused-$r.json" || fail=1
     check runs_on

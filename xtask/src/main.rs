@@ -730,7 +730,11 @@ fn host_checks(job: &str, out: &Path) -> Result<Vec<String>, Error> {
         let gdb = Command::new("gdb").args(["--batch", "-nx", "-ex", "info threads", "-c"]).arg(&path).output();
         if let Ok(o) = gdb {
             let text = String::from_utf8_lossy(&o.stdout);
-            let threads = text.lines().filter(|l| l.contains("LWP") || l.contains("Thread")).count();
+            // `info threads` rows: "* 1    LWP 1   0x... in ?? ()" (current) or "  2    LWP 2 ...".
+            let threads = text
+                .lines()
+                .filter(|l| l.contains("LWP") && l.trim_start().starts_with(|c: char| c == '*' || c.is_ascii_digit()))
+                .count();
             if threads == 0 {
                 return Err(err(format!("gdb sees no thread in {elf}: {text}")));
             }
