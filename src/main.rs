@@ -81,6 +81,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Dump a running Xen domain's memory from dom0 (paused, or live with a short pause).
+    #[cfg(feature = "xen")]
+    Dump {
+        /// Domain id or name.
+        #[arg(long)]
+        domain: String,
+        /// Output file (written atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "elf")]
+        format: xsr::cmd::dump::DumpFormat,
+        /// Copy while the guest runs (log-dirty pre-copy), then pause only for the last dirty pages.
+        #[arg(long)]
+        live: bool,
+        /// Live: most copy passes before pausing.
+        #[arg(long, default_value_t = 5, requires = "live")]
+        max_iterations: u32,
+        /// Live: pause once fewer pages than this were dirtied during a pass.
+        #[arg(long, default_value_t = 50, requires = "live")]
+        dirty_threshold: u64,
+        /// Live: pause once the dirty pages would take less than this many milliseconds.
+        #[arg(long, requires = "live")]
+        downtime_ms: Option<u64>,
+        /// pfns per foreign-mapping batch.
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a domain image directory (from `xsr restore`) as a stream: the inverse of restore.
     Save {
         /// The directory.
@@ -360,6 +391,27 @@ fn print_save_summary(stats: &sr_save::SaveStats) {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        #[cfg(feature = "xen")]
+        Command::Dump { domain, out, format, live, max_iterations, dirty_threshold, downtime_ms, batch, json } => {
+            let settings = xsr::cmd::dump::DumpSettings {
+                domain,
+                out,
+                format,
+                live: live.then_some(PrecopyPolicy {
+                    max_iterations,
+                    dirty_threshold,
+                    downtime_target: downtime_ms.map(std::time::Duration::from_millis),
+                }),
+                batch,
+            };
+            let summary = xsr::cmd::dump::dump(&settings)?;
+            if json {
+                print_json(&summary)?;
+            } else {
+                xsr::cmd::dump::print_summary(&summary, &mut std::io::stdout().lock())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Save { dir, out, save, json } => {
             let stats = save::save(&dir, &out, &save.settings())?;
             if json {

@@ -110,7 +110,12 @@ fn cpus_of(state: &DomainState) -> (Cpus, Option<String>) {
 }
 
 /// Creates the output under its temporary name, writes it and renames it into place.
-fn write_output(out: &Path, format: ExtractFormat, input: &CoreInput, pages: &mut dyn PageSource) -> Result<u64> {
+pub(crate) fn write_output(
+    out: &Path,
+    format: ExtractFormat,
+    input: &CoreInput,
+    pages: &mut dyn PageSource,
+) -> Result<u64> {
     let dest = AtomicFile::new(out)?;
     let file = OpenOptions::new()
         .write(true)

@@ -2,6 +2,8 @@
 
 pub mod demo;
 pub mod diff;
+#[cfg(feature = "xen")]
+pub mod dump;
 pub mod extract;
 pub mod grep;
 pub mod inspect;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use sr_format::REC_LENGTH_MAX;
 
 use crate::error::SaveError;
+use crate::events::IterationStats;
 
 /// Xen's batch size: 1024 pfns, 4 MiB of 4 KiB pages, the limit of one `getpageframeinfo3`.
 pub const DEFAULT_BATCH_PFNS: usize = 1024;
@@ -109,6 +110,15 @@ pub struct PrecopyPolicy {
 impl Default for PrecopyPolicy {
     fn default() -> Self {
         Self { max_iterations: 5, dirty_threshold: 50, downtime_target: None }
+    }
+}
+
+impl PrecopyPolicy {
+    /// The saver's decision after `passes` live passes, with `dirty` pages dirtied during the
+    /// last one (`last`): whether to pause now. Public so that other pre-copy loops (e.g. a
+    /// memory dump into a raw image) follow exactly the saver's policy.
+    pub fn should_stop(&self, passes: u32, dirty: u64, page_size: u64, last: &IterationStats) -> bool {
+        crate::live::should_stop(self, passes, dirty, page_size, last)
     }
 }
 

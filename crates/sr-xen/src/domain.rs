@@ -1,0 +1,274 @@
+//! [`XenDomain`]: one running domain opened from dom0, its memory, pause and log-dirty
+//! control under a [`DomainGuard`], and its vcpu state.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use sr_memory::{AtomicPfnBitmap, PfnBitmap};
+
+use crate::control::{DomainControl, DomainGuard};
+use crate::error::XenError;
+use crate::ffi::{DomainInfo, ForeignMemory, XenCtrl, XenStore};
+use crate::interrupt::Interrupt;
+use crate::memory::{Addressing, XenMemory};
+
+/// The kind of guest, as far as memory access goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainKind {
+    /// x86 PV with guest words of `width` bytes (8: 64-bit).
+    Pv {
+        /// Bytes per guest word.
+        width: u32,
+    },
+    /// x86 HVM or PVH (gfns map directly).
+    Hvm,
+}
+
+/// libxenctrl behind a lock plus the domain id: the [`DomainControl`] of the guard.
+#[derive(Debug, Clone)]
+pub struct Control {
+    ctrl: Arc<Mutex<XenCtrl>>,
+    domid: u32,
+    log_dirty: Arc<AtomicBool>,
+}
+
+impl Control {
+    fn ctrl(&self) -> MutexGuard<'_, XenCtrl> {
+        self.ctrl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl DomainControl for Control {
+    fn pause(&self) -> Result<(), XenError> {
+        self.ctrl().pause(self.domid)
+    }
+    fn unpause(&self) -> Result<(), XenError> {
+        self.ctrl().unpause(self.domid)
+    }
+    fn set_log_dirty(&self, on: bool) -> Result<(), XenError> {
+        let op = if on { xen_sys::XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY } else { xen_sys::XEN_DOMCTL_SHADOW_OP_OFF };
+        if !on {
+            // Stop reading the bitmap first: from here on the dirty sets are conservative.
+            self.log_dirty.store(false, Ordering::SeqCst);
+        }
+        self.ctrl().shadow_op(self.domid, op)?;
+        self.log_dirty.store(on, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A running domain opened for reading from dom0.
+///
+/// Dropping it puts the domain back as found (see [`DomainGuard`]); call
+/// [`restore`](Self::restore) to see errors.
+#[derive(Debug)]
+pub struct XenDomain {
+    info: DomainInfo,
+    kind: DomainKind,
+    memory: Arc<XenMemory>,
+    guard: Mutex<DomainGuard<Control>>,
+    interrupt: Interrupt,
+}
+
+/// Resolves `DOMID` or a domain name (xenstore's `/local/domain/*/name`, as `xl domid` does).
+pub fn resolve_domain(domain: &str) -> Result<u32, XenError> {
+    if let Ok(id) = domain.parse::<u32>() {
+        return Ok(id);
+    }
+    let xs = XenStore::open()?;
+    for id in xs.directory("/local/domain") {
+        if xs.read(&format!("/local/domain/{id}/name")).as_deref() == Some(domain)
+            && let Ok(id) = id.parse()
+        {
+            return Ok(id);
+        }
+    }
+    Err(XenError::NoSuchDomain { domain: domain.to_string() })
+}
+
+impl XenDomain {
+    /// Opens domain `domid`: libxenctrl and foreign-memory handles, the domain's kind and, for
+    /// PV, the host m2p and the guest's p2m (read while it runs;
+    /// [`refresh_p2m`](Self::refresh_p2m) rereads it once paused).
+    pub fn open(domid: u32, interrupt: Interrupt) -> Result<Self, XenError> {
+        let ctrl = XenCtrl::open()?;
+        let info = ctrl.domain_info(domid)?;
+        if info.shutdown {
+            return Err(XenError::NotRunning { domid });
+        }
+        let fmem = Arc::new(ForeignMemory::open()?);
+        let (kind, addressing, pfn_limit) = if info.hvm {
+            let max_gpfn = ctrl.maximum_gpfn(domid)?;
+            let limit = max_gpfn.checked_add(1).filter(|&l| l <= sr_memory::MAX_PFN_LIMIT);
+            let limit = limit.ok_or(XenError::Layout { what: "maximum gpfn", value: max_gpfn })?;
+            (DomainKind::Hvm, Addressing::Hvm, limit)
+        } else {
+            let width = ctrl.guest_width(domid)?;
+            if width != 8 {
+                return Err(XenError::Width { width });
+            }
+            let max_mfn = ctrl.maximum_ram_page()?;
+            let m2p = ctrl.map_m2p(max_mfn)?;
+            let addressing = Addressing::Pv {
+                width,
+                shared_info_mfn: info.shared_info_frame,
+                m2p,
+                max_mfn,
+                p2m: RwLock::new(Vec::new()),
+            };
+            // Until the p2m is read, its size bounds nothing: use sr-memory's cap, then shrink.
+            (DomainKind::Pv { width }, addressing, sr_memory::MAX_PFN_LIMIT)
+        };
+        let ctrl = Arc::new(Mutex::new(ctrl));
+        let log_dirty = Arc::new(AtomicBool::new(false));
+        let mut memory = XenMemory {
+            domid,
+            ctrl: Arc::clone(&ctrl),
+            fmem,
+            addressing,
+            windows: Mutex::new(std::collections::HashMap::new()),
+            pfn_limit,
+            populated: RwLock::new(PfnBitmap::new(0)),
+            log_dirty: AtomicBool::new(false),
+            pending: Mutex::new(PfnBitmap::new(0)),
+            unreadable: AtomicPfnBitmap::new(0),
+            failure: Mutex::new(None),
+            interrupt: interrupt.clone(),
+            mapped_batches: AtomicU64::new(0),
+        };
+        match kind {
+            DomainKind::Pv { .. } => {
+                let (p2m, backed) = memory.read_pv_p2m()?;
+                // The p2m's size at open bounds every later read of it.
+                memory.pfn_limit = p2m.len() as u64;
+                memory.populated = RwLock::new(PfnBitmap::new(memory.pfn_limit));
+                memory.pending = Mutex::new(PfnBitmap::new(memory.pfn_limit));
+                memory.install_p2m(p2m, &backed)?;
+            }
+            DomainKind::Hvm => {
+                let mut all = PfnBitmap::new(pfn_limit);
+                for p in 0..pfn_limit {
+                    all.set(p);
+                }
+                memory.populated = RwLock::new(all);
+            }
+        }
+        memory.pending = Mutex::new(PfnBitmap::new(memory.pfn_limit));
+        memory.unreadable = AtomicPfnBitmap::new(memory.pfn_limit);
+        let memory = Arc::new(memory);
+        let control = Control { ctrl, domid, log_dirty };
+        Ok(Self { info, kind, memory, guard: Mutex::new(DomainGuard::new(control)), interrupt })
+    }
+
+    /// What Xen said about the domain when it was opened.
+    pub fn info(&self) -> DomainInfo {
+        self.info
+    }
+
+    /// The domain id.
+    pub fn domid(&self) -> u32 {
+        self.info.domid
+    }
+
+    /// PV (with its width) or HVM.
+    pub fn kind(&self) -> DomainKind {
+        self.kind
+    }
+
+    /// The domain's memory as a [`sr_memory::GuestMemory`].
+    pub fn memory(&self) -> &Arc<XenMemory> {
+        &self.memory
+    }
+
+    /// The interrupt flag this domain's reads check.
+    pub fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
+    }
+
+    fn guard(&self) -> MutexGuard<'_, DomainGuard<Control>> {
+        self.guard.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Pauses the domain (undone by [`unpause`](Self::unpause), [`restore`](Self::restore) or
+    /// drop).
+    pub fn pause(&self) -> Result<(), XenError> {
+        self.guard().pause()
+    }
+
+    /// Releases this process's pause.
+    pub fn unpause(&self) -> Result<(), XenError> {
+        self.guard().unpause()
+    }
+
+    /// Turns log-dirty mode on and starts the memory's dirty log (the first
+    /// [`take_dirty`](sr_memory::GuestMemory::take_dirty) after this clears the bitmap).
+    pub fn enable_log_dirty(&self) -> Result<(), XenError> {
+        let mut g = self.guard();
+        g.enable_log_dirty()?;
+        self.memory.log_dirty.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Turns log-dirty mode off (the dirty log then reports everything).
+    pub fn disable_log_dirty(&self) -> Result<(), XenError> {
+        self.memory.log_dirty.store(false, Ordering::SeqCst);
+        self.guard().disable_log_dirty()
+    }
+
+    /// Whether this process holds log-dirty mode on.
+    pub fn log_dirty(&self) -> bool {
+        self.guard().log_dirty()
+    }
+
+    /// Puts the domain back as found: log-dirty off, then unpause (both tried).
+    pub fn restore(&self) -> Result<(), XenError> {
+        self.memory.log_dirty.store(false, Ordering::SeqCst);
+        self.guard().restore()
+    }
+
+    /// PV: rereads the p2m (normally once paused, for a consistent image) and queues the pfns
+    /// whose frame changed into the next dirty set; returns how many. HVM: 0.
+    pub fn refresh_p2m(&self) -> Result<u64, XenError> {
+        if self.memory.pv_layout().is_none() {
+            return Ok(0);
+        }
+        let (p2m, backed) = self.memory.read_pv_p2m()?;
+        self.memory.install_p2m(p2m, &backed)
+    }
+
+    /// PV: each online vcpu's `vcpu_guest_context` (Xen's layout for the guest's width, machine
+    /// frames not normalised), by vcpu id. HVM: empty (see [`hvm_context`](Self::hvm_context)).
+    pub fn vcpu_contexts(&self) -> Result<Vec<(u32, Vec<u8>)>, XenError> {
+        let DomainKind::Pv { width } = self.kind else { return Ok(Vec::new()) };
+        let ctrl = self.memory.ctrl.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for vcpu in 0..=self.info.max_vcpu_id {
+            if let Some(ctx) = ctrl.vcpu_context(self.info.domid, vcpu, width)? {
+                out.push((vcpu, ctx));
+            }
+        }
+        Ok(out)
+    }
+
+    /// HVM: the HVM context blob (`xc_domain_hvm_getcontext`), the body of an HVM_CONTEXT
+    /// record, with every vcpu's CPU registers. PV: `None`.
+    pub fn hvm_context(&self) -> Result<Option<Vec<u8>>, XenError> {
+        if self.kind != DomainKind::Hvm {
+            return Ok(None);
+        }
+        let ctrl = self.memory.ctrl.lock().unwrap_or_else(|e| e.into_inner());
+        ctrl.hvm_context(self.info.domid).map(Some)
+    }
+
+    /// Whether Xen reports the domain paused now (by anyone).
+    pub fn paused_now(&self) -> Result<bool, XenError> {
+        let ctrl = self.memory.ctrl.lock().unwrap_or_else(|e| e.into_inner());
+        ctrl.domain_info(self.info.domid).map(|i| i.paused)
+    }
+}
+
+impl Drop for XenDomain {
+    fn drop(&mut self) {
+        let _ = self.restore();
+    }
+}

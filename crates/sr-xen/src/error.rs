@@ -1,0 +1,91 @@
+//! The crate's error type.
+
+/// Everything that can go wrong talking to a running Xen domain.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum XenError {
+    /// A libxenctrl / libxenforeignmemory / libxenstore call failed.
+    #[error("{call} failed: {}", std::io::Error::from_raw_os_error(*errno))]
+    Call {
+        /// The library function.
+        call: &'static str,
+        /// Its errno.
+        errno: i32,
+    },
+    /// No domain with this id or name.
+    #[error("no domain {domain}")]
+    NoSuchDomain {
+        /// The id or name asked for.
+        domain: String,
+    },
+    /// The domain is shutting down or dying.
+    #[error("domain {domid} is shut down or dying")]
+    NotRunning {
+        /// The domain id.
+        domid: u32,
+    },
+    /// A value read from the guest or the hypervisor is out of the range this backend accepts
+    /// (a hostile or corrupt p2m, frame list, shared info or bitmap size).
+    #[error("{what}: {value:#x} out of range")]
+    Layout {
+        /// What the value is.
+        what: &'static str,
+        /// The value.
+        value: u64,
+    },
+    /// A guest page table on the way to the p2m has an entry that is not present or maps a
+    /// superpage (`level` 4..1, `index` in the table, `pte` its value).
+    #[error("p2m page-table walk: level {level} entry {index} is {pte:#x} (not a present 4 KiB mapping)")]
+    P2mWalk {
+        /// Page-table level (4 = top).
+        level: u32,
+        /// Entry index.
+        index: usize,
+        /// The entry.
+        pte: u64,
+    },
+    /// A frame the walk needs (shared info, frame list, p2m page) could not be mapped.
+    #[error("cannot map {what} frame {frame:#x}: {}", std::io::Error::from_raw_os_error(*errno))]
+    Frame {
+        /// Which structure.
+        what: &'static str,
+        /// The frame.
+        frame: u64,
+        /// The per-frame errno of the mapping.
+        errno: i32,
+    },
+    /// Guest width this backend does not handle.
+    #[error("unsupported PV guest width {width} (64-bit PV guests are supported)")]
+    Width {
+        /// Bytes per guest word.
+        width: u32,
+    },
+    /// The guest's p2m changed while it was read (p2m_generation moved).
+    #[error("the guest's p2m changed while it was read (generation {before} -> {after})")]
+    P2mChanged {
+        /// Generation before.
+        before: u64,
+        /// Generation after.
+        after: u64,
+    },
+    /// SIGINT or SIGTERM arrived; the domain was (or is being) put back as found.
+    #[error("interrupted by signal {signal}")]
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+    },
+}
+
+impl XenError {
+    /// Whether Xen answered "not supported" (`EOPNOTSUPP`), e.g. log-dirty mode for a PV guest
+    /// on a hypervisor built without shadow paging (`CONFIG_SHADOW_PAGING=n`, as Debian's 4.17).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, XenError::Call { errno, .. } if *errno == libc::EOPNOTSUPP)
+    }
+}
+
+impl From<XenError> for sr_memory::MemoryError {
+    fn from(e: XenError) -> Self {
+        sr_memory::MemoryError::Backend(e.to_string())
+    }
+}

@@ -1,0 +1,46 @@
+//! A running Xen domain's memory from dom0, as an [`sr_memory::GuestMemory`] backend.
+//!
+//! [`XenDomain::open`] opens a domain by id ([`resolve_domain`] turns a name into one) with
+//! libxenctrl and libxenforeignmemory; [`XenDomain::memory`] is its memory:
+//!
+//! * **frames** are mapped read-only in 4 MiB windows (`xenforeignmemory_map`) kept across
+//!   passes, one copy per page; a frame that does not map is a hole (zeros, counted), not a
+//!   failure;
+//! * **x86 PV** guests are addressed through their own p2m, found as Xen's saver finds it
+//!   ([`p2m`]: the virtual p2m list through the guest's page tables, or the frame-list tree
+//!   in the shared info page), each entry checked against the host's m2p; **x86 HVM/PVH**
+//!   gfns map directly;
+//! * the **dirty log** is Xen's log-dirty mode (`XEN_DOMCTL_shadow_op` through libxenctrl:
+//!   enable, clean, off), so sr-save's live pre-copy and `xsr dump --live` drive it;
+//! * **pause/unpause and log-dirty** go through a [`DomainGuard`] that puts the domain back
+//!   as found (log-dirty off, then unpaused) on every way out, and SIGINT/SIGTERM set an
+//!   [`Interrupt`] flag every batch checks;
+//! * **vcpu state**: [`XenDomain::vcpu_contexts`] (PV) and [`XenDomain::hvm_context`] (HVM).
+//!
+//! All `unsafe` is in the `ffi` module. Bindings come from `libxen-sys` (bindgen over the
+//! installed Xen headers: `apt-get install libxen-dev libclang-dev pkg-config`); at run time
+//! the domain's host needs Xen's libraries (dom0 has them) and root.
+
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+mod control;
+pub mod dirty;
+mod domain;
+mod error;
+mod ffi;
+mod interrupt;
+mod memory;
+pub mod p2m;
+
+pub use control::{DomainControl, DomainGuard};
+pub use domain::{Control, DomainKind, XenDomain, resolve_domain};
+pub use error::XenError;
+pub use ffi::{DomainInfo, PAGE_SIZE};
+pub use interrupt::Interrupt;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+pub use memory::{MAX_WINDOWS, WINDOW_PFNS, XenMemory};

@@ -1,0 +1,338 @@
+//! [`XenMemory`]: a running domain's memory as an sr-memory [`GuestMemory`] (read-only).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use sr_memory::{AtomicPfnBitmap, GuestMemory, MemoryError, Pfn, PfnBitmap, check_batch};
+
+use crate::dirty::bitmap_from_xen;
+use crate::error::XenError;
+use crate::ffi::{ForeignMemory, M2p, Mapping, PAGE_SIZE, XenCtrl};
+use crate::interrupt::Interrupt;
+use crate::p2m::{self, ArchSharedInfo, FrameReader};
+
+/// How guest frames are addressed.
+#[derive(Debug)]
+pub(crate) enum Addressing {
+    /// x86 PV: pfn -> mfn through the guest's own p2m, checked against the host's m2p.
+    Pv {
+        /// Guest word size (8).
+        width: u32,
+        /// The machine frame of the shared info page.
+        shared_info_mfn: u64,
+        /// The host's m2p.
+        m2p: M2p,
+        /// Highest machine frame of the host.
+        max_mfn: u64,
+        /// The p2m as last read (raw entries), indexed by pfn.
+        p2m: RwLock<Vec<u64>>,
+    },
+    /// x86 HVM/PVH: gfns map directly.
+    Hvm,
+}
+
+/// pfns per persistent mapping window (4 MiB of 4 KiB pages, one `xenforeignmemory_map`).
+pub const WINDOW_PFNS: u64 = 1024;
+
+/// The most windows kept mapped (64 GiB of guest memory, one VMA each: well below Linux's
+/// default `vm.max_map_count` of 65530); beyond it the cache is emptied and refilled.
+pub const MAX_WINDOWS: usize = 16_384;
+
+/// One window: its mapping and, per pfn offset, the frame's index in it (`u32::MAX`: the pfn
+/// has no frame of the guest's own and reads as zeros).
+#[derive(Debug)]
+pub(crate) struct Window {
+    map: Mapping,
+    slots: Vec<u32>,
+}
+
+/// Reads frames of one domain through a foreign mapping, for the p2m walk.
+pub(crate) struct Frames<'a> {
+    pub(crate) fmem: &'a Arc<ForeignMemory>,
+    pub(crate) domid: u32,
+}
+
+impl FrameReader for Frames<'_> {
+    fn read_frames(&mut self, what: &'static str, frames: &[u64], out: &mut [u8]) -> Result<(), XenError> {
+        let map = self.fmem.map_read(self.domid, frames)?;
+        for (i, (&frame, page)) in frames.iter().zip(out.chunks_exact_mut(PAGE_SIZE)).enumerate() {
+            if !map.copy_frame(i, page) {
+                return Err(XenError::Frame { what, frame, errno: map.error(i) });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A running Xen domain's memory, read through batches of read-only foreign mappings.
+///
+/// * `read_pages` copies each page once into the caller's buffer from a window of
+///   [`WINDOW_PFNS`] pfns mapped with one `xenforeignmemory_map` on first use and kept mapped
+///   (at most [`MAX_WINDOWS`]; a window is remapped when the p2m of one of its pfns changes). A frame that does not map (a hole, a
+///   paged-out or shared frame: the per-frame errno) reads as zeros and is recorded in
+///   [`unreadable`](Self::unreadable); it is not an error. PV pfns without a frame of their own
+///   (the p2m entry is invalid or the m2p disagrees, Xen's `mfn_in_pseudophys_map`) are not
+///   populated and read as zeros.
+/// * `take_dirty` is Xen's log-dirty bitmap (`XEN_DOMCTL_SHADOW_OP_CLEAN`) while log-dirty mode
+///   is on, plus the pfns whose p2m entry changed at the last
+///   [`XenDomain::refresh_p2m`](crate::XenDomain::refresh_p2m). With log-dirty off, or if the hypercall fails, every
+///   populated pfn is reported dirty (never too few); a failure is kept for
+///   [`failure`](Self::failure).
+/// * Writes are refused: a dump never changes the guest.
+/// * Every batch checks the [`Interrupt`] flag first, so SIGINT/SIGTERM stop a copy within one
+///   batch.
+#[derive(Debug)]
+pub struct XenMemory {
+    pub(crate) domid: u32,
+    pub(crate) ctrl: Arc<Mutex<XenCtrl>>,
+    pub(crate) fmem: Arc<ForeignMemory>,
+    pub(crate) addressing: Addressing,
+    /// Persistent read-only mappings of aligned windows of [`WINDOW_PFNS`] pfns, made on
+    /// first read and kept, so that later passes copy without mapping again.
+    pub(crate) windows: Mutex<HashMap<u64, Arc<Window>>>,
+    pub(crate) pfn_limit: u64,
+    pub(crate) populated: RwLock<PfnBitmap>,
+    pub(crate) log_dirty: AtomicBool,
+    pub(crate) pending: Mutex<PfnBitmap>,
+    pub(crate) unreadable: AtomicPfnBitmap,
+    pub(crate) failure: Mutex<Option<String>>,
+    pub(crate) interrupt: Interrupt,
+    pub(crate) mapped_batches: AtomicU64,
+}
+
+impl XenMemory {
+    /// Pfns whose frame failed to map in some read (they read as zeros).
+    pub fn unreadable(&self) -> PfnBitmap {
+        self.unreadable.snapshot()
+    }
+
+    /// The first log-dirty failure, if any (the dirty sets were then conservative).
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().map(|f| f.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// The host m2p's pfn for `mfn` (PV guests; `None` for HVM or beyond the table), to turn
+    /// the machine frames of a vcpu context into pfns as Xen's saver does.
+    pub fn mfn_to_pfn(&self, mfn: u64) -> Option<u64> {
+        match &self.addressing {
+            Addressing::Pv { m2p, .. } => m2p.get(mfn),
+            Addressing::Hvm => None,
+        }
+    }
+
+    /// Foreign-mapping calls made so far (one per window).
+    pub fn mapped_batches(&self) -> u64 {
+        self.mapped_batches.load(Ordering::Relaxed)
+    }
+
+    /// The shared-info page's machine frame and the guest width, for a PV guest.
+    pub(crate) fn pv_layout(&self) -> Option<(u64, u32, u64)> {
+        match &self.addressing {
+            Addressing::Pv { shared_info_mfn, width, max_mfn, .. } => Some((*shared_info_mfn, *width, *max_mfn)),
+            Addressing::Hvm => None,
+        }
+    }
+
+    /// Reads the PV p2m afresh (Xen's `map_p2m`): the p2m and the pfns backed by a frame of the
+    /// guest's own (ascending); retried while the guest's `p2m_generation` moves under the walk.
+    pub(crate) fn read_pv_p2m(&self) -> Result<(Vec<u64>, Vec<u64>), XenError> {
+        let Addressing::Pv { width, shared_info_mfn, m2p, max_mfn, .. } = &self.addressing else {
+            return Err(XenError::Layout { what: "p2m of a non-PV guest", value: 0 });
+        };
+        let mut reader = Frames { fmem: &self.fmem, domid: self.domid };
+        let read_info = |reader: &mut Frames<'_>| -> Result<ArchSharedInfo, XenError> {
+            let mut page = vec![0u8; PAGE_SIZE];
+            reader.read_frames("shared info", &[*shared_info_mfn], &mut page)?;
+            ArchSharedInfo::parse(&page, *width)
+        };
+        let mut last = (0, 0);
+        for _ in 0..5 {
+            self.interrupt.check()?;
+            let info = read_info(&mut reader)?;
+            let frames = p2m::p2m_frames(&mut reader, &info, *width, *max_mfn)?;
+            let highest = info.highest_pfn()?;
+            if highest >= self.pfn_limit {
+                return Err(XenError::Layout {
+                    what: "p2m grew beyond the size at open (max_pfn)",
+                    value: info.max_pfn,
+                });
+            }
+            let p2m = p2m::read_p2m(&mut reader, &frames, highest, *width)?;
+            let after = read_info(&mut reader)?;
+            if info.p2m_cr3 != 0 && (after.p2m_generation != info.p2m_generation || info.p2m_generation & 1 == 1) {
+                last = (info.p2m_generation, after.p2m_generation);
+                continue;
+            }
+            let backed = p2m
+                .iter()
+                .enumerate()
+                .filter(|&(pfn, &mfn)| p2m::entry_is_backed(pfn as u64, mfn, |m| m2p.get(m)))
+                .map(|(pfn, _)| pfn as u64)
+                .collect();
+            return Ok((p2m, backed));
+        }
+        Err(XenError::P2mChanged { before: last.0, after: last.1 })
+    }
+
+    /// Installs a freshly read p2m; the pfns whose entry or populated state changed are added
+    /// to the next dirty set. Returns their number.
+    pub(crate) fn install_p2m(&self, p2m: Vec<u64>, backed: &[u64]) -> Result<u64, XenError> {
+        let Addressing::Pv { p2m: current, .. } = &self.addressing else { return Ok(0) };
+        let populated = PfnBitmap::from_pfns(self.pfn_limit, backed.iter().copied())
+            .map_err(|_| XenError::Layout { what: "p2m size", value: p2m.len() as u64 })?;
+        let mut current = current.write().unwrap_or_else(|e| e.into_inner());
+        let mut old_pop = self.populated.write().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = 0;
+        let n = p2m.len().max(current.len());
+        for pfn in 0..n {
+            let a = current.get(pfn).copied().unwrap_or(u64::MAX);
+            let b = p2m.get(pfn).copied().unwrap_or(u64::MAX);
+            let p = pfn as u64;
+            if (a != b || old_pop.get(p) != populated.get(p)) && !current.is_empty() && pending.set(p) {
+                changed += 1;
+            }
+        }
+        let was_empty = current.is_empty();
+        *current = p2m;
+        *old_pop = populated;
+        let changed_pfns: Vec<u64> = pending.iter_ones().collect();
+        drop((current, old_pop, pending));
+        self.forget_windows(changed_pfns.into_iter(), was_empty);
+        Ok(changed)
+    }
+
+    /// The window of pfns `w * WINDOW_PFNS ..`, mapped on first use (one foreign-mapping call
+    /// for the window's populated pfns).
+    fn window(&self, w: u64) -> Result<Arc<Window>, XenError> {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(win) = windows.get(&w) {
+            return Ok(Arc::clone(win));
+        }
+        if windows.len() >= MAX_WINDOWS {
+            windows.clear();
+        }
+        let first = w * WINDOW_PFNS;
+        let end = (first + WINDOW_PFNS).min(self.pfn_limit);
+        let populated = self.populated.read().unwrap_or_else(|e| e.into_inner());
+        let p2m_guard = match &self.addressing {
+            Addressing::Pv { p2m, .. } => Some(p2m.read().unwrap_or_else(|e| e.into_inner())),
+            Addressing::Hvm => None,
+        };
+        let mut slots = vec![u32::MAX; WINDOW_PFNS as usize];
+        let mut frames = Vec::with_capacity(WINDOW_PFNS as usize);
+        for pfn in first..end {
+            let frame = match &p2m_guard {
+                Some(p2m) => populated.get(pfn).then(|| p2m.get(pfn as usize).copied()).flatten(),
+                None => Some(pfn),
+            };
+            if let Some(frame) = frame {
+                slots[(pfn - first) as usize] = frames.len() as u32;
+                frames.push(frame);
+            }
+        }
+        drop((populated, p2m_guard));
+        let map = self.fmem.map_read(self.domid, &frames)?;
+        self.mapped_batches.fetch_add(1, Ordering::Relaxed);
+        let win = Arc::new(Window { map, slots });
+        windows.insert(w, Arc::clone(&win));
+        Ok(win)
+    }
+
+    /// Drops the windows holding any of `pfns` (their frames changed), and every window if
+    /// `all`.
+    fn forget_windows(&self, pfns: impl Iterator<Item = u64>, all: bool) {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if all {
+            windows.clear();
+        }
+        for pfn in pfns {
+            windows.remove(&(pfn / WINDOW_PFNS));
+        }
+    }
+
+    fn log_dirty_words(&self) -> Result<Vec<u64>, XenError> {
+        let ctrl = self.ctrl.lock().unwrap_or_else(|e| e.into_inner());
+        ctrl.logdirty_bitmap(self.domid, self.pfn_limit, false)
+    }
+}
+
+impl GuestMemory for XenMemory {
+    fn page_shift(&self) -> u32 {
+        12
+    }
+
+    fn pfn_limit(&self) -> u64 {
+        self.pfn_limit
+    }
+
+    fn populate(&self, pfns: &[Pfn]) -> Result<(), MemoryError> {
+        match pfns.iter().find(|&&p| !self.is_populated(p)) {
+            Some(&pfn) => Err(MemoryError::Unpopulated { pfn }),
+            None => Ok(()),
+        }
+    }
+
+    fn is_populated(&self, pfn: Pfn) -> bool {
+        self.populated.read().map(|p| pfn < p.len() && p.get(pfn)).unwrap_or(false)
+    }
+
+    fn populated(&self) -> PfnBitmap {
+        self.populated.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn write_pages(&self, pfns: &[Pfn], data: &[u8]) -> Result<(), MemoryError> {
+        check_batch(pfns, data.len(), 12, self.pfn_limit)?;
+        Err(MemoryError::Backend("sr-xen maps the domain read-only: it never writes guest memory".into()))
+    }
+
+    fn read_pages(&self, pfns: &[Pfn], out: &mut [u8]) -> Result<(), MemoryError> {
+        check_batch(pfns, out.len(), 12, self.pfn_limit)?;
+        self.interrupt.check()?;
+        let mut current: Option<(u64, Arc<Window>)> = None;
+        for (&pfn, page) in pfns.iter().zip(out.chunks_exact_mut(PAGE_SIZE)) {
+            let w = pfn / WINDOW_PFNS;
+            let window = match &current {
+                Some((cw, win)) if *cw == w => Arc::clone(win),
+                _ => {
+                    let win = self.window(w)?;
+                    current = Some((w, Arc::clone(&win)));
+                    win
+                }
+            };
+            let slot = window.slots[(pfn % WINDOW_PFNS) as usize];
+            if slot == u32::MAX {
+                page.fill(0);
+            } else if !window.map.copy_frame(slot as usize, page) {
+                page.fill(0);
+                self.unreadable.set(pfn);
+            }
+        }
+        Ok(())
+    }
+
+    fn take_dirty(&self) -> PfnBitmap {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let extra = std::mem::replace(&mut *pending, PfnBitmap::new(self.pfn_limit));
+        drop(pending);
+        let mut dirty = if self.log_dirty.load(Ordering::SeqCst) {
+            match self
+                .log_dirty_words()
+                .map_err(MemoryError::from)
+                .and_then(|w| bitmap_from_xen(&w, self.pfn_limit, self.pfn_limit))
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+                    f.get_or_insert_with(|| e.to_string());
+                    self.populated()
+                }
+            }
+        } else {
+            self.populated()
+        };
+        dirty.union_with(&extra);
+        dirty
+    }
+}
