@@ -585,6 +585,9 @@ impl Command {
         match self {
             Command::Inspect { .. } | Command::Verify { .. } | Command::Demo { .. } | Command::Restore { .. } => true,
             Command::Grep { .. } | Command::Diff { .. } => true,
+            // The dump goes to a file (written atomically); standard output has the summary.
+            #[cfg(feature = "xen")]
+            Command::Dump { .. } => true,
             // A hex dump is a report; raw bytes on standard output (`--out -`) are the product.
             Command::Read(a) => a.out.as_deref().is_none_or(|o| o.as_os_str() != "-"),
             Command::Extract { out, .. } | Command::Save { out, .. } => out.as_os_str() != "-",
