@@ -27,6 +27,10 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(r) = cause.downcast_ref::<RestoreError>() {
             return if is_invalid(r) { 1 } else { 2 };
         }
+        // The page index of a stream (extract): a stream problem or a bound, unless I/O.
+        if let Some(i) = cause.downcast_ref::<sr_image::IndexError>() {
+            return if matches!(i, sr_image::IndexError::Format(sr_format::Error::Io { .. })) { 2 } else { 1 };
+        }
         // A save that refuses because restore would reject the domain: the domain is invalid.
         if let Some(sr_save::SaveError::Rejected(_)) = cause.downcast_ref::<sr_save::SaveError>() {
             return 1;

@@ -92,3 +92,47 @@ fn a_bound_that_is_hit_names_its_option_and_value() {
     let o = xsr(&["extract", &big, "--out", raw.to_str().unwrap(), "--max-span", "128G"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn extract_bounds_the_populated_memory_like_restore_from_a_file_and_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = declared_128g(dir.path());
+    for (name, from_stdin) in [("file.raw", false), ("pipe.raw", true)] {
+        let raw = dir.path().join(name);
+        let args =
+            ["extract", if from_stdin { "-" } else { &big }, "--out", raw.to_str().unwrap(), "--max-memory", "16M"];
+        let o = if from_stdin { xsr_stdin(&args, &big) } else { xsr(&args) };
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("failed (raise --max-memory: at least "), "{err}");
+        assert!(!raw.exists());
+        // Following the hint extracts it.
+        let hint = err.split("at least ").nth(1).unwrap().split(' ').next().unwrap().to_string();
+        let mut bound = hint;
+        for _ in 0..8 {
+            let args = [
+                "extract",
+                if from_stdin { "-" } else { &big },
+                "--out",
+                raw.to_str().unwrap(),
+                "--max-memory",
+                &bound,
+            ];
+            let o = if from_stdin { xsr_stdin(&args, &big) } else { xsr(&args) };
+            if o.status.success() {
+                break;
+            }
+            let err = stderr(&o);
+            bound = err.split("at least ").nth(1).unwrap().split(' ').next().unwrap().to_string();
+        }
+        assert!(raw.exists(), "--max-memory {bound} did not extract it");
+    }
+}
+
+fn xsr_stdin(args: &[&str], input: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_xsr"))
+        .args(args)
+        .stdin(std::fs::File::open(input).unwrap())
+        .output()
+        .unwrap()
+}

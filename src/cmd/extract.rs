@@ -2,9 +2,10 @@
 //! registers, or LiME.
 //!
 //! A regular-file input is extracted in one pass over its page bodies: the stream is
-//! validated as a restore would validate it (the restore engine's verify, with the same pfn
-//! bound a restore into `--max-memory` has), a pfn -> page-body index is built
-//! (`sr_image::PageIndex`, headers and pfn words only), and the output is laid out from the
+//! validated as a restore would validate it (the restore engine's verify with `--max-span`;
+//! for x86 PV a second pass reads page bodies for the page-table rules, and the start_info
+//! rule runs over the index), a pfn -> page-body index is built (`sr_image::PageIndex`,
+//! headers and pfn words only, at most `--max-memory` of populated pages), and the output is laid out from the
 //! index and filled by kernel copies from the input straight to each page's final offset
 //! (`sr_dump`). Standard input and pipes cannot be seeked: they are restored into a
 //! temporary raw image beside the output first, then written from it.
@@ -17,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use sr_dump::{CoreInput, Cpus, FileExtents, Machine, PageBody, PageSource, RawImageSource};
 use sr_format::state::DomainState;
 use sr_format::{DomainType, SeekSource, StreamReader};
-use sr_image::{PageIndex, PageLocation};
+use sr_image::{IndexError, IndexLimits, PageIndex, PageLocation};
 use sr_memory::GuestMemory;
 use sr_restore::{RestoreOptions, Restorer};
 
@@ -160,7 +161,6 @@ fn one_pass(
             }
         }
     };
-    let _ = shift;
     options.max_populated_bytes = options.max_populated_bytes.min(max_memory);
     let failed = |e: sr_restore::RestoreError| {
         let hint = bound_hint(&e);
@@ -173,7 +173,29 @@ fn one_pass(
         // and a bad entry is reported exactly as a restore reports it.
         Restorer::new(options).verify(scan(&file)?.skip_page_bodies(false)).map_err(failed)?;
     }
-    let index = PageIndex::build(scan(&file)?).with_context(|| format!("cannot index {name}"))?;
+    // --max-memory bounds the pages the guest populates, as in a restore (the verification
+    // has no destination to count them in; the index does). The index itself may grow past
+    // the bound up to 2^24 pages (256 MiB of index), so the hint can name the exact need.
+    let max_pages = (max_memory >> shift.min(63)).max(1);
+    let limits = IndexLimits::default().with_max_pages(max_pages.max(1 << 24));
+    let index = PageIndex::build_with(scan(&file)?, limits).map_err(|e| {
+        let hint = match e {
+            IndexError::TooManyPages { limit, .. } => format!(
+                " (raise --max-memory: at least {} is needed)",
+                crate::size::format_size_up(limit.saturating_add(1) << shift.min(32))
+            ),
+            _ => String::new(),
+        };
+        anyhow::Error::new(e).context(format!("extract of {name} failed{hint}"))
+    })?;
+    let populated = index.len() as u64;
+    if populated > max_pages {
+        let e = IndexError::TooManyPages { offset: index.stream_len(), limit: max_pages };
+        return Err(anyhow::Error::new(e).context(format!(
+            "extract of {name} failed (raise --max-memory: at least {} is needed): the guest populates {populated} pages",
+            crate::size::format_size_up(populated << shift.min(32))
+        )));
+    }
     if verified.skipped.start_info {
         // The END rules that need final page contents (the start_info frames), from the same
         // rulebook a restore applies, with the pages the index says a restore leaves.
