@@ -6,7 +6,8 @@
 //! for x86 PV a second pass reads page bodies for the page-table rules, and the start_info
 //! rule runs over the index), a pfn -> page-body index is built (`sr_image::PageIndex`,
 //! headers and pfn words only, at most `--max-memory` of populated pages), and the output is laid out from the
-//! index and filled by kernel copies from the input straight to each page's final offset
+//! index and filled by one `pwrite` per extent of bodies, from a map of the input (populated
+//! ahead, released behind) straight to each page's final offset
 //! (`sr_dump`). Standard input and pipes cannot be seeked: they are restored into a
 //! temporary raw image beside the output first, then written from it.
 
@@ -15,7 +16,7 @@ use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use sr_dump::{CoreInput, Cpus, FileExtents, Machine, PageBody, PageSource, RawImageSource};
+use sr_dump::{CoreInput, Cpus, Machine, PageBody, PageSource, RawImageSource, SliceExtents};
 use sr_format::state::DomainState;
 use sr_format::{DomainType, SeekSource, StreamReader};
 use sr_image::{IndexError, IndexLimits, PageIndex, PageLocation};
@@ -25,6 +26,7 @@ use sr_restore::{RestoreOptions, Restorer};
 use crate::cmd::restore::{bound_hint, restore_to_image};
 use crate::image_dir::AtomicFile;
 use crate::input::Input;
+use crate::mapped::MappedFile;
 
 /// Output format of `extract`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -224,14 +226,19 @@ fn one_pass(
     let (cpus, warning) = cpus_of(&verified.state);
     let input = CoreInput { cpus: if format == ExtractFormat::Elf { cpus } else { Cpus::None }, ..input };
     // Runs are copied in pfn order, so the index is walked once alongside.
-    let mut source = FileExtents::new(&file, |pfn| {
+    let lookup = |pfn| {
         while pages_iter.next_if(|p| p.pfn < pfn).is_some() {}
         let p = pages_iter.next_if(|p| p.pfn == pfn)?;
         Some(match p.location {
             PageLocation::Data(offset) => PageBody::At(offset),
             PageLocation::Zero => PageBody::Zero,
         })
-    });
+    };
+    // Bodies are copied from a map of the stream, populated ahead of the copy and released
+    // behind it as restore does: one copy per page, no page faults, bounded resident memory.
+    let map = MappedFile::map(file.try_clone().with_context(|| format!("cannot reopen {name}"))?, Path::new(name))?
+        .with_context(|| format!("{name} is empty"))?;
+    let mut source = SliceExtents::new(map.bytes(), lookup, |offset| map.window(offset));
     let bytes = write_output(out, format, &input, &mut source)?;
     Ok(Extracted {
         bytes,

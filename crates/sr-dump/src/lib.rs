@@ -47,7 +47,7 @@ pub use notes::{
     ARM64_PRSTATUS_SIZE, QEMU_CPU_STATE_SIZE, X86_64_PRSTATUS_SIZE, arm64_prstatus, qemu_cpu_state, x86_64_prstatus,
 };
 pub use raw::write_raw;
-pub use source::{BytesSource, FileExtents, PageBody, PageSource, RawImageSource};
+pub use source::{BytesSource, FileExtents, PageBody, PageSource, RawImageSource, SliceExtents};
 
 use sr_format::DomainType;
 use sr_format::body::hvm_context::decode;

@@ -92,34 +92,100 @@ impl<'a, F: FnMut(u64) -> Option<PageBody>> FileExtents<'a, F> {
 
 impl<F: FnMut(u64) -> Option<PageBody>> PageSource for FileExtents<'_, F> {
     fn copy_run(&mut self, first: u64, count: u64, page_shift: u32, out: &File, offset: u64) -> io::Result<()> {
-        let page = 1u64 << page_shift;
-        // The extent being gathered: (source offset, output offset, length).
-        let mut pending: Option<(u64, u64, u64)> = None;
-        for i in 0..count {
-            let pfn = first + i;
-            let dst = offset + (i << page_shift);
-            let body = (self.lookup)(pfn).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, format!("pfn {pfn:#x} is in a run but has no page body"))
-            })?;
-            match (body, &mut pending) {
-                (PageBody::At(src), Some((s, _, len))) if *s + *len == src => *len += page,
-                (PageBody::At(src), _) => {
-                    if let Some((s, d, len)) = pending.take() {
-                        kernel_copy(self.file, s, out, d, len)?;
-                    }
-                    pending = Some((src, dst, page));
+        let file = self.file;
+        gather_extents(first, count, page_shift, offset, &mut self.lookup, |s, d, len| {
+            kernel_copy(file, s, out, d, len)
+        })
+    }
+}
+
+/// Walks the pages `first .. first + count` of a run through `lookup` and calls
+/// `copy(source offset, output offset, length)` once per extent of bodies that are
+/// consecutive in the source; zero pages are skipped.
+fn gather_extents(
+    first: u64,
+    count: u64,
+    page_shift: u32,
+    offset: u64,
+    lookup: &mut dyn FnMut(u64) -> Option<PageBody>,
+    mut copy: impl FnMut(u64, u64, u64) -> io::Result<()>,
+) -> io::Result<()> {
+    let page = 1u64 << page_shift;
+    // The extent being gathered: (source offset, output offset, length).
+    let mut pending: Option<(u64, u64, u64)> = None;
+    for i in 0..count {
+        let pfn = first + i;
+        let dst = offset + (i << page_shift);
+        let body = lookup(pfn).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("pfn {pfn:#x} is in a run but has no page body"))
+        })?;
+        match (body, &mut pending) {
+            (PageBody::At(src), Some((s, _, len))) if *s + *len == src => *len += page,
+            (PageBody::At(src), _) => {
+                if let Some((s, d, len)) = pending.take() {
+                    copy(s, d, len)?;
                 }
-                (PageBody::Zero, _) => {
-                    if let Some((s, d, len)) = pending.take() {
-                        kernel_copy(self.file, s, out, d, len)?;
-                    }
+                pending = Some((src, dst, page));
+            }
+            (PageBody::Zero, _) => {
+                if let Some((s, d, len)) = pending.take() {
+                    copy(s, d, len)?;
                 }
             }
         }
-        if let Some((s, d, len)) = pending {
-            kernel_copy(self.file, s, out, d, len)?;
-        }
-        Ok(())
+    }
+    if let Some((s, d, len)) = pending {
+        copy(s, d, len)?;
+    }
+    Ok(())
+}
+
+/// Page bodies at offsets of a byte slice, typically a read-only map of the save file: each
+/// extent of bodies consecutive in the slice is written with one `pwrite` (one copy, map to
+/// output). Page bodies in a stream are never page-aligned, so this beats a kernel
+/// `copy_file_range`, which falls back to a slow path for unaligned ranges. `window(offset)`
+/// is called before each extent is read, so the caller can populate the map ahead and
+/// release it behind.
+pub struct SliceExtents<'a, F, W> {
+    bytes: &'a [u8],
+    lookup: F,
+    window: W,
+}
+
+impl<F, W> std::fmt::Debug for SliceExtents<'_, F, W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SliceExtents").field("len", &self.bytes.len()).finish_non_exhaustive()
+    }
+}
+
+impl<'a, F: FnMut(u64) -> Option<PageBody>, W: FnMut(u64)> SliceExtents<'a, F, W> {
+    /// Reads bodies from `bytes` at the offsets `lookup(pfn)` gives.
+    pub fn new(bytes: &'a [u8], lookup: F, window: W) -> Self {
+        Self { bytes, lookup, window }
+    }
+}
+
+impl<F: FnMut(u64) -> Option<PageBody>, W: FnMut(u64)> PageSource for SliceExtents<'_, F, W> {
+    fn copy_run(&mut self, first: u64, count: u64, page_shift: u32, out: &File, offset: u64) -> io::Result<()> {
+        let bytes = self.bytes;
+        let window = &mut self.window;
+        gather_extents(first, count, page_shift, offset, &mut self.lookup, |s, d, len| {
+            let body = usize::try_from(s)
+                .ok()
+                .zip(usize::try_from(len).ok())
+                .and_then(|(s, len)| bytes.get(s..s.checked_add(len)?))
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "a {len}-byte page extent at byte {s} lies past the end of the input ({} bytes)",
+                            bytes.len()
+                        ),
+                    )
+                })?;
+            window(s);
+            out.write_all_at(body, d)
+        })
     }
 }
 

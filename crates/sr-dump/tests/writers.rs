@@ -12,8 +12,8 @@ use object::read::elf::{FileHeader, ProgramHeader};
 use object::{Endianness, LittleEndian};
 use proptest::prelude::*;
 use sr_dump::{
-    BytesSource, CoreInput, Cpus, DumpError, FileExtents, LIME_MAGIC, Machine, PageBody, PageSource, arm64_prstatus,
-    qemu_cpu_state, write_elf, write_lime, write_raw, x86_64_prstatus,
+    BytesSource, CoreInput, Cpus, DumpError, FileExtents, LIME_MAGIC, Machine, PageBody, PageSource, SliceExtents,
+    arm64_prstatus, qemu_cpu_state, write_elf, write_lime, write_raw, x86_64_prstatus,
 };
 use sr_format::cpu::{Aarch64Regs, Segment, TableReg, X86Regs};
 
@@ -342,4 +342,37 @@ proptest! {
         }
         prop_assert_eq!(seen, pfns.len());
     }
+}
+
+#[test]
+fn slice_extents_write_what_file_extents_write_and_call_the_window_per_extent() {
+    // The same "stream" as above, as bytes (a map of the file, in extract).
+    let mut stream = vec![0u8; 10_000 + 4096];
+    stream[100..4196].copy_from_slice(&page_of(5, 4096));
+    stream[4196..8292].copy_from_slice(&page_of(6, 4096));
+    stream[10_000..].copy_from_slice(&page_of(8, 4096));
+    let src = tempfile::tempfile().unwrap();
+    src.write_all_at(&stream, 0).unwrap();
+    let lookup = |pfn| match pfn {
+        5 => Some(PageBody::At(100)),
+        6 => Some(PageBody::At(4196)),
+        7 => Some(PageBody::Zero),
+        8 => Some(PageBody::At(10_000)),
+        _ => None,
+    };
+    let input = CoreInput { page_shift: 12, runs: vec![[5, 4]], machine: Machine::X86_64, cpus: Cpus::None };
+    for write in [write_raw, write_elf, write_lime] {
+        let by_file = tempfile::tempfile().unwrap();
+        write(&by_file, &input, &mut FileExtents::new(&src, lookup)).unwrap();
+        let mut windows = Vec::new();
+        let by_slice = tempfile::tempfile().unwrap();
+        write(&by_slice, &input, &mut SliceExtents::new(&stream, lookup, |o| windows.push(o))).unwrap();
+        assert_eq!(read_all(&by_file), read_all(&by_slice));
+        // One extent for pfns 5-6 (contiguous bodies), none for the zero page, one for pfn 8.
+        assert_eq!(windows, [100, 10_000]);
+    }
+    // A body past the end of the slice is an error, not a panic.
+    let mut pages = SliceExtents::new(&stream, |_| Some(PageBody::At(10_001)), |_| {});
+    let e = write_raw(&tempfile::tempfile().unwrap(), &input, &mut pages).unwrap_err();
+    assert!(matches!(&e, DumpError::Io { source, .. } if source.kind() == io::ErrorKind::UnexpectedEof), "{e}");
 }
