@@ -95,6 +95,7 @@ enum Opened {
 /// bytes say it is compressed.
 fn open_any(path: &Path) -> Result<(Opened, Option<Compression>)> {
     let mut reader: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+        crate::pipe::widen(io::stdin());
         Box::new(io::stdin())
     } else {
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;

@@ -11,6 +11,7 @@ pub mod image_dir;
 pub mod input;
 pub mod mapped;
 pub mod outcome;
+pub mod pipe;
 pub mod progress;
 pub mod size;
 pub mod synthetic;

@@ -77,6 +77,7 @@ pub fn extract(
     let mut image = image?;
     use std::os::fd::AsFd;
     let fd = std::io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?;
+    crate::pipe::widen(&fd);
     std::io::copy(&mut image, &mut File::from(fd)).context("cannot write the image to standard output")?;
     Ok(done)
 }

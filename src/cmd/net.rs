@@ -149,6 +149,7 @@ impl Link {
                     .spawn()
                     .with_context(|| format!("cannot start `{cmd}`"))?;
                 let forward = child.stdin.take().context("no pipe to the command")?;
+                crate::pipe::widen(&forward);
                 let back = child.stdout.take().context("no pipe from the command")?;
                 Ok(Link {
                     forward: Some(Box::new(forward)),
@@ -160,6 +161,7 @@ impl Link {
             Peer::Stdout { reply } => {
                 // A duplicate of fd 1 as a File: unbuffered, and `writev` reaches the pipe directly.
                 let fd = io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?;
+                crate::pipe::widen(&fd);
                 let reply = reply.clone();
                 Ok(Link {
                     forward: Some(Box::new(File::from(fd))),
@@ -399,7 +401,9 @@ pub fn receive(
         }
         Source::Path(path) => {
             let forward = if path.as_os_str() == "-" {
-                File::from(io::stdin().as_fd().try_clone_to_owned().context("cannot use standard input")?)
+                let fd = io::stdin().as_fd().try_clone_to_owned().context("cannot use standard input")?;
+                crate::pipe::widen(&fd);
+                File::from(fd)
             } else {
                 File::open(path).with_context(|| format!("cannot open {}", path.display()))?
             };

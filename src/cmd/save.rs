@@ -120,6 +120,7 @@ pub fn save(dir: &Path, out: &Path, settings: &SaveSettings) -> Result<SaveStats
         // A duplicate of fd 1 as a File: unbuffered, and `writev` reaches the pipe directly.
         use std::os::fd::AsFd;
         let fd = std::io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?;
+        crate::pipe::widen(&fd);
         return save_to(&guest, settings, std::fs::File::from(fd))
             .context("writing the stream to standard output failed");
     }
