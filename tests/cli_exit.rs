@@ -180,6 +180,7 @@ fn a_checkpointed_stream_that_breaks_says_after_which_checkpoint() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let text = stderr(&o);
     assert!(text.contains("stream broke after checkpoint 3; failover restores it: truncated at byte"), "{text}");
+    assert!(text.contains("(--failover restores checkpoint 3)"), "{text}");
     assert_eq!(text.matches("truncated at byte").count(), 1, "printed once: {text}");
     assert!(!text.contains("before the first checkpoint"), "{text}");
     f.assert_nothing_left(&out);

@@ -49,8 +49,12 @@ pub fn restore_to_image(
 }
 
 /// When `e` is a bound of the destination, which option raises it and the least value the
-/// stream needs (it may need more further on).
+/// stream needs (it may need more further on); when a checkpointed stream broke after a
+/// complete checkpoint, the option that restores it.
 pub(crate) fn bound_hint(e: &RestoreError) -> String {
+    if let RestoreError::BrokeAfterCheckpoint { checkpoints, .. } = e {
+        return format!(" (--failover restores checkpoint {checkpoints})");
+    }
     let RestoreError::BoundReached { bound, needed, page_shift, .. } = e else { return String::new() };
     let bytes = needed.saturating_mul(1 << (*page_shift).min(32));
     let option = match bound {
