@@ -54,6 +54,8 @@ best_of() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 rss_mib() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -n 1 | awk '{ printf "%.1f", $1 / 1024 }'; }
 
+# Let the writeback of the image just written finish first: it would land in the first timings.
+sync
 cat "$WORK/guest/memory.img" > /dev/null
 
 none() { :; }
