@@ -3,7 +3,7 @@
 //! (`tools/libs/guest/xg_sr_save_x86_pv.c:1055-1109`).
 
 use sr_format::RecordType;
-use sr_format::state::DomainState;
+use sr_format::state::{DomainState, VcpuState};
 
 use super::{Rec, check_no_emulator, invalid, x86};
 use crate::error::SaveError;
@@ -39,13 +39,7 @@ impl super::DomainRecords for X86Pv {
         }
         // The restorer's per-record rules on the blobs (the END rules run in `crate::rules`).
         for (&id, v) in &state.vcpus {
-            let blobs = [
-                (RecordType::X86_PV_VCPU_BASIC, &v.basic),
-                (RecordType::X86_PV_VCPU_EXTENDED, &v.extended),
-                (RecordType::X86_PV_VCPU_XSAVE, &v.xsave),
-                (RecordType::X86_PV_VCPU_MSRS, &v.msrs),
-            ];
-            for (rtype, blob) in blobs {
+            for (rtype, blob) in vcpu_blobs(v) {
                 let len = blob.as_ref().map_or(0, Vec::len);
                 sr_rules::pv::check_vcpu_blob(id, rtype, len, info.guest_width).map_err(SaveError::Rejected)?;
             }
@@ -89,13 +83,7 @@ impl super::DomainRecords for X86Pv {
             out.push((RecordType::SHARED_INFO, page.clone()));
         }
         for (&id, v) in &state.vcpus {
-            let blobs = [
-                (RecordType::X86_PV_VCPU_BASIC, &v.basic),
-                (RecordType::X86_PV_VCPU_EXTENDED, &v.extended),
-                (RecordType::X86_PV_VCPU_XSAVE, &v.xsave),
-                (RecordType::X86_PV_VCPU_MSRS, &v.msrs),
-            ];
-            for (rtype, blob) in blobs {
+            for (rtype, blob) in vcpu_blobs(v) {
                 let Some(blob) = blob.as_ref().filter(|b| !b.is_empty()) else { continue };
                 let mut body = Vec::with_capacity(8 + blob.len());
                 body.extend_from_slice(&id.to_le_bytes());
@@ -105,6 +93,16 @@ impl super::DomainRecords for X86Pv {
             }
         }
     }
+}
+
+/// A vcpu's four context blobs with the record type each is sent as, in Xen's order.
+fn vcpu_blobs(v: &VcpuState) -> [(RecordType, &Option<Vec<u8>>); 4] {
+    [
+        (RecordType::X86_PV_VCPU_BASIC, &v.basic),
+        (RecordType::X86_PV_VCPU_EXTENDED, &v.extended),
+        (RecordType::X86_PV_VCPU_XSAVE, &v.xsave),
+        (RecordType::X86_PV_VCPU_MSRS, &v.msrs),
+    ]
 }
 
 #[cfg(test)]
