@@ -313,7 +313,12 @@ impl AtomicPfnBitmap {
     pub fn snapshot(&self) -> PfnBitmap {
         let mut out = PfnBitmap::new(self.len);
         for (dst, src) in out.words.iter_mut().zip(self.words.iter()) {
-            *dst = src.load(Ordering::Acquire);
+            // Only set words are stored: the new bitmap's zeroed pages stay untouched (and
+            // unallocated), so a snapshot of a sparse bitmap over a large span stays cheap.
+            let word = src.load(Ordering::Acquire);
+            if word != 0 {
+                *dst = word;
+            }
         }
         out
     }
