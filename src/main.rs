@@ -261,7 +261,7 @@ struct ReadArgs {
     /// Read unpopulated memory (and, with --virt, unmapped pages) as zeros instead of failing.
     #[arg(long)]
     zeros: bool,
-    /// Write the raw bytes to this file (atomically) instead of a hex dump on standard output.
+    /// Write the raw bytes to this file (atomically; `-`: standard output) instead of a hex dump.
     #[arg(long)]
     out: Option<PathBuf>,
 }

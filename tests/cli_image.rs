@@ -86,6 +86,10 @@ fn read_physical_and_virtual_on_the_real_guest() {
         xsr(&["read", &real_xz(), "--phys", &format!("{addr:#x}"), "--len", "40", "--out", raw.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(fs::read(&raw).unwrap(), b"REALXEN-PAGE-000042-REALXEN-PAGE-000042-");
+    // `--out -`: the raw bytes on standard output, no file named "-".
+    let out = xsr(&["read", &real_xz(), "--phys", &format!("{addr:#x}"), "--len", "40", "--out", "-"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"REALXEN-PAGE-000042-REALXEN-PAGE-000042-");
 
     // The same bytes through the kernel's direct map (vcpu 0's page tables, 4-level PV).
     let va = 0xFFFF_8880_0000_0000u64 + addr;

@@ -109,8 +109,8 @@ pub fn read_at<B: Backing>(
     Ok(())
 }
 
-/// Runs `xsr read`: `len` bytes at `address` to `out` (raw) or standard output (hex dump with
-/// addresses). Returns the bytes read.
+/// Runs `xsr read`: `len` bytes at `address` to `out` (raw; `-` is standard output) or
+/// standard output (hex dump with addresses). Returns the bytes read.
 pub fn read(file: &Path, address: Address, len: u64, out: Option<&Path>, holes: Holes) -> Result<u64> {
     let image = crate::input::open_image(file)?;
     let (start, paging) = match address {
@@ -139,6 +139,8 @@ pub fn read(file: &Path, address: Address, len: u64, out: Option<&Path>, holes: 
         Ok(())
     };
     match out {
+        // Raw bytes on standard output: the product, so a closed pipe is an error (exit 2).
+        Some(path) if path.as_os_str() == "-" => emit(&mut std::io::stdout().lock(), false)?,
         Some(path) => {
             let dest = AtomicFile::new(path)?;
             let f = File::create(dest.path()).with_context(|| format!("cannot create {}", dest.path().display()))?;
