@@ -421,6 +421,25 @@ fn over_a_pipe_pair_via_a_transport_command() {
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
 }
 
+/// `xsr send GUEST --to - --reply FIFO` and `xsr receive --from - --out OUT > FIFO`, with the
+/// stream between them left to the test (the sender's stdout, the receiver's stdin).
+fn spawn_fifo_pair(guest: &str, fifo: &Path, out: &Path, sender_stderr: Stdio) -> (Child, Child) {
+    let sender = xsr_cmd(&["send", guest, "--to", "-", "--reply", fifo.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(sender_stderr)
+        .spawn()
+        .unwrap();
+    // Opened read-write, so this open does not wait for a reader; the receiver gets its own copy.
+    let reply = fs::OpenOptions::new().read(true).write(true).open(fifo).unwrap();
+    let receiver = xsr_cmd(&["receive", "--from", "-", "--out", out.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(reply)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (sender, receiver)
+}
+
 #[test]
 fn over_a_pipe_pair_a_rejection_anywhere_fails_both_sides() {
     let f = fixture();
@@ -429,19 +448,7 @@ fn over_a_pipe_pair_a_rejection_anywhere_fails_both_sides() {
     for (name, patches, why) in f.rejections() {
         let out = f.path("copy");
         // xsr send --to - --reply FIFO | (patch) | xsr receive --from - > FIFO
-        let mut sender = xsr_cmd(&["send", &f.guest, "--to", "-", "--reply", fifo.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Opened read-write, so this open does not wait for a reader; the receiver gets its own copy.
-        let reply = fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
-        let mut receiver = xsr_cmd(&["receive", "--from", "-", "--out", out.to_str().unwrap()])
-            .stdin(Stdio::piped())
-            .stdout(reply)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let (mut sender, mut receiver) = spawn_fifo_pair(&f.guest, &fifo, &out, Stdio::piped());
         let mut from = sender.stdout.take().unwrap();
         let mut to = receiver.stdin.take().unwrap();
         copy_patched(&mut from, &mut to, &patches);
@@ -510,18 +517,7 @@ fn over_a_pipe_pair_a_killed_sender_leaves_nothing() {
     let fifo = f.path("reply");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let out = f.path("copy");
-    let mut sender = xsr_cmd(&["send", &f.guest, "--to", "-", "--reply", fifo.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let reply = fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
-    let mut receiver = xsr_cmd(&["receive", "--from", "-", "--out", out.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(reply)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut sender, mut receiver) = spawn_fifo_pair(&f.guest, &fifo, &out, Stdio::null());
     let mut from = sender.stdout.take().unwrap();
     let mut to = receiver.stdin.take().unwrap();
     let mut first = vec![0u8; 1 << 20];
