@@ -26,3 +26,44 @@ running() {
 runs_on() { _hb=$(last_heartbeat "$GUEST"); running && [ "$(heartbeat_md5_after "$GUEST" "$_hb")" = "$PATTERN_MD5" ]; }
 # json_field FILE KEY: a number from xsr's --json output
 json_field() { sed -n "s/^  \"$2\": \([0-9.]*\),*$/\1/p" "$1" | head -n 1; }
+# json_str FILE KEY: a string from xsr's --json output (a top-level "  \"key\": \"value\"," line)
+json_str() { sed -n "s/^  \"$2\": \"\(.*\)\",*$/\1/p" "$1" | head -n 1; }
+# ratio A B: A / B with two decimals (B = 0 counts as 1)
+ratio() { echo "$1 $2" | awk '{ printf "%.2f", $1 / ($2 > 0 ? $2 : 1) }'; }
+# gone: the guest no longer exists, within 5 s (Xen may list a domain for a moment while it is
+# torn down). Only a successful `xl list` counts, so an xl failure is never taken for a destroyed
+# domain.
+gone() {
+    for _try in 1 2 3 4 5 6 7 8 9 10; do
+        if _list=$(xl list 2>/dev/null) && ! echo "$_list" | awk 'NR > 1 { print $1 }' | grep -qx "$GUEST"; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    log "$GUEST still exists: $(xl list "$GUEST" 2>&1 | tail -n 1)"
+    return 1
+}
+# xl_save_stamped LABEL XL_SAVE_ARGS...: `xl -vvv save ARGS` with each line of its log stamped
+# with CLOCK_MONOTONIC nanoseconds (python3 in dom0) into $OUT/LABEL.xl.log. Sets MS (wall ms)
+# and DOWN_MS, xl's downtime as xsr's downtime_ms counts it (from the suspend request until the
+# stream is complete): from libxl's "issuing PV suspend request" line to libxl-save-helper's
+# "complete r=0" line (the end of xl's log if that line is missing). Taken from xl's own log
+# because sampling `xl list` from outside cannot resolve it: one `xl list` takes ~140 ms here and
+# the whole suspended span of a 32 MiB guest is ~500 ms. The stamping runs in another process, so
+# xl pays only for writing its -vvv lines.
+xl_save_stamped() {
+    _label=$1; shift
+    _a=$(date +%s%N)
+    { xl -vvv save "$@" < /dev/null 2>&1; echo "XL-EXIT $?"; } \
+        | python3 -u -c '
+import sys, time
+for line in sys.stdin.buffer:
+    sys.stdout.write("%d %s\n" % (time.monotonic_ns(), line.decode(errors="replace").rstrip("\r\n")))
+    sys.stdout.flush()' > "$OUT/$_label.xl.log"
+    _b=$(date +%s%N); MS=$(( (_b - _a) / 1000000 ))
+    _rc=$(sed -n 's/^[0-9]* XL-EXIT \([0-9]*\)$/\1/p' "$OUT/$_label.xl.log")
+    DOWN_MS=$(awk '/issuing PV suspend request/ && !t0 { t0 = $1 } /libxl-save-helper: debug: complete r=/ && !t1 { t1 = $1 }
+        / XL-EXIT / && !t1 { t1 = $1 } END { if (t0 && t1) printf "%d", (t1 - t0) / 1000000 }' "$OUT/$_label.xl.log")
+    log "xl save $*: exit ${_rc:-?}, ${MS} ms, suspend request to stream complete ${DOWN_MS:-?} ms"
+    [ "$_rc" = 0 ] && [ -n "$DOWN_MS" ]
+}
