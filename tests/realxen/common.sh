@@ -28,8 +28,8 @@ runs_on() { _hb=$(last_heartbeat "$GUEST"); running && [ "$(heartbeat_md5_after 
 json_field() { sed -n "s/^  \"$2\": \([0-9.]*\),*$/\1/p" "$1" | head -n 1; }
 # json_str FILE KEY: a string from xsr's --json output (a top-level "  \"key\": \"value\"," line)
 json_str() { sed -n "s/^  \"$2\": \"\(.*\)\",*$/\1/p" "$1" | head -n 1; }
-# ratio A B: A / B with two decimals (B = 0 counts as 1)
-ratio() { echo "$1 $2" | awk '{ printf "%.2f", $1 / ($2 > 0 ? $2 : 1) }'; }
+# ratio A B: A / B with two decimals (B = 0 counts as 1; "-" when A or B is missing)
+ratio() { if [ -n "$1" ] && [ -n "$2" ]; then echo "$1 $2" | awk '{ printf "%.2f", $1 / ($2 > 0 ? $2 : 1) }'; else echo -; fi; }
 # gone: the guest no longer exists, within 5 s (Xen may list a domain for a moment while it is
 # torn down). Only a successful `xl list` counts, so an xl failure is never taken for a destroyed
 # domain.

@@ -57,7 +57,8 @@ usage: cargo xtask <task> [args]
   cargo xtask package [CARGO_PUBLISH_ARGS]                 e.g. cargo xtask package --allow-dirty
   cargo xtask interop [--strict]     --strict: a check skipped for a missing feature or tool fails
   cargo xtask realxen [--runs N] [JOB...]                  tests/realxen/JOB.sh on a real Xen (see shared/realxen)
-  cargo xtask realxen compare A.save B.save                only the host-side comparison of two save files";
+  cargo xtask realxen compare A.save B.save                only the host-side comparison of two save files
+  cargo xtask realxen check JOB RUN_DIR/out                only the host-side checks of an earlier run of JOB";
 
 /// Sanitizer-coverage flags that let a *stable* rustc instrument code for
 /// libFuzzer (what cargo-fuzz does, minus the nightly-only `-Zsanitizer`).
@@ -1046,10 +1047,19 @@ fn realxen_script(ctx: &Ctx) -> Result<PathBuf, Error> {
 /// `cargo xtask realxen [--runs N] [JOB...]`: builds `target/release/xsr --features xen` and
 /// runs every job of tests/realxen (or the named ones) N times (default 2) in a real Xen,
 /// one boot at a time, then checks the dumps and save files it brought back and prints the
-/// figures. `cargo xtask realxen compare A B`: only the host-side comparison of two save files.
+/// figures. `cargo xtask realxen compare A B`: only the host-side comparison of two save files;
+/// `cargo xtask realxen check JOB OUT_DIR`: only the host-side checks of an earlier run's outputs.
 fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
-    if let Some(("compare", files)) = args.split_first().map(|(c, f)| (c.as_str(), f)) {
-        return realxen_compare(ctx, files);
+    match args.split_first().map(|(c, f)| (c.as_str(), f)) {
+        Some(("compare", files)) => return realxen_compare(ctx, files),
+        Some(("check", [job, out_dir])) => {
+            // The host-side checks of an earlier run's outputs, without booting Xen again.
+            run(ctx.cargo(["build", "--release", "--features", "xen"]))?;
+            let lines = host_checks(job.trim_end_matches(".sh"), Path::new(out_dir))?;
+            lines.iter().for_each(|l| println!("    CHECK-OK {l}"));
+            return Ok(());
+        }
+        _ => {}
     }
     let mut runs = 2u32;
     let mut only = Vec::new();
