@@ -1712,7 +1712,7 @@ fn compare_saves(a: &SaveFacts, b: &SaveFacts) -> Vec<Row> {
     let fail = if xb.iter().any(Vec::is_empty) {
         Some("the reference lacks pattern pages: not the standard guest".to_string())
     } else {
-        compare_pattern("A", &xa, &xb).err().map(|e| e.0.replace("xl dump-core", "B"))
+        compare_pattern("A", &xa, &xb).err().map(|e| e.0.replace("xl dump-core", "B").replace("dump-core", "B"))
     };
     row("pattern pages (at B's pfns)", count(&xa), count(&xb), fail);
     rows
