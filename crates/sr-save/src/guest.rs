@@ -24,6 +24,24 @@ pub trait Guest: Sync {
     /// for every batch of every pass, so types may change while the guest runs.
     fn page_types(&self, pfns: &[u64], out: &mut [PageType]);
 
+    /// Whether [`normalise_pages`](Self::normalise_pages) rewrites page bodies. A guest that
+    /// says so is never saved through the zero-copy path (its pages are copied, rewritten,
+    /// then written). Default: `false`.
+    fn normalises_pages(&self) -> bool {
+        false
+    }
+
+    /// Rewrites page bodies between the read and the write, in place: x86 PV page tables
+    /// hold machine frame numbers, which Xen's saver turns into pfns
+    /// (`normalise_pagetable` in `tools/libs/guest/xg_sr_save_x86_pv.c`). `pfns` are the
+    /// data-bearing pfns of one batch in order, `types` their types, `data` their bodies
+    /// (`pfns.len()` pages). Called from worker threads, only if
+    /// [`normalises_pages`](Self::normalises_pages). An error fails the save. Default: no change.
+    fn normalise_pages(&self, pfns: &[u64], types: &[PageType], data: &mut [u8]) -> Result<(), SaveError> {
+        let _ = (pfns, types, data);
+        Ok(())
+    }
+
     /// Pfns that must be sent although not populated (XTAB/BROKEN holes, XALLOC), in any
     /// order; sent in the first pass only. Default: none.
     fn extra_pfns(&self) -> Vec<u64> {
