@@ -21,8 +21,9 @@ pub trait Guest: Sync {
 
     /// Current type of each pfn (NOTAB for ordinary pages, L1TAB.. for PV page tables,
     /// XTAB/BROKEN for holes). `out` has the length of `pfns`. Called from worker threads
-    /// for every batch of every pass, so types may change while the guest runs.
-    fn page_types(&self, pfns: &[u64], out: &mut [PageType]);
+    /// for every batch of every pass, so types may change while the guest runs. An error
+    /// (e.g. the hypervisor's type query failed) fails the save.
+    fn page_types(&self, pfns: &[u64], out: &mut [PageType]) -> Result<(), SaveError>;
 
     /// Whether [`normalise_pages`](Self::normalise_pages) rewrites page bodies. A guest that
     /// says so is never saved through the zero-copy path (its pages are copied, rewritten,
@@ -46,6 +47,14 @@ pub trait Guest: Sync {
     /// order; sent in the first pass only. Default: none.
     fn extra_pfns(&self) -> Vec<u64> {
         Vec::new()
+    }
+
+    /// Whether the state [`state`](Self::state) returns before [`pause`](Self::pause) already
+    /// satisfies the restorer's END rules. An image does; a running Xen PV domain does not
+    /// (vcpu 0 holds its start_info frame only once the guest has suspended), so for it the
+    /// rulebook runs on the state taken after the pause, before END. Default: `true`.
+    fn state_checkable_before_pause(&self) -> bool {
+        true
     }
 
     /// Stop the guest changing memory and state (before the final pass). When this returns,

@@ -277,7 +277,7 @@ fn prepare_batch(mut b: Batch, types: &mut Vec<PageType>, prep: &Prep<'_>) -> Re
     }
     types.clear();
     types.resize(b.pfns.len(), PageType::NOTAB);
-    prep.guest.page_types(&b.pfns, types);
+    prep.guest.page_types(&b.pfns, types)?;
     b.data_pfns.clear();
     b.data_types.clear();
     for (&pfn, &t) in b.pfns.iter().zip(types.iter()) {

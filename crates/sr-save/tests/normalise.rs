@@ -23,7 +23,7 @@ impl Guest for Stamping {
     fn domain_type(&self) -> DomainType {
         self.inner.domain_type()
     }
-    fn page_types(&self, pfns: &[u64], out: &mut [PageType]) {
+    fn page_types(&self, pfns: &[u64], out: &mut [PageType]) -> Result<(), SaveError> {
         self.inner.page_types(pfns, out)
     }
     fn extra_pfns(&self) -> Vec<u64> {
@@ -57,7 +57,8 @@ fn every_data_page_is_rewritten_once_and_lending_is_off() {
     for workers in [1, 3] {
         let g = Stamping { inner: guest(DomainType::X86_HVM, 12, 700), fail_pfn: None };
         let mut out = Vec::new();
-        let stats = Saver::new(SaveOptions { workers, batch_pfns: 64, ..Default::default() }).save(&g, &mut out).unwrap();
+        let stats =
+            Saver::new(SaveOptions { workers, batch_pfns: 64, ..Default::default() }).save(&g, &mut out).unwrap();
         assert!(!stats.zero_copy, "a normalising guest must not be lent from");
         walk_with(&out, Strictness::Strict).unwrap();
         let mut checked = 0;
@@ -77,7 +78,8 @@ fn every_data_page_is_rewritten_once_and_lending_is_off() {
 fn a_normalisation_error_fails_the_save_before_end() {
     let g = Stamping { inner: guest(DomainType::X86_HVM, 12, 700), fail_pfn: Some(300) };
     let mut out = Vec::new();
-    let err = Saver::new(SaveOptions { workers: 2, batch_pfns: 64, ..Default::default() }).save(&g, &mut out).unwrap_err();
+    let err =
+        Saver::new(SaveOptions { workers: 2, batch_pfns: 64, ..Default::default() }).save(&g, &mut out).unwrap_err();
     assert!(err.to_string().contains("bad frame in pfn 0x12c"), "{err}");
     assert!(walk_with(&out, Strictness::Strict).is_err(), "no END after a failed normalisation");
 }
