@@ -31,6 +31,7 @@ mod error;
 mod ffi;
 mod interrupt;
 mod memory;
+pub mod normalise;
 pub mod p2m;
 
 pub use control::{DomainControl, DomainGuard};
