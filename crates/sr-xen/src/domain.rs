@@ -135,6 +135,7 @@ impl XenDomain {
             failure: Mutex::new(None),
             interrupt: interrupt.clone(),
             mapped_batches: AtomicU64::new(0),
+            compare: std::sync::OnceLock::new(),
         };
         match kind {
             DomainKind::Pv { .. } => {
