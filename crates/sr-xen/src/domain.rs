@@ -135,6 +135,7 @@ impl XenDomain {
             failure: Mutex::new(None),
             interrupt: interrupt.clone(),
             mapped_batches: AtomicU64::new(0),
+            p2m_frames: RwLock::new(Vec::new()),
             compare: std::sync::OnceLock::new(),
         };
         match kind {

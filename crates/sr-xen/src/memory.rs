@@ -102,6 +102,8 @@ pub struct XenMemory {
     pub(crate) failure: Mutex<Option<String>>,
     pub(crate) interrupt: Interrupt,
     pub(crate) mapped_batches: AtomicU64,
+    /// The machine frames of the PV p2m's pages, as last read (in p2m order).
+    pub(crate) p2m_frames: RwLock<Vec<u64>>,
     /// Dirty tracking by comparison, once turned on ([`track_by_compare`](Self::track_by_compare)).
     pub(crate) compare: OnceLock<CompareLog>,
 }
@@ -167,6 +169,22 @@ impl XenMemory {
             Addressing::Pv { m2p, .. } => m2p.get(mfn),
             Addressing::Hvm => None,
         }
+    }
+
+    /// PV: the machine frames of the guest's p2m pages as last read (one per 512 pfns, in
+    /// p2m order: the X86_PV_P2M_FRAMES record's frames before their conversion to pfns).
+    /// HVM: empty.
+    pub fn p2m_frame_mfns(&self) -> Vec<u64> {
+        self.p2m_frames.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// PV: a copy of the shared info page (the SHARED_INFO record's body, as Xen's saver
+    /// sends it: raw). HVM: `None`.
+    pub fn shared_info_page(&self) -> Result<Option<Vec<u8>>, XenError> {
+        let Some((mfn, _, _)) = self.pv_layout() else { return Ok(None) };
+        let mut page = vec![0u8; PAGE_SIZE];
+        Frames { fmem: &self.fmem, domid: self.domid }.read_frames("shared info", &[mfn], &mut page)?;
+        Ok(Some(page))
     }
 
     /// Turns on dirty tracking by comparison (see [`CompareLog`]-backed `take_dirty` below):
@@ -290,6 +308,7 @@ impl XenMemory {
                 last = (info.p2m_generation, after.p2m_generation);
                 continue;
             }
+            *self.p2m_frames.write().unwrap_or_else(|e| e.into_inner()) = frames;
             let backed = p2m
                 .iter()
                 .enumerate()
