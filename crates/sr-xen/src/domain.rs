@@ -8,7 +8,7 @@ use sr_memory::{AtomicPfnBitmap, PfnBitmap};
 
 use crate::control::{DomainControl, DomainGuard};
 use crate::error::XenError;
-use crate::ffi::{DomainInfo, ForeignMemory, XenCtrl, XenStore};
+use crate::ffi::{DomainInfo, ForeignMemory, TscInfo, XenCtrl, XenStore};
 use crate::interrupt::Interrupt;
 use crate::memory::{Addressing, XenMemory};
 
@@ -260,6 +260,62 @@ impl XenDomain {
         }
         let ctrl = self.memory.ctrl.lock().unwrap_or_else(|e| e.into_inner());
         ctrl.hvm_context(self.info.domid).map(Some)
+    }
+
+    fn ctrl(&self) -> MutexGuard<'_, XenCtrl> {
+        self.memory.ctrl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Xen's page type of each machine frame (`xc_get_pfn_type_batch`, i.e.
+    /// `XEN_DOMCTL_getpageframeinfo3`, in batches of at most [`PAGE_TYPE_BATCH`](crate::PAGE_TYPE_BATCH)
+    /// frames, as Xen's saver asks in `write_batch` of `tools/libs/guest/xg_sr_save.c`), as the
+    /// 4-bit nibble of the stream's PAGE_DATA pfn word (`XEN_DOMCTL_PFINFO_*` >> 28): 0 NOTAB,
+    /// 1..=4 L1TAB..L4TAB, +8 pinned (LPINTAB), 0xd BROKEN, 0xf XTAB (absent or special
+    /// frame); 0xe XALLOC never comes from Xen. For HVM the frames are gfns.
+    ///
+    /// Errors: `mfns.len() != out.len()` or an answer outside bits 28-31
+    /// ([`XenError::Layout`]), or the hypercall's errno ([`XenError::Call`]).
+    pub fn frame_types(&self, mfns: &[u64], out: &mut [u8]) -> Result<(), XenError> {
+        self.ctrl().page_types(self.info.domid, mfns, out)
+    }
+
+    /// `XEN_DOMCTL_get_ext_vcpucontext` for `vcpu`: the bytes Xen's saver sends as the body of
+    /// X86_PV_VCPU_EXTENDED after the vcpu header (`struct xen_domctl_ext_vcpucontext`, its
+    /// first `size` bytes as Xen reports them: 64 in Xen 4.17; `write_one_vcpu_extended` in
+    /// `tools/libs/guest/xg_sr_save_x86_pv.c`; the saver skips the record when `size` is 0).
+    pub fn vcpu_extended(&self, vcpu: u32) -> Result<Vec<u8>, XenError> {
+        self.ctrl().ext_vcpu_context(self.info.domid, vcpu)
+    }
+
+    /// `XEN_DOMCTL_getvcpuextstate` for `vcpu`: the X86_PV_VCPU_XSAVE body (`xcr0`,
+    /// `xcr0_accum`, then the xsave area; `write_one_vcpu_xsave`): a size query first, then the
+    /// state into a hypercall buffer. `None` when Xen reports no xsave feature or size 0 (no
+    /// record).
+    pub fn vcpu_xsave(&self, vcpu: u32) -> Result<Option<Vec<u8>>, XenError> {
+        self.ctrl().vcpu_ext_state(self.info.domid, vcpu)
+    }
+
+    /// `XEN_DOMCTL_get_vcpu_msrs` for `vcpu`: the X86_PV_VCPU_MSRS body, an array of
+    /// `xen_domctl_vcpu_msr_t` (16 bytes each: `u32` index, `u32` reserved, `u64` value;
+    /// `write_one_vcpu_msrs`). `None` when Xen reports 0 MSRs (no record; Xen skips MSRs whose
+    /// value is 0).
+    pub fn vcpu_msrs(&self, vcpu: u32) -> Result<Option<Vec<u8>>, XenError> {
+        self.ctrl().vcpu_msrs(self.info.domid, vcpu)
+    }
+
+    /// The domain's CPU policy as Xen's saver serialises it into X86_CPUID_POLICY and
+    /// X86_MSR_POLICY (`xc_cpu_policy_get_domain` + `xc_cpu_policy_serialise` of libxenguest,
+    /// `write_x86_cpu_policy_records` in `tools/libs/guest/xg_sr_common_x86.c`): CPUID leaves
+    /// as `[leaf, subleaf, a, b, c, d]` (`xen_cpuid_leaf_t`) and MSRs as `(index, flags,
+    /// value)` (`xen_msr_entry_t`).
+    #[allow(clippy::type_complexity)]
+    pub fn cpu_policy(&self) -> Result<(Vec<[u32; 6]>, Vec<(u32, u32, u64)>), XenError> {
+        self.ctrl().cpu_policy(self.info.domid)
+    }
+
+    /// `xc_domain_get_tsc_info`: the X86_TSC_INFO record's fields (`write_x86_tsc_info`).
+    pub fn tsc_info(&self) -> Result<TscInfo, XenError> {
+        self.ctrl().tsc_info(self.info.domid)
     }
 
     /// Whether Xen reports the domain paused now (by anyone).

@@ -37,7 +37,7 @@ pub mod p2m;
 pub use control::{DomainControl, DomainGuard};
 pub use domain::{Control, DomainKind, XenDomain, resolve_domain};
 pub use error::XenError;
-pub use ffi::{DomainInfo, PAGE_SIZE};
+pub use ffi::{DomainInfo, PAGE_SIZE, PAGE_TYPE_BATCH, TscInfo};
 pub use interrupt::Interrupt;
 
 /// The README's examples, compiled as doc tests.
