@@ -33,6 +33,7 @@ mod interrupt;
 mod memory;
 pub mod normalise;
 pub mod p2m;
+mod save;
 
 pub use control::{DomainControl, DomainGuard};
 pub use domain::{Control, DomainKind, XenDomain, resolve_domain};
@@ -45,3 +46,4 @@ pub use interrupt::Interrupt;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 pub use memory::{MAX_WINDOWS, WINDOW_PFNS, XenMemory};
+pub use save::PvSaveGuest;

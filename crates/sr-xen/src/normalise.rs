@@ -129,7 +129,11 @@ pub fn normalise_page_table(
 /// # Errors
 /// [`NormaliseError::VcpuSize`] if the blob is not 5168 bytes; [`NormaliseError::VcpuFrame`]
 /// naming the field whose frame `pfn_of` does not know.
-pub fn normalise_vcpu_basic(vcpu: u32, blob: &mut [u8], pfn_of: impl Fn(u64) -> Option<u64>) -> Result<(), NormaliseError> {
+pub fn normalise_vcpu_basic(
+    vcpu: u32,
+    blob: &mut [u8],
+    pfn_of: impl Fn(u64) -> Option<u64>,
+) -> Result<(), NormaliseError> {
     let Some(mut frames) = VcpuFrames::read(blob, 8).filter(|_| blob.len() == VCPU_CONTEXT_64) else {
         return Err(NormaliseError::VcpuSize { vcpu, len: blob.len() });
     };
@@ -236,7 +240,13 @@ mod tests {
     #[test]
     fn vcpu_frames_become_pfns() {
         let mut blob = vec![0u8; VCPU_CONTEXT_64];
-        let mut f = VcpuFrames { start_info: 0x1003, gdt_ents: 513, cr3_pfn: 0x1020, cr1_pfn: Some(0x1021), ..Default::default() };
+        let mut f = VcpuFrames {
+            start_info: 0x1003,
+            gdt_ents: 513,
+            cr3_pfn: 0x1020,
+            cr1_pfn: Some(0x1021),
+            ..Default::default()
+        };
         f.gdt_frames[0] = 0x1030;
         f.gdt_frames[1] = 0x1031;
         f.gdt_frames[2] = 0xdead; // unused slot: left alone
