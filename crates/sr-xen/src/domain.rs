@@ -312,6 +312,35 @@ impl XenDomain {
         Ok(self.ctrl().domain_info(self.info.domid)?.shutdown_reason == Some(SHUTDOWN_SUSPEND))
     }
 
+    /// The domain's configuration as `xl save` puts it in the xl header (`save_domain_core_begin`
+    /// of `tools/xl/xl_saverestore.c`): `libxl_retrieve_domain_configuration`, `c_info.domid`
+    /// 0 (xl's default without `-D`), `libxl_domain_config_to_json`; the JSON bytes including
+    /// the terminating NUL (xl's `config_len` counts it). libxl warnings go to standard error.
+    ///
+    /// Errors: [`XenError::Libxl`] (e.g. a domain libxl did not create, so it keeps no config).
+    pub fn config_json(&self) -> Result<Vec<u8>, XenError> {
+        crate::libxl::Libxl::open()?.domain_config_json(self.info.domid)
+    }
+
+    /// Destroys the domain as `xl save` does after a successful save
+    /// (`libxl_domain_destroy`, synchronous), after turning log-dirty mode off and dropping
+    /// this process's foreign mappings of its memory (a mapped page would keep the dying
+    /// domain's memory allocated). Disarms the guard: nothing is resumed or unpaused
+    /// afterwards. The memory is not readable afterwards.
+    ///
+    /// Errors: [`XenError::Libxl`]; the guard then stays armed (a domain that survived is
+    /// resumed on the way out).
+    pub fn destroy(&self) -> Result<(), XenError> {
+        let mut g = self.guard();
+        self.memory.log_dirty.store(false, Ordering::SeqCst);
+        // Best effort: the domain goes anyway, and Xen drops log-dirty state with it.
+        let _ = g.disable_log_dirty();
+        self.memory.forget_all_windows();
+        crate::libxl::Libxl::open()?.destroy(self.info.domid)?;
+        g.disarm();
+        Ok(())
+    }
+
     /// Puts the domain back as found: log-dirty off, then unpause, then resume it if this
     /// process suspended it (every step tried; the first error returned).
     pub fn restore(&self) -> Result<(), XenError> {

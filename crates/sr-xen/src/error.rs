@@ -12,6 +12,15 @@ pub enum XenError {
         /// Its errno.
         errno: i32,
     },
+    /// A libxl call failed with libxl error code `rc` (`ERROR_*` of `_libxl_types.h`: -3
+    /// `ERROR_FAIL`, -6 `ERROR_INVAL`, ...; libxl has logged the details on standard error).
+    #[error("{call} failed: libxl error {rc}")]
+    Libxl {
+        /// The library function.
+        call: &'static str,
+        /// Its return code.
+        rc: i32,
+    },
     /// No domain with this id or name.
     #[error("no domain {domain}")]
     NoSuchDomain {

@@ -33,6 +33,8 @@ mod domain;
 mod error;
 mod ffi;
 mod interrupt;
+mod libxl;
+mod libxl_sys;
 mod memory;
 pub mod p2m;
 
