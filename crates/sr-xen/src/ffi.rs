@@ -52,6 +52,10 @@ unsafe extern "C" {
         msrs: *mut sys::xen_msr_entry,
         nr_msrs: *mut u32,
     ) -> c_int;
+    // `int xc_domain_resume(xc_interface *xch, uint32_t domid, int fast);` ("Resume a suspended
+    // domain"; `fast` = cooperative resume, i.e. suspend cancel: the guest's suspend hypercall
+    // returns 1 and it carries on in the same domain; `tools/libs/guest/xg_resume.c`).
+    fn xc_domain_resume(xch: *mut sys::xc_interface, domid: u32, fast: c_int) -> c_int;
 }
 
 // `xc_get_pfn_type_batch` is exported by libxenctrl (symbol version VERS_4.17.0) but declared
@@ -584,6 +588,16 @@ impl XenCtrl {
         Ok(TscInfo { mode, khz, nsec, incarnation })
     }
 
+    /// `xc_domain_resume(fast)`: with `fast` the cooperative resume (suspend cancel: vcpu0's
+    /// `eax` set to 1, then `XEN_DOMCTL_resumedomain`), as `xl save -c` does through
+    /// `libxl_domain_resume(..., suspend_cancel = 1)`. The domain must be shut down with reason
+    /// suspend.
+    pub fn domain_resume(&self, domid: u32, fast: bool) -> Result<(), XenError> {
+        // SAFETY: scalar arguments.
+        let rc = unsafe { xc_domain_resume(self.raw(), domid, c_int::from(fast)) };
+        if rc != 0 { Err(call_error("xc_domain_resume")) } else { Ok(()) }
+    }
+
     /// Maps the host's machine-to-phys table (`xc_map_m2p`, read-only) for mfns `0..=max_mfn`.
     pub fn map_m2p(&self, max_mfn: u64) -> Result<M2p, XenError> {
         let entries = max_mfn.checked_add(1).ok_or(XenError::Layout { what: "max_mfn", value: max_mfn })?;
@@ -736,11 +750,19 @@ impl Drop for Mapping {
     }
 }
 
-/// A read-only connection to xenstored.
+/// A connection to xenstored.
 #[derive(Debug)]
 pub struct XenStore {
     xsh: NonNull<sys::xs_handle>,
 }
+
+// SAFETY: libxenstore serialises requests on a handle with its own mutexes (it is built
+// threaded in Debian's and Xen's default builds); sr-xen also keeps a read-write handle behind
+// a Mutex.
+unsafe impl Send for XenStore {}
+
+/// `XBT_NULL`: no transaction.
+const XBT_NULL: sys::xs_transaction_t = 0;
 
 impl XenStore {
     /// Opens xenstore (`xs_open`, read-only).
@@ -750,12 +772,26 @@ impl XenStore {
         NonNull::new(xsh).map(|xsh| Self { xsh }).ok_or_else(|| call_error("xs_open"))
     }
 
+    /// Opens xenstore read-write (`xs_open(0)`), to write a domain's `control/shutdown` and
+    /// resume its connection.
+    pub fn open_rw() -> Result<Self, XenError> {
+        // SAFETY: plain constructor; flags 0 is a read-write connection.
+        let xsh = unsafe { sys::xs_open(0) };
+        NonNull::new(xsh).map(|xsh| Self { xsh }).ok_or_else(|| call_error("xs_open"))
+    }
+
     /// `xs_read` of `path` as a string; `None` if absent.
     pub fn read(&self, path: &str) -> Option<String> {
+        self.read_in(XBT_NULL, path)
+    }
+
+    /// `xs_read` of `path` in transaction `t`.
+    fn read_in(&self, t: sys::xs_transaction_t, path: &str) -> Option<String> {
         let path = CString::new(path).ok()?;
         let mut len: u32 = 0;
-        // SAFETY: null transaction (XBT_NULL), a NUL-terminated path, a valid length out pointer.
-        let p = unsafe { sys::xs_read(self.xsh.as_ptr(), 0, path.as_ptr(), &mut len) };
+        // SAFETY: a transaction of this handle or XBT_NULL, a NUL-terminated path, a valid
+        // length out pointer.
+        let p = unsafe { sys::xs_read(self.xsh.as_ptr(), t, path.as_ptr(), &mut len) };
         if p.is_null() {
             return None;
         }
@@ -764,6 +800,57 @@ impl XenStore {
         // SAFETY: the buffer was malloc'd by libxenstore and is freed once.
         unsafe { libc::free(p) };
         Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// `xs_write` of `value` to `path` in transaction `t`.
+    fn write_in(&self, t: sys::xs_transaction_t, path: &str, value: &str) -> Result<(), XenError> {
+        let path = CString::new(path).map_err(|_| XenError::Layout { what: "xenstore path with NUL", value: 0 })?;
+        let len = u32::try_from(value.len())
+            .map_err(|_| XenError::Layout { what: "xenstore value length", value: value.len() as u64 })?;
+        // SAFETY: a transaction of this handle or XBT_NULL, a NUL-terminated path, and `len`
+        // readable bytes of `value`.
+        let ok = unsafe { sys::xs_write(self.xsh.as_ptr(), t, path.as_ptr(), value.as_ptr().cast(), len) };
+        if ok { Ok(()) } else { Err(call_error("xs_write")) }
+    }
+
+    /// `xs_write` of `value` to `path` (no transaction).
+    pub fn write(&self, path: &str, value: &str) -> Result<(), XenError> {
+        self.write_in(XBT_NULL, path, value)
+    }
+
+    /// In one transaction (retried while xenstored answers `EAGAIN`): if `path` still holds
+    /// `expect`, writes `replacement`. `Ok(false)` when it held something else (or nothing).
+    pub fn replace_if(&self, path: &str, expect: &str, replacement: &str) -> Result<bool, XenError> {
+        loop {
+            // SAFETY: starts a transaction on this handle; 0 (XBT_NULL) is failure.
+            let t = unsafe { sys::xs_transaction_start(self.xsh.as_ptr()) };
+            if t == XBT_NULL {
+                return Err(call_error("xs_transaction_start"));
+            }
+            let held = self.read_in(t, path);
+            let write = if held.as_deref() == Some(expect) {
+                self.write_in(t, path, replacement).map(|()| true)
+            } else {
+                Ok(false)
+            };
+            let abort = !matches!(write, Ok(true));
+            // SAFETY: ends the transaction started above, once.
+            let ended = unsafe { sys::xs_transaction_end(self.xsh.as_ptr(), t, abort) };
+            match write {
+                Ok(true) if ended => return Ok(true),
+                Ok(true) if errno() == libc::EAGAIN => continue,
+                Ok(true) => return Err(call_error("xs_transaction_end")),
+                other => return other,
+            }
+        }
+    }
+
+    /// `xs_resume_domain`: tells xenstored the domain runs again after a suspend (what
+    /// libxl's `domain_resume_done` does after `xc_domain_resume`).
+    pub fn resume_domain(&self, domid: u32) -> Result<(), XenError> {
+        // SAFETY: scalar argument on an open handle.
+        let ok = unsafe { sys::xs_resume_domain(self.xsh.as_ptr(), domid) };
+        if ok { Ok(()) } else { Err(call_error("xs_resume_domain")) }
     }
 
     /// `xs_directory` of `path`: the children's names (empty if absent).

@@ -265,6 +265,17 @@ impl XenMemory {
         Ok(dirty)
     }
 
+    /// PV: the p2m as last read (at open or the last
+    /// [`XenDomain::refresh_p2m`](crate::XenDomain::refresh_p2m)), raw entries indexed by pfn
+    /// (the mfn, or an invalid entry for a pfn without a frame: check
+    /// [`is_populated`](GuestMemory::is_populated)). HVM: `None`.
+    pub fn p2m_entries(&self) -> Option<Vec<u64>> {
+        match &self.addressing {
+            Addressing::Pv { p2m, .. } => Some(p2m.read().unwrap_or_else(|e| e.into_inner()).clone()),
+            Addressing::Hvm => None,
+        }
+    }
+
     /// Foreign-mapping calls made so far (one per window).
     pub fn mapped_batches(&self) -> u64 {
         self.mapped_batches.load(Ordering::Relaxed)
@@ -395,6 +406,12 @@ impl XenMemory {
         for pfn in pfns {
             windows.remove(&(pfn / WINDOW_PFNS));
         }
+    }
+
+    /// Drops every cached mapping window (before the domain is destroyed: a foreign mapping
+    /// holds a reference on each of its frames).
+    pub(crate) fn forget_all_windows(&self) {
+        self.forget_windows(std::iter::empty(), true);
     }
 
     fn log_dirty_words(&self) -> Result<Vec<u64>, XenError> {
