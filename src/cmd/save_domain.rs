@@ -70,6 +70,10 @@ pub struct DomainSaveSummary {
     pub config_bytes: usize,
 }
 
+/// What one save attempt gives: the saver's statistics, the dirty tracking used, and when
+/// the suspend was requested and how long it took.
+type Saved = (SaveStats, &'static str, Option<(Instant, Duration)>);
+
 /// The domain opened for saving, with everything that outlives one save attempt.
 struct Opened {
     domain: XenDomain,
@@ -92,7 +96,7 @@ fn save_into(
     opened: &Opened,
     settings: &DomainSaveSettings,
     out: impl Write + Send,
-) -> Result<(SaveStats, &'static str, Option<(Instant, Duration)>)> {
+) -> Result<Saved> {
     let domain = &opened.domain;
     let guest = PvSaveGuest::new(domain, settings.suspend_timeout)?;
     let mut tracking = "none";
@@ -130,7 +134,7 @@ fn save_into(
 fn finish(
     opened: Opened,
     settings: &DomainSaveSettings,
-    saved: (SaveStats, &'static str, Option<(Instant, Duration)>),
+    saved: Saved,
 ) -> Result<DomainSaveSummary> {
     let complete = Instant::now();
     let (stats, tracking, suspended) = saved;
