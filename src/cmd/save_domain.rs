@@ -92,11 +92,7 @@ fn open(settings: &DomainSaveSettings) -> Result<Opened> {
 }
 
 /// Saves the opened domain into `out`; the guest is left suspended on success.
-fn save_into(
-    opened: &Opened,
-    settings: &DomainSaveSettings,
-    out: impl Write + Send,
-) -> Result<Saved> {
+fn save_into(opened: &Opened, settings: &DomainSaveSettings, out: impl Write + Send) -> Result<Saved> {
     let domain = &opened.domain;
     let guest = PvSaveGuest::new(domain, settings.suspend_timeout)?;
     let mut tracking = "none";
@@ -131,11 +127,7 @@ fn save_into(
 }
 
 /// After the output is complete: destroy the domain, or resume it with `--keep-running`.
-fn finish(
-    opened: Opened,
-    settings: &DomainSaveSettings,
-    saved: Saved,
-) -> Result<DomainSaveSummary> {
+fn finish(opened: Opened, settings: &DomainSaveSettings, saved: Saved) -> Result<DomainSaveSummary> {
     let complete = Instant::now();
     let (stats, tracking, suspended) = saved;
     let domain = &opened.domain;
