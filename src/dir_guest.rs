@@ -123,10 +123,11 @@ impl Guest for DirGuest {
     fn domain_type(&self) -> DomainType {
         self.image.state.domain_type
     }
-    fn page_types(&self, pfns: &[u64], out: &mut [PageType]) {
+    fn page_types(&self, pfns: &[u64], out: &mut [PageType]) -> Result<(), SaveError> {
         for (pfn, t) in pfns.iter().zip(out.iter_mut()) {
             *t = self.image.state.page_type(*pfn);
         }
+        Ok(())
     }
     fn extra_pfns(&self) -> Vec<u64> {
         // Holes the stream named (XTAB, BROKEN) and allocate-only pages are sent as such.

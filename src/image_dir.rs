@@ -453,6 +453,11 @@ impl AtomicOutput {
         &self.tmp
     }
 
+    /// Where the output appears on [`commit`](Self::commit).
+    pub fn final_path(&self) -> &Path {
+        &self.dest
+    }
+
     /// Renames the finished output into place.
     pub fn commit(mut self) -> Result<()> {
         fs::rename(&self.tmp, &self.dest)

@@ -112,16 +112,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write a domain image directory (from `xsr restore`) as a stream: the inverse of restore.
+    /// Write a domain image directory (from `xsr restore`) as a stream: the inverse of
+    /// restore. With --domain (Xen builds): save a running x86 PV domain as `xl save` does.
     Save {
         /// The directory.
-        dir: PathBuf,
+        #[cfg_attr(feature = "xen", arg(required_unless_present = "domain", conflicts_with = "domain"))]
+        #[cfg_attr(not(feature = "xen"), arg(required = true))]
+        dir: Option<PathBuf>,
         /// Output file (`-` for standard output; a file is written atomically).
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
         save: SaveArgs,
-        /// Print a JSON summary.
+        #[cfg(feature = "xen")]
+        #[command(flatten)]
+        domain: DomainArgs,
+        /// Print a JSON summary (on standard output; on standard error with `--out -`).
         #[arg(long)]
         json: bool,
     },
@@ -156,7 +162,9 @@ enum Command {
     /// reports that its directory is complete (see the handshake in the README).
     Send {
         /// The directory.
-        dir: PathBuf,
+        #[cfg_attr(feature = "xen", arg(required_unless_present = "domain", conflicts_with = "domain"))]
+        #[cfg_attr(not(feature = "xen"), arg(required = true))]
+        dir: Option<PathBuf>,
         /// The receiver: HOST:PORT over TCP, or `-` (the stream on standard output, the
         /// receiver's messages read from --reply).
         #[arg(long, required_unless_present = "via", conflicts_with = "via")]
@@ -173,6 +181,13 @@ enum Command {
         timeout: std::time::Duration,
         #[command(flatten)]
         save: SaveArgs,
+        #[cfg(feature = "xen")]
+        #[command(flatten)]
+        domain: DomainArgs,
+        /// Print a JSON summary of a --domain send on standard output.
+        #[cfg(feature = "xen")]
+        #[arg(long)]
+        json: bool,
     },
     /// Read guest memory at a guest-physical or guest-virtual address: a hex dump, or raw
     /// bytes with --out.
@@ -205,8 +220,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Receive one stream (TCP or a pipe), restore it into a directory and report the
-    /// outcome to the sender.
+    /// Receive one stream (TCP or a pipe), restore it into a directory (or keep it as a
+    /// file) and report the outcome to the sender.
     Receive {
         /// Address to listen on (loopback unless told otherwise; port 0 picks one).
         #[arg(long, default_value = "127.0.0.1:7878", conflicts_with = "from")]
@@ -216,8 +231,13 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         from: Option<PathBuf>,
         /// Output directory (must not exist; written atomically).
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "out_file", conflicts_with = "out_file")]
+        out: Option<PathBuf>,
+        /// Keep the stream as received, byte for byte, in this file (an `xl` save file when
+        /// the sender sends one, for `xl restore`), checked by the restore rules as it arrives;
+        /// written atomically and synced before the sender is told.
+        #[arg(long, value_name = "FILE")]
+        out_file: Option<PathBuf>,
         /// Seconds the sender may stay silent.
         #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, default_value = "60")]
         timeout: std::time::Duration,
@@ -264,6 +284,66 @@ struct ReadArgs {
     /// Write the raw bytes to this file (atomically; `-`: standard output) instead of a hex dump.
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+/// A running domain to save (`xsr save --domain`, `xsr send --domain`).
+#[cfg(feature = "xen")]
+#[derive(Args, Debug)]
+struct DomainArgs {
+    /// Save this running x86 PV domain (id or name) as `xl save` does: an `xl` file with
+    /// its configuration that `xl restore` resumes. The domain is destroyed after a
+    /// successful save unless --keep-running.
+    #[arg(long, value_name = "DOMID|NAME")]
+    domain: Option<String>,
+    /// With --domain: send memory while the guest runs (pre-copy), then suspend it for the
+    /// last dirty pages.
+    #[arg(long, requires = "domain")]
+    live: bool,
+    /// Live: most pre-copy passes before suspending.
+    #[arg(long, default_value_t = 5, requires = "live")]
+    max_iterations: u32,
+    /// Live: suspend once fewer pages than this were dirtied during a pass.
+    #[arg(long, default_value_t = 50, requires = "live")]
+    dirty_threshold: u64,
+    /// Live: suspend once the dirty pages would take less than this many milliseconds.
+    #[arg(long, requires = "live")]
+    downtime_ms: Option<u64>,
+    /// With --domain: resume the guest after the save instead of destroying it (`xl save -c`).
+    #[arg(long, requires = "domain")]
+    keep_running: bool,
+    /// With --domain: seconds the guest may take to suspend.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, default_value = "60", requires = "domain")]
+    suspend_timeout: std::time::Duration,
+}
+
+#[cfg(feature = "xen")]
+impl DomainArgs {
+    /// The settings of a domain save, refusing the directory-only options.
+    fn settings(&self, save: &SaveArgs) -> Result<Option<xsr::cmd::save_domain::DomainSaveSettings>> {
+        let Some(domain) = &self.domain else { return Ok(None) };
+        let dir_only = [
+            (save.container.is_some_and(|c| c != ContainerArg::Xl), "--container"),
+            (save.stream_version != 3, "--stream-version"),
+            (save.zero_pages != ZeroPagesArg::Data, "--zero-pages"),
+            (save.verify, "--verify"),
+            (save.pvh_as_hvm, "--pvh-as-hvm"),
+        ];
+        if let Some((_, name)) = dir_only.iter().find(|(set, _)| *set) {
+            anyhow::bail!("{name} applies to a directory save, not to --domain (which writes what `xl save` writes)");
+        }
+        Ok(Some(xsr::cmd::save_domain::DomainSaveSettings {
+            domain: domain.clone(),
+            live: self.live.then_some(PrecopyPolicy {
+                max_iterations: self.max_iterations,
+                dirty_threshold: self.dirty_threshold,
+                downtime_target: self.downtime_ms.map(std::time::Duration::from_millis),
+            }),
+            keep_running: self.keep_running,
+            workers: save.workers,
+            batch: save.batch,
+            suspend_timeout: self.suspend_timeout,
+        }))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -412,7 +492,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Save { dir, out, save, json } => {
+        Command::Save {
+            dir,
+            out,
+            save,
+            #[cfg(feature = "xen")]
+            domain,
+            json,
+        } => {
+            #[cfg(feature = "xen")]
+            if let Some(settings) = domain.settings(&save)? {
+                let summary = xsr::cmd::save_domain::save_domain(&settings, &out)?;
+                if out.as_os_str() == "-" {
+                    let mut err = std::io::stderr().lock();
+                    if json {
+                        serde_json::to_writer_pretty(&mut err, &summary)?;
+                        writeln!(err)?;
+                    } else {
+                        xsr::cmd::save_domain::print_summary(&summary, &mut err)?;
+                    }
+                } else if json {
+                    print_json(&summary)?;
+                } else {
+                    xsr::cmd::save_domain::print_summary(&summary, &mut std::io::stdout().lock())?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let dir = anyhow::Context::context(dir, "a directory (or --domain) is needed")?;
             let stats = save::save(&dir, &out, &save.settings())?;
             if json {
                 let summary = serde_json::json!({
@@ -448,7 +554,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(if summary.identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Send { dir, to, via, reply, timeout, save } => {
+        Command::Send {
+            dir,
+            to,
+            via,
+            reply,
+            timeout,
+            save,
+            #[cfg(feature = "xen")]
+            domain,
+            #[cfg(feature = "xen")]
+            json,
+        } => {
             let peer = match (to, via, reply) {
                 (_, Some(cmd), None) => net::Peer::Via(cmd),
                 (Some(to), None, Some(reply)) if to == "-" => net::Peer::Stdout { reply },
@@ -460,6 +577,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (Some(to), None, None) => net::Peer::Tcp(to),
                 _ => anyhow::bail!("--reply goes with --to - only"),
             };
+            #[cfg(feature = "xen")]
+            if let Some(settings) = domain.settings(&save)? {
+                let (summary, receiver) =
+                    xsr::cmd::save_domain::send_domain(&settings, |save| net::send_with(&peer, timeout, save))?;
+                // With --to -, standard output carries the stream.
+                let stdout_is_stream = matches!(peer, net::Peer::Stdout { .. });
+                if json && !stdout_is_stream {
+                    print_json(&summary)?;
+                } else {
+                    xsr::cmd::save_domain::print_summary(&summary, &mut std::io::stderr().lock())?;
+                }
+                eprintln!("the receiver committed it: {receiver}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let dir = anyhow::Context::context(dir, "a directory (or --domain) is needed")?;
             let sent = net::send(&dir, &peer, &save.settings(), timeout)?;
             let stats = &sent.stats;
             eprintln!(
@@ -471,18 +603,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Receive { listen, from, out, timeout, stream, memory } => {
+        Command::Receive { listen, from, out, out_file, timeout, stream, memory } => {
             let source = match from {
                 Some(path) => net::Source::Path(path),
                 None => net::Source::Listen(listen),
             };
             let piped = matches!(source, net::Source::Path(_));
             let options = memory.bound(stream.options(Strictness::Lenient));
-            let restored = net::receive(&source, &out, options, memory.max_memory, timeout, |addr| {
+            let target = match (&out, &out_file) {
+                (Some(dir), _) => net::Target::Dir(dir),
+                (None, Some(file)) => net::Target::File(file),
+                (None, None) => anyhow::bail!("--out DIR or --out-file FILE is needed"),
+            };
+            let (_, line) = net::receive(&source, target, options, memory.max_memory, timeout, |addr| {
                 eprintln!("listening on {addr}");
             })?;
             // With --from, standard output carries the handshake: the summary goes to stderr.
-            let line = net::summary(&restored, &out);
             if piped {
                 eprintln!("{line}");
             } else {

@@ -301,11 +301,12 @@ impl Guest for SyntheticGuest {
     fn domain_type(&self) -> DomainType {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).domain_type
     }
-    fn page_types(&self, pfns: &[u64], out: &mut [PageType]) {
+    fn page_types(&self, pfns: &[u64], out: &mut [PageType]) -> Result<(), SaveError> {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         for (pfn, t) in pfns.iter().zip(out.iter_mut()) {
             *t = s.page_type(*pfn);
         }
+        Ok(())
     }
     fn extra_pfns(&self) -> Vec<u64> {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());

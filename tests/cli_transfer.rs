@@ -117,7 +117,14 @@ fn xsr_cmd(args: &[&str]) -> Command {
 
 /// A TCP receiver: the child, its address, and its standard error after the first line.
 fn tcp_receiver(out: &Path, extra: &[&str]) -> (Child, String, ChildStderr) {
-    let mut args = vec!["receive", "--listen", "127.0.0.1:0", "--out", out.to_str().unwrap()];
+    let mut args = vec!["--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    tcp_receiver_with(&args)
+}
+
+/// A TCP receiver with these arguments after `receive --listen 127.0.0.1:0`.
+fn tcp_receiver_with(extra: &[&str]) -> (Child, String, ChildStderr) {
+    let mut args = vec!["receive", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     let mut child = xsr_cmd(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut err = child.stderr.take().unwrap();
@@ -576,4 +583,51 @@ fn send_flags_are_checked() {
     let o = send(&[&f.guest, "--to", "127.0.0.1:1", "--timeout", "0"]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(xsr(&["receive", "--from", "-", "--listen", "127.0.0.1:0", "--out", "x"]).status.code(), Some(2));
+}
+
+#[test]
+fn over_tcp_out_file_keeps_the_stream_byte_for_byte() {
+    let f = fixture();
+    let out = f.path("received.save");
+    let (receiver, addr, err) = tcp_receiver_with(&["--out-file", out.to_str().unwrap()]);
+    let o = send(&[&f.guest, "--to", &addr]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (code, text) = finish(receiver, err);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        stderr(&o).contains(&format!(
+            "the receiver committed it: received x86 PV domain: 8192 pages, 33632267 bytes into {}",
+            out.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    // The directory saves back to the real Xen file, and the receiver kept exactly that.
+    assert!(fs::read(&out).unwrap() == f.stream);
+}
+
+#[test]
+fn over_tcp_out_file_a_rejection_anywhere_leaves_no_file() {
+    let f = fixture();
+    for (name, patches, why) in f.rejections() {
+        let out = f.path("received.save");
+        let (receiver, target, err) = tcp_receiver_with(&["--out-file", out.to_str().unwrap()]);
+        let (addr, proxy) = patching_proxy(target, patches);
+        let o = send(&[&f.guest, "--to", &addr]);
+        proxy.join().unwrap();
+        let (code, text) = finish(receiver, err);
+        assert_eq!(code, Some(1), "{name}: {text}");
+        assert!(text.contains(&why), "{name}: {text}");
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+        f.assert_nothing_at(&out);
+    }
+}
+
+#[test]
+fn out_file_and_out_are_exclusive_and_one_is_needed() {
+    let o = xsr(&["receive", "--from", "-", "--out", "a", "--out-file", "b"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = xsr(&["receive", "--from", "-"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--out"), "{}", stderr(&o));
 }

@@ -11,4 +11,6 @@ pub mod net;
 pub mod read;
 pub mod restore;
 pub mod save;
+#[cfg(feature = "xen")]
+pub mod save_domain;
 pub mod verify;

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use sr_memory::{FileMemory, GuestMemory};
-use sr_restore::{RestoreOptions, Restored};
+use sr_restore::{NoMemory, RestoreOptions, Restored};
 use sr_save::{SaveError, SaveStats};
 
 use crate::cmd::restore::restore_into;
 use crate::cmd::save::{SaveSettings, save_to};
 use crate::dir_guest::DirGuest;
-use crate::image_dir::AtomicDir;
+use crate::image_dir::{AtomicDir, AtomicFile};
 use crate::input::Input;
 use crate::outcome::exit_code;
 use crate::transfer::{Message, ReadError, ReceiverFailed, TimeoutReader, read_message};
@@ -253,14 +253,29 @@ type Incoming = Result<Option<Message>, ReadError>;
 /// a closed back channel, a silent peer (`timeout`), a local failure otherwise.
 pub fn send(dir: &Path, peer: &Peer, settings: &SaveSettings, timeout: Duration) -> Result<Sent> {
     let guest = DirGuest::open(dir)?;
+    send_with(peer, timeout, &mut |w| save_to(&guest, settings, w))
+}
+
+/// Like [`send`], with the stream written by `save` into the forward channel it is given
+/// (which fails as soon as the receiver reports an error).
+pub fn send_with(
+    peer: &Peer,
+    timeout: Duration,
+    save: &mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>,
+) -> Result<Sent> {
     let name = peer.name();
     let mut link = Link::open(peer, timeout)?;
-    let result = exchange(&guest, &mut link, &name, settings, timeout);
+    let result = exchange(&mut link, &name, timeout, save);
     link.finish(if result.is_ok() { timeout } else { Duration::from_millis(500) });
     result
 }
 
-fn exchange(guest: &DirGuest, link: &mut Link, name: &str, settings: &SaveSettings, timeout: Duration) -> Result<Sent> {
+fn exchange(
+    link: &mut Link,
+    name: &str,
+    timeout: Duration,
+    save: &mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>,
+) -> Result<Sent> {
     let shared = Arc::new(Shared {
         start: Instant::now(),
         peer_failed: AtomicBool::new(false),
@@ -325,7 +340,7 @@ fn exchange(guest: &DirGuest, link: &mut Link, name: &str, settings: &SaveSettin
         }
     });
     let forward = link.forward.take().context("forward channel already used")?;
-    let saved = save_to(guest, settings, Guarded { inner: forward, shared: Arc::clone(&shared) });
+    let saved = save(Box::new(Guarded { inner: forward, shared: Arc::clone(&shared) }));
     link.close_forward();
     shared.done.store(true, Ordering::Release);
     let _ = watchdog.join();
@@ -378,16 +393,36 @@ pub enum Source {
     Path(PathBuf),
 }
 
-/// Receives one stream from `source` into `out` and reports the outcome to the sender.
-/// `listening` is called with the bound address before accepting (port 0 picks a free port).
+/// Where `xsr receive` puts what it receives.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// `--out DIR`: restored into a domain image directory.
+    Dir(&'a Path),
+    /// `--out-file FILE`: the stream as received, byte for byte (an `xl` save file when the
+    /// sender sends one), checked by the restore rules as it arrives.
+    File(&'a Path),
+}
+
+/// What `xsr receive` received.
+#[derive(Debug)]
+pub enum Received {
+    /// Restored into a directory.
+    Dir(Restored<FileMemory>),
+    /// Written as a file (verified, no memory restored).
+    File(Restored<NoMemory>),
+}
+
+/// Receives one stream from `source` into `target` and reports the outcome to the sender;
+/// returns it and the summary line the sender was sent. `listening` is called with the
+/// bound address before accepting (port 0 picks a free port).
 pub fn receive(
     source: &Source,
-    out: &Path,
+    target: Target<'_>,
     options: RestoreOptions,
     max_memory: u64,
     timeout: Duration,
     listening: impl FnOnce(SocketAddr),
-) -> Result<Restored<FileMemory>> {
+) -> Result<(Received, String)> {
     match source {
         Source::Listen(listen) => {
             let listener = TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
@@ -397,7 +432,7 @@ pub fn receive(
             let forward = stream.try_clone().context("cannot clone the connection")?;
             let drain = stream.try_clone().context("cannot clone the connection")?;
             let mut back = &stream;
-            serve(forward, drain, &mut back, &format!("the stream from {peer}"), out, options, max_memory, timeout)
+            serve(forward, drain, &mut back, &format!("the stream from {peer}"), target, options, max_memory, timeout)
         }
         Source::Path(path) => {
             let forward = if path.as_os_str() == "-" {
@@ -410,9 +445,63 @@ pub fn receive(
             let drain = forward.try_clone().context("cannot duplicate the input")?;
             let mut back = File::from(io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?);
             let name = if path.as_os_str() == "-" { "standard input".to_string() } else { path.display().to_string() };
-            serve(forward, drain, &mut back, &name, out, options, max_memory, timeout)
+            serve(forward, drain, &mut back, &name, target, options, max_memory, timeout)
         }
     }
+}
+
+/// A target made ready before READY is sent.
+enum Prepared {
+    Dir(AtomicDir),
+    File(AtomicFile, File),
+}
+
+/// Copies every byte `reader` gives into `out` as it is read.
+struct Tee<R> {
+    inner: R,
+    out: io::BufWriter<File>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// `--out-file`: the stream verified by the restore rules (page bodies read, so PV page
+/// tables are checked) while every byte goes to the file; after END nothing more may come.
+/// The file is synced and renamed into place before the sender is told.
+fn receive_file(
+    reader: impl Read + Send + 'static,
+    name: &str,
+    dest: AtomicFile,
+    file: File,
+    mut options: RestoreOptions,
+    max_memory: u64,
+) -> Result<(Received, String)> {
+    options.max_populated_bytes = options.max_populated_bytes.min(max_memory);
+    let mut tee = Tee { inner: reader, out: io::BufWriter::with_capacity(1 << 20, file) };
+    let verified = sr_restore::Restorer::new(options)
+        .verify(sr_format::StreamReader::from_read(&mut tee))
+        .map_err(|e| anyhow::Error::new(e).context(format!("receive of {name} failed")))?;
+    let mut rest = [0u8; 1];
+    if tee.inner.read(&mut rest).context("reading after the end of the stream failed")? != 0 {
+        bail!("receive of {name} failed: bytes follow the end of the stream");
+    }
+    let file = tee.out.into_inner().map_err(|e| anyhow!(e.into_error())).context("cannot write the output file")?;
+    file.sync_all().context("cannot sync the output file")?;
+    let out = dest.final_path().to_path_buf();
+    dest.commit()?;
+    let line = format!(
+        "received {} domain: {} pages, {} bytes into {}",
+        verified.state.domain_type,
+        verified.stats.data_pages,
+        verified.stats.bytes,
+        out.display()
+    );
+    Ok((Received::File(verified), line))
 }
 
 /// The one-line summary of a received domain.
@@ -433,29 +522,48 @@ fn serve<R: Read + AsFd + Send + 'static>(
     drain: R,
     back: &mut dyn Write,
     name: &str,
-    out: &Path,
+    target: Target<'_>,
     options: RestoreOptions,
     max_memory: u64,
     timeout: Duration,
-) -> Result<Restored<FileMemory>> {
+) -> Result<(Received, String)> {
     let report_error = |back: &mut dyn Write, e: &anyhow::Error| {
         let _ = Message::Error { code: exit_code(e), message: format!("{e:#}") }.write_to(back);
     };
-    let dir = match AtomicDir::create(out) {
-        Ok(d) => d,
+    let prepared = match target {
+        Target::Dir(out) => AtomicDir::create(out).map(Prepared::Dir),
+        Target::File(out) => AtomicFile::new(out).and_then(|dest| {
+            let file = File::create(dest.path()).with_context(|| format!("cannot create {}", out.display()))?;
+            Ok(Prepared::File(dest, file))
+        }),
+    };
+    let prepared = match prepared {
+        Ok(p) => p,
         Err(e) => {
             report_error(back, &e);
             return Err(e);
         }
     };
     Message::Ready.write_to(back).context("cannot tell the sender we are ready")?;
-    let input = Input::Reader(Box::new(TimeoutReader::new(forward, timeout)));
-    match restore_into(dir, input, name, options, max_memory) {
-        Ok(restored) => {
-            Message::Ok(summary(&restored, out))
+    let reader = TimeoutReader::new(forward, timeout);
+    let received = match prepared {
+        Prepared::Dir(dir) => {
+            let out = match target {
+                Target::Dir(out) | Target::File(out) => out,
+            };
+            restore_into(dir, Input::Reader(Box::new(reader)), name, options, max_memory).map(|r| {
+                let line = summary(&r, out);
+                (Received::Dir(r), line)
+            })
+        }
+        Prepared::File(dest, file) => receive_file(reader, name, dest, file, options, max_memory),
+    };
+    match received {
+        Ok((received, line)) => {
+            Message::Ok(line.clone())
                 .write_to(back)
-                .context("the directory is complete but the sender could not be told")?;
-            Ok(restored)
+                .context("the output is complete but the sender could not be told")?;
+            Ok((received, line))
         }
         Err(e) => {
             report_error(back, &e);

@@ -96,7 +96,8 @@ pub fn progress_handler(bar: &ProgressBar) -> impl FnMut(&SaveEvent) + Send + '_
     }
 }
 
-fn pages_bar() -> ProgressBar {
+/// The pages progress bar of a save (on standard error, hidden when it is not a terminal).
+pub fn pages_bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} pages {per_sec}") {

@@ -65,8 +65,9 @@ impl<M: GuestMemory> Guest for BenchGuest<M> {
     fn domain_type(&self) -> DomainType {
         DomainType::X86_HVM
     }
-    fn page_types(&self, _pfns: &[u64], out: &mut [PageType]) {
+    fn page_types(&self, _pfns: &[u64], out: &mut [PageType]) -> Result<(), SaveError> {
         out.fill(PageType::NOTAB);
+        Ok(())
     }
     fn pause(&self) -> Result<(), SaveError> {
         Ok(())

@@ -21,13 +21,40 @@ pub trait Guest: Sync {
 
     /// Current type of each pfn (NOTAB for ordinary pages, L1TAB.. for PV page tables,
     /// XTAB/BROKEN for holes). `out` has the length of `pfns`. Called from worker threads
-    /// for every batch of every pass, so types may change while the guest runs.
-    fn page_types(&self, pfns: &[u64], out: &mut [PageType]);
+    /// for every batch of every pass, so types may change while the guest runs. An error
+    /// (e.g. the hypervisor's type query failed) fails the save.
+    fn page_types(&self, pfns: &[u64], out: &mut [PageType]) -> Result<(), SaveError>;
+
+    /// Whether [`normalise_pages`](Self::normalise_pages) rewrites page bodies. A guest that
+    /// says so is never saved through the zero-copy path (its pages are copied, rewritten,
+    /// then written). Default: `false`.
+    fn normalises_pages(&self) -> bool {
+        false
+    }
+
+    /// Rewrites page bodies between the read and the write, in place: x86 PV page tables
+    /// hold machine frame numbers, which Xen's saver turns into pfns
+    /// (`normalise_pagetable` in `tools/libs/guest/xg_sr_save_x86_pv.c`). `pfns` are the
+    /// data-bearing pfns of one batch in order, `types` their types, `data` their bodies
+    /// (`pfns.len()` pages). Called from worker threads, only if
+    /// [`normalises_pages`](Self::normalises_pages). An error fails the save. Default: no change.
+    fn normalise_pages(&self, pfns: &[u64], types: &[PageType], data: &mut [u8]) -> Result<(), SaveError> {
+        let _ = (pfns, types, data);
+        Ok(())
+    }
 
     /// Pfns that must be sent although not populated (XTAB/BROKEN holes, XALLOC), in any
     /// order; sent in the first pass only. Default: none.
     fn extra_pfns(&self) -> Vec<u64> {
         Vec::new()
+    }
+
+    /// Whether the state [`state`](Self::state) returns before [`pause`](Self::pause) already
+    /// satisfies the restorer's END rules. An image does; a running Xen PV domain does not
+    /// (vcpu 0 holds its start_info frame only once the guest has suspended), so for it the
+    /// rulebook runs on the state taken after the pause, before END. Default: `true`.
+    fn state_checkable_before_pause(&self) -> bool {
+        true
     }
 
     /// Stop the guest changing memory and state (before the final pass). When this returns,

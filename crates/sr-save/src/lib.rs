@@ -27,8 +27,9 @@
 //! impl Guest for Tiny {
 //!     fn memory(&self) -> &dyn GuestMemory { &self.mem }
 //!     fn domain_type(&self) -> DomainType { DomainType::X86_HVM }
-//!     fn page_types(&self, pfns: &[u64], out: &mut [PageType]) {
+//!     fn page_types(&self, pfns: &[u64], out: &mut [PageType]) -> Result<(), SaveError> {
 //!         for (p, t) in pfns.iter().zip(out) { *t = self.state.page_type(*p) }
+//!         Ok(())
 //!     }
 //!     fn pause(&self) -> Result<(), SaveError> { Ok(()) }
 //!     fn state(&self) -> Result<DomainState, SaveError> { Ok(self.state.clone()) }

@@ -59,6 +59,8 @@ struct Batch {
     words: Vec<u8>,
     /// The data-bearing pfns, in order (what the writer asks the backend to lend).
     data_pfns: Vec<u64>,
+    /// The types of `data_pfns` (for [`Guest::normalise_pages`]).
+    data_types: Vec<PageType>,
     /// Copied page bodies (copy mode only).
     data: Vec<u8>,
     /// Skipped because the writer had already failed.
@@ -100,6 +102,7 @@ struct Prep<'g> {
     page_size: usize,
     lend: bool,
     elide_zero: bool,
+    normalise: bool,
     stop: &'g AtomicBool,
 }
 
@@ -137,7 +140,7 @@ impl<'g> Pipeline<'g> {
             .build()
             .map_err(|e| SaveError::Worker(format!("cannot start the worker pool: {e}")))?;
         // Probe once: a lending backend calls the function with no pages and says Some.
-        let lend = allow_lend && memory.lend_pages(&[], &mut |_| Ok(())).is_some();
+        let lend = allow_lend && !guest.normalises_pages() && memory.lend_pages(&[], &mut |_| Ok(())).is_some();
         Ok(Self {
             guest,
             memory,
@@ -235,6 +238,7 @@ impl<'g> Pipeline<'g> {
             page_size: self.page_size,
             lend: self.lend,
             elide_zero,
+            normalise: self.guest.normalises_pages(),
             stop,
         };
         let mut out = Vec::with_capacity(window.len());
@@ -273,8 +277,9 @@ fn prepare_batch(mut b: Batch, types: &mut Vec<PageType>, prep: &Prep<'_>) -> Re
     }
     types.clear();
     types.resize(b.pfns.len(), PageType::NOTAB);
-    prep.guest.page_types(&b.pfns, types);
+    prep.guest.page_types(&b.pfns, types)?;
     b.data_pfns.clear();
+    b.data_types.clear();
     for (&pfn, &t) in b.pfns.iter().zip(types.iter()) {
         if !t.is_known() {
             return Err(SaveError::InvalidState(format!(
@@ -284,6 +289,7 @@ fn prepare_batch(mut b: Batch, types: &mut Vec<PageType>, prep: &Prep<'_>) -> Re
         }
         if t.has_data() {
             b.data_pfns.push(pfn);
+            b.data_types.push(t);
         }
     }
     if !prep.lend {
@@ -292,6 +298,9 @@ fn prepare_batch(mut b: Batch, types: &mut Vec<PageType>, prep: &Prep<'_>) -> Re
         prep.memory
             .read_pages(&b.data_pfns, &mut b.data)
             .map_err(|e| SaveError::memory(b.data_pfns.first().or(b.pfns.first()).copied().unwrap_or_default(), e))?;
+        if prep.normalise {
+            prep.guest.normalise_pages(&b.data_pfns, &b.data_types, &mut b.data)?;
+        }
         if prep.elide_zero {
             elide_zero_pages(&mut b, types, ps);
         }

@@ -44,24 +44,28 @@ pub(crate) fn check(guest: &dyn Guest, state: &DomainState, extras: &[u64]) -> R
     let mut types = BTreeMap::new();
     let mut pfns = Vec::with_capacity(BATCH);
     let mut out = vec![PageType::NOTAB; BATCH];
-    let mut flush = |pfns: &mut Vec<u64>| {
+    let mut flush = |pfns: &mut Vec<u64>| -> Result<(), SaveError> {
         let out = &mut out[..pfns.len()];
-        guest.page_types(pfns, out);
+        guest.page_types(pfns, out)?;
         types.extend(pfns.iter().zip(out.iter()).filter(|(_, t)| **t != PageType::NOTAB).map(|(&p, &t)| (p, t)));
         pfns.clear();
+        Ok(())
     };
     for pfn in populated.iter_ones().chain(extras.iter().copied().filter(|&p| !populated.get(p))) {
         pfns.push(pfn);
         if pfns.len() == BATCH {
-            flush(&mut pfns);
+            flush(&mut pfns)?;
         }
     }
-    flush(&mut pfns);
+    flush(&mut pfns)?;
     // Row 24: page-table bodies.
     let size = memory.page_size();
     let mut page = vec![0u8; size];
     for (&pfn, &t) in types.iter().filter(|(_, t)| t.is_page_table()) {
         memory.read_pages(&[pfn], &mut page).map_err(|e| SaveError::memory(pfn, e))?;
+        if guest.normalises_pages() {
+            guest.normalise_pages(&[pfn], &[t], &mut page)?;
+        }
         sr_rules::pv::check_page_table(pfn, t, &page, max_pfn).map_err(SaveError::Rejected)?;
     }
     let mut view = state.clone();
@@ -96,10 +100,11 @@ mod tests {
         fn domain_type(&self) -> DomainType {
             self.1.domain_type
         }
-        fn page_types(&self, pfns: &[u64], out: &mut [PageType]) {
+        fn page_types(&self, pfns: &[u64], out: &mut [PageType]) -> Result<(), SaveError> {
             for (p, t) in pfns.iter().zip(out) {
                 *t = self.1.page_type(*p);
             }
+            Ok(())
         }
         fn pause(&self) -> Result<(), SaveError> {
             Ok(())

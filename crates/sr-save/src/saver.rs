@@ -167,8 +167,11 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
         if let Some(&pfn) = extras.last().filter(|&&p| p > PFN_MAX) {
             return Err(SaveError::InvalidState(format!("extra pfn {pfn:#x} does not fit a pfn word")));
         }
-        // What the restorer would reject is refused before anything is written.
-        crate::rules::check(guest, &state, &extras)?;
+        // What the restorer would reject is refused before anything is written (for a guest
+        // whose state becomes restorable only once paused, before END).
+        if guest.state_checkable_before_pause() {
+            crate::rules::check(guest, &state, &extras)?;
+        }
         let wire_type = if dtype == DomainType::X86_PVH && opts.pvh_as_hvm { DomainType::X86_HVM } else { dtype };
         let pipeline = Pipeline::new(guest, opts.worker_count(), opts.batch_pfns, opts.zero_pages == ZeroPages::Data)?;
         Ok(Self {

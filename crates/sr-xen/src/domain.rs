@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use sr_memory::{AtomicPfnBitmap, PfnBitmap};
 
-use crate::control::{DomainControl, DomainGuard};
+use crate::control::{DomainControl, DomainGuard, SHUTDOWN_SUSPEND};
 use crate::error::XenError;
-use crate::ffi::{DomainInfo, ForeignMemory, XenCtrl, XenStore};
+use crate::ffi::{DomainInfo, ForeignMemory, TscInfo, XenCtrl, XenStore};
 use crate::interrupt::Interrupt;
 use crate::memory::{Addressing, XenMemory};
 
@@ -24,10 +24,12 @@ pub enum DomainKind {
     Hvm,
 }
 
-/// libxenctrl behind a lock plus the domain id: the [`DomainControl`] of the guard.
+/// libxenctrl behind a lock, a read-write xenstore connection opened on first use, and the
+/// domain id: the [`DomainControl`] of the guard.
 #[derive(Debug, Clone)]
 pub struct Control {
     ctrl: Arc<Mutex<XenCtrl>>,
+    xs: Arc<Mutex<Option<XenStore>>>,
     domid: u32,
     log_dirty: Arc<AtomicBool>,
 }
@@ -35,6 +37,24 @@ pub struct Control {
 impl Control {
     fn ctrl(&self) -> MutexGuard<'_, XenCtrl> {
         self.ctrl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the read-write xenstore connection, opening it first if needed.
+    fn with_xs<T>(&self, f: impl FnOnce(&XenStore) -> Result<T, XenError>) -> Result<T, XenError> {
+        let mut xs = self.xs.lock().unwrap_or_else(|e| e.into_inner());
+        if xs.is_none() {
+            *xs = Some(XenStore::open_rw()?);
+        }
+        match xs.as_ref() {
+            Some(xs) => f(xs),
+            None => Err(XenError::Call { call: "xs_open", errno: libc::ENOTCONN }),
+        }
+    }
+
+    /// `/local/domain/<domid>/control/shutdown`, the node of libxl's
+    /// `libxl__domain_pvcontrol_xspath`.
+    fn shutdown_path(&self) -> String {
+        format!("/local/domain/{}/control/shutdown", self.domid)
     }
 }
 
@@ -54,6 +74,33 @@ impl DomainControl for Control {
         self.ctrl().shadow_op(self.domid, op)?;
         self.log_dirty.store(on, Ordering::SeqCst);
         Ok(())
+    }
+    fn request_suspend(&self) -> Result<(), XenError> {
+        let path = self.shutdown_path();
+        self.with_xs(|xs| xs.write(&path, "suspend"))
+    }
+    fn suspend_acked(&self) -> Result<bool, XenError> {
+        let path = self.shutdown_path();
+        self.with_xs(|xs| Ok(xs.read(&path).as_deref() != Some("suspend")))
+    }
+    fn cancel_suspend(&self) -> Result<bool, XenError> {
+        let path = self.shutdown_path();
+        self.with_xs(|xs| xs.replace_if(&path, "suspend", ""))
+    }
+    fn shutdown_reason(&self) -> Result<Option<u32>, XenError> {
+        Ok(self.ctrl().domain_info(self.domid)?.shutdown_reason)
+    }
+    fn resume(&self) -> Result<(), XenError> {
+        {
+            let ctrl = self.ctrl();
+            // Only a domain still suspended is resumed: a retry after a half-failed resume, or
+            // a domain resumed by someone else, must not get its vcpu0 eax rewritten.
+            if ctrl.domain_info(self.domid)?.shutdown_reason == Some(SHUTDOWN_SUSPEND) {
+                ctrl.domain_resume(self.domid, true)?;
+            }
+        }
+        let domid = self.domid;
+        self.with_xs(|xs| xs.resume_domain(domid))
     }
 }
 
@@ -135,6 +182,8 @@ impl XenDomain {
             failure: Mutex::new(None),
             interrupt: interrupt.clone(),
             mapped_batches: AtomicU64::new(0),
+            p2m_frames: RwLock::new(Vec::new()),
+            compare: std::sync::OnceLock::new(),
         };
         match kind {
             DomainKind::Pv { .. } => {
@@ -156,7 +205,7 @@ impl XenDomain {
         memory.pending = Mutex::new(PfnBitmap::new(memory.pfn_limit));
         memory.unreadable = AtomicPfnBitmap::new(memory.pfn_limit);
         let memory = Arc::new(memory);
-        let control = Control { ctrl, domid, log_dirty };
+        let control = Control { ctrl, xs: Arc::new(Mutex::new(None)), domid, log_dirty };
         Ok(Self { info, kind, memory, guard: Mutex::new(DomainGuard::new(control)), interrupt })
     }
 
@@ -220,7 +269,82 @@ impl XenDomain {
         self.guard().log_dirty()
     }
 
-    /// Puts the domain back as found: log-dirty off, then unpause (both tried).
+    /// Suspends the guest cooperatively as libxl does for a PV guest
+    /// (`tools/libs/light/libxl_dom_suspend.c`): writes `suspend` to
+    /// `/local/domain/<id>/control/shutdown`, then waits (looking every
+    /// [`SUSPEND_POLL`](crate::SUSPEND_POLL), checking the [`Interrupt`] flag) until the guest
+    /// acknowledged it (the node no longer holds `suspend`) and Xen reports the domain shut
+    /// down with reason `SHUTDOWN_suspend`, within `timeout`. Returns how long that took (the
+    /// start of the guest's downtime is the request).
+    ///
+    /// From then on [`restore`](Self::restore) and drop resume the guest (suspend cancel, as
+    /// `xl save -c`) unless [`destroy`](Self::destroy) or [`resume`](Self::resume) was called.
+    /// The suspended domain is not paused by the toolstack (as with Xen's saver); its memory,
+    /// page types and vcpu state stay readable.
+    ///
+    /// Errors: the domain is paused ([`XenError::Paused`]: its guest could not answer) or
+    /// already shut down ([`XenError::NotRunning`]); it shut down for another reason
+    /// ([`XenError::UnexpectedShutdown`]); on timeout ([`XenError::SuspendTimeout`]) or a
+    /// signal ([`XenError::Interrupted`]) an unacknowledged request is withdrawn (libxl writes
+    /// "" over it in a transaction if it still holds `suspend`, and so does this), and a guest
+    /// that acknowledged is given [`SUSPEND_GRACE`](crate::SUSPEND_GRACE) to finish, then
+    /// resumed on the way out.
+    pub fn suspend(&self, timeout: std::time::Duration) -> Result<std::time::Duration, XenError> {
+        let mut g = self.guard();
+        if g.is_suspended() {
+            return Ok(std::time::Duration::ZERO);
+        }
+        let now = self.ctrl().domain_info(self.info.domid)?;
+        if now.paused {
+            return Err(XenError::Paused { domid: self.info.domid });
+        }
+        g.suspend(timeout, &self.interrupt, self.info.domid)
+    }
+
+    /// Resumes a domain this process suspended (suspend cancel, as `xl save -c` does: the
+    /// guest's suspend hypercall returns 1 and it carries on in place; `xc_domain_resume` with
+    /// `fast` = 1, then `xs_resume_domain`); a no-op if it is not suspended by this process.
+    pub fn resume(&self) -> Result<(), XenError> {
+        self.guard().resume()
+    }
+
+    /// Whether Xen reports the domain shut down with reason suspend now
+    /// (`XEN_DOMCTL_getdomaininfo`), whoever suspended it.
+    pub fn suspended_now(&self) -> Result<bool, XenError> {
+        Ok(self.ctrl().domain_info(self.info.domid)?.shutdown_reason == Some(SHUTDOWN_SUSPEND))
+    }
+
+    /// The domain's configuration as `xl save` puts it in the xl header (`save_domain_core_begin`
+    /// of `tools/xl/xl_saverestore.c`): `libxl_retrieve_domain_configuration`, `c_info.domid`
+    /// 0 (xl's default without `-D`), `libxl_domain_config_to_json`; the JSON bytes including
+    /// the terminating NUL (xl's `config_len` counts it). libxl warnings go to standard error.
+    ///
+    /// Errors: [`XenError::Libxl`] (e.g. a domain libxl did not create, so it keeps no config).
+    pub fn config_json(&self) -> Result<Vec<u8>, XenError> {
+        crate::libxl::Libxl::open()?.domain_config_json(self.info.domid)
+    }
+
+    /// Destroys the domain as `xl save` does after a successful save
+    /// (`libxl_domain_destroy`, synchronous), after turning log-dirty mode off and dropping
+    /// this process's foreign mappings of its memory (a mapped page would keep the dying
+    /// domain's memory allocated). Disarms the guard: nothing is resumed or unpaused
+    /// afterwards. The memory is not readable afterwards.
+    ///
+    /// Errors: [`XenError::Libxl`]; the guard then stays armed (a domain that survived is
+    /// resumed on the way out).
+    pub fn destroy(&self) -> Result<(), XenError> {
+        let mut g = self.guard();
+        self.memory.log_dirty.store(false, Ordering::SeqCst);
+        // Best effort: the domain goes anyway, and Xen drops log-dirty state with it.
+        let _ = g.disable_log_dirty();
+        self.memory.forget_all_windows();
+        crate::libxl::Libxl::open()?.destroy(self.info.domid)?;
+        g.disarm();
+        Ok(())
+    }
+
+    /// Puts the domain back as found: log-dirty off, then unpause, then resume it if this
+    /// process suspended it (every step tried; the first error returned).
     pub fn restore(&self) -> Result<(), XenError> {
         self.memory.log_dirty.store(false, Ordering::SeqCst);
         self.guard().restore()
@@ -258,6 +382,62 @@ impl XenDomain {
         }
         let ctrl = self.memory.ctrl.lock().unwrap_or_else(|e| e.into_inner());
         ctrl.hvm_context(self.info.domid).map(Some)
+    }
+
+    fn ctrl(&self) -> MutexGuard<'_, XenCtrl> {
+        self.memory.ctrl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Xen's page type of each machine frame (`xc_get_pfn_type_batch`, i.e.
+    /// `XEN_DOMCTL_getpageframeinfo3`, in batches of at most [`PAGE_TYPE_BATCH`](crate::PAGE_TYPE_BATCH)
+    /// frames, as Xen's saver asks in `write_batch` of `tools/libs/guest/xg_sr_save.c`), as the
+    /// 4-bit nibble of the stream's PAGE_DATA pfn word (`XEN_DOMCTL_PFINFO_*` >> 28): 0 NOTAB,
+    /// 1..=4 L1TAB..L4TAB, +8 pinned (LPINTAB), 0xd BROKEN, 0xf XTAB (absent or special
+    /// frame); 0xe XALLOC never comes from Xen. For HVM the frames are gfns.
+    ///
+    /// Errors: `mfns.len() != out.len()` or an answer outside bits 28-31
+    /// ([`XenError::Layout`]), or the hypercall's errno ([`XenError::Call`]).
+    pub fn frame_types(&self, mfns: &[u64], out: &mut [u8]) -> Result<(), XenError> {
+        self.ctrl().page_types(self.info.domid, mfns, out)
+    }
+
+    /// `XEN_DOMCTL_get_ext_vcpucontext` for `vcpu`: the bytes Xen's saver sends as the body of
+    /// X86_PV_VCPU_EXTENDED after the vcpu header (`struct xen_domctl_ext_vcpucontext`, its
+    /// first `size` bytes as Xen reports them: 64 in Xen 4.17; `write_one_vcpu_extended` in
+    /// `tools/libs/guest/xg_sr_save_x86_pv.c`; the saver skips the record when `size` is 0).
+    pub fn vcpu_extended(&self, vcpu: u32) -> Result<Vec<u8>, XenError> {
+        self.ctrl().ext_vcpu_context(self.info.domid, vcpu)
+    }
+
+    /// `XEN_DOMCTL_getvcpuextstate` for `vcpu`: the X86_PV_VCPU_XSAVE body (`xcr0`,
+    /// `xcr0_accum`, then the xsave area; `write_one_vcpu_xsave`): a size query first, then the
+    /// state into a hypercall buffer. `None` when Xen reports no xsave feature or size 0 (no
+    /// record).
+    pub fn vcpu_xsave(&self, vcpu: u32) -> Result<Option<Vec<u8>>, XenError> {
+        self.ctrl().vcpu_ext_state(self.info.domid, vcpu)
+    }
+
+    /// `XEN_DOMCTL_get_vcpu_msrs` for `vcpu`: the X86_PV_VCPU_MSRS body, an array of
+    /// `xen_domctl_vcpu_msr_t` (16 bytes each: `u32` index, `u32` reserved, `u64` value;
+    /// `write_one_vcpu_msrs`). `None` when Xen reports 0 MSRs (no record; Xen skips MSRs whose
+    /// value is 0).
+    pub fn vcpu_msrs(&self, vcpu: u32) -> Result<Option<Vec<u8>>, XenError> {
+        self.ctrl().vcpu_msrs(self.info.domid, vcpu)
+    }
+
+    /// The domain's CPU policy as Xen's saver serialises it into X86_CPUID_POLICY and
+    /// X86_MSR_POLICY (`xc_cpu_policy_get_domain` + `xc_cpu_policy_serialise` of libxenguest,
+    /// `write_x86_cpu_policy_records` in `tools/libs/guest/xg_sr_common_x86.c`): CPUID leaves
+    /// as `[leaf, subleaf, a, b, c, d]` (`xen_cpuid_leaf_t`) and MSRs as `(index, flags,
+    /// value)` (`xen_msr_entry_t`).
+    #[allow(clippy::type_complexity)]
+    pub fn cpu_policy(&self) -> Result<(Vec<[u32; 6]>, Vec<(u32, u32, u64)>), XenError> {
+        self.ctrl().cpu_policy(self.info.domid)
+    }
+
+    /// `xc_domain_get_tsc_info`: the X86_TSC_INFO record's fields (`write_x86_tsc_info`).
+    pub fn tsc_info(&self) -> Result<TscInfo, XenError> {
+        self.ctrl().tsc_info(self.info.domid)
     }
 
     /// Whether Xen reports the domain paused now (by anyone).

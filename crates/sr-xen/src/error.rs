@@ -12,6 +12,15 @@ pub enum XenError {
         /// Its errno.
         errno: i32,
     },
+    /// A libxl call failed with libxl error code `rc` (`ERROR_*` of `_libxl_types.h`: -3
+    /// `ERROR_FAIL`, -6 `ERROR_INVAL`, ...; libxl has logged the details on standard error).
+    #[error("{call} failed: libxl error {rc}")]
+    Libxl {
+        /// The library function.
+        call: &'static str,
+        /// Its return code.
+        rc: i32,
+    },
     /// No domain with this id or name.
     #[error("no domain {domain}")]
     NoSuchDomain {
@@ -67,6 +76,32 @@ pub enum XenError {
         before: u64,
         /// Generation after.
         after: u64,
+    },
+    /// The guest did not suspend within the time given (`acked`: it had acknowledged the
+    /// request in `control/shutdown`).
+    #[error("domain {domid} did not suspend within {waited_ms} ms (the guest {})", if *acked { "acknowledged the request" } else { "did not acknowledge the request, which was withdrawn" })]
+    SuspendTimeout {
+        /// The domain id.
+        domid: u32,
+        /// Whether the guest had acknowledged the request.
+        acked: bool,
+        /// Milliseconds waited.
+        waited_ms: u64,
+    },
+    /// The domain shut down with another reason than suspend while it was asked to suspend
+    /// (`SHUTDOWN_*` of `xen/include/public/sched.h`: 0 poweroff, 1 reboot, 3 crash, ...).
+    #[error("domain {domid} shut down with reason {reason} instead of suspending")]
+    UnexpectedShutdown {
+        /// The domain id.
+        domid: u32,
+        /// The shutdown reason.
+        reason: u32,
+    },
+    /// The domain is paused, so its guest cannot answer a suspend request.
+    #[error("domain {domid} is paused: a paused guest cannot answer a suspend request")]
+    Paused {
+        /// The domain id.
+        domid: u32,
     },
     /// SIGINT or SIGTERM arrived; the domain was (or is being) put back as found.
     #[error("interrupted by signal {signal}")]

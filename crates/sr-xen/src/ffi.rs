@@ -31,6 +31,136 @@ pub const PAGE_SIZE: usize = 4096;
 #[link(name = "xenguest")]
 unsafe extern "C" {
     fn xc_map_m2p(xch: *mut sys::xc_interface, max_mfn: c_ulong, prot: c_int, mfn0: *mut c_ulong) -> *mut u64;
+
+    // Xen 4.17 `tools/include/xenguest.h` ("Create and free a xc_cpu_policy object"):
+    // `xc_cpu_policy_t *xc_cpu_policy_init(void);` and
+    // `void xc_cpu_policy_destroy(xc_cpu_policy_t *policy);` (the policy is opaque,
+    // `typedef struct xc_cpu_policy xc_cpu_policy_t;`).
+    fn xc_cpu_policy_init() -> *mut XcCpuPolicy;
+    fn xc_cpu_policy_destroy(policy: *mut XcCpuPolicy);
+    // `int xc_cpu_policy_get_domain(xc_interface *xch, uint32_t domid, xc_cpu_policy_t *policy);`
+    fn xc_cpu_policy_get_domain(xch: *mut sys::xc_interface, domid: u32, policy: *mut XcCpuPolicy) -> c_int;
+    // `int xc_cpu_policy_get_size(xc_interface *xch, uint32_t *nr_leaves, uint32_t *nr_msrs);`
+    fn xc_cpu_policy_get_size(xch: *mut sys::xc_interface, nr_leaves: *mut u32, nr_msrs: *mut u32) -> c_int;
+    // `int xc_cpu_policy_serialise(xc_interface *xch, const xc_cpu_policy_t *policy,
+    //     xen_cpuid_leaf_t *leaves, uint32_t *nr_leaves, xen_msr_entry_t *msrs, uint32_t *nr_msrs);`
+    fn xc_cpu_policy_serialise(
+        xch: *mut sys::xc_interface,
+        policy: *const XcCpuPolicy,
+        leaves: *mut sys::xen_cpuid_leaf,
+        nr_leaves: *mut u32,
+        msrs: *mut sys::xen_msr_entry,
+        nr_msrs: *mut u32,
+    ) -> c_int;
+    // `int xc_domain_resume(xc_interface *xch, uint32_t domid, int fast);` ("Resume a suspended
+    // domain"; `fast` = cooperative resume, i.e. suspend cancel: the guest's suspend hypercall
+    // returns 1 and it carries on in the same domain; `tools/libs/guest/xg_resume.c`).
+    fn xc_domain_resume(xch: *mut sys::xc_interface, domid: u32, fast: c_int) -> c_int;
+}
+
+// `xc_get_pfn_type_batch` is exported by libxenctrl (symbol version VERS_4.17.0) but declared
+// only in Xen's private `tools/libs/ctrl/xc_private.h`, which is not installed:
+// `int xc_get_pfn_type_batch(xc_interface *xch, uint32_t dom, unsigned int num, xen_pfn_t *);`
+// It bounces the array and issues `XEN_DOMCTL_getpageframeinfo3` (at most 1024 entries, the
+// limit in `xen/arch/x86/domctl.c`); each frame number is replaced in place by its type.
+#[link(name = "xenctrl")]
+unsafe extern "C" {
+    fn xc_get_pfn_type_batch(xch: *mut sys::xc_interface, dom: u32, num: std::ffi::c_uint, arr: *mut u64) -> c_int;
+}
+
+/// libxenguest's opaque `xc_cpu_policy_t`.
+#[repr(C)]
+struct XcCpuPolicy {
+    _opaque: [u8; 0],
+}
+
+/// The most frames one `XEN_DOMCTL_getpageframeinfo3` takes (`xen/arch/x86/domctl.c`: `num >
+/// 1024` is `E2BIG`); Xen's saver batches as many (`MAX_BATCH_SIZE`).
+pub const PAGE_TYPE_BATCH: usize = 1024;
+
+/// `xc_domain_get_tsc_info`: what Xen's saver writes as the X86_TSC_INFO record
+/// (`tools/libs/guest/xg_sr_common_x86.c`, `write_x86_tsc_info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TscInfo {
+    /// `tsc_mode` of `struct xen_domctl_tsc_info` (`xen/include/public/domctl.h`; libxl's
+    /// `tsc_mode`: 0 default, 1 always emulate, 2 native).
+    pub mode: u32,
+    /// `gtsc_khz`: the guest's TSC frequency in kHz.
+    pub khz: u32,
+    /// `elapsed_nsec`: nanoseconds of the guest's elapsed time.
+    pub nsec: u64,
+    /// `incarnation`: how many times the domain was migrated or restored.
+    pub incarnation: u32,
+}
+
+/// The 4-bit stream page type of one `XEN_DOMCTL_getpageframeinfo3` answer: Xen writes the
+/// `XEN_DOMCTL_PFINFO_*` value (bits 28-31 of an `unsigned long`, `xen/include/public/domctl.h`)
+/// in place of the frame; anything outside those bits is a corrupt answer.
+pub(crate) fn page_type_nibble(raw: u64) -> Result<u8, XenError> {
+    if raw & !u64::from(sys::XEN_DOMCTL_PFINFO_LTAB_MASK) != 0 {
+        return Err(XenError::Layout { what: "page type from XEN_DOMCTL_getpageframeinfo3", value: raw });
+    }
+    Ok((raw >> sys::XEN_DOMCTL_PFINFO_LTAB_SHIFT) as u8)
+}
+
+/// A libxenctrl hypercall buffer (`xc__hypercall_buffer_alloc`), freed on drop: memory Xen may
+/// write (locked, not moved) for the domctls libxenctrl has no wrapper for.
+struct HypercallBuffer<'a> {
+    ctrl: &'a XenCtrl,
+    // Boxed so its address stays put between alloc and free (libxenctrl keeps nothing of it,
+    // but the descriptor is what it frees).
+    desc: Box<sys::xc_hypercall_buffer>,
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl<'a> HypercallBuffer<'a> {
+    fn alloc(ctrl: &'a XenCtrl, len: usize, call: &'static str) -> Result<Self, XenError> {
+        // The DECLARE_HYPERCALL_BUFFER initialiser of xenctrl.h: no buffer yet, no bounce.
+        let mut desc = Box::new(sys::xc_hypercall_buffer {
+            hbuf: std::ptr::null_mut(),
+            param_shadow: std::ptr::null_mut(),
+            dir: 0,
+            ubuf: std::ptr::null_mut(),
+            sz: 0,
+        });
+        // SAFETY: `desc` is an initialised, unallocated descriptor; libxenctrl allocates at
+        // least `len` bytes (whole pages) of hypercall-safe memory and records them in it.
+        let ptr = unsafe { sys::xc__hypercall_buffer_alloc(ctrl.raw(), &mut *desc, len.max(1)) };
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| call_error(call))?;
+        Ok(Self { ctrl, desc, ptr, len })
+    }
+
+    /// The first `n` bytes (at most the allocation) copied out, after Xen wrote them.
+    fn read(&self, n: usize) -> Vec<u8> {
+        let n = n.min(self.len);
+        let mut out = vec![0u8; n];
+        // SAFETY: the buffer holds `len >= n` bytes, Xen's hypercall has returned, and `out` is
+        // a distinct allocation.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), out.as_mut_ptr(), n) };
+        out
+    }
+
+    fn as_ptr<T>(&self) -> *mut T {
+        self.ptr.as_ptr().cast()
+    }
+}
+
+impl Drop for HypercallBuffer<'_> {
+    fn drop(&mut self) {
+        // SAFETY: frees the buffer allocated in `alloc`, once, through its own descriptor.
+        unsafe { sys::xc__hypercall_buffer_free(self.ctrl.raw(), &mut *self.desc) };
+    }
+}
+
+/// An owned `xc_cpu_policy_t`, destroyed on drop.
+struct CpuPolicy(NonNull<XcCpuPolicy>);
+
+impl Drop for CpuPolicy {
+    fn drop(&mut self) {
+        // SAFETY: made by xc_cpu_policy_init and destroyed once.
+        unsafe { xc_cpu_policy_destroy(self.0.as_ptr()) };
+    }
 }
 
 /// Size of the m2p mapping `xc_map_m2p` makes for `max_mfn` frames: whole 2 MiB chunks
@@ -60,6 +190,10 @@ pub struct DomainInfo {
     pub hvm: bool,
     /// `XEN_DOMINF_shutdown` or `XEN_DOMINF_dying`.
     pub shutdown: bool,
+    /// With `XEN_DOMINF_shutdown`: the reason (`SHUTDOWN_*` of `xen/include/public/sched.h`,
+    /// bits 16-23 of the flags: 0 poweroff, 1 reboot, 2 suspend, 3 crash, 4 watchdog, 5 soft
+    /// reset); `None` while the domain is not shut down.
+    pub shutdown_reason: Option<u32>,
     /// Pages the domain owns.
     pub tot_pages: u64,
     /// Its memory limit, in pages.
@@ -113,6 +247,8 @@ impl XenCtrl {
             paused: flags & sys::XEN_DOMINF_paused != 0,
             hvm: flags & sys::XEN_DOMINF_hvm_guest != 0,
             shutdown: flags & (sys::XEN_DOMINF_shutdown | sys::XEN_DOMINF_dying) != 0,
+            shutdown_reason: (flags & sys::XEN_DOMINF_shutdown != 0)
+                .then_some((flags >> sys::XEN_DOMINF_shutdownshift) & sys::XEN_DOMINF_shutdownmask),
             tot_pages: info.tot_pages,
             max_pages: info.max_pages,
             shared_info_frame: info.shared_info_frame,
@@ -250,6 +386,216 @@ impl XenCtrl {
         // SAFETY: `gpfns` is a valid out parameter.
         let rc = unsafe { sys::xc_domain_maximum_gpfn(self.raw(), domid, &mut gpfns) };
         if rc < 0 { Err(call_error("xc_domain_maximum_gpfn")) } else { Ok(gpfns) }
+    }
+
+    /// `xc_get_pfn_type_batch` (`XEN_DOMCTL_getpageframeinfo3`) over `frames` (mfns of a PV
+    /// guest), [`PAGE_TYPE_BATCH`] per call: each frame's type as the stream's 4-bit nibble
+    /// (`XEN_DOMCTL_PFINFO_*` >> 28). `frames.len()` must equal `out.len()`.
+    pub fn page_types(&self, domid: u32, frames: &[u64], out: &mut [u8]) -> Result<(), XenError> {
+        if frames.len() != out.len() {
+            return Err(XenError::Layout { what: "page type output length", value: out.len() as u64 });
+        }
+        let mut arr = Vec::with_capacity(PAGE_TYPE_BATCH);
+        for (chunk, types) in frames.chunks(PAGE_TYPE_BATCH).zip(out.chunks_mut(PAGE_TYPE_BATCH)) {
+            arr.clear();
+            arr.extend_from_slice(chunk);
+            // SAFETY: `arr` holds `chunk.len() <= 1024` xen_pfn_t (u64 on x86_64), which
+            // libxenctrl bounces into a hypercall buffer and copies back.
+            let rc =
+                unsafe { xc_get_pfn_type_batch(self.raw(), domid, arr.len() as std::ffi::c_uint, arr.as_mut_ptr()) };
+            if rc != 0 {
+                return Err(call_error("xc_get_pfn_type_batch"));
+            }
+            for (t, &raw) in types.iter_mut().zip(&arr) {
+                *t = page_type_nibble(raw)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `xc_domctl(XEN_DOMCTL_*)` for `domain` with the union member set by `fill`; the domctl
+    /// as Xen copied it back. libxenctrl's `do_domctl` sets `interface_version` itself
+    /// (`XEN_DOMCTL_INTERFACE_VERSION`, 0x15 in Xen 4.17, `tools/libs/ctrl/xc_private.h`) and
+    /// bounces the struct both ways.
+    fn domctl(
+        &self,
+        cmd: u32,
+        domid: u32,
+        call: &'static str,
+        fill: impl FnOnce(&mut sys::xen_domctl),
+    ) -> Result<sys::xen_domctl, XenError> {
+        let domain =
+            sys::domid_t::try_from(domid).map_err(|_| XenError::Layout { what: "domid", value: domid.into() })?;
+        let mut domctl = sys::xen_domctl { cmd, domain, ..Default::default() };
+        fill(&mut domctl);
+        // SAFETY: `domctl` is a fully initialised xen_domctl of the installed headers' layout;
+        // any buffer handle `fill` stored points into a live HypercallBuffer of the caller.
+        let rc = unsafe { sys::xc_domctl(self.raw(), &mut domctl) };
+        if rc < 0 { Err(call_error(call)) } else { Ok(domctl) }
+    }
+
+    /// `XEN_DOMCTL_get_ext_vcpucontext`: `struct xen_domctl_ext_vcpucontext` as Xen fills it,
+    /// its first `size` bytes (Xen 4.17 reports 64), as Xen's saver sends them in
+    /// X86_PV_VCPU_EXTENDED (`tools/libs/guest/xg_sr_save_x86_pv.c`, `write_one_vcpu_extended`).
+    pub fn ext_vcpu_context(&self, domid: u32, vcpu: u32) -> Result<Vec<u8>, XenError> {
+        let d = self.domctl(sys::XEN_DOMCTL_get_ext_vcpucontext, domid, "XEN_DOMCTL_get_ext_vcpucontext", |d| {
+            d.u.ext_vcpucontext.vcpu = vcpu;
+        })?;
+        // SAFETY: Xen answered this command through the ext_vcpucontext member.
+        let evc = unsafe { d.u.ext_vcpucontext };
+        let size = evc.size as usize;
+        if size > size_of::<sys::xen_domctl_ext_vcpucontext>() {
+            return Err(XenError::Layout { what: "ext_vcpucontext size", value: evc.size.into() });
+        }
+        let mut out = vec![0u8; size];
+        // SAFETY: `size` is at most the struct's size; it is a plain C struct of integers
+        // (the padding bytes came from Xen's copy back, zeroed by the initialiser before).
+        unsafe { std::ptr::copy_nonoverlapping((&raw const evc).cast::<u8>(), out.as_mut_ptr(), size) };
+        Ok(out)
+    }
+
+    /// `XEN_DOMCTL_getvcpuextstate`: the size query (null buffer), then the state: `xcr0`,
+    /// `xcr0_accum` and the xsave area, `size` bytes as Xen reports having written, the body of
+    /// X86_PV_VCPU_XSAVE (`write_one_vcpu_xsave`). `None` when Xen has no xsave state (its
+    /// `xfeature_mask` or the size is 0: the saver then writes no record).
+    pub fn vcpu_ext_state(&self, domid: u32, vcpu: u32) -> Result<Option<Vec<u8>>, XenError> {
+        let q = self.domctl(sys::XEN_DOMCTL_getvcpuextstate, domid, "XEN_DOMCTL_getvcpuextstate", |d| {
+            d.u.vcpuextstate.vcpu = vcpu;
+        })?;
+        // SAFETY: Xen answered through the vcpuextstate member.
+        let q = unsafe { q.u.vcpuextstate };
+        if q.xfeature_mask == 0 || q.size == 0 {
+            return Ok(None);
+        }
+        // Xen's PV_XSAVE_SIZE: 16 bytes of header plus the xsave area (a few KiB at most).
+        let len = usize::try_from(q.size)
+            .ok()
+            .filter(|&l| l <= 1 << 20)
+            .ok_or(XenError::Layout { what: "vcpu xsave size", value: q.size })?;
+        let buf = HypercallBuffer::alloc(self, len, "xc_hypercall_buffer_alloc")?;
+        let d = self.domctl(sys::XEN_DOMCTL_getvcpuextstate, domid, "XEN_DOMCTL_getvcpuextstate", |d| {
+            d.u.vcpuextstate.vcpu = vcpu;
+            d.u.vcpuextstate.xfeature_mask = q.xfeature_mask;
+            d.u.vcpuextstate.size = q.size;
+            d.u.vcpuextstate.buffer.p = buf.as_ptr();
+        })?;
+        // SAFETY: as above.
+        let written = unsafe { d.u.vcpuextstate.size };
+        if written == 0 {
+            return Ok(None);
+        }
+        if written > q.size {
+            return Err(XenError::Layout { what: "vcpu xsave size written", value: written });
+        }
+        Ok(Some(buf.read(written as usize)))
+    }
+
+    /// `XEN_DOMCTL_get_vcpu_msrs`: the count query (null handle), then the MSRs as
+    /// `xen_domctl_vcpu_msr_t` entries (16 bytes: index, reserved, value), the body of
+    /// X86_PV_VCPU_MSRS (`write_one_vcpu_msrs`). `None` when Xen reports no MSR.
+    pub fn vcpu_msrs(&self, domid: u32, vcpu: u32) -> Result<Option<Vec<u8>>, XenError> {
+        let q = self.domctl(sys::XEN_DOMCTL_get_vcpu_msrs, domid, "XEN_DOMCTL_get_vcpu_msrs", |d| {
+            d.u.vcpu_msrs.vcpu = vcpu;
+        })?;
+        // SAFETY: Xen answered through the vcpu_msrs member.
+        let max = unsafe { q.u.vcpu_msrs.msr_count };
+        if max == 0 {
+            return Ok(None);
+        }
+        const ENTRY: usize = size_of::<sys::xen_domctl_vcpu_msr_t>();
+        if max > 4096 {
+            return Err(XenError::Layout { what: "vcpu MSR count", value: max.into() });
+        }
+        let buf = HypercallBuffer::alloc(self, max as usize * ENTRY, "xc_hypercall_buffer_alloc")?;
+        let d = self.domctl(sys::XEN_DOMCTL_get_vcpu_msrs, domid, "XEN_DOMCTL_get_vcpu_msrs", |d| {
+            d.u.vcpu_msrs.vcpu = vcpu;
+            d.u.vcpu_msrs.msr_count = max;
+            d.u.vcpu_msrs.msrs.p = buf.as_ptr();
+        })?;
+        // SAFETY: as above.
+        let count = unsafe { d.u.vcpu_msrs.msr_count };
+        if count == 0 {
+            return Ok(None);
+        }
+        if count > max {
+            return Err(XenError::Layout { what: "vcpu MSR count written", value: count.into() });
+        }
+        Ok(Some(buf.read(count as usize * ENTRY)))
+    }
+
+    /// The domain's CPU policy serialised as Xen's saver does (`write_x86_cpu_policy_records`
+    /// in `tools/libs/guest/xg_sr_common_x86.c`: `xc_cpu_policy_get_size`,
+    /// `xc_cpu_policy_get_domain`, `xc_cpu_policy_serialise`): CPUID leaves as `[leaf, subleaf,
+    /// a, b, c, d]` and MSRs as `(index, flags, value)`.
+    #[allow(clippy::type_complexity)]
+    pub fn cpu_policy(&self, domid: u32) -> Result<(Vec<[u32; 6]>, Vec<(u32, u32, u64)>), XenError> {
+        let (mut nr_leaves, mut nr_msrs) = (0u32, 0u32);
+        // SAFETY: two valid out parameters.
+        if unsafe { xc_cpu_policy_get_size(self.raw(), &mut nr_leaves, &mut nr_msrs) } < 0 {
+            return Err(call_error("xc_cpu_policy_get_size"));
+        }
+        if nr_leaves > 1 << 16 || nr_msrs > 1 << 16 {
+            return Err(XenError::Layout { what: "CPU policy size", value: u64::from(nr_leaves.max(nr_msrs)) });
+        }
+        // SAFETY: plain allocation; null on failure.
+        let policy = NonNull::new(unsafe { xc_cpu_policy_init() }).ok_or_else(|| call_error("xc_cpu_policy_init"))?;
+        let policy = CpuPolicy(policy);
+        // SAFETY: a valid policy object.
+        if unsafe { xc_cpu_policy_get_domain(self.raw(), domid, policy.0.as_ptr()) } != 0 {
+            return Err(call_error("xc_cpu_policy_get_domain"));
+        }
+        let mut leaves = vec![sys::xen_cpuid_leaf::default(); nr_leaves as usize];
+        let mut msrs = vec![sys::xen_msr_entry::default(); nr_msrs as usize];
+        let (mut n_leaves, mut n_msrs) = (nr_leaves, nr_msrs);
+        // SAFETY: the arrays hold `n_leaves` and `n_msrs` entries, which libxenguest reads as
+        // their capacity and overwrites with the counts written.
+        let rc = unsafe {
+            xc_cpu_policy_serialise(
+                self.raw(),
+                policy.0.as_ptr(),
+                leaves.as_mut_ptr(),
+                &mut n_leaves,
+                msrs.as_mut_ptr(),
+                &mut n_msrs,
+            )
+        };
+        if rc != 0 {
+            return Err(call_error("xc_cpu_policy_serialise"));
+        }
+        if n_leaves > nr_leaves || n_msrs > nr_msrs {
+            return Err(XenError::Layout {
+                what: "CPU policy entries written",
+                value: u64::from(n_leaves.max(n_msrs)),
+            });
+        }
+        leaves.truncate(n_leaves as usize);
+        msrs.truncate(n_msrs as usize);
+        Ok((
+            leaves.iter().map(|l| [l.leaf, l.subleaf, l.a, l.b, l.c, l.d]).collect(),
+            msrs.iter().map(|m| (m.idx, m.flags, m.val)).collect(),
+        ))
+    }
+
+    /// `xc_domain_get_tsc_info` (`XEN_DOMCTL_gettscinfo`).
+    pub fn tsc_info(&self, domid: u32) -> Result<TscInfo, XenError> {
+        let (mut mode, mut nsec, mut khz, mut incarnation) = (0u32, 0u64, 0u32, 0u32);
+        // SAFETY: four valid out parameters.
+        let rc =
+            unsafe { sys::xc_domain_get_tsc_info(self.raw(), domid, &mut mode, &mut nsec, &mut khz, &mut incarnation) };
+        if rc != 0 {
+            return Err(call_error("xc_domain_get_tsc_info"));
+        }
+        Ok(TscInfo { mode, khz, nsec, incarnation })
+    }
+
+    /// `xc_domain_resume(fast)`: with `fast` the cooperative resume (suspend cancel: vcpu0's
+    /// `eax` set to 1, then `XEN_DOMCTL_resumedomain`), as `xl save -c` does through
+    /// `libxl_domain_resume(..., suspend_cancel = 1)`. The domain must be shut down with reason
+    /// suspend.
+    pub fn domain_resume(&self, domid: u32, fast: bool) -> Result<(), XenError> {
+        // SAFETY: scalar arguments.
+        let rc = unsafe { xc_domain_resume(self.raw(), domid, c_int::from(fast)) };
+        if rc != 0 { Err(call_error("xc_domain_resume")) } else { Ok(()) }
     }
 
     /// Maps the host's machine-to-phys table (`xc_map_m2p`, read-only) for mfns `0..=max_mfn`.
@@ -404,11 +750,19 @@ impl Drop for Mapping {
     }
 }
 
-/// A read-only connection to xenstored.
+/// A connection to xenstored.
 #[derive(Debug)]
 pub struct XenStore {
     xsh: NonNull<sys::xs_handle>,
 }
+
+// SAFETY: libxenstore serialises requests on a handle with its own mutexes (it is built
+// threaded in Debian's and Xen's default builds); sr-xen also keeps a read-write handle behind
+// a Mutex.
+unsafe impl Send for XenStore {}
+
+/// `XBT_NULL`: no transaction.
+const XBT_NULL: sys::xs_transaction_t = 0;
 
 impl XenStore {
     /// Opens xenstore (`xs_open`, read-only).
@@ -418,12 +772,26 @@ impl XenStore {
         NonNull::new(xsh).map(|xsh| Self { xsh }).ok_or_else(|| call_error("xs_open"))
     }
 
+    /// Opens xenstore read-write (`xs_open(0)`), to write a domain's `control/shutdown` and
+    /// resume its connection.
+    pub fn open_rw() -> Result<Self, XenError> {
+        // SAFETY: plain constructor; flags 0 is a read-write connection.
+        let xsh = unsafe { sys::xs_open(0) };
+        NonNull::new(xsh).map(|xsh| Self { xsh }).ok_or_else(|| call_error("xs_open"))
+    }
+
     /// `xs_read` of `path` as a string; `None` if absent.
     pub fn read(&self, path: &str) -> Option<String> {
+        self.read_in(XBT_NULL, path)
+    }
+
+    /// `xs_read` of `path` in transaction `t`.
+    fn read_in(&self, t: sys::xs_transaction_t, path: &str) -> Option<String> {
         let path = CString::new(path).ok()?;
         let mut len: u32 = 0;
-        // SAFETY: null transaction (XBT_NULL), a NUL-terminated path, a valid length out pointer.
-        let p = unsafe { sys::xs_read(self.xsh.as_ptr(), 0, path.as_ptr(), &mut len) };
+        // SAFETY: a transaction of this handle or XBT_NULL, a NUL-terminated path, a valid
+        // length out pointer.
+        let p = unsafe { sys::xs_read(self.xsh.as_ptr(), t, path.as_ptr(), &mut len) };
         if p.is_null() {
             return None;
         }
@@ -432,6 +800,57 @@ impl XenStore {
         // SAFETY: the buffer was malloc'd by libxenstore and is freed once.
         unsafe { libc::free(p) };
         Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// `xs_write` of `value` to `path` in transaction `t`.
+    fn write_in(&self, t: sys::xs_transaction_t, path: &str, value: &str) -> Result<(), XenError> {
+        let path = CString::new(path).map_err(|_| XenError::Layout { what: "xenstore path with NUL", value: 0 })?;
+        let len = u32::try_from(value.len())
+            .map_err(|_| XenError::Layout { what: "xenstore value length", value: value.len() as u64 })?;
+        // SAFETY: a transaction of this handle or XBT_NULL, a NUL-terminated path, and `len`
+        // readable bytes of `value`.
+        let ok = unsafe { sys::xs_write(self.xsh.as_ptr(), t, path.as_ptr(), value.as_ptr().cast(), len) };
+        if ok { Ok(()) } else { Err(call_error("xs_write")) }
+    }
+
+    /// `xs_write` of `value` to `path` (no transaction).
+    pub fn write(&self, path: &str, value: &str) -> Result<(), XenError> {
+        self.write_in(XBT_NULL, path, value)
+    }
+
+    /// In one transaction (retried while xenstored answers `EAGAIN`): if `path` still holds
+    /// `expect`, writes `replacement`. `Ok(false)` when it held something else (or nothing).
+    pub fn replace_if(&self, path: &str, expect: &str, replacement: &str) -> Result<bool, XenError> {
+        loop {
+            // SAFETY: starts a transaction on this handle; 0 (XBT_NULL) is failure.
+            let t = unsafe { sys::xs_transaction_start(self.xsh.as_ptr()) };
+            if t == XBT_NULL {
+                return Err(call_error("xs_transaction_start"));
+            }
+            let held = self.read_in(t, path);
+            let write = if held.as_deref() == Some(expect) {
+                self.write_in(t, path, replacement).map(|()| true)
+            } else {
+                Ok(false)
+            };
+            let abort = !matches!(write, Ok(true));
+            // SAFETY: ends the transaction started above, once.
+            let ended = unsafe { sys::xs_transaction_end(self.xsh.as_ptr(), t, abort) };
+            match write {
+                Ok(true) if ended => return Ok(true),
+                Ok(true) if errno() == libc::EAGAIN => continue,
+                Ok(true) => return Err(call_error("xs_transaction_end")),
+                other => return other,
+            }
+        }
+    }
+
+    /// `xs_resume_domain`: tells xenstored the domain runs again after a suspend (what
+    /// libxl's `domain_resume_done` does after `xc_domain_resume`).
+    pub fn resume_domain(&self, domid: u32) -> Result<(), XenError> {
+        // SAFETY: scalar argument on an open handle.
+        let ok = unsafe { sys::xs_resume_domain(self.xsh.as_ptr(), domid) };
+        if ok { Ok(()) } else { Err(call_error("xs_resume_domain")) }
     }
 
     /// `xs_directory` of `path`: the children's names (empty if absent).
@@ -469,6 +888,39 @@ impl Drop for XenStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_types_become_stream_nibbles() {
+        let cases = [
+            (sys::XEN_DOMCTL_PFINFO_NOTAB, 0x0),
+            (sys::XEN_DOMCTL_PFINFO_L1TAB, 0x1),
+            (sys::XEN_DOMCTL_PFINFO_L4TAB, 0x4),
+            (sys::XEN_DOMCTL_PFINFO_L4TAB | sys::XEN_DOMCTL_PFINFO_LPINTAB, 0xc),
+            (sys::XEN_DOMCTL_PFINFO_L1TAB | sys::XEN_DOMCTL_PFINFO_LPINTAB, 0x9),
+            (sys::XEN_DOMCTL_PFINFO_BROKEN, 0xd),
+            (sys::XEN_DOMCTL_PFINFO_XALLOC, 0xe),
+            (sys::XEN_DOMCTL_PFINFO_XTAB, 0xf),
+        ];
+        for (raw, nibble) in cases {
+            assert_eq!(page_type_nibble(u64::from(raw)).unwrap(), nibble, "{raw:#x}");
+        }
+        // Xen replaces the frame by its type: a frame number left in place is a corrupt answer.
+        for raw in [0x1234, 0x1_0000_0000, 0x1000_0001, u64::MAX] {
+            assert!(matches!(page_type_nibble(raw), Err(XenError::Layout { value, .. }) if value == raw));
+        }
+    }
+
+    #[test]
+    fn domctl_layouts_match_xen_4_17() {
+        // xc_domctl bounces sizeof(struct xen_domctl) and sets the interface version itself;
+        // the binding must be of the headers libxenctrl was built with.
+        assert_eq!(sys::XEN_DOMCTL_INTERFACE_VERSION, 0x15);
+        assert_eq!(size_of::<sys::xen_domctl_ext_vcpucontext>(), 64);
+        assert_eq!(size_of::<sys::xen_domctl_vcpu_msr_t>(), 16);
+        assert_eq!(size_of::<sys::xen_cpuid_leaf>(), 24);
+        assert_eq!(size_of::<sys::xen_msr_entry>(), 16);
+        assert_eq!(PAGE_TYPE_BATCH, 1024);
+    }
 
     #[test]
     fn m2p_mapping_is_whole_chunks() {

@@ -12,10 +12,13 @@
 //!   gfns map directly;
 //! * the **dirty log** is Xen's log-dirty mode (`XEN_DOMCTL_shadow_op` through libxenctrl:
 //!   enable, clean, off), so sr-save's live pre-copy and `xsr dump --live` drive it;
-//! * **pause/unpause and log-dirty** go through a [`DomainGuard`] that puts the domain back
-//!   as found (log-dirty off, then unpaused) on every way out, and SIGINT/SIGTERM set an
-//!   [`Interrupt`] flag every batch checks;
-//! * **vcpu state**: [`XenDomain::vcpu_contexts`] (PV) and [`XenDomain::hvm_context`] (HVM).
+//! * **pause/unpause, log-dirty and cooperative suspend** go through a [`DomainGuard`] that
+//!   puts the domain back as found (log-dirty off, then unpaused, then resumed if this process
+//!   suspended it) on every way out, and SIGINT/SIGTERM set an [`Interrupt`] flag every batch
+//!   and every suspend wait checks;
+//! * **vcpu state**: [`XenDomain::vcpu_contexts`] (PV) and [`XenDomain::hvm_context`] (HVM);
+//!   for a PV saver also the extended context, xsave state and MSRs of each vcpu, the CPU
+//!   policy, TSC info and each frame's page type (`XEN_DOMCTL_getpageframeinfo3`).
 //!
 //! All `unsafe` is in the `ffi` module. Bindings come from `libxen-sys` (bindgen over the
 //! installed Xen headers: `apt-get install libxen-dev libclang-dev pkg-config`); at run time
@@ -30,13 +33,17 @@ mod domain;
 mod error;
 mod ffi;
 mod interrupt;
+mod libxl;
+mod libxl_sys;
 mod memory;
+pub mod normalise;
 pub mod p2m;
+mod save;
 
-pub use control::{DomainControl, DomainGuard};
+pub use control::{DomainControl, DomainGuard, SHUTDOWN_SUSPEND, SUSPEND_GRACE, SUSPEND_POLL};
 pub use domain::{Control, DomainKind, XenDomain, resolve_domain};
 pub use error::XenError;
-pub use ffi::{DomainInfo, PAGE_SIZE};
+pub use ffi::{DomainInfo, PAGE_SIZE, PAGE_TYPE_BATCH, TscInfo};
 pub use interrupt::Interrupt;
 
 /// The README's examples, compiled as doc tests.
@@ -44,3 +51,4 @@ pub use interrupt::Interrupt;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 pub use memory::{MAX_WINDOWS, WINDOW_PFNS, XenMemory};
+pub use save::PvSaveGuest;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use sr_memory::{AtomicPfnBitmap, GuestMemory, MemoryError, Pfn, PfnBitmap, check_batch};
 
@@ -76,7 +76,10 @@ impl FrameReader for Frames<'_> {
 ///   populated and read as zeros.
 /// * `take_dirty` is Xen's log-dirty bitmap (`XEN_DOMCTL_SHADOW_OP_CLEAN`) while log-dirty mode
 ///   is on, plus the pfns whose p2m entry changed at the last
-///   [`XenDomain::refresh_p2m`](crate::XenDomain::refresh_p2m). With log-dirty off, or if the hypercall fails, every
+///   [`XenDomain::refresh_p2m`](crate::XenDomain::refresh_p2m) or given to
+///   [`mark_dirty`](Self::mark_dirty). With log-dirty off and
+///   [`track_by_compare`](Self::track_by_compare) on, it is the pages whose content changed
+///   since they were last read. Otherwise, or if the hypercall or the rescan fails, every
 ///   populated pfn is reported dirty (never too few); a failure is kept for
 ///   [`failure`](Self::failure).
 /// * Writes are refused: a dump never changes the guest.
@@ -99,6 +102,53 @@ pub struct XenMemory {
     pub(crate) failure: Mutex<Option<String>>,
     pub(crate) interrupt: Interrupt,
     pub(crate) mapped_batches: AtomicU64,
+    /// The machine frames of the PV p2m's pages, as last read (in p2m order).
+    pub(crate) p2m_frames: RwLock<Vec<u64>>,
+    /// Dirty tracking by comparison, once turned on ([`track_by_compare`](Self::track_by_compare)).
+    pub(crate) compare: OnceLock<CompareLog>,
+}
+
+/// Dirty tracking without the hypervisor's help: a digest of every page as last read, and a
+/// rescan that reports the pages whose content no longer matches it.
+///
+/// For hypervisors that refuse log-dirty mode (Xen without shadow paging refuses it for PV
+/// guests: `EOPNOTSUPP`). The digest is XXH3-128 of the bytes `read_pages` copied out, so a
+/// page counts as clean only if its content now hashes to exactly what was sent (a change is
+/// missed only on a 128-bit collision); a page read while the guest wrote it has a digest of
+/// the torn copy, which the next rescan finds different. 16 bytes and 1 bit per pfn.
+#[derive(Debug)]
+pub(crate) struct CompareLog {
+    digests: Box<[[AtomicU64; 2]]>,
+    known: AtomicPfnBitmap,
+}
+
+impl CompareLog {
+    fn new(pfns: u64) -> Self {
+        let digests = (0..pfns).map(|_| [AtomicU64::new(0), AtomicU64::new(0)]).collect();
+        Self { digests, known: AtomicPfnBitmap::new(pfns) }
+    }
+
+    fn digest(page: &[u8]) -> [u64; 2] {
+        let d = xxhash_rust::xxh3::xxh3_128(page);
+        [d as u64, (d >> 64) as u64]
+    }
+
+    fn record(&self, pfn: u64, page: &[u8]) {
+        let Some(slot) = self.digests.get(pfn as usize) else { return };
+        let [a, b] = Self::digest(page);
+        slot[0].store(a, Ordering::Relaxed);
+        slot[1].store(b, Ordering::Relaxed);
+        self.known.set(pfn);
+    }
+
+    /// Whether `page` differs from the digest recorded for `pfn` (`false` if none was).
+    fn differs(&self, pfn: u64, page: &[u8]) -> bool {
+        if !self.known.get(pfn) {
+            return false;
+        }
+        let slot = &self.digests[pfn as usize];
+        Self::digest(page) != [slot[0].load(Ordering::Relaxed), slot[1].load(Ordering::Relaxed)]
+    }
 }
 
 impl XenMemory {
@@ -117,6 +167,111 @@ impl XenMemory {
     pub fn mfn_to_pfn(&self, mfn: u64) -> Option<u64> {
         match &self.addressing {
             Addressing::Pv { m2p, .. } => m2p.get(mfn),
+            Addressing::Hvm => None,
+        }
+    }
+
+    /// PV: the machine frames of the guest's p2m pages as last read (one per 512 pfns, in
+    /// p2m order: the X86_PV_P2M_FRAMES record's frames before their conversion to pfns).
+    /// HVM: empty.
+    pub fn p2m_frame_mfns(&self) -> Vec<u64> {
+        self.p2m_frames.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// PV: a copy of the shared info page (the SHARED_INFO record's body, as Xen's saver
+    /// sends it: raw). HVM: `None`.
+    pub fn shared_info_page(&self) -> Result<Option<Vec<u8>>, XenError> {
+        let Some((mfn, _, _)) = self.pv_layout() else { return Ok(None) };
+        let mut page = vec![0u8; PAGE_SIZE];
+        Frames { fmem: &self.fmem, domid: self.domid }.read_frames("shared info", &[mfn], &mut page)?;
+        Ok(Some(page))
+    }
+
+    /// Turns on dirty tracking by comparison (see [`CompareLog`]-backed `take_dirty` below):
+    /// from now on every page `read_pages` copies is digested, and `take_dirty` (while
+    /// log-dirty mode is off) rereads every digested page and reports those whose content
+    /// changed since, instead of every populated pfn. Pages never read since are not reported:
+    /// whoever skipped them must send them later. Costs one read of the digested memory per
+    /// `take_dirty`.
+    pub fn track_by_compare(&self) {
+        self.compare.get_or_init(|| CompareLog::new(self.pfn_limit));
+    }
+
+    /// Whether dirty tracking by comparison is on.
+    pub fn tracks_by_compare(&self) -> bool {
+        self.compare.get().is_some()
+    }
+
+    /// Adds `pfns` to the next dirty set (e.g. pages a saver skipped while the guest ran).
+    pub fn mark_dirty(&self, pfns: impl IntoIterator<Item = u64>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for pfn in pfns {
+            if pfn < pending.len() {
+                pending.set(pfn);
+            }
+        }
+    }
+
+    /// The machine frame of `pfn` in the p2m as last read, if the pfn is backed by a frame of
+    /// the guest's own (PV); the pfn itself for HVM.
+    pub fn pfn_to_mfn(&self, pfn: u64) -> Option<u64> {
+        if !self.is_populated(pfn) {
+            return None;
+        }
+        match &self.addressing {
+            Addressing::Pv { p2m, .. } => p2m.read().unwrap_or_else(|e| e.into_inner()).get(pfn as usize).copied(),
+            Addressing::Hvm => Some(pfn),
+        }
+    }
+
+    /// Runs `f` with Xen's `mfn_in_pseudophys_map` + `mfn_to_pfn` for this PV guest: the pfn
+    /// the host m2p gives for an mfn, if the guest's p2m (as last read) maps that pfn back to
+    /// the same mfn. `None` for every frame of an HVM guest.
+    pub fn with_pseudophys<R>(&self, f: impl FnOnce(&dyn Fn(u64) -> Option<u64>) -> R) -> R {
+        match &self.addressing {
+            Addressing::Pv { m2p, p2m, .. } => {
+                let p2m = p2m.read().unwrap_or_else(|e| e.into_inner());
+                let lookup = |mfn: u64| m2p.get(mfn).filter(|&pfn| p2m.get(pfn as usize) == Some(&mfn));
+                f(&lookup)
+            }
+            Addressing::Hvm => f(&|_| None),
+        }
+    }
+
+    /// The pfns of `pfns` whose content differs from the digest of their last read.
+    fn compare_pass(&self, log: &CompareLog, pfns: impl Iterator<Item = u64>) -> Result<PfnBitmap, MemoryError> {
+        let mut dirty = PfnBitmap::new(self.pfn_limit);
+        let mut page = vec![0u8; PAGE_SIZE];
+        let mut current: Option<(u64, Arc<Window>)> = None;
+        for pfn in pfns.filter(|&p| log.known.get(p)) {
+            self.interrupt.check()?;
+            let w = pfn / WINDOW_PFNS;
+            let window = match &current {
+                Some((cw, win)) if *cw == w => Arc::clone(win),
+                _ => {
+                    let win = self.window(w)?;
+                    current = Some((w, Arc::clone(&win)));
+                    win
+                }
+            };
+            let slot = window.slots[(pfn % WINDOW_PFNS) as usize];
+            if slot == u32::MAX || !window.map.copy_frame(slot as usize, &mut page) {
+                page.fill(0);
+            }
+            if log.differs(pfn, &page) {
+                dirty.set(pfn);
+            }
+        }
+        Ok(dirty)
+    }
+
+    /// PV: the p2m as last read (at open or the last
+    /// [`XenDomain::refresh_p2m`](crate::XenDomain::refresh_p2m)), raw entries indexed by pfn
+    /// (the mfn, or an invalid entry for a pfn without a frame: check
+    /// [`is_populated`](GuestMemory::is_populated)). HVM: `None`.
+    pub fn p2m_entries(&self) -> Option<Vec<u64>> {
+        match &self.addressing {
+            Addressing::Pv { p2m, .. } => Some(p2m.read().unwrap_or_else(|e| e.into_inner()).clone()),
             Addressing::Hvm => None,
         }
     }
@@ -164,6 +319,7 @@ impl XenMemory {
                 last = (info.p2m_generation, after.p2m_generation);
                 continue;
             }
+            *self.p2m_frames.write().unwrap_or_else(|e| e.into_inner()) = frames;
             let backed = p2m
                 .iter()
                 .enumerate()
@@ -252,6 +408,12 @@ impl XenMemory {
         }
     }
 
+    /// Drops every cached mapping window (before the domain is destroyed: a foreign mapping
+    /// holds a reference on each of its frames).
+    pub(crate) fn forget_all_windows(&self) {
+        self.forget_windows(std::iter::empty(), true);
+    }
+
     fn log_dirty_words(&self) -> Result<Vec<u64>, XenError> {
         let ctrl = self.ctrl.lock().unwrap_or_else(|e| e.into_inner());
         ctrl.logdirty_bitmap(self.domid, self.pfn_limit, false)
@@ -308,6 +470,9 @@ impl GuestMemory for XenMemory {
                 page.fill(0);
                 self.unreadable.set(pfn);
             }
+            if let Some(log) = self.compare.get() {
+                log.record(pfn, page);
+            }
         }
         Ok(())
     }
@@ -327,6 +492,16 @@ impl GuestMemory for XenMemory {
                     let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
                     f.get_or_insert_with(|| e.to_string());
                     self.populated()
+                }
+            }
+        } else if let Some(log) = self.compare.get() {
+            let populated = self.populated();
+            match self.compare_pass(log, populated.iter_ones()) {
+                Ok(d) => d,
+                Err(e) => {
+                    let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+                    f.get_or_insert_with(|| e.to_string());
+                    populated
                 }
             }
         } else {

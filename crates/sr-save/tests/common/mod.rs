@@ -123,7 +123,7 @@ impl Guest for TestGuest {
     fn domain_type(&self) -> DomainType {
         self.dtype
     }
-    fn page_types(&self, pfns: &[u64], out: &mut [PageType]) {
+    fn page_types(&self, pfns: &[u64], out: &mut [PageType]) -> Result<(), SaveError> {
         if let Some(p) = self.panic_at
             && pfns.contains(&p)
         {
@@ -138,6 +138,7 @@ impl Guest for TestGuest {
         for _ in 0..self.dirty_per_batch {
             self.dirty_one();
         }
+        Ok(())
     }
     fn extra_pfns(&self) -> Vec<u64> {
         let s = lock(&self.state);
