@@ -27,7 +27,7 @@ check [ "$(json_str "$OUT/live1.json" outcome)" = running ]
 check runs_on
 
 hb=$(last_heartbeat "$GUEST")
-ms ./xsr save --domain "$DOMID" --out "$OUT/xsr-live2.save" --live --json > "$OUT/live2.json" || fail=1
+ms ./xsr save --domain "$DOMID" --out "$OUT/xsr-live2.save" --live --workers 2 --json > "$OUT/live2.json" || fail=1
 live2_ms=$MS
 cat "$OUT/live2.json"
 check [ "$(json_field "$OUT/live2.json" workers)" = 2 ]
