@@ -8,6 +8,8 @@
 # On the host: recv.save against `xl save -c` of the same guest (xl.save).
 . ./common.sh
 ./xsr --version
+# dom0 boots with its loopback interface down: connections to 127.0.0.1 would hang
+ip link set lo up
 # listening PORT: until something listens on 127.0.0.1:PORT (/proc/net/tcp, state 0A = LISTEN)
 listening() {
     _hex=$(printf '%04X' "$1"); _i=0
