@@ -17,6 +17,15 @@ listening() {
         _i=$((_i+1)); [ $_i -gt 200 ] && return 1; sleep 0.05
     done
 }
+# wait_for PID SECONDS: wait for PID's exit status, killing it after SECONDS (a receiver whose
+# sender never connected would otherwise wait for ever, and the job with it)
+wait_for() {
+    ( sleep "$2"; kill "$1" 2>/dev/null && log "killed $1 after $2 s" ) &
+    _w=$!
+    wait "$1"; _rc=$?
+    kill $_w 2>/dev/null
+    return $_rc
+}
 # wait_writing DIR: until a file in DIR holds more than 64 KiB
 wait_writing() {
     _i=0
@@ -54,7 +63,7 @@ spid=$!
 hb=$(last_heartbeat "$GUEST")
 ms ./xsr send --domain "$GUEST" --to 127.0.0.1:$port --live --json > "$OUT/send.json" 2> "$OUT/send.err"; rc=$?
 send_ms=$MS
-wait $rpid; rrc=$?
+wait_for $rpid 30; rrc=$?
 log "send: exit $rc: $(cat "$OUT/send.err"); receive: exit $rrc: $(cat "$OUT/recv.txt")"
 cat "$OUT/send.json"
 check [ $rc -eq 0 ]
@@ -83,7 +92,7 @@ check listening $port
 spid=$!
 check wait_writing "$OUT/killed"
 kill -KILL $rpid; wait $rpid
-wait $spid; rc=$?
+wait_for $spid 120; rc=$?
 log "send to a receiver killed mid-stream: exit $rc: $(cat "$OUT/send2.txt")"
 check [ $rc -ne 0 ]
 check [ ! -e "$OUT/killed/recv.save" ]
