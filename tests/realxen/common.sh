@@ -67,3 +67,12 @@ for line in sys.stdin.buffer:
     log "xl save $*: exit ${_rc:-?}, ${MS} ms, suspend request to stream complete ${DOWN_MS:-?} ms"
     [ "$_rc" = 0 ] && [ -n "$DOWN_MS" ]
 }
+# wait_for PID SECONDS: wait for PID's exit status, killing it after SECONDS (a process that
+# never ends would otherwise hold the job until the harness kills the nested machine)
+wait_for() {
+    ( sleep "$2"; kill "$1" 2>/dev/null && log "killed $1 after $2 s" ) &
+    _w=$!
+    wait "$1"; _rc=$?
+    kill $_w 2>/dev/null
+    return $_rc
+}

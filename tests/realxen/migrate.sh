@@ -17,15 +17,6 @@ listening() {
         _i=$((_i+1)); [ $_i -gt 200 ] && return 1; sleep 0.05
     done
 }
-# wait_for PID SECONDS: wait for PID's exit status, killing it after SECONDS (a receiver whose
-# sender never connected would otherwise wait for ever, and the job with it)
-wait_for() {
-    ( sleep "$2"; kill "$1" 2>/dev/null && log "killed $1 after $2 s" ) &
-    _w=$!
-    wait "$1"; _rc=$?
-    kill $_w 2>/dev/null
-    return $_rc
-}
 # wait_writing DIR: until a file in DIR holds more than 64 KiB
 wait_writing() {
     _i=0

@@ -27,7 +27,7 @@ pid=$!
 check wait_writing "$OUT/term"
 state=$(dom_state "$GUEST"); log "state while the save copies: '$state'"
 check [ "${state#*s}" != "$state" ]
-kill -TERM $pid; wait $pid; rc=$?
+kill -TERM $pid; wait_for $pid 120; rc=$?
 log "SIGTERM: exit $rc: $(cat "$OUT/term.txt")"
 check [ $rc -ne 0 ]
 check grep -qi interrupt "$OUT/term.txt"
@@ -40,7 +40,7 @@ mkdir -p "$OUT/int"
 pid=$!
 check wait_writing "$OUT/int"
 check running
-kill -INT $pid; wait $pid; rc=$?
+kill -INT $pid; wait_for $pid 120; rc=$?
 log "SIGINT: exit $rc: $(cat "$OUT/int.txt")"
 check [ $rc -ne 0 ]
 check grep -qi interrupt "$OUT/int.txt"
