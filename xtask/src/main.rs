@@ -1385,6 +1385,12 @@ const SAVE_PAIRS: &[(&str, &[(&str, &str)])] = &[
 /// guests booted alike still share 88-90%, so this check is about normalisation, not identity.
 const MIN_SAME_PAGE_TABLES: f64 = 0.75;
 
+/// A 64-bit PV `vcpu_guest_context` (Xen's `public/arch-x86/xen.h`, x86_64): its size and the
+/// offset of `ctrlreg[0]` (after fpu_ctxt 512, flags 8, user_regs 200, trap_ctxt 4096, ldt
+/// base and entries 16, gdt_frames 128, gdt_ents, kernel_ss and kernel_sp 24).
+const PV64_VCPU_CONTEXT: usize = 5168;
+const PV64_CTRLREG: usize = 4984;
+
 /// How far the count of one page type may differ between two saves of one running guest: the
 /// guest's page tables come and go a little between them.
 fn type_count_tolerance(a: usize, b: usize) -> usize {
@@ -1663,6 +1669,35 @@ fn compare_saves(a: &SaveFacts, b: &SaveFacts) -> Vec<Row> {
             _ => "",
         };
         row(&what, len(&ra), format!("{}{note}", len(&rb)), fail);
+    }
+    // The page tables a 64-bit PV vcpu runs on: ctrlreg[3] (kernel) and ctrlreg[1] (user)
+    // must name a top-level table in the file's own pages, and where the reference has a user
+    // table the file has one too (a vcpu restored without it dies on its way to user mode:
+    // Xen's "Guest switching to user mode with no user page tables").
+    for (kind, vcpu, body) in &a.records {
+        let Some(v) = vcpu.filter(|_| kind == "X86_PV_VCPU_BASIC" && body.len() == 8 + PV64_VCPU_CONTEXT) else {
+            continue;
+        };
+        let reference = find(b, kind, Some(v));
+        let cr = |body: &[u8], n: usize| le_u64(body, 8 + PV64_CTRLREG + 8 * n).unwrap_or(0);
+        let l4 = |f: &SaveFacts, c: u64| f.pages.get(&(c >> 12)).is_some_and(|(t, _)| t & 7 == 4 && *t < 0xd);
+        let (cr3, cr1) = (cr(body, 3), cr(body, 1));
+        let ref_cr1 = reference.as_deref().map_or(0, |r| cr(r, 1));
+        let fail = if !l4(a, cr3) {
+            Some(format!("cr3 {cr3:#x} names no L4 page table"))
+        } else if cr1 == 0 && ref_cr1 != 0 {
+            Some("no user page table (cr1 0) where the reference has one".to_string())
+        } else if cr1 != 0 && !l4(a, cr1) {
+            Some(format!("cr1 {cr1:#x} names no L4 page table"))
+        } else {
+            None
+        };
+        row(
+            &format!("vcpu {v} cr3 / cr1 (kernel / user tables)"),
+            format!("{cr3:#x} / {cr1:#x}"),
+            format!("- / {ref_cr1:#x}"),
+            fail,
+        );
     }
     // 4. Memory: the same pfns, page types close, page tables identical, the pattern in place.
     let (pa, pb): (BTreeSet<u64>, BTreeSet<u64>) =
@@ -2057,6 +2092,39 @@ mod tests {
         a.pages.insert(0x2000, p);
         b.pages.insert(0x2000, (0, Some(vec![0; 4096])));
         assert_eq!(failures(&compare_saves(&a, &b)), ["pattern pages (at B's pfns)"]);
+    }
+
+    /// A 64-bit PV X86_PV_VCPU_BASIC body for vcpu `v` with the given cr3 and cr1.
+    fn basic64(v: u32, cr3: u64, cr1: u64) -> Vec<u8> {
+        let mut b = vec![0u8; 8 + PV64_VCPU_CONTEXT];
+        b[..4].copy_from_slice(&v.to_le_bytes());
+        b[8 + PV64_CTRLREG + 8..][..8].copy_from_slice(&cr1.to_le_bytes());
+        b[8 + PV64_CTRLREG + 24..][..8].copy_from_slice(&cr3.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn comparison_wants_each_vcpus_kernel_and_user_tables() {
+        let tables = |f: &mut SaveFacts| {
+            f.pages.insert(0x40, (0xc, Some(vec![1; 4096]))); // L4TAB|PINNED
+            f.pages.insert(0x41, (0x4, Some(vec![2; 4096]))); // L4TAB
+            f.pages.insert(0x42, (0x1, Some(vec![3; 4096]))); // L1TAB
+        };
+        let facts = |cr3: u64, cr1: u64| {
+            let mut f = SaveFacts::default();
+            tables(&mut f);
+            f.records.push(("X86_PV_VCPU_BASIC".into(), Some(1), basic64(1, cr3, cr1)));
+            f
+        };
+        let rows_failing = |a: &SaveFacts, b: &SaveFacts| {
+            compare_saves(a, b).into_iter().filter(|r| r.0.starts_with("vcpu 1 cr3") && r.3.is_some()).count()
+        };
+        let reference = facts(0x40000, 0x41001);
+        assert_eq!(rows_failing(&facts(0x40000, 0x41001), &reference), 0);
+        assert_eq!(rows_failing(&facts(0x40000, 0), &reference), 1, "user table dropped");
+        assert_eq!(rows_failing(&facts(0x42000, 0x41001), &reference), 1, "cr3 on an L1 table");
+        assert_eq!(rows_failing(&facts(0x40000, 0x99001), &reference), 1, "cr1 on no page");
+        assert_eq!(rows_failing(&facts(0x40000, 0), &facts(0x40000, 0)), 0, "neither has a user table");
     }
 
     #[test]
