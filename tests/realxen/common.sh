@@ -79,3 +79,16 @@ wait_for() {
     kill $_w 2>/dev/null
     return $_rc
 }
+# wait_writing DIR: until a file in DIR holds more than 64 KiB (a save or receive is writing
+# pages), for at most 60 s
+wait_writing() {
+    _until=$(( $(date +%s) + 60 ))
+    while [ "$(date +%s)" -lt $_until ]; do
+        for _f in "$1"/* "$1"/.[!.]*; do
+            [ -f "$_f" ] && [ "$(stat -c %s "$_f")" -gt 65536 ] && return 0
+        done
+        sleep 0.05
+    done
+    log "nothing above 64 KiB in $1 after 60 s: $(ls -lA "$1" | tail -n +2)"
+    return 1
+}

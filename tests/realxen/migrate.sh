@@ -17,17 +17,6 @@ listening() {
         _i=$((_i+1)); [ $_i -gt 200 ] && return 1; sleep 0.05
     done
 }
-# wait_writing DIR: until a file in DIR holds more than 64 KiB
-wait_writing() {
-    _i=0
-    while [ $_i -lt 600 ]; do
-        for _f in "$1"/* "$1"/.[!.]*; do
-            [ -f "$_f" ] && [ "$(stat -c %s "$_f")" -gt 65536 ] && return 0
-        done
-        sleep 0.05; _i=$((_i+1))
-    done
-    return 1
-}
 
 ms xl save -c "$GUEST" "$OUT/xl.save" < /dev/null || fail=1
 xl_ms=$MS

@@ -6,17 +6,6 @@
 # into a folder of its own, so "no temporary file" does not depend on xsr's temporary names.
 . ./common.sh
 ./xsr --version
-# wait_writing DIR: until a file in DIR holds more than 64 KiB (the save is writing pages)
-wait_writing() {
-    _i=0
-    while [ $_i -lt 600 ]; do
-        for _f in "$1"/* "$1"/.[!.]*; do
-            [ -f "$_f" ] && [ "$(stat -c %s "$_f")" -gt 65536 ] && return 0
-        done
-        sleep 0.05; _i=$((_i+1))
-    done
-    return 1
-}
 # empty DIR: nothing at all is left in DIR
 empty() { [ -z "$(ls -A "$1")" ] || { log "left in $1: $(ls -lA "$1")"; return 1; }; }
 
