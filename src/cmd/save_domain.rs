@@ -169,7 +169,7 @@ fn guarded<T>(opened: &Opened, attempt: impl FnOnce() -> Result<T>) -> Result<T>
     match attempt() {
         Ok(t) => Ok(t),
         Err(e) => match opened.domain.restore() {
-            Ok(()) => Err(e.context("the domain was resumed")),
+            Ok(()) => Err(e.context("the domain is left running")),
             Err(r) => Err(e.context(format!("and the domain could not be put back as found: {r}"))),
         },
     }
