@@ -103,6 +103,26 @@ pub(crate) fn page_type_nibble(raw: u64) -> Result<u8, XenError> {
     Ok((raw >> sys::XEN_DOMCTL_PFINFO_LTAB_SHIFT) as u8)
 }
 
+/// `struct xen_domctl_ext_vcpucontext` as the C struct's bytes (little-endian, the 2 bytes of
+/// padding before the `vmce` union zero, as in Xen's saver whose domctl is zero-initialised), built
+/// field by field rather than copied, so that no padding byte of a Rust value is read.
+pub(crate) fn ext_vcpu_context_bytes(evc: &sys::xen_domctl_ext_vcpucontext, vmce: &sys::hvm_vmce_vcpu) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&evc.vcpu.to_le_bytes());
+    out.extend_from_slice(&evc.size.to_le_bytes());
+    out.extend_from_slice(&evc.syscall32_callback_eip.to_le_bytes());
+    out.extend_from_slice(&evc.sysenter_callback_eip.to_le_bytes());
+    out.extend_from_slice(&evc.syscall32_callback_cs.to_le_bytes());
+    out.extend_from_slice(&evc.sysenter_callback_cs.to_le_bytes());
+    out.push(evc.syscall32_disables_events);
+    out.push(evc.sysenter_disables_events);
+    out.extend_from_slice(&[0; 2]);
+    for v in [vmce.caps, vmce.mci_ctl2_bank0, vmce.mci_ctl2_bank1, vmce.mcg_ext_ctl] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
 /// A libxenctrl hypercall buffer (`xc__hypercall_buffer_alloc`), freed on drop: memory Xen may
 /// write (locked, not moved) for the domctls libxenctrl has no wrapper for.
 struct HypercallBuffer<'a> {
@@ -443,14 +463,13 @@ impl XenCtrl {
         })?;
         // SAFETY: Xen answered this command through the ext_vcpucontext member.
         let evc = unsafe { d.u.ext_vcpucontext };
-        let size = evc.size as usize;
-        if size > size_of::<sys::xen_domctl_ext_vcpucontext>() {
+        if evc.size as usize > size_of::<sys::xen_domctl_ext_vcpucontext>() {
             return Err(XenError::Layout { what: "ext_vcpucontext size", value: evc.size.into() });
         }
-        let mut out = vec![0u8; size];
-        // SAFETY: `size` is at most the struct's size; it is a plain C struct of integers
-        // (the padding bytes came from Xen's copy back, zeroed by the initialiser before).
-        unsafe { std::ptr::copy_nonoverlapping((&raw const evc).cast::<u8>(), out.as_mut_ptr(), size) };
+        // SAFETY: the union's both members are plain u64s over the same 32 bytes; Xen fills vmce.
+        let vmce = unsafe { evc.__bindgen_anon_1.vmce };
+        let mut out = ext_vcpu_context_bytes(&evc, &vmce);
+        out.truncate(evc.size as usize);
         Ok(out)
     }
 
@@ -908,6 +927,36 @@ mod tests {
         for raw in [0x1234, 0x1_0000_0000, 0x1000_0001, u64::MAX] {
             assert!(matches!(page_type_nibble(raw), Err(XenError::Layout { value, .. }) if value == raw));
         }
+    }
+
+    #[test]
+    fn ext_vcpu_context_bytes_follow_the_c_layout() {
+        let mut evc = sys::xen_domctl_ext_vcpucontext { vcpu: 1, size: 64, ..Default::default() };
+        evc.syscall32_callback_eip = 0x1122_3344_5566_7788;
+        evc.sysenter_callback_eip = 0x99aa_bbcc_ddee_ff00;
+        evc.syscall32_callback_cs = 0xe019;
+        evc.sysenter_callback_cs = 0xe01a;
+        evc.syscall32_disables_events = 1;
+        evc.sysenter_disables_events = 2;
+        let vmce = sys::hvm_vmce_vcpu { caps: 0x0100_0802, mci_ctl2_bank0: 3, mci_ctl2_bank1: 4, mcg_ext_ctl: 5 };
+        let b = ext_vcpu_context_bytes(&evc, &vmce);
+        assert_eq!(b.len(), size_of::<sys::xen_domctl_ext_vcpucontext>());
+        let field = |off: usize, len: usize| b[off..off + len].to_vec();
+        use std::mem::offset_of;
+        type E = sys::xen_domctl_ext_vcpucontext;
+        assert_eq!(field(offset_of!(E, vcpu), 4), 1u32.to_le_bytes());
+        assert_eq!(field(offset_of!(E, size), 4), 64u32.to_le_bytes());
+        assert_eq!(field(offset_of!(E, syscall32_callback_eip), 8), 0x1122_3344_5566_7788u64.to_le_bytes());
+        assert_eq!(field(offset_of!(E, sysenter_callback_eip), 8), 0x99aa_bbcc_ddee_ff00u64.to_le_bytes());
+        assert_eq!(field(offset_of!(E, syscall32_callback_cs), 2), 0xe019u16.to_le_bytes());
+        assert_eq!(field(offset_of!(E, sysenter_callback_cs), 2), 0xe01au16.to_le_bytes());
+        assert_eq!(b[offset_of!(E, syscall32_disables_events)], 1);
+        assert_eq!(b[offset_of!(E, sysenter_disables_events)], 2);
+        assert_eq!(&b[30..32], &[0; 2], "padding");
+        let vmce_at = offset_of!(E, __bindgen_anon_1);
+        assert_eq!(vmce_at, 32);
+        assert_eq!(&b[vmce_at..vmce_at + 8], 0x0100_0802u64.to_le_bytes());
+        assert_eq!(&b[56..64], 5u64.to_le_bytes());
     }
 
     #[test]
