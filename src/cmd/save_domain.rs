@@ -119,6 +119,7 @@ fn save_into(opened: &Opened, settings: &DomainSaveSettings, out: impl Write + S
         workers: settings.workers,
         live: settings.live,
         container: Container::Xl { config: opened.config.clone() },
+        xen_version: domain.xen_version()?,
         ..SaveOptions::default()
     };
     let bar = crate::cmd::save::pages_bar();

@@ -395,6 +395,15 @@ impl XenCtrl {
         Ok(buf)
     }
 
+    /// `xc_version(XENVER_version)`: the hypervisor's (major, minor) version, which Xen's
+    /// saver writes in the domain header.
+    pub fn xen_version(&self) -> Result<(u32, u32), XenError> {
+        // SAFETY: XENVER_version takes no argument buffer (NULL is what libxl passes).
+        let rc = unsafe { sys::xc_version(self.raw(), sys::XENVER_version.cast_signed(), std::ptr::null_mut()) };
+        let v = u32::try_from(rc).map_err(|_| call_error("xc_version"))?;
+        Ok((v >> 16, v & 0xffff))
+    }
+
     /// `xc_maximum_ram_page`: the highest machine frame of the host.
     pub fn maximum_ram_page(&self) -> Result<u64, XenError> {
         let mut max: c_ulong = 0;
