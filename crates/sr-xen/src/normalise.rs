@@ -64,7 +64,7 @@ pub enum NormaliseError {
     VcpuFrame {
         /// The vcpu.
         vcpu: u32,
-        /// Which field ("start_info (rdx)", "gdt_frames[i]", "cr3", "cr1").
+        /// Which field (`start_info (rdx)`, `gdt_frames[i]`, `cr3`, `cr1`).
         field: &'static str,
         /// The machine frame.
         mfn: u64,
