@@ -473,6 +473,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         #[cfg(feature = "xen")]
         Command::Dump { domain, out, format, live, max_iterations, dirty_threshold, downtime_ms, batch, json } => {
+            let policy = live.then_some(PrecopyPolicy {
+                max_iterations,
+                dirty_threshold,
+                downtime_target: downtime_ms.map(std::time::Duration::from_millis),
+            });
+            if format == xsr::cmd::dump::DumpFormat::Stream {
+                // A restorable stream of a running PV domain is a save that resumes the guest.
+                let settings = xsr::cmd::save_domain::DomainSaveSettings {
+                    domain,
+                    live: policy,
+                    keep_running: true,
+                    workers: 0,
+                    batch,
+                    suspend_timeout: std::time::Duration::from_secs(60),
+                };
+                let summary = xsr::cmd::save_domain::save_domain(&settings, &out)?;
+                if json {
+                    print_json(&summary)?;
+                } else {
+                    xsr::cmd::save_domain::print_summary(&summary, &mut std::io::stdout().lock())?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let settings = xsr::cmd::dump::DumpSettings {
                 domain,
                 out,

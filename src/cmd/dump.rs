@@ -42,6 +42,10 @@ pub enum DumpFormat {
     Elf,
     /// LiME: one range per run of populated pfns.
     Lime,
+    /// A restorable `xl` save file (x86 PV): what `xsr save --domain --keep-running` writes.
+    /// A PV guest is restorable only from its suspend path, so the guest is suspended
+    /// cooperatively (not paused) for the final pass, then resumed.
+    Stream,
 }
 
 /// What `dump` is asked to do.
@@ -293,6 +297,7 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
     let raw_dest = match settings.format {
         DumpFormat::Raw => AtomicFile::new(&settings.out)?,
         DumpFormat::Elf | DumpFormat::Lime => AtomicFile::new(&settings.out.with_extension("raw-tmp"))?,
+        DumpFormat::Stream => bail!("--format stream is written by save_domain, not by the memory copier"),
     };
     let image = OpenOptions::new()
         .read(true)
@@ -391,6 +396,7 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
             raw_dest.commit()?;
             bytes
         }
+        DumpFormat::Stream => unreachable!("refused before the copy"),
         DumpFormat::Elf | DumpFormat::Lime => {
             let format = if settings.format == DumpFormat::Elf { ExtractFormat::Elf } else { ExtractFormat::Lime };
             let input = CoreInput { page_shift: 12, runs: pfn_runs.clone(), machine: Machine::X86_64, cpus };
@@ -425,6 +431,7 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
 /// Prints the summary as text.
 pub fn print_summary(s: &DumpSummary, out: &mut impl std::io::Write) -> std::io::Result<()> {
     let format = match s.format {
+        DumpFormat::Stream => "xl stream",
         DumpFormat::Raw => "raw",
         DumpFormat::Elf => "ELF",
         DumpFormat::Lime => "LiME",

@@ -61,6 +61,11 @@ pub struct DomainSaveSummary {
     pub live_passes: usize,
     /// Pages sent per pass, in order (the last is the suspended pass).
     pub pass_pages: Vec<u64>,
+    /// Milliseconds per pass, in order.
+    pub pass_ms: Vec<f64>,
+    /// Milliseconds spent making the output durable before the domain is destroyed (the
+    /// file's fsync; 0 with --keep-running or a stream, where the guest lives on).
+    pub sync_ms: f64,
     /// "log-dirty", "compare" (Xen refused log-dirty: pages compared with what was sent) or
     /// "none" (not live).
     pub dirty_tracking: &'static str,
@@ -114,6 +119,7 @@ fn save_into(opened: &Opened, settings: &DomainSaveSettings, out: impl Write + S
         workers: settings.workers,
         live: settings.live,
         container: Container::Xl { config: opened.config.clone() },
+        xen_version: domain.xen_version()?,
         ..SaveOptions::default()
     };
     let bar = crate::cmd::save::pages_bar();
@@ -127,7 +133,7 @@ fn save_into(opened: &Opened, settings: &DomainSaveSettings, out: impl Write + S
 }
 
 /// After the output is complete: destroy the domain, or resume it with `--keep-running`.
-fn finish(opened: Opened, settings: &DomainSaveSettings, saved: Saved) -> Result<DomainSaveSummary> {
+fn finish(opened: Opened, settings: &DomainSaveSettings, saved: Saved, sync: Duration) -> Result<DomainSaveSummary> {
     let complete = Instant::now();
     let (stats, tracking, suspended) = saved;
     let domain = &opened.domain;
@@ -157,6 +163,8 @@ fn finish(opened: Opened, settings: &DomainSaveSettings, saved: Saved) -> Result
         },
         live_passes: stats.live_passes(),
         pass_pages: stats.iterations.iter().map(|i| i.pages).collect(),
+        pass_ms: stats.iterations.iter().map(|i| ms(i.duration)).collect(),
+        sync_ms: ms(sync),
         dirty_tracking: tracking,
         outcome,
         config_bytes: opened.config.len(),
@@ -169,7 +177,7 @@ fn guarded<T>(opened: &Opened, attempt: impl FnOnce() -> Result<T>) -> Result<T>
     match attempt() {
         Ok(t) => Ok(t),
         Err(e) => match opened.domain.restore() {
-            Ok(()) => Err(e.context("the domain was resumed")),
+            Ok(()) => Err(e.context("the domain is left running")),
             Err(r) => Err(e.context(format!("and the domain could not be put back as found: {r}"))),
         },
     }
@@ -178,6 +186,7 @@ fn guarded<T>(opened: &Opened, attempt: impl FnOnce() -> Result<T>) -> Result<T>
 /// `xsr save --domain D --out FILE` (`-`: standard output).
 pub fn save_domain(settings: &DomainSaveSettings, out: &Path) -> Result<DomainSaveSummary> {
     let opened = open(settings)?;
+    let mut sync = Duration::ZERO;
     let saved = guarded(&opened, || {
         if out.as_os_str() == "-" {
             use std::os::fd::AsFd;
@@ -189,12 +198,16 @@ pub fn save_domain(settings: &DomainSaveSettings, out: &Path) -> Result<DomainSa
         let dest = AtomicFile::new(out)?;
         let file = std::fs::File::create(dest.path()).with_context(|| format!("cannot create {}", out.display()))?;
         let saved = save_into(&opened, settings, &file).with_context(|| format!("save to {} failed", out.display()))?;
-        // The domain is destroyed next: the file must be on disk first, not only renamed.
-        file.sync_all().with_context(|| format!("cannot sync {}", out.display()))?;
+        if !settings.keep_running {
+            // The domain is destroyed next: the file, its only copy, must be on disk first.
+            let started = Instant::now();
+            file.sync_all().with_context(|| format!("cannot sync {}", out.display()))?;
+            sync = started.elapsed();
+        }
         dest.commit()?;
         Ok(saved)
     })?;
-    finish(opened, settings, saved)
+    finish(opened, settings, saved, sync)
 }
 
 /// `xsr send --domain D ...`: the stream goes through `exchange` (the transfer with the
@@ -215,7 +228,7 @@ pub fn send_domain(
         })
     })?;
     let (tracking, suspended) = extra.context("the transfer reported success without a save")?;
-    let summary = finish(opened, settings, (sent.stats, tracking, suspended))?;
+    let summary = finish(opened, settings, (sent.stats, tracking, suspended), Duration::ZERO)?;
     Ok((summary, sent.summary))
 }
 
@@ -231,5 +244,10 @@ pub fn print_summary(s: &DomainSaveSummary, out: &mut impl Write) -> std::io::Re
         "saved domain {}{live}: {} pages, {} bytes in {:.0} ms; suspended in {:.0} ms, guest stopped for {:.0} ms; domain {}",
         s.domid, s.pages, s.bytes, s.wall_ms, s.suspend_ms, s.downtime_ms, s.outcome
     )?;
-    writeln!(out, "pages per pass: {:?}", s.pass_pages)
+    let passes: Vec<String> = s.pass_pages.iter().zip(&s.pass_ms).map(|(p, ms)| format!("{p} in {ms:.0} ms")).collect();
+    writeln!(out, "passes: {}", passes.join(", "))?;
+    if s.sync_ms > 0.0 {
+        writeln!(out, "synced the file in {:.0} ms before destroying the domain", s.sync_ms)?;
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 #[path = "testdata.rs"]
 mod testdata;
+#[allow(unused_imports)] // not every test crate reads the real file
 pub use testdata::real_save_file;
 
 use std::process::{Command, Output};

@@ -2,7 +2,7 @@
 //! host (run as root in dom0):
 //!
 //! ```text
-//! xen-probe NAME|DOMID [--destroy]
+//! xen-probe NAME|DOMID [--destroy] [--dump DIR] [--suspend-timeout-ms N]
 //! ```
 //!
 //! Opens the domain while it runs and prints the page-type histogram of its p2m frames, each
@@ -10,6 +10,12 @@
 //! config JSON's size; then suspends it cooperatively, reads the vcpu contexts, the p2m, the
 //! page types and every page again from the suspended domain, and resumes it (suspend cancel),
 //! or with `--destroy` destroys it as `xl save` does.
+//!
+//! `--dump DIR` writes the record bodies Xen's saver would write (`config.json` as in the xl
+//! header, `cpuid.bin` and `msr.bin` as X86_CPUID_POLICY and X86_MSR_POLICY, `extended-N.bin`
+//! per vcpu), to compare byte for byte with an `xl save` file. `--suspend-timeout-ms N` only
+//! tries a suspend with that (too short) timeout, to exercise the failure path: the request is
+//! withdrawn or the guest resumed, and the domain must be running afterwards.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -56,9 +62,12 @@ fn type_histogram(domain: &XenDomain) -> Result<String> {
     Ok(format!("{} frames in {:.1} ms: {}", mfns.len(), took.as_secs_f64() * 1e3, parts.join(", ")))
 }
 
-fn vcpus(domain: &XenDomain) -> Result<()> {
+fn vcpus(domain: &XenDomain, dump: Option<&std::path::Path>) -> Result<()> {
     for (vcpu, basic) in domain.vcpu_contexts()? {
         let ext = domain.vcpu_extended(vcpu)?;
+        if let Some(dir) = dump {
+            std::fs::write(dir.join(format!("extended-{vcpu}.bin")), &ext)?;
+        }
         let xsave = domain.vcpu_xsave(vcpu)?;
         let msrs = domain.vcpu_msrs(vcpu)?;
         println!(
@@ -99,20 +108,45 @@ fn main() -> Result<()> {
         std::process::exit(2);
     };
     let destroy = args.iter().any(|a| a == "--destroy");
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let dump = value("--dump").map(std::path::PathBuf::from);
+    let short_timeout = value("--suspend-timeout-ms").map(|v| v.parse::<u64>()).transpose()?;
     let domid = resolve_domain(name)?;
     let t = Instant::now();
     let domain = XenDomain::open(domid, Interrupt::install()?)?;
     println!("domain {domid} ({name}): {:?}, opened in {:.1} ms", domain.kind(), t.elapsed().as_secs_f64() * 1e3);
     println!("info: {:?}", domain.info());
+    if let Some(ms) = short_timeout {
+        let t = Instant::now();
+        let result = domain.suspend(Duration::from_millis(ms));
+        println!("suspend with a {ms} ms timeout: {result:?} after {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+        println!("then: {}", sr_xen_info(&domain));
+        domain.restore()?;
+        println!("after restore: {}", sr_xen_info(&domain));
+        return if result.is_err() { Ok(()) } else { Err("the suspend did not fail".into()) };
+    }
     println!("running: page types of {}", type_histogram(&domain)?);
-    vcpus(&domain)?;
+    vcpus(&domain, dump.as_deref())?;
     let (leaves, msrs) = domain.cpu_policy()?;
     println!("cpu policy: {} CPUID leaves, {} MSRs", leaves.len(), msrs.len());
+    if let Some(dir) = &dump {
+        // xen_cpuid_leaf_t and xen_msr_entry_t, little-endian, as the records carry them.
+        let cpuid: Vec<u8> = leaves.iter().flatten().flat_map(|w| w.to_le_bytes()).collect();
+        let msr: Vec<u8> = msrs
+            .iter()
+            .flat_map(|(i, f, v)| i.to_le_bytes().into_iter().chain(f.to_le_bytes()).chain(v.to_le_bytes()))
+            .collect();
+        std::fs::write(dir.join("cpuid.bin"), cpuid)?;
+        std::fs::write(dir.join("msr.bin"), msr)?;
+    }
     for (idx, flags, val) in &msrs {
         println!("  msr {idx:#x} flags {flags:#x} value {val:#x}");
     }
     println!("tsc: {:?}", domain.tsc_info()?);
     let json = domain.config_json()?;
+    if let Some(dir) = &dump {
+        std::fs::write(dir.join("config.json"), &json)?;
+    }
     let text = String::from_utf8_lossy(&json[..json.len().saturating_sub(1)]);
     println!(
         "config json: {} bytes incl. NUL (last byte {:#x}), first line {:?}, name line {:?}",
@@ -131,7 +165,7 @@ fn main() -> Result<()> {
         domain.paused_now()?
     );
     println!("suspended: info {:?}", sr_xen_info(&domain));
-    vcpus(&domain)?;
+    vcpus(&domain, None)?;
     let changed = domain.refresh_p2m()?;
     println!("suspended: p2m reread, {changed} pfns changed");
     println!("suspended: page types of {}", type_histogram(&domain)?);

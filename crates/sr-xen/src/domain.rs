@@ -440,6 +440,11 @@ impl XenDomain {
         self.ctrl().tsc_info(self.info.domid)
     }
 
+    /// The hypervisor's (major, minor) version, as Xen's saver writes it in the domain header.
+    pub fn xen_version(&self) -> Result<(u32, u32), XenError> {
+        self.memory.ctrl.lock().unwrap_or_else(|e| e.into_inner()).xen_version()
+    }
+
     /// Whether Xen reports the domain paused now (by anyone).
     pub fn paused_now(&self) -> Result<bool, XenError> {
         let ctrl = self.memory.ctrl.lock().unwrap_or_else(|e| e.into_inner());

@@ -187,7 +187,7 @@ impl XenMemory {
         Ok(Some(page))
     }
 
-    /// Turns on dirty tracking by comparison (see [`CompareLog`]-backed `take_dirty` below):
+    /// Turns on dirty tracking by comparison:
     /// from now on every page `read_pages` copies is digested, and `take_dirty` (while
     /// log-dirty mode is off) rereads every digested page and reports those whose content
     /// changed since, instead of every populated pfn. Pages never read since are not reported:

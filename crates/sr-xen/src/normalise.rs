@@ -64,7 +64,7 @@ pub enum NormaliseError {
     VcpuFrame {
         /// The vcpu.
         vcpu: u32,
-        /// Which field ("start_info (rdx)", "gdt_frames[i]", "cr3", "cr1").
+        /// Which field (`start_info (rdx)`, `gdt_frames[i]`, `cr3`, `cr1`).
         field: &'static str,
         /// The machine frame.
         mfn: u64,
@@ -121,10 +121,14 @@ pub fn normalise_page_table(
     Ok(())
 }
 
+/// Byte offset of `ctrlreg[1]` in a 64-bit `vcpu_guest_context` (ctrlreg\[8\] at 4984).
+const CTRLREG1_64: usize = 4984 + 8;
+
 /// Normalises vcpu `vcpu`'s 64-bit `vcpu_guest_context` (the X86_PV_VCPU_BASIC body) in
 /// place, as Xen's `write_one_vcpu_basic`: for vcpu 0 the start_info frame in rdx (the
-/// argument of the guest's suspend hypercall), the GDT frames in use, CR3 and, when present,
-/// CR1 (the user page table) become pfns.
+/// argument of the guest's suspend hypercall), the GDT frames in use, CR3 and, when non-zero,
+/// CR1 (the user page table) become pfns. Xen hands out CR1 as `mfn << 12` and the stream
+/// carries it as `pfn << 12 | 1` (bit 0: present), which the restorer requires.
 ///
 /// # Errors
 /// [`NormaliseError::VcpuSize`] if the blob is not 5168 bytes; [`NormaliseError::VcpuFrame`]
@@ -164,9 +168,9 @@ pub fn normalise_vcpu_basic(
         frames.gdt_frames[i] = convert(field, frames.gdt_frames[i])?;
     }
     frames.cr3_pfn = convert("cr3", frames.cr3_pfn)?;
-    if let Some(mfn) = frames.cr1_pfn {
-        frames.cr1_pfn = Some(convert("cr1", mfn)?);
-    }
+    // The machine form has no present bit: any non-zero CR1 is a user page table.
+    let cr1 = u64::from_le_bytes(blob[CTRLREG1_64..CTRLREG1_64 + 8].try_into().expect("8 bytes"));
+    frames.cr1_pfn = if cr1 == 0 { None } else { Some(convert("cr1", cr1 >> 12)?) };
     frames.write(blob, 8);
     Ok(())
 }
@@ -240,25 +244,27 @@ mod tests {
     #[test]
     fn vcpu_frames_become_pfns() {
         let mut blob = vec![0u8; VCPU_CONTEXT_64];
-        let mut f = VcpuFrames {
-            start_info: 0x1003,
-            gdt_ents: 513,
-            cr3_pfn: 0x1020,
-            cr1_pfn: Some(0x1021),
-            ..Default::default()
-        };
+        let mut f = VcpuFrames { start_info: 0x1003, gdt_ents: 513, cr3_pfn: 0x1020, ..Default::default() };
         f.gdt_frames[0] = 0x1030;
         f.gdt_frames[1] = 0x1031;
         f.gdt_frames[2] = 0xdead; // unused slot: left alone
         f.write(&mut blob, 8);
+        // Xen hands out CR1 as mfn << 12, without the stream's present bit.
+        blob[CTRLREG1_64..CTRLREG1_64 + 8].copy_from_slice(&(0x1021u64 << 12).to_le_bytes());
         let mut other = blob.clone();
         normalise_vcpu_basic(0, &mut blob, m2p).unwrap();
         let n = VcpuFrames::read(&blob, 8).unwrap();
         assert_eq!((n.start_info, n.cr3_pfn, n.cr1_pfn), (0x3, 0x20, Some(0x21)));
+        assert_eq!(&blob[CTRLREG1_64..CTRLREG1_64 + 8], &(0x21u64 << 12 | 1).to_le_bytes());
         assert_eq!(&n.gdt_frames[..3], &[0x30, 0x31, 0xdead]);
         // Only vcpu 0's rdx is the start_info frame.
         normalise_vcpu_basic(1, &mut other, m2p).unwrap();
         assert_eq!(VcpuFrames::read(&other, 8).unwrap().start_info, 0x1003);
+        // No user page table (a vcpu that never ran user code): CR1 stays 0.
+        let mut kernel_only = vec![0u8; VCPU_CONTEXT_64];
+        VcpuFrames { start_info: 0x1003, cr3_pfn: 0x1020, ..Default::default() }.write(&mut kernel_only, 8);
+        normalise_vcpu_basic(0, &mut kernel_only, m2p).unwrap();
+        assert_eq!(VcpuFrames::read(&kernel_only, 8).unwrap().cr1_pfn, None);
         // A frame outside the guest is named.
         let mut bad = vec![0u8; VCPU_CONTEXT_64];
         VcpuFrames { start_info: 0x1003, cr3_pfn: 0x7777, ..Default::default() }.write(&mut bad, 8);

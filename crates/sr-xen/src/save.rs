@@ -41,6 +41,8 @@ pub struct PvSaveGuest<'d> {
     running: AtomicBool,
     /// Page-table pfns sent as XTAB while the guest ran.
     deferred: Mutex<PfnBitmap>,
+    /// Whether any page was sent while the guest ran (a live pass).
+    sent_live: AtomicBool,
     suspend_timeout: Duration,
     /// When the suspend was requested, and how long the guest took to suspend.
     suspended: Mutex<Option<(Instant, Duration)>>,
@@ -72,6 +74,7 @@ impl<'d> PvSaveGuest<'d> {
             domain,
             running: AtomicBool::new(true),
             deferred: Mutex::new(PfnBitmap::new(limit)),
+            sent_live: AtomicBool::new(false),
             suspend_timeout,
             suspended: Mutex::new(None),
         })
@@ -152,6 +155,7 @@ impl Guest for PvSaveGuest<'_> {
     fn page_types(&self, pfns: &[u64], out: &mut [PageType]) -> Result<(), SaveError> {
         self.xen_types(pfns, out)?;
         if self.running.load(Ordering::SeqCst) {
+            self.sent_live.store(true, Ordering::SeqCst);
             let mut deferred = lock(&self.deferred);
             for (&pfn, t) in pfns.iter().zip(out.iter_mut()) {
                 if t.is_page_table() {
@@ -200,10 +204,13 @@ impl Guest for PvSaveGuest<'_> {
         *lock(&self.suspended) = Some((requested, took));
         self.running.store(false, Ordering::SeqCst);
         self.domain.refresh_p2m().map_err(xen)?;
-        let memory = self.domain.memory();
-        let deferred = std::mem::replace(&mut *lock(&self.deferred), PfnBitmap::new(0));
-        memory.mark_dirty(deferred.iter_ones());
-        memory.mark_dirty(self.page_table_pfns()?);
+        if self.sent_live.load(Ordering::SeqCst) {
+            // Pages went out while the guest ran: the final pass must carry every page table.
+            let memory = self.domain.memory();
+            let deferred = std::mem::replace(&mut *lock(&self.deferred), PfnBitmap::new(0));
+            memory.mark_dirty(deferred.iter_ones());
+            memory.mark_dirty(self.page_table_pfns()?);
+        }
         Ok(())
     }
 

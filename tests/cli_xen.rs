@@ -1,0 +1,57 @@
+//! The Xen commands' command lines in a `--features xen` build, on a machine that need not run
+//! Xen: what is refused before any domain is touched, and that a failure leaves no output.
+//! (They run against a real Xen in `cargo xtask realxen`.)
+#![cfg(feature = "xen")]
+
+mod common;
+
+use common::{stderr, xsr};
+
+#[test]
+fn directory_only_options_are_refused_with_domain() {
+    for flag in [
+        &["--verify"][..],
+        &["--container", "libxc"],
+        &["--stream-version", "2"],
+        &["--zero-pages", "xalloc"],
+        &["--pvh-as-hvm"],
+    ] {
+        let mut args = vec!["save", "--domain", "guest", "--out", "/nonexistent/x.save"];
+        args.extend_from_slice(flag);
+        let o = xsr(&args);
+        assert_eq!(o.status.code(), Some(2), "{flag:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("{} applies to a directory save", flag[0])), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn domain_options_need_domain_and_exclude_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for args in [
+        &["save", d, "--domain", "guest", "--out", "x"][..],
+        &["save", d, "--live", "--out", "x"],
+        &["save", d, "--keep-running", "--out", "x"],
+        &["save", "--domain", "guest", "--max-iterations", "3", "--out", "x"],
+        &["send", d, "--domain", "guest", "--to", "127.0.0.1:1"],
+    ] {
+        let o = xsr(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_save_that_cannot_reach_xen_fails_and_leaves_no_file() {
+    // Outside dom0 (or without the domain) opening fails before anything is written.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("guest.save");
+    for cmd in [
+        vec!["save", "--domain", "no-such-guest-xsr", "--out", out.to_str().unwrap()],
+        vec!["dump", "--domain", "no-such-guest-xsr", "--format", "stream", "--out", out.to_str().unwrap()],
+    ] {
+        let o = xsr(&cmd);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}: {}", stderr(&o));
+        assert!(stderr(&o).starts_with("xsr: "), "{}", stderr(&o));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{cmd:?} left a file");
+    }
+}
