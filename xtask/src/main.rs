@@ -1671,9 +1671,10 @@ fn compare_saves(a: &SaveFacts, b: &SaveFacts) -> Vec<Row> {
         row(&what, len(&ra), format!("{}{note}", len(&rb)), fail);
     }
     // The page tables a 64-bit PV vcpu runs on: ctrlreg[3] (kernel) and ctrlreg[1] (user)
-    // must name a top-level table in the file's own pages, and where the reference has a user
-    // table the file has one too (a vcpu restored without it dies on its way to user mode:
-    // Xen's "Guest switching to user mode with no user page tables").
+    // must name top-level tables in the file's own pages, and a vcpu on the same address space
+    // (cr3) as in the reference must have its user table too (a vcpu restored without it dies
+    // on its way to user mode: Xen's "Guest switching to user mode with no user page tables").
+    // cr1 0 on another cr3 is legitimate: Linux's own init_mm has no user table.
     for (kind, vcpu, body) in &a.records {
         let Some(v) = vcpu.filter(|_| kind == "X86_PV_VCPU_BASIC" && body.len() == 8 + PV64_VCPU_CONTEXT) else {
             continue;
@@ -1682,11 +1683,11 @@ fn compare_saves(a: &SaveFacts, b: &SaveFacts) -> Vec<Row> {
         let cr = |body: &[u8], n: usize| le_u64(body, 8 + PV64_CTRLREG + 8 * n).unwrap_or(0);
         let l4 = |f: &SaveFacts, c: u64| f.pages.get(&(c >> 12)).is_some_and(|(t, _)| t & 7 == 4 && *t < 0xd);
         let (cr3, cr1) = (cr(body, 3), cr(body, 1));
-        let ref_cr1 = reference.as_deref().map_or(0, |r| cr(r, 1));
+        let (ref_cr3, ref_cr1) = reference.as_deref().map_or((0, 0), |r| (cr(r, 3), cr(r, 1)));
         let fail = if !l4(a, cr3) {
             Some(format!("cr3 {cr3:#x} names no L4 page table"))
-        } else if cr1 == 0 && ref_cr1 != 0 {
-            Some("no user page table (cr1 0) where the reference has one".to_string())
+        } else if cr1 == 0 && ref_cr1 != 0 && cr3 == ref_cr3 {
+            Some("no user page table (cr1 0) on the address space where the reference has one".to_string())
         } else if cr1 != 0 && !l4(a, cr1) {
             Some(format!("cr1 {cr1:#x} names no L4 page table"))
         } else {
@@ -1695,7 +1696,7 @@ fn compare_saves(a: &SaveFacts, b: &SaveFacts) -> Vec<Row> {
         row(
             &format!("vcpu {v} cr3 / cr1 (kernel / user tables)"),
             format!("{cr3:#x} / {cr1:#x}"),
-            format!("- / {ref_cr1:#x}"),
+            format!("{ref_cr3:#x} / {ref_cr1:#x}"),
             fail,
         );
     }
@@ -2122,6 +2123,7 @@ mod tests {
         let reference = facts(0x40000, 0x41001);
         assert_eq!(rows_failing(&facts(0x40000, 0x41001), &reference), 0);
         assert_eq!(rows_failing(&facts(0x40000, 0), &reference), 1, "user table dropped");
+        assert_eq!(rows_failing(&facts(0x41000, 0), &reference), 0, "another address space, kernel-only");
         assert_eq!(rows_failing(&facts(0x42000, 0x41001), &reference), 1, "cr3 on an L1 table");
         assert_eq!(rows_failing(&facts(0x40000, 0x99001), &reference), 1, "cr1 on no page");
         assert_eq!(rows_failing(&facts(0x40000, 0), &facts(0x40000, 0)), 0, "neither has a user table");
