@@ -43,32 +43,37 @@ gone() {
     log "$GUEST still exists: $(xl list "$GUEST" 2>&1 | tail -n 1)"
     return 1
 }
-# xl_save_stamped LABEL XL_SAVE_ARGS...: `xl -vvv save ARGS` with each line of its log stamped
-# with CLOCK_MONOTONIC nanoseconds (python3 in dom0) into $OUT/LABEL.xl.log. Sets MS (wall ms)
-# and DOWN_MS, xl's downtime as xsr's downtime_ms counts it (from the suspend request until the
-# stream is complete): from libxl's "issuing PV suspend request" line to libxl-save-helper's
-# "complete r=0" line. Taken from xl's own log because sampling `xl list` from outside cannot
-# resolve it: one `xl list` takes ~140 ms here and the whole suspended span of a 32 MiB guest
-# is ~250-500 ms. The stamper runs SCHED_FIFO (chrt), so it reads each line as xl writes it
-# even while the save keeps dom0's vcpus busy; a stamper that was starved anyway shows as
-# "guest has suspended" stamped within 10 ms of the request (the guest took 63 ms here to
-# suspend), and then DOWN_MS stays empty (not measured) rather than wrong. Returns xl's status.
-xl_save_stamped() {
+# polled LABEL CMD...: run CMD (a save that keeps the guest: `xl save -c`, `xsr save
+# --keep-running`) while sampling the guest's state with `xl list` back to back, each sample
+# stamped (CLOCK_REALTIME ns) just before xl is asked, into $OUT/LABEL.poll. Sets MS (CMD's
+# wall ms) and DOWN_LO / DOWN_HI, bounds of how long the guest was suspended or paused ('s' or
+# 'p' in its state, or absent): the last such sample's stamp minus the one after the first such
+# sample, and the stamp two samples after the last one minus the one before the first (sample
+# i's answer comes from between stamps i and i+1). One `xl list` takes ~150 ms here, so the
+# bounds are some 300-450 ms apart. Used for xl save and xsr alike, so both pay the same cost
+# of the sampling; xl's own -vvv log could not be timed (stamped by a reader in dom0, its
+# lines arrived in bursts: the suspend request and "guest has suspended" with one stamp).
+polled() {
     _label=$1; shift
     _a=$(date +%s%N)
-    { xl -vvv save "$@" < /dev/null 2>&1; echo "XL-EXIT $?"; } \
-        | chrt -f 50 python3 -u -c '
-import sys, time
-for line in sys.stdin.buffer:
-    sys.stdout.write("%d %s\n" % (time.monotonic_ns(), line.decode(errors="replace").rstrip("\r\n")))
-    sys.stdout.flush()' > "$OUT/$_label.xl.log"
+    "$@" < /dev/null > "$OUT/$_label.out" 2>&1 &
+    _p=$!
+    : > "$OUT/$_label.poll"
+    while kill -0 $_p 2>/dev/null; do
+        echo "$(date +%s%N) $(xl list "$GUEST" 2>/dev/null | awk 'NR == 2 { print $5 }')" >> "$OUT/$_label.poll"
+    done
+    wait $_p; _rc=$?
     _b=$(date +%s%N); MS=$(( (_b - _a) / 1000000 ))
-    _rc=$(sed -n 's/^[0-9]* XL-EXIT \([0-9]*\)$/\1/p' "$OUT/$_label.xl.log")
-    DOWN_MS=$(awk '/issuing PV suspend request/ && !t0 { t0 = $1 } /guest has suspended/ && !ts { ts = $1 }
-        /libxl-save-helper: debug: complete r=/ && !t1 { t1 = $1 }
-        END { if (t0 && ts && t1 && ts - t0 >= 10000000) printf "%d", (t1 - t0) / 1000000 }' "$OUT/$_label.xl.log")
-    log "xl save $*: exit ${_rc:-?}, ${MS} ms, suspend request to stream complete ${DOWN_MS:-(not measured: see $_label.xl.log)} ms"
-    [ "$_rc" = 0 ]
+    for _i in 1 2; do echo "$(date +%s%N) $(xl list "$GUEST" 2>/dev/null | awk 'NR == 2 { print $5 }')" >> "$OUT/$_label.poll"; done
+    set -- $(awk '{ t[NR] = $1; d[NR] = ($2 ~ /[sp]/ || $2 == "") }
+        END { for (i = 1; i <= NR; i++) if (d[i]) { if (!f) f = i; l = i }
+              if (!f) { print "0 0"; exit }
+              lo = (l > f) ? t[l] - t[f + 1] : 0; if (lo < 0) lo = 0
+              hi = t[(l + 2 <= NR) ? l + 2 : NR] - t[(f > 1) ? f - 1 : 1]
+              printf "%d %d\n", lo / 1000000, hi / 1000000 }' "$OUT/$_label.poll")
+    DOWN_LO=$1 DOWN_HI=$2
+    log "$_label: exit $_rc, ${MS} ms, guest suspended between $DOWN_LO and $DOWN_HI ms ($(wc -l < "$OUT/$_label.poll") samples)"
+    return $_rc
 }
 # wait_for PID SECONDS: wait for PID's exit status, killing it after SECONDS (a process that
 # never ends would otherwise hold the job until the harness kills the nested machine)

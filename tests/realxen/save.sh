@@ -1,7 +1,7 @@
 # realxen-guest: 32:1
 # realxen job (issue 10): `xsr save --domain` of the running standard guest next to `xl save` of
-# the same guest in the same boot. Here: `xl save -c` twice (xl.save timed; xl2.save with xl's
-# downtime from its own log), `xsr save --domain --keep-running` (the guest runs on with the same
+# the same guest in the same boot. Here: `xl save -c` twice (xl.save timed; xl2.save with the
+# guest's state sampled, see `polled` in common.sh), `xsr save --domain --keep-running` (the guest runs on with the same
 # pattern md5), `xsr save --domain` (the guest is destroyed), `xsr verify --strict` of both xsr
 # files in dom0, `xl restore -e` of the xsr file (the heartbeat continues with the same md5), and
 # an `xl save -c` of the restored guest (its suspend path works again). On the host (cargo xtask
@@ -14,8 +14,8 @@
 ms xl save -c "$GUEST" "$OUT/xl.save" < /dev/null || fail=1
 xl_ms=$MS
 check runs_on
-xl_save_stamped xl2 -c "$GUEST" "$OUT/xl2.save" || fail=1
-xl_down=$DOWN_MS
+polled xl2 xl save -c "$GUEST" "$OUT/xl2.save" || fail=1
+xl_lo=$DOWN_LO xl_hi=$DOWN_HI
 check runs_on
 
 ms ./xsr save --domain "$GUEST" --out "$OUT/xsr-keep.save" --keep-running --json > "$OUT/save-keep.json" || fail=1
@@ -49,11 +49,10 @@ figure xsr-save-keep-running-ms "$keep_ms"
 figure xsr-save-ms "$xsr_ms"
 figure xsr-save-json-wall-ms "$(json_field "$OUT/save.json" wall_ms)"
 figure ratio-xl-save-vs-xsr-save-wall "$(ratio "$xl_ms" "$keep_ms")"
-figure xl-save-downtime-ms "$xl_down"
+figure xl-save-polled-suspended-ms "${xl_lo}-${xl_hi}"
 figure xsr-save-keep-running-downtime-ms "$(json_field "$OUT/save-keep.json" downtime_ms)"
 figure xsr-save-downtime-ms "$(json_field "$OUT/save.json" downtime_ms)"
 figure xsr-save-suspend-ms "$(json_field "$OUT/save.json" suspend_ms)"
-figure ratio-xl-save-vs-xsr-save-downtime "$(ratio "$xl_down" "$(json_field "$OUT/save.json" downtime_ms)")"
 figure xl-restore-of-xsr-save-ms "$restore_ms"
 ls -ls "$OUT"
 exit $fail
