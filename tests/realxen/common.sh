@@ -44,35 +44,53 @@ gone() {
     return 1
 }
 # polled LABEL CMD...: run CMD (a save that keeps the guest: `xl save -c`, `xsr save
-# --keep-running`) while sampling the guest's state with `xl list` back to back, each sample
-# stamped (CLOCK_REALTIME ns) just before xl is asked, into $OUT/LABEL.poll. Sets MS (CMD's
-# wall ms) and DOWN_LO / DOWN_HI, bounds of how long the guest was suspended or paused ('s' or
-# 'p' in its state, or absent): the last such sample's stamp minus the one after the first such
-# sample, and the stamp two samples after the last one minus the one before the first (sample
-# i's answer comes from between stamps i and i+1). One `xl list` takes ~150 ms here, so the
-# bounds are some 300-450 ms apart. Used for xl save and xsr alike, so both pay the same cost
-# of the sampling; xl's own -vvv log could not be timed (stamped by a reader in dom0, its
-# lines arrived in bursts: the suspend request and "guest has suspended" with one stamp).
+# --keep-running`) while a sampler asks Xen for the guest's state every millisecond
+# (xc_domain_getinfo through python3's ctypes and dom0's libxenctrl, at SCHED_FIFO priority so
+# the save's load does not starve it) and writes each change, "PREV_NS NOW_NS STATE" (the last
+# sample before it and the first after, CLOCK_MONOTONIC), to $OUT/LABEL.poll. Sets MS (CMD's
+# wall ms) and DOWN_LO / DOWN_HI: bounds of how long the guest was shut down (suspended) or
+# paused, from its first such sample to the first sample after that saw it run again (a
+# millisecond apart unless the sampler was held up). The same sampler around xl save and xsr,
+# so both pay the same for it. (Timing xl from its own -vvv log did not work here: a reader in
+# dom0 got its lines in bursts; and one `xl list` takes 150-700 ms.)
 polled() {
     _label=$1; shift
+    rm -f "$OUT/$_label.stop"
+    chrt -f 50 python3 -c '
+import ctypes, os, sys, time
+dom, out, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+xc = ctypes.CDLL("libxenctrl.so.4.17")
+xc.xc_interface_open.restype = ctypes.c_void_p
+h = ctypes.c_void_p(xc.xc_interface_open(None, None, 0))
+info = ctypes.create_string_buffer(1024)  # xc_dominfo_t: domid, ssidref, then the flag bits
+def state():
+    if xc.xc_domain_getinfo(h, dom, 1, info) != 1 or int.from_bytes(info[0:4], "little") != dom:
+        return "gone"
+    f = int.from_bytes(info[8:12], "little")  # dying:1 crashed:1 shutdown:1 paused:1 blocked:1 running:1
+    return "down" if f & 0b1101 else "up"
+with open(out, "w") as o:
+    prev_t, prev_s, i = 0, None, 0
+    while True:
+        t, s = time.monotonic_ns(), state()
+        if s != prev_s:
+            o.write("%d %d %s\n" % (prev_t, t, s)); o.flush(); prev_s = s
+        prev_t, i = t, i + 1
+        if i % 20 == 0 and os.path.exists(stop):
+            o.write("%d %d end\n" % (t, t)); break
+        time.sleep(0.001)
+' "$(xl domid "$GUEST")" "$OUT/$_label.poll" "$OUT/$_label.stop" &
+    _s=$!
+    # CMD starts once the sampler has written its first sample (python starts slowly here)
+    _i=0; while [ ! -s "$OUT/$_label.poll" ] && [ $_i -lt 400 ]; do sleep 0.05; _i=$((_i+1)); done
     _a=$(date +%s%N)
-    "$@" < /dev/null > "$OUT/$_label.out" 2>&1 &
-    _p=$!
-    : > "$OUT/$_label.poll"
-    while kill -0 $_p 2>/dev/null; do
-        echo "$(date +%s%N) $(xl list "$GUEST" 2>/dev/null | awk 'NR == 2 { print $5 }')" >> "$OUT/$_label.poll"
-    done
-    wait $_p; _rc=$?
+    "$@" < /dev/null > "$OUT/$_label.out" 2>&1; _rc=$?
     _b=$(date +%s%N); MS=$(( (_b - _a) / 1000000 ))
-    for _i in 1 2; do echo "$(date +%s%N) $(xl list "$GUEST" 2>/dev/null | awk 'NR == 2 { print $5 }')" >> "$OUT/$_label.poll"; done
-    set -- $(awk '{ t[NR] = $1; d[NR] = ($2 ~ /[sp]/ || $2 == "") }
-        END { for (i = 1; i <= NR; i++) if (d[i]) { if (!f) f = i; l = i }
-              if (!f) { print "0 0"; exit }
-              lo = (l > f) ? t[l] - t[f + 1] : 0; if (lo < 0) lo = 0
-              hi = t[(l + 2 <= NR) ? l + 2 : NR] - t[(f > 1) ? f - 1 : 1]
-              printf "%d %d\n", lo / 1000000, hi / 1000000 }' "$OUT/$_label.poll")
-    DOWN_LO=$1 DOWN_HI=$2
-    log "$_label: exit $_rc, ${MS} ms, guest suspended between $DOWN_LO and $DOWN_HI ms ($(wc -l < "$OUT/$_label.poll") samples)"
+    sleep 1; touch "$OUT/$_label.stop"; wait_for $_s 30
+    set -- $(awk '$3 != "up" && $3 != "end" && !f { f = 1; dp = $1; dn = $2 }
+        f && $3 == "up" && !u { u = 1; up = $1; un = $2 }
+        END { if (f && u) printf "%d %d\n", (up - dn) / 1000000, (un - dp) / 1000000 }' "$OUT/$_label.poll")
+    DOWN_LO=${1:-} DOWN_HI=${2:-}
+    log "$_label: exit $_rc, ${MS} ms, guest down between ${DOWN_LO:-?} and ${DOWN_HI:-?} ms: $(tr '\n' ';' < "$OUT/$_label.poll")"
     return $_rc
 }
 # wait_for PID SECONDS: wait for PID's exit status, killing it after SECONDS (a process that
