@@ -118,7 +118,10 @@ pub(crate) struct Pipeline<'g> {
     batch_pfns: usize,
     window_batches: usize,
     page_size: usize,
+    /// Whether the current pass lends (probed at the start of each pass).
     lend: bool,
+    /// Whether lending may be used at all (zero pages sent as data).
+    allow_lend: bool,
     free: Vec<Batch>,
 }
 
@@ -135,7 +138,7 @@ impl std::fmt::Debug for Pipeline<'_> {
 
 impl<'g> Pipeline<'g> {
     /// A pipeline with its own pool of `workers` threads. `allow_lend`: the zero-copy path
-    /// may be used (it is, if the backend can lend).
+    /// may be used (it is, in each pass the backend says it can lend at the start of).
     pub fn new(guest: &'g dyn Guest, workers: usize, batch_pfns: usize, allow_lend: bool) -> Result<Self, SaveError> {
         let memory = guest.memory();
         let pool = rayon::ThreadPoolBuilder::new()
@@ -153,6 +156,7 @@ impl<'g> Pipeline<'g> {
             window_batches: BATCHES_PER_WORKER * workers.max(1),
             page_size: memory.page_size(),
             lend,
+            allow_lend,
             free: Vec::new(),
         })
     }
@@ -170,6 +174,8 @@ impl<'g> Pipeline<'g> {
         spec: PassSpec,
         emit: &mut dyn FnMut(&SaveEvent),
     ) -> Result<PassOutput, SaveError> {
+        // Probe again: a backend may lend at some times only (a Xen domain once suspended).
+        self.lend = self.allow_lend && self.memory.lend_pages(&[], &mut |_| Ok(())).is_some();
         let stop = AtomicBool::new(false);
         let start = rw.get_ref().written();
         let (win_tx, win_rx) = crossbeam_channel::bounded::<Vec<Batch>>(1);

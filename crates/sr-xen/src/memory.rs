@@ -498,11 +498,11 @@ impl GuestMemory for XenMemory {
         f: &mut dyn FnMut(&[&[u8]]) -> std::io::Result<()>,
     ) -> Option<std::io::Result<()>> {
         static ZERO: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
-        if pfns.is_empty() {
-            return Some(f(&[]));
-        }
         if !self.quiesced.load(Ordering::SeqCst) {
             return None;
+        }
+        if pfns.is_empty() {
+            return Some(f(&[]));
         }
         if let Err(e) = check_batch(pfns, pfns.len() * PAGE_SIZE, 12, self.pfn_limit) {
             return Some(Err(std::io::Error::other(e)));
