@@ -1,6 +1,6 @@
 //! A backend that lends only once the guest is paused (sr-xen lends a domain's frames while it
-//! is suspended): the live passes copy, the final pass lends, and the stream is the same as
-//! the guest.s memory.
+//! is suspended): the live passes copy, the final pass lends, and the stream carries the
+//! guest's memory as it is at the end.
 
 mod common;
 
