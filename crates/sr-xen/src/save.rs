@@ -61,13 +61,12 @@ impl<'d> PvSaveGuest<'d> {
     /// suspended (waiting at most `suspend_timeout`) when the saver pauses it.
     ///
     /// # Errors
-    /// [`XenError::Layout`] if the domain is not PV.
+    /// [`XenError::NotPv`] for an HVM/PVH domain, [`XenError::Width`] for a 32-bit PV one.
     pub fn new(domain: &'d XenDomain, suspend_timeout: Duration) -> Result<Self, XenError> {
-        if !matches!(domain.kind(), DomainKind::Pv { width: 8 }) {
-            return Err(XenError::Layout {
-                what: "save of a domain that is not 64-bit PV (domid)",
-                value: domain.domid().into(),
-            });
+        match domain.kind() {
+            DomainKind::Pv { width: 8 } => {}
+            DomainKind::Pv { width } => return Err(XenError::Width { width }),
+            DomainKind::Hvm => return Err(XenError::NotPv { domid: domain.domid() }),
         }
         let limit = domain.memory().pfn_limit();
         Ok(Self {
