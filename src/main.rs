@@ -459,14 +459,20 @@ fn run_verify(file: &Path, strict: bool, stream: &StreamArgs, json: bool) -> Res
     Ok(if report.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn print_save_summary(stats: &sr_save::SaveStats) {
-    eprintln!(
+/// Where a save's summary goes: standard output, unless that carries the stream (`--out -`).
+fn summary_sink(out: &std::path::Path) -> Box<dyn Write> {
+    if out.as_os_str() == "-" { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) }
+}
+
+fn print_save_summary(stats: &sr_save::SaveStats, sink: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        sink,
         "saved {} pages, {} bytes in {:.3} s{}",
         stats.pages,
         stats.bytes,
         stats.duration.as_secs_f64(),
         if stats.zero_copy { " (zero-copy page path)" } else { "" }
-    );
+    )
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -526,34 +532,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             #[cfg(feature = "xen")]
             if let Some(settings) = domain.settings(&save)? {
                 let summary = xsr::cmd::save_domain::save_domain(&settings, &out)?;
-                if out.as_os_str() == "-" {
-                    let mut err = std::io::stderr().lock();
-                    if json {
-                        serde_json::to_writer_pretty(&mut err, &summary)?;
-                        writeln!(err)?;
-                    } else {
-                        xsr::cmd::save_domain::print_summary(&summary, &mut err)?;
-                    }
-                } else if json {
-                    print_json(&summary)?;
+                let mut sink = summary_sink(&out);
+                if json {
+                    serde_json::to_writer_pretty(&mut sink, &summary)?;
+                    writeln!(sink)?;
                 } else {
-                    xsr::cmd::save_domain::print_summary(&summary, &mut std::io::stdout().lock())?;
+                    xsr::cmd::save_domain::print_summary(&summary, &mut sink)?;
                 }
                 return Ok(ExitCode::SUCCESS);
             }
             let dir = anyhow::Context::context(dir, "a directory (or --domain) is needed")?;
             let stats = save::save(&dir, &out, &save.settings())?;
+            let mut sink = summary_sink(&out);
             if json {
                 let summary = serde_json::json!({
                     "pages": stats.pages,
                     "bytes": stats.bytes,
                     "seconds": stats.duration.as_secs_f64(),
                 });
-                let mut err = std::io::stderr().lock();
-                serde_json::to_writer_pretty(&mut err, &summary)?;
-                writeln!(err)?;
+                serde_json::to_writer_pretty(&mut sink, &summary)?;
+                writeln!(sink)?;
             } else {
-                print_save_summary(&stats);
+                print_save_summary(&stats, &mut sink)?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -177,8 +177,11 @@ fn guarded<T>(opened: &Opened, attempt: impl FnOnce() -> Result<T>) -> Result<T>
     match attempt() {
         Ok(t) => Ok(t),
         Err(e) => match opened.domain.restore() {
-            Ok(()) => Err(e.context("the domain is left running")),
-            Err(r) => Err(e.context(format!("and the domain could not be put back as found: {r}"))),
+            Ok(()) => Err(e.context(format!("save of domain {} failed; the guest runs on", opened.domain.domid()))),
+            Err(r) => Err(e.context(format!(
+                "save of domain {} failed, and the domain could not be put back as found: {r}",
+                opened.domain.domid()
+            ))),
         },
     }
 }

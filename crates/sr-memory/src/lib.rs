@@ -143,8 +143,10 @@ pub trait GuestMemory: Send + Sync {
     /// Keep `f` short: it blocks the guest's writes to those pages.
     ///
     /// The provided implementation cannot lend and returns `None` without calling `f`.
-    /// Probe a backend with an empty `pfns`: a lending backend calls `f(&[])` and returns
-    /// `Some`.
+    /// Probe a backend with an empty `pfns`: a backend that lends now calls `f(&[])` and
+    /// returns `Some`. A backend may lend at some times only (sr-xen lends a domain's frames
+    /// while it is suspended), so callers probe before each pass and copy when a lend is
+    /// declined.
     fn lend_pages(
         &self,
         pfns: &[Pfn],

@@ -25,17 +25,26 @@ pub trait Guest: Sync {
     /// (e.g. the hypervisor's type query failed) fails the save.
     fn page_types(&self, pfns: &[u64], out: &mut [PageType]) -> Result<(), SaveError>;
 
-    /// Whether [`normalise_pages`](Self::normalise_pages) rewrites page bodies. A guest that
-    /// says so is never saved through the zero-copy path (its pages are copied, rewritten,
-    /// then written). Default: `false`.
+    /// Whether [`normalise_pages`](Self::normalise_pages) rewrites page bodies. Default:
+    /// `false`. On the zero-copy path, the pages whose type [`rewrites`](Self::rewrites)
+    /// names are copied and rewritten by the workers and the rest is lent; otherwise every
+    /// page is copied, then rewritten.
     fn normalises_pages(&self) -> bool {
         false
     }
 
+    /// Which page types [`normalise_pages`](Self::normalise_pages) rewrites (x86 PV: page
+    /// tables). Only asked if [`normalises_pages`](Self::normalises_pages). Default: all.
+    fn rewrites(&self, page_type: PageType) -> bool {
+        let _ = page_type;
+        true
+    }
+
     /// Rewrites page bodies between the read and the write, in place: x86 PV page tables
     /// hold machine frame numbers, which Xen's saver turns into pfns
-    /// (`normalise_pagetable` in `tools/libs/guest/xg_sr_save_x86_pv.c`). `pfns` are the
-    /// data-bearing pfns of one batch in order, `types` their types, `data` their bodies
+    /// (`normalise_pagetable` in `tools/libs/guest/xg_sr_save_x86_pv.c`). `pfns` are
+    /// data-bearing pfns of one batch in order (at least those whose type
+    /// [`rewrites`](Self::rewrites) names), `types` their types, `data` their bodies
     /// (`pfns.len()` pages). Called from worker threads, only if
     /// [`normalises_pages`](Self::normalises_pages). An error fails the save. Default: no change.
     fn normalise_pages(&self, pfns: &[u64], types: &[PageType], data: &mut [u8]) -> Result<(), SaveError> {

@@ -61,8 +61,12 @@ struct Batch {
     data_pfns: Vec<u64>,
     /// The types of `data_pfns` (for [`Guest::normalise_pages`]).
     data_types: Vec<PageType>,
-    /// Copied page bodies (copy mode only).
+    /// Copied page bodies: all of them in copy mode; on the zero-copy path, only the
+    /// rewritten ones (at the indices `own` gives).
     data: Vec<u8>,
+    /// Zero-copy path: indices into `data_pfns` of the pages whose bodies are in `data`
+    /// (rewritten by [`Guest::normalise_pages`]), ascending.
+    own: Vec<usize>,
     /// Skipped because the writer had already failed.
     skipped: bool,
 }
@@ -114,7 +118,10 @@ pub(crate) struct Pipeline<'g> {
     batch_pfns: usize,
     window_batches: usize,
     page_size: usize,
+    /// Whether the current pass lends (probed at the start of each pass).
     lend: bool,
+    /// Whether lending may be used at all (zero pages sent as data).
+    allow_lend: bool,
     free: Vec<Batch>,
 }
 
@@ -131,7 +138,7 @@ impl std::fmt::Debug for Pipeline<'_> {
 
 impl<'g> Pipeline<'g> {
     /// A pipeline with its own pool of `workers` threads. `allow_lend`: the zero-copy path
-    /// may be used (it is, if the backend can lend).
+    /// may be used (it is, in each pass the backend says it can lend at the start of).
     pub fn new(guest: &'g dyn Guest, workers: usize, batch_pfns: usize, allow_lend: bool) -> Result<Self, SaveError> {
         let memory = guest.memory();
         let pool = rayon::ThreadPoolBuilder::new()
@@ -140,7 +147,7 @@ impl<'g> Pipeline<'g> {
             .build()
             .map_err(|e| SaveError::Worker(format!("cannot start the worker pool: {e}")))?;
         // Probe once: a lending backend calls the function with no pages and says Some.
-        let lend = allow_lend && !guest.normalises_pages() && memory.lend_pages(&[], &mut |_| Ok(())).is_some();
+        let lend = allow_lend && memory.lend_pages(&[], &mut |_| Ok(())).is_some();
         Ok(Self {
             guest,
             memory,
@@ -149,6 +156,7 @@ impl<'g> Pipeline<'g> {
             window_batches: BATCHES_PER_WORKER * workers.max(1),
             page_size: memory.page_size(),
             lend,
+            allow_lend,
             free: Vec::new(),
         })
     }
@@ -166,6 +174,8 @@ impl<'g> Pipeline<'g> {
         spec: PassSpec,
         emit: &mut dyn FnMut(&SaveEvent),
     ) -> Result<PassOutput, SaveError> {
+        // Probe again: a backend may lend at some times only (a Xen domain once suspended).
+        self.lend = self.allow_lend && self.memory.lend_pages(&[], &mut |_| Ok(())).is_some();
         let stop = AtomicBool::new(false);
         let start = rw.get_ref().written();
         let (win_tx, win_rx) = crossbeam_channel::bounded::<Vec<Batch>>(1);
@@ -292,6 +302,23 @@ fn prepare_batch(mut b: Batch, types: &mut Vec<PageType>, prep: &Prep<'_>) -> Re
             b.data_types.push(t);
         }
     }
+    b.own.clear();
+    if prep.lend && prep.normalise {
+        // The pages the guest rewrites are copied here; the writer lends the rest.
+        let (mut pfns, mut types) = (Vec::new(), Vec::new());
+        for (i, (&pfn, &t)) in b.data_pfns.iter().zip(&b.data_types).enumerate() {
+            if prep.guest.rewrites(t) {
+                b.own.push(i);
+                pfns.push(pfn);
+                types.push(t);
+            }
+        }
+        b.data.resize(pfns.len() * prep.page_size, 0);
+        if !pfns.is_empty() {
+            prep.memory.read_pages(&pfns, &mut b.data).map_err(|e| SaveError::memory(pfns[0], e))?;
+            prep.guest.normalise_pages(&pfns, &types, &mut b.data)?;
+        }
+    }
     if !prep.lend {
         let ps = prep.page_size;
         b.data.resize(b.data_pfns.len() * ps, 0);
@@ -389,7 +416,15 @@ fn write_batch<W: Write>(
     if lend {
         let mut write_failed = false;
         let lent = memory.lend_pages(&b.data_pfns, &mut |pages| {
-            rw.write_page_data(count, data_pages, page_size, &b.words, pages).inspect_err(|_| write_failed = true)
+            if b.own.is_empty() {
+                return rw
+                    .write_page_data(count, data_pages, page_size, &b.words, pages)
+                    .inspect_err(|_| write_failed = true);
+            }
+            let Some(spliced) = splice(pages, &b.own, &b.data, page_size) else {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "lent slices are not whole pages"));
+            };
+            rw.write_page_data(count, data_pages, page_size, &b.words, &spliced).inspect_err(|_| write_failed = true)
         });
         return match lent {
             Some(Ok(())) => Ok(()),
@@ -399,12 +434,48 @@ fn write_batch<W: Write>(
                 // The backend stopped lending after the probe: copy this batch instead.
                 fallback.resize(data_pages * page_size, 0);
                 memory.read_pages(&b.data_pfns, fallback).map_err(|e| SaveError::memory(first_pfn, e))?;
+                for (k, &i) in b.own.iter().enumerate() {
+                    fallback[i * page_size..(i + 1) * page_size]
+                        .copy_from_slice(&b.data[k * page_size..(k + 1) * page_size]);
+                }
                 rw.write_page_data(count, data_pages, page_size, &b.words, &[fallback])
                     .map_err(|source| io_error(rw, source))
             }
         };
     }
     rw.write_page_data(count, data_pages, page_size, &b.words, &[&b.data]).map_err(|source| io_error(rw, source))
+}
+
+/// The backend's lent `pages` (whole pages each, in order) with the pages at the ascending
+/// indices `own` replaced by the batch's own copies in `copies`; `None` if a slice is not a
+/// whole number of pages or `own` names a page beyond them.
+fn splice<'a>(pages: &[&'a [u8]], own: &[usize], copies: &'a [u8], ps: usize) -> Option<Vec<&'a [u8]>> {
+    let mut out = Vec::with_capacity(pages.len() + 2 * own.len());
+    let mut next = own.iter().copied().peekable();
+    let (mut page, mut k) = (0usize, 0usize);
+    for &s in pages {
+        if s.len() % ps != 0 {
+            return None;
+        }
+        let n = s.len() / ps;
+        let mut start = 0;
+        for j in 0..n {
+            if next.peek() == Some(&(page + j)) {
+                if j > start {
+                    out.push(&s[start * ps..j * ps]);
+                }
+                out.push(copies.get(k * ps..(k + 1) * ps)?);
+                k += 1;
+                next.next();
+                start = j + 1;
+            }
+        }
+        if n > start {
+            out.push(&s[start * ps..]);
+        }
+        page += n;
+    }
+    (next.peek().is_none()).then_some(out)
 }
 
 /// A lending backend's own error (a bad pfn) back as a memory error.
@@ -420,6 +491,27 @@ fn memory_error_from_io(pfn: u64, e: std::io::Error) -> SaveError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splice_replaces_exactly_the_own_pages() {
+        let ps = 4;
+        let a = [1u8; 12]; // pages 0..3
+        let b = [2u8; 4]; // page 3
+        let c = [3u8; 8]; // pages 4..6
+        let copies = [9u8, 9, 9, 9, 8, 8, 8, 8, 7, 7, 7, 7];
+        let out = splice(&[&a, &b, &c], &[0, 3, 5], &copies, ps).unwrap();
+        let flat: Vec<u8> = out.concat();
+        let mut want = Vec::new();
+        want.extend([9u8; 4]);
+        want.extend([1u8; 8]);
+        want.extend([8u8; 4]);
+        want.extend([3u8; 4]);
+        want.extend([7u8; 4]);
+        assert_eq!(flat, want);
+        assert!(splice(&[&a], &[], &[], ps).unwrap().concat() == a);
+        assert!(splice(&[&a[..5]], &[0], &copies, ps).is_none(), "a slice of a page and a bit");
+        assert!(splice(&[&a], &[3], &copies, ps).is_none(), "an own page beyond the lent ones");
+    }
 
     #[test]
     fn zero_check() {

@@ -183,6 +183,7 @@ impl XenDomain {
             interrupt: interrupt.clone(),
             mapped_batches: AtomicU64::new(0),
             p2m_frames: RwLock::new(Vec::new()),
+            quiesced: AtomicBool::new(false),
             compare: std::sync::OnceLock::new(),
         };
         match kind {
@@ -305,6 +306,8 @@ impl XenDomain {
     /// guest's suspend hypercall returns 1 and it carries on in place; `xc_domain_resume` with
     /// `fast` = 1, then `xs_resume_domain`); a no-op if it is not suspended by this process.
     pub fn resume(&self) -> Result<(), XenError> {
+        // The guest writes its memory again: no more lending of its frames.
+        self.memory.set_quiesced(false);
         self.guard().resume()
     }
 
@@ -347,6 +350,7 @@ impl XenDomain {
     /// process suspended it (every step tried; the first error returned).
     pub fn restore(&self) -> Result<(), XenError> {
         self.memory.log_dirty.store(false, Ordering::SeqCst);
+        self.memory.set_quiesced(false);
         self.guard().restore()
     }
 

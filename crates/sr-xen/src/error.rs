@@ -21,6 +21,13 @@ pub enum XenError {
         /// Its return code.
         rc: i32,
     },
+    /// A save of a domain that is not x86 PV (HVM and PVH guests need the device model's
+    /// state and the HVM context, which this saver does not gather).
+    #[error("domain {domid} is HVM or PVH: xsr saves running x86 PV domains only")]
+    NotPv {
+        /// The domain.
+        domid: u32,
+    },
     /// No domain with this id or name.
     #[error("no domain {domain}")]
     NoSuchDomain {

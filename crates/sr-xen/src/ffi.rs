@@ -765,6 +765,29 @@ impl Mapping {
     }
 }
 
+impl Mapping {
+    /// Frame `i` as a byte slice, for handing to the kernel (`writev`) without a copy;
+    /// `None` if it did not map.
+    ///
+    /// Only for a guest that cannot write its memory (suspended): Rust code must not read
+    /// bytes that change under it, and the caller guarantees they do not for as long as the
+    /// slice lives (see `XenMemory::set_quiesced`).
+    pub fn frame(&self, i: usize) -> Option<&[u8]> {
+        let ptr = self.ptr?;
+        if self.error(i) != 0 {
+            return None;
+        }
+        // SAFETY: frame `i` mapped without error, so `i` < len (`error` gave EINVAL
+        // otherwise) and the offset stays inside the mapping.
+        let start = unsafe { ptr.as_ptr().add(i * PAGE_SIZE) };
+        // SAFETY: the PAGE_SIZE bytes at `start` are mapped readable for as long as `self`
+        // (which unmaps on drop) lives, which bounds the returned lifetime. The mapping is
+        // read-only, and its contents are not written while the slice lives: the caller lends
+        // only frames of a suspended guest.
+        Some(unsafe { std::slice::from_raw_parts(start, PAGE_SIZE) })
+    }
+}
+
 // SAFETY: the mapping is read-only and owned by this value; reads are raw byte copies.
 unsafe impl Send for Mapping {}
 // SAFETY: as above: concurrent readers only copy bytes out.

@@ -102,6 +102,8 @@ pub struct XenMemory {
     pub(crate) failure: Mutex<Option<String>>,
     pub(crate) interrupt: Interrupt,
     pub(crate) mapped_batches: AtomicU64,
+    /// Whether the guest cannot write its memory now (suspended): only then are pages lent.
+    pub(crate) quiesced: AtomicBool,
     /// The machine frames of the PV p2m's pages, as last read (in p2m order).
     pub(crate) p2m_frames: RwLock<Vec<u64>>,
     /// Dirty tracking by comparison, once turned on ([`track_by_compare`](Self::track_by_compare)).
@@ -185,6 +187,15 @@ impl XenMemory {
         let mut page = vec![0u8; PAGE_SIZE];
         Frames { fmem: &self.fmem, domid: self.domid }.read_frames("shared info", &[mfn], &mut page)?;
         Ok(Some(page))
+    }
+
+    /// Says whether the guest cannot write its memory now (a suspended domain). While it
+    /// cannot, [`GuestMemory::lend_pages`] hands the mapped frames themselves to the saver's
+    /// writer (`writev` straight from the foreign mapping, as Xen's saver writes), so the
+    /// final pass of a save copies no page in user space; while it can, lending declines and
+    /// pages are copied out. Set by [`crate::PvSaveGuest`] once the guest has suspended.
+    pub fn set_quiesced(&self, quiesced: bool) {
+        self.quiesced.store(quiesced, Ordering::SeqCst);
     }
 
     /// Turns on dirty tracking by comparison:
@@ -475,6 +486,57 @@ impl GuestMemory for XenMemory {
             }
         }
         Ok(())
+    }
+
+    /// Lends the mapped frames (see [`set_quiesced`](Self::set_quiesced)); declines (`None`:
+    /// the caller copies) while the guest may write, or when a frame of the batch did not map
+    /// (the copy then reads zeros and records it as unreadable). A pfn without a frame of the
+    /// guest's own lends a page of zeros, as `read_pages` reads it.
+    fn lend_pages(
+        &self,
+        pfns: &[Pfn],
+        f: &mut dyn FnMut(&[&[u8]]) -> std::io::Result<()>,
+    ) -> Option<std::io::Result<()>> {
+        static ZERO: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
+        if !self.quiesced.load(Ordering::SeqCst) {
+            return None;
+        }
+        if pfns.is_empty() {
+            return Some(f(&[]));
+        }
+        if let Err(e) = check_batch(pfns, pfns.len() * PAGE_SIZE, 12, self.pfn_limit) {
+            return Some(Err(std::io::Error::other(e)));
+        }
+        if let Err(e) = self.interrupt.check() {
+            return Some(Err(std::io::Error::other(MemoryError::from(e))));
+        }
+        // The windows first (kept alive for the call), then slices borrowing them.
+        let mut windows: Vec<(u64, Arc<Window>)> = Vec::new();
+        for &pfn in pfns {
+            let w = pfn / WINDOW_PFNS;
+            if windows.last().is_none_or(|(cw, _)| *cw != w) {
+                match self.window(w) {
+                    Ok(win) => windows.push((w, win)),
+                    Err(e) => return Some(Err(std::io::Error::other(MemoryError::from(e)))),
+                }
+            }
+        }
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(pfns.len());
+        let mut at = 0;
+        for &pfn in pfns {
+            let w = pfn / WINDOW_PFNS;
+            while windows[at].0 != w {
+                at += 1;
+            }
+            let window = &windows[at].1;
+            let slot = window.slots[(pfn % WINDOW_PFNS) as usize];
+            if slot == u32::MAX {
+                slices.push(&ZERO);
+            } else {
+                slices.push(window.map.frame(slot as usize)?);
+            }
+        }
+        Some(f(&slices))
     }
 
     fn take_dirty(&self) -> PfnBitmap {

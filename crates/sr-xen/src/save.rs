@@ -61,13 +61,12 @@ impl<'d> PvSaveGuest<'d> {
     /// suspended (waiting at most `suspend_timeout`) when the saver pauses it.
     ///
     /// # Errors
-    /// [`XenError::Layout`] if the domain is not PV.
+    /// [`XenError::NotPv`] for an HVM/PVH domain, [`XenError::Width`] for a 32-bit PV one.
     pub fn new(domain: &'d XenDomain, suspend_timeout: Duration) -> Result<Self, XenError> {
-        if !matches!(domain.kind(), DomainKind::Pv { width: 8 }) {
-            return Err(XenError::Layout {
-                what: "save of a domain that is not 64-bit PV (domid)",
-                value: domain.domid().into(),
-            });
+        match domain.kind() {
+            DomainKind::Pv { width: 8 } => {}
+            DomainKind::Pv { width } => return Err(XenError::Width { width }),
+            DomainKind::Hvm => return Err(XenError::NotPv { domid: domain.domid() }),
         }
         let limit = domain.memory().pfn_limit();
         Ok(Self {
@@ -177,6 +176,10 @@ impl Guest for PvSaveGuest<'_> {
         true
     }
 
+    fn rewrites(&self, page_type: PageType) -> bool {
+        page_type.is_page_table()
+    }
+
     fn normalise_pages(&self, pfns: &[u64], types: &[PageType], data: &mut [u8]) -> Result<(), SaveError> {
         self.domain.memory().with_pseudophys(|pfn_of| {
             for ((&pfn, &t), page) in pfns.iter().zip(types).zip(data.chunks_exact_mut(crate::PAGE_SIZE)) {
@@ -203,6 +206,8 @@ impl Guest for PvSaveGuest<'_> {
         let took = self.domain.suspend(self.suspend_timeout).map_err(xen)?;
         *lock(&self.suspended) = Some((requested, took));
         self.running.store(false, Ordering::SeqCst);
+        // From here the guest cannot write its memory: the writer may send the mapped frames.
+        self.domain.memory().set_quiesced(true);
         self.domain.refresh_p2m().map_err(xen)?;
         if self.sent_live.load(Ordering::SeqCst) {
             // Pages went out while the guest ran: the final pass must carry every page table.
