@@ -494,6 +494,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     batch,
                     suspend_timeout: std::time::Duration::from_secs(60),
                 };
+                if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, Some(&out))? {
+                    return Ok(ExitCode::from(code));
+                }
                 let summary = xsr::cmd::save_domain::save_domain(&settings, &out)?;
                 if json {
                     print_json(&summary)?;
@@ -531,6 +534,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             #[cfg(feature = "xen")]
             if let Some(settings) = domain.settings(&save)? {
+                if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, Some(&out))? {
+                    return Ok(ExitCode::from(code));
+                }
                 let summary = xsr::cmd::save_domain::save_domain(&settings, &out)?;
                 let mut sink = summary_sink(&out);
                 if json {
@@ -602,6 +608,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             #[cfg(feature = "xen")]
             if let Some(settings) = domain.settings(&save)? {
+                if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, None)? {
+                    return Ok(ExitCode::from(code));
+                }
                 let (summary, receiver) =
                     xsr::cmd::save_domain::send_domain(&settings, |save| net::send_with(&peer, timeout, save))?;
                 // With --to -, standard output carries the stream.

@@ -235,6 +235,33 @@ pub fn send_domain(
     Ok((summary, sent.summary))
 }
 
+/// Runs the rest of the command in a supervised child process ([`sr_xen::supervise`]): in
+/// the child `None` (do the work); in the parent, once the child ended, the exit status to
+/// end with. If the child died of a signal, the domain was put back and the child's partial
+/// `out` file is removed here.
+pub fn supervise(domain: &str, out: Option<&Path>) -> Result<Option<u8>> {
+    let domid = sr_xen::resolve_domain(domain)?;
+    match sr_xen::supervise(domid).context("cannot start the saver process")? {
+        sr_xen::Supervision::Child => Ok(None),
+        sr_xen::Supervision::Exited(code) => Ok(Some(code)),
+        sr_xen::Supervision::Killed { pid, signal, recovery } => {
+            if let Some(out) = out.filter(|o| o.as_os_str() != "-")
+                && let Some(name) = out.file_name()
+            {
+                let _ = std::fs::remove_file(out.with_file_name(format!(".{}.partial-{pid}", name.to_string_lossy())));
+            }
+            let what = match recovery {
+                Ok(sr_xen::Recovery::Resumed) => "it was left suspended and has been resumed".to_string(),
+                Ok(sr_xen::Recovery::Untouched) => "it was not suspended".to_string(),
+                Ok(sr_xen::Recovery::Gone) => "it no longer exists".to_string(),
+                Err(e) => format!("it could not be put back: {e}"),
+            };
+            eprintln!("xsr: the saver process {pid} died of signal {signal}; domain {domid}: {what}; no output is left");
+            Ok(Some(2))
+        }
+    }
+}
+
 /// Prints the summary as text.
 pub fn print_summary(s: &DomainSaveSummary, out: &mut impl Write) -> std::io::Result<()> {
     let live = if s.live_passes > 0 {

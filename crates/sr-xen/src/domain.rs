@@ -117,6 +117,38 @@ pub struct XenDomain {
     interrupt: Interrupt,
 }
 
+/// What [`recover_domain`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// The domain no longer exists (a save that completed had destroyed it).
+    Gone,
+    /// It was suspended: it was resumed (suspend cancel), as a saver's guard would have.
+    Resumed,
+    /// It was not suspended: nothing to resume.
+    Untouched,
+}
+
+/// Puts back a domain whose saver process died without cleaning up (killed with SIGKILL, or
+/// crashed inside a library): log-dirty mode off (best effort: Xen refuses it when it was not
+/// on) and, if the domain is shut down with reason suspend, the cooperative resume
+/// (`xc_domain_resume` with suspend cancel, then `xs_resume_domain`) the saver's
+/// [`DomainGuard`] would have done. For a supervising process; it never pauses or suspends.
+pub fn recover_domain(domid: u32) -> Result<Recovery, XenError> {
+    let ctrl = XenCtrl::open()?;
+    let info = match ctrl.domain_info(domid) {
+        Ok(info) => info,
+        Err(XenError::NoSuchDomain { .. }) => return Ok(Recovery::Gone),
+        Err(e) => return Err(e),
+    };
+    let _ = ctrl.shadow_op(domid, xen_sys::XEN_DOMCTL_SHADOW_OP_OFF);
+    if info.shutdown_reason != Some(SHUTDOWN_SUSPEND) {
+        return Ok(Recovery::Untouched);
+    }
+    ctrl.domain_resume(domid, true)?;
+    XenStore::open_rw()?.resume_domain(domid)?;
+    Ok(Recovery::Resumed)
+}
+
 /// Resolves `DOMID` or a domain name (xenstore's `/local/domain/*/name`, as `xl domid` does).
 pub fn resolve_domain(domain: &str) -> Result<u32, XenError> {
     if let Ok(id) = domain.parse::<u32>() {

@@ -1014,3 +1014,69 @@ mod tests {
         assert_eq!(m2p_map_len(0), 0);
     }
 }
+
+/// How a child process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChildEnd {
+    /// `exit(code)`.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+/// Threads of this process (`Threads:` of `/proc/self/status`).
+fn thread_count() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|n| n.trim().parse().ok())
+}
+
+/// `fork(2)`, only in a single-threaded process: `Ok(None)` in the child, `Ok(Some(pid))` in
+/// the parent.
+pub(crate) fn fork_single_threaded() -> Result<Option<i32>, XenError> {
+    if thread_count() != Some(1) {
+        return Err(XenError::Call { call: "fork (the process must have one thread)", errno: libc::EBUSY });
+    }
+    // SAFETY: the process has exactly one thread (checked just above, and nothing of ours
+    // starts one in between), so the child is a complete copy of it and may run any code.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        p if p < 0 => Err(call_error("fork")),
+        0 => Ok(None),
+        p => Ok(Some(p)),
+    }
+}
+
+/// Registers `f` to run in the signal handler for `signal`; `f` must be async-signal-safe
+/// (store into an atomic).
+pub(crate) fn on_signal(signal: c_int, f: impl Fn() + Sync + Send + 'static) -> Result<(), XenError> {
+    // SAFETY: the callers' closures only store into atomics, which is async-signal-safe.
+    unsafe { signal_hook::low_level::register(signal, f) }
+        .map(drop)
+        .map_err(|e| XenError::Call { call: "sigaction", errno: e.raw_os_error().unwrap_or(0) })
+}
+
+/// `waitpid(pid, WNOHANG)`: `Ok(None)` while the child runs.
+pub(crate) fn try_wait(pid: i32) -> Result<Option<ChildEnd>, XenError> {
+    let mut status: c_int = 0;
+    // SAFETY: waits for our own child; `status` is a valid out pointer.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    if r == 0 || (r < 0 && errno() == libc::EINTR) {
+        return Ok(None);
+    }
+    if r < 0 {
+        return Err(call_error("waitpid"));
+    }
+    if libc::WIFEXITED(status) {
+        Ok(Some(ChildEnd::Exited(libc::WEXITSTATUS(status))))
+    } else if libc::WIFSIGNALED(status) {
+        Ok(Some(ChildEnd::Signaled(libc::WTERMSIG(status))))
+    } else {
+        Ok(None)
+    }
+}
+
+/// `kill(pid, signal)` for our own, not yet reaped, child (best effort).
+pub(crate) fn signal_child(pid: i32, signal: c_int) {
+    // SAFETY: `pid` is our child, not reaped yet, so the pid cannot have been reused.
+    unsafe { libc::kill(pid, signal) };
+}

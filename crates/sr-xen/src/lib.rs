@@ -39,9 +39,10 @@ mod memory;
 pub mod normalise;
 pub mod p2m;
 mod save;
+mod supervise;
 
 pub use control::{DomainControl, DomainGuard, SHUTDOWN_SUSPEND, SUSPEND_GRACE, SUSPEND_POLL};
-pub use domain::{Control, DomainKind, XenDomain, resolve_domain};
+pub use domain::{Control, DomainKind, Recovery, XenDomain, recover_domain, resolve_domain};
 pub use error::XenError;
 pub use ffi::{DomainInfo, PAGE_SIZE, PAGE_TYPE_BATCH, TscInfo};
 pub use interrupt::Interrupt;
@@ -52,3 +53,4 @@ pub use interrupt::Interrupt;
 pub struct ReadmeDoctests;
 pub use memory::{MAX_WINDOWS, WINDOW_PFNS, XenMemory};
 pub use save::PvSaveGuest;
+pub use supervise::{Supervision, supervise};
