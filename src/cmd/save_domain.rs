@@ -256,7 +256,9 @@ pub fn supervise(domain: &str, out: Option<&Path>) -> Result<Option<u8>> {
                 Ok(sr_xen::Recovery::Gone) => "it no longer exists".to_string(),
                 Err(e) => format!("it could not be put back: {e}"),
             };
-            eprintln!("xsr: the saver process {pid} died of signal {signal}; domain {domid}: {what}; no output is left");
+            eprintln!(
+                "xsr: the saver process {pid} died of signal {signal}; domain {domid}: {what}; no output is left"
+            );
             Ok(Some(2))
         }
     }
