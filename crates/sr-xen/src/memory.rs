@@ -249,6 +249,20 @@ impl XenMemory {
         }
     }
 
+    /// The window holding `pfn`: `current` when it is that window (pfns read in ascending
+    /// order mostly stay in one), else mapped or looked up and kept in `current`.
+    fn window_of(&self, pfn: u64, current: &mut Option<(u64, Arc<Window>)>) -> Result<Arc<Window>, XenError> {
+        let w = pfn / WINDOW_PFNS;
+        if let Some((cw, win)) = current.as_ref()
+            && *cw == w
+        {
+            return Ok(Arc::clone(win));
+        }
+        let win = self.window(w)?;
+        *current = Some((w, Arc::clone(&win)));
+        Ok(win)
+    }
+
     /// The pfns of `pfns` whose content differs from the digest of their last read.
     fn compare_pass(&self, log: &CompareLog, pfns: impl Iterator<Item = u64>) -> Result<PfnBitmap, MemoryError> {
         let mut dirty = PfnBitmap::new(self.pfn_limit);
@@ -256,15 +270,7 @@ impl XenMemory {
         let mut current: Option<(u64, Arc<Window>)> = None;
         for pfn in pfns.filter(|&p| log.known.get(p)) {
             self.interrupt.check()?;
-            let w = pfn / WINDOW_PFNS;
-            let window = match &current {
-                Some((cw, win)) if *cw == w => Arc::clone(win),
-                _ => {
-                    let win = self.window(w)?;
-                    current = Some((w, Arc::clone(&win)));
-                    win
-                }
-            };
+            let window = self.window_of(pfn, &mut current)?;
             let slot = window.slots[(pfn % WINDOW_PFNS) as usize];
             if slot == u32::MAX || !window.map.copy_frame(slot as usize, &mut page) {
                 page.fill(0);
@@ -465,15 +471,7 @@ impl GuestMemory for XenMemory {
         self.interrupt.check()?;
         let mut current: Option<(u64, Arc<Window>)> = None;
         for (&pfn, page) in pfns.iter().zip(out.chunks_exact_mut(PAGE_SIZE)) {
-            let w = pfn / WINDOW_PFNS;
-            let window = match &current {
-                Some((cw, win)) if *cw == w => Arc::clone(win),
-                _ => {
-                    let win = self.window(w)?;
-                    current = Some((w, Arc::clone(&win)));
-                    win
-                }
-            };
+            let window = self.window_of(pfn, &mut current)?;
             let slot = window.slots[(pfn % WINDOW_PFNS) as usize];
             if slot == u32::MAX {
                 page.fill(0);
