@@ -102,7 +102,7 @@ fn extract_bounds_the_populated_memory_like_restore_from_a_file_and_a_pipe() {
         let args =
             ["extract", if from_stdin { "-" } else { &big }, "--out", raw.to_str().unwrap(), "--max-memory", "16M"];
         let o = if from_stdin { xsr_stdin(&args, &big) } else { xsr(&args) };
-        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert_eq!(o.status.code(), Some(2), "a bound, not an invalid stream: {}", stderr(&o));
         let err = stderr(&o);
         assert!(err.contains("failed (raise --max-memory: at least "), "{err}");
         assert!(!raw.exists());

@@ -14,7 +14,7 @@
 //! The domain is put back as found on every path out ([`sr_xen::DomainGuard`]), and SIGINT or
 //! SIGTERM stop the copy within one batch.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,26 +27,12 @@ use sr_xen::{DomainKind, Interrupt, XenDomain, XenMemory};
 use sr_dump::{CoreInput, Cpus, Machine, RawImageSource};
 use sr_format::body::{VcpuFrames, hvm_context, pv_vcpu_regs};
 
-use crate::cmd::extract::{ExtractFormat, write_output};
-use crate::image_dir::{AtomicFile, runs};
+use crate::cmd::extract::{ExtractFormat, write_core};
+use crate::image_dir::runs;
+use crate::output::OutputRules;
 use crate::progress::bytes_bar;
 
-/// Output format of `dump`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DumpFormat {
-    /// Sparse raw image: pfn p at byte p << 12.
-    Raw,
-    /// ELF64 core: NT_PRSTATUS and QEMU notes per vcpu, one PT_LOAD per run of populated pfns
-    /// (as `extract` writes it).
-    Elf,
-    /// LiME: one range per run of populated pfns.
-    Lime,
-    /// A restorable `xl` save file (x86 PV): what `xsr save --domain --keep-running` writes.
-    /// A PV guest is restorable only from its suspend path, so the guest is suspended
-    /// cooperatively (not paused) for the final pass, then resumed.
-    Stream,
-}
+pub use crate::cmd::xen::DumpFormat;
 
 /// What `dump` is asked to do.
 #[derive(Clone, Debug)]
@@ -117,20 +103,29 @@ pub struct DumpSummary {
     pub hvm_context_bytes: usize,
 }
 
-/// Dumps the domain's memory as `settings` say. The domain is put back as found on every path.
-pub fn dump(settings: &DumpSettings) -> Result<DumpSummary> {
+/// Dumps the domain's memory as `settings` say into `settings.out`, written atomically under
+/// `rules` (checked and created before the domain is touched). The domain is put back as
+/// found on every path.
+pub fn dump(settings: &DumpSettings, rules: &OutputRules) -> Result<DumpSummary> {
     if settings.batch == 0 || settings.batch > 32_768 {
         bail!("--batch must be 1..=32768 pfns, not {}", settings.batch);
     }
-    let interrupt = Interrupt::install().context("cannot install the SIGINT/SIGTERM handlers")?;
+    if settings.format == DumpFormat::Stream {
+        bail!("--format stream is written by save_domain, not by the memory copier");
+    }
+    crate::cmd::xen::check_host()?;
+    let (dest, out) = rules.file(&settings.out)?;
+    let interrupt = Interrupt::install().context("cannot install the signal handlers")?;
     let domid = sr_xen::resolve_domain(&settings.domain)?;
     let domain =
         XenDomain::open(domid, interrupt).with_context(|| format!("cannot open domain {}", settings.domain))?;
-    let result = run(&domain, settings);
+    let result = run(&domain, settings, &out);
     // Explicitly (the drop would too), so that a failure to restore is reported.
     let restored = domain.restore().context("cannot put the domain back as found (log-dirty off, unpause)");
     let summary = result?;
     restored?;
+    drop(out);
+    dest.commit()?;
     Ok(summary)
 }
 
@@ -180,9 +175,10 @@ impl Copier<'_> {
         let started = Instant::now();
         let total = pfns.count_ones();
         let bar = bytes_bar(total * 4096, &format!("compare pass {number}{}", if paused { " (paused)" } else { "" }));
-        // SAFETY: the image is this process's own temporary file (created with create_new under a
-        // name of our own); nothing truncates it while mapped, and our writes go through pwrite,
-        // which the shared page cache makes visible to this mapping.
+        // SAFETY: the image is this process's own temporary file (the output's partial file,
+        // created with create_new under a name of our own, or an unnamed one); nothing truncates
+        // it while mapped, and our writes go through pwrite, which the shared page cache makes
+        // visible to this mapping.
         #[allow(unsafe_code)]
         let image = unsafe { memmap2::Mmap::map(self.image) }.context("cannot map the image")?;
         let mut buf = vec![0u8; SMALL * 4096];
@@ -290,24 +286,21 @@ fn stats_of(pass: &PassSummary) -> IterationStats {
     }
 }
 
-fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
+fn run(domain: &XenDomain, settings: &DumpSettings, out: &File) -> Result<DumpSummary> {
     let started = Instant::now();
     let memory: &XenMemory = domain.memory();
     let limit = memory.pfn_limit();
-    let raw_dest = match settings.format {
-        DumpFormat::Raw => AtomicFile::new(&settings.out)?,
-        DumpFormat::Elf | DumpFormat::Lime => AtomicFile::new(&settings.out.with_extension("raw-tmp"))?,
-        DumpFormat::Stream => bail!("--format stream is written by save_domain, not by the memory copier"),
+    // A raw dump is the image itself; a core is made from an unnamed raw image beside it.
+    let scratch;
+    let image = match settings.format {
+        DumpFormat::Raw => out,
+        _ => {
+            scratch = crate::output::scratch_file(&settings.out)?;
+            &scratch
+        }
     };
-    let image = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(raw_dest.path())
-        .with_context(|| format!("cannot create {}", raw_dest.path().display()))?;
-    image.set_len(limit << 12).context("cannot size the raw image")?;
-    let copier =
-        Copier { memory: &**domain.memory(), image: &image, batch: settings.batch, interrupt: domain.interrupt() };
+    image.set_len(limit << 12).with_context(|| format!("cannot size the raw image of {}", settings.out.display()))?;
+    let copier = Copier { memory: &**domain.memory(), image, batch: settings.batch, interrupt: domain.interrupt() };
 
     let mut passes = Vec::new();
     let paused_at;
@@ -391,16 +384,11 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
     };
     let registers = cpus.len();
     let bytes = match settings.format {
-        DumpFormat::Raw => {
-            let bytes = image.metadata()?.len();
-            raw_dest.commit()?;
-            bytes
-        }
-        DumpFormat::Stream => unreachable!("refused before the copy"),
+        DumpFormat::Raw | DumpFormat::Stream => image.metadata()?.len(),
         DumpFormat::Elf | DumpFormat::Lime => {
             let format = if settings.format == DumpFormat::Elf { ExtractFormat::Elf } else { ExtractFormat::Lime };
             let input = CoreInput { page_shift: 12, runs: pfn_runs.clone(), machine: Machine::X86_64, cpus };
-            write_output(&settings.out, format, &input, &mut RawImageSource::new(&image))?
+            write_core(out, &settings.out, format, &input, &mut RawImageSource::new(image))?
         }
     };
     let seconds = started.elapsed().as_secs_f64();
