@@ -23,7 +23,7 @@ use sr_image::{IndexError, IndexLimits, PageIndex, PageLocation};
 use sr_memory::GuestMemory;
 use sr_restore::{RestoreOptions, Restorer};
 
-use crate::cmd::restore::{bound_hint, restore_to_image};
+use crate::cmd::restore::{bound_hint, name_output, restore_to_image};
 use crate::input::Input;
 use crate::mapped::MappedFile;
 use crate::output::OutputRules;
@@ -264,7 +264,8 @@ fn via_restore(
 ) -> Result<Extracted> {
     if format == ExtractFormat::Raw {
         // The restore's own image is the raw output.
-        let restored = restore_to_image(source, "extract", name, dest, options, max_memory)?;
+        let restored = restore_to_image(source, "extract", name, dest, options, max_memory)
+            .map_err(|e| name_output(e, &out.display().to_string()))?;
         let memory = restored.memory.context("no memory restored")?;
         let populated = memory.populated();
         let bytes = dest.metadata().with_context(|| format!("cannot stat {}", out.display()))?.len();
@@ -274,7 +275,8 @@ fn via_restore(
     // The raw image the core is made from: an unnamed file beside the output (the same file
     // system), which disappears with the process whatever happens to it.
     let raw = crate::output::scratch_file(out)?;
-    let restored = restore_to_image(source, "extract", name, &raw, options, max_memory)?;
+    let restored = restore_to_image(source, "extract", name, &raw, options, max_memory)
+        .map_err(|e| name_output(e, &out.display().to_string()))?;
     let memory = restored.memory.context("no memory restored")?;
     let (cpus, warning) = cpus_of(&restored.state);
     let input = CoreInput {

@@ -448,8 +448,18 @@ pub fn receive(
     rules: &OutputRules,
     listening: impl FnOnce(SocketAddr),
 ) -> Result<(Received, String)> {
+    // The output is checked and created first: a receiver that cannot write it says so at
+    // once (to the sender too, on a pipe), instead of after waiting for a sender.
+    let prepared = match target {
+        Target::Dir(out) => rules.dir(out).map(Prepared::Dir),
+        Target::File(out) => rules.file(out).map(|(dest, file)| Prepared::File(dest, file)),
+    };
+    let out = match target {
+        Target::Dir(out) | Target::File(out) => out,
+    };
     match source {
         Source::Listen(listen) => {
+            let prepared = prepared?;
             let listener = TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
             listening(listener.local_addr()?);
             let (stream, peer) = accept_within(&listener, timeout)?;
@@ -458,9 +468,17 @@ pub fn receive(
             let drain = stream.try_clone().context("cannot clone the connection")?;
             let mut back = &stream;
             let name = format!("the stream from {peer}");
-            serve(forward, drain, &mut back, &name, target, options, max_memory, timeout, rules)
+            serve(forward, drain, &mut back, &name, out, prepared, options, max_memory, timeout)
         }
         Source::Path(path) => {
+            let mut back = File::from(io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?);
+            let prepared = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    report_error(&mut back, &e);
+                    return Err(e);
+                }
+            };
             let forward = if path.as_os_str() == "-" {
                 let fd = io::stdin().as_fd().try_clone_to_owned().context("cannot use standard input")?;
                 crate::pipe::widen(&fd);
@@ -469,11 +487,16 @@ pub fn receive(
                 open_input(path)?
             };
             let drain = forward.try_clone().context("cannot duplicate the input")?;
-            let mut back = File::from(io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?);
             let name = if path.as_os_str() == "-" { "standard input".to_string() } else { path.display().to_string() };
-            serve(forward, drain, &mut back, &name, target, options, max_memory, timeout, rules)
+            serve(forward, drain, &mut back, &name, out, prepared, options, max_memory, timeout)
         }
     }
+}
+
+/// Tells the sender that the transfer failed, with the exit code and message.
+fn report_error(back: &mut dyn Write, e: &anyhow::Error) {
+    let code = exit_code(e, crate::outcome::Command::Receive);
+    let _ = Message::Error { code, message: render(e) }.write_to(back);
 }
 
 /// Accepts one connection, waiting at most `timeout` for it.
@@ -630,39 +653,19 @@ fn serve<R: Read + AsFd + Send + 'static>(
     drain: R,
     back: &mut dyn Write,
     name: &str,
-    target: Target<'_>,
+    out: &Path,
+    prepared: Prepared,
     options: RestoreOptions,
     max_memory: u64,
     timeout: Duration,
-    rules: &OutputRules,
 ) -> Result<(Received, String)> {
-    let report_error = |back: &mut dyn Write, e: &anyhow::Error| {
-        let _ =
-            Message::Error { code: exit_code(e, crate::outcome::Command::Receive), message: render(e) }.write_to(back);
-    };
-    let prepared = match target {
-        Target::Dir(out) => rules.dir(out).map(Prepared::Dir),
-        Target::File(out) => rules.file(out).map(|(dest, file)| Prepared::File(dest, file)),
-    };
-    let prepared = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            report_error(back, &e);
-            return Err(e);
-        }
-    };
     Message::Ready.write_to(back).context("cannot tell the sender we are ready")?;
     let reader = TimeoutReader::new(forward, timeout);
     let received = match prepared {
-        Prepared::Dir(dir) => {
-            let out = match target {
-                Target::Dir(out) | Target::File(out) => out,
-            };
-            restore_into(dir, Input::Reader(Box::new(reader)), name, options, max_memory).map(|r| {
-                let line = summary(&r, out);
-                (Received::Dir(r), line)
-            })
-        }
+        Prepared::Dir(dir) => restore_into(dir, Input::Reader(Box::new(reader)), name, options, max_memory).map(|r| {
+            let line = summary(&r, out);
+            (Received::Dir(r), line)
+        }),
         Prepared::File(dest, file) => receive_file(reader, name, dest, file, options, max_memory),
     };
     match received {

@@ -49,6 +49,19 @@ pub fn restore_to_image(
     Ok(restored)
 }
 
+/// `e` with the output `out` named when the output is what failed (a full disk), so the
+/// message says what could not be written.
+pub(crate) fn name_output(e: anyhow::Error, out: &str) -> anyhow::Error {
+    let destination = e.chain().any(|c| matches!(c.downcast_ref::<RestoreError>(), Some(RestoreError::Memory { .. })));
+    match (destination, out) {
+        (false, _) => e,
+        (true, "-") => {
+            e.context(format!("cannot write the image for standard output in {}", std::env::temp_dir().display()))
+        }
+        (true, _) => e.context(format!("cannot write {out}")),
+    }
+}
+
 /// When `e` is a bound of the destination, which option raises it and the least value the
 /// stream needs (it may need more further on); when a checkpointed stream broke after a
 /// complete checkpoint, the option that restores it.
@@ -107,7 +120,8 @@ pub fn restore_into(
         .create_new(true)
         .open(dir.path().join(MEMORY_FILE))
         .with_context(|| format!("cannot create {out}/{MEMORY_FILE}"))?;
-    let restored = restore_to_image(input, "restore", name, &image, options, max_memory)?;
+    let restored =
+        restore_to_image(input, "restore", name, &image, options, max_memory).map_err(|e| name_output(e, &out))?;
     drop(image);
     let memory = restored.memory.as_ref().context("stream restored without memory")?;
     let populated: Vec<u64> = memory.populated().iter_ones().collect();

@@ -251,8 +251,11 @@ fn task_test(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
         println!("note: cargo-nextest is not installed; using `cargo test`");
         run(ctx.cargo(["test", "--workspace", "--all-features"]))?;
     }
+    // The binary without the `xen` feature: its Xen commands say what is missing.
+    run(ctx.cargo(["test", "-p", "xsr", "--test", "cli_noxen"]))?;
     run(ctx.cargo(["test", "--workspace", "--all-features", "--doc"]))?;
     run(ctx.cargo(["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    check_doc_links(ctx)?;
     // Plain (uninstrumented) check so the fuzz targets never rot.
     run(ctx.cargo(["check", "--manifest-path", FUZZ_MANIFEST, "--target-dir", FUZZ_TARGET_DIR]))?;
     // The Volatility layer's stream reader: standard library only, about half a second.
@@ -264,6 +267,36 @@ fn task_test(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
     }
     println!("xtask test: all checks passed");
     Ok(())
+}
+
+/// Fails on a link rustdoc rendered as plain text: an intra-doc link to another crate's item,
+/// which `--no-deps` cannot resolve and rustdoc does not warn about (it shows `[<code>`).
+fn check_doc_links(ctx: &Ctx) -> Result<(), Error> {
+    let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| ctx.root.join("target"), PathBuf::from);
+    let mut bad = Vec::new();
+    for name in workspace_package_names(&ctx.root)? {
+        let mut dirs = vec![target.join("doc").join(name.replace('-', "_"))];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "html")
+                    && fs::read_to_string(&path).is_ok_and(|html| html.contains("[<code>"))
+                {
+                    bad.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(err(format!(
+        "unlinked doc links (give another crate's item a URL: [`Item`](https://docs.rs/...)) in:\n  {}",
+        bad.join("\n  ")
+    )))
 }
 
 /// `--all-features` builds sr-xen, whose bindings are generated from Xen's headers: install
