@@ -186,7 +186,7 @@ enum Command {
         json: bool,
     },
     /// Send a domain image directory to `xsr receive`; exits 0 only when the receiver
-    /// reports that its directory is complete (see the handshake in the README).
+    /// reports that its directory is complete (see the handshake in docs/transfers.md).
     #[command(after_help = Cmd::Send.exit_codes())]
     Send {
         /// The directory.
