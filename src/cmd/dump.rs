@@ -426,12 +426,12 @@ pub fn print_summary(s: &DumpSummary, out: &mut impl std::io::Write) -> std::io:
     };
     writeln!(
         out,
-        "dumped domain {} ({}) {}: {} pages in {} runs, {} bytes of {format}, {:.3} s ({:.1} MiB/s)",
+        "dumped domain {} ({}) {}: {} in {}, {} bytes of {format}, {:.3} s ({:.1} MiB/s)",
         s.domid,
         s.kind,
         if s.live { format!("live ({} pre-copy)", s.dirty_tracking) } else { "paused".to_string() },
-        s.pages,
-        s.runs,
+        crate::text::count(s.pages, "page"),
+        crate::text::count_usize(s.runs, "run"),
         s.bytes,
         s.seconds,
         s.mib_per_sec
@@ -564,7 +564,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.starts_with(
-                "dumped domain 3 (pv) live (compare pre-copy): 8192 pages in 1 runs, 33554464 bytes of LiME"
+                "dumped domain 3 (pv) live (compare pre-copy): 8192 pages in 1 run, 33554464 bytes of LiME"
             )
         );
         assert!(text.contains("  pass 1: 8192 pages read, 7 written, 0.500 s (paused)\n"));
