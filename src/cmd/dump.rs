@@ -133,6 +133,8 @@ pub fn dump(settings: &DumpSettings, rules: &OutputRules) -> Result<DumpSummary>
 struct Copier<'a> {
     memory: &'a dyn GuestMemory,
     image: &'a File,
+    /// What the image is, for messages ("/out/d.raw", "the raw image of /out/d.elf").
+    image_name: String,
     batch: usize,
     interrupt: &'a Interrupt,
 }
@@ -227,7 +229,7 @@ impl Copier<'_> {
             }
             self.image
                 .write_all_at(&data[i * 4096..j * 4096], pfns[i] << 12)
-                .with_context(|| format!("cannot write pfn {:#x} to the image", pfns[i]))?;
+                .with_context(|| format!("cannot write pfn {:#x} to {}", pfns[i], self.image_name))?;
             i = j;
         }
         Ok(())
@@ -300,7 +302,12 @@ fn run(domain: &XenDomain, settings: &DumpSettings, out: &File) -> Result<DumpSu
         }
     };
     image.set_len(limit << 12).with_context(|| format!("cannot size the raw image of {}", settings.out.display()))?;
-    let copier = Copier { memory: &**domain.memory(), image, batch: settings.batch, interrupt: domain.interrupt() };
+    let image_name = match settings.format {
+        DumpFormat::Raw => settings.out.display().to_string(),
+        _ => format!("the raw image of {}", settings.out.display()),
+    };
+    let copier =
+        Copier { memory: &**domain.memory(), image, image_name, batch: settings.batch, interrupt: domain.interrupt() };
 
     let mut passes = Vec::new();
     let paused_at;
@@ -479,7 +486,13 @@ mod tests {
     fn copy_pass_puts_pages_at_their_pfn_and_leaves_zero_pages_as_holes() {
         let (mem, image) = setup(&[(1, 0xaa), (2, 0), (3, 0xbb), (40, 0xcc)]);
         let interrupt = Interrupt::none();
-        let copier = Copier { memory: &mem, image: image.as_file(), batch: 2, interrupt: &interrupt };
+        let copier = Copier {
+            memory: &mem,
+            image: image.as_file(),
+            image_name: "x.raw".into(),
+            batch: 2,
+            interrupt: &interrupt,
+        };
         let p = copier.pass(0, &mem.populated(), true, false).unwrap();
         assert_eq!((p.pages, p.written), (4, 4));
         assert_eq!(page_at(image.as_file(), 1), [0xaa; 4096]);
@@ -500,7 +513,13 @@ mod tests {
         let (mem, image) = setup(&[(1, 1), (2, 2), (3, 3)]);
         let interrupt = Interrupt::none();
         interrupt.raise(15);
-        let copier = Copier { memory: &mem, image: image.as_file(), batch: 1, interrupt: &interrupt };
+        let copier = Copier {
+            memory: &mem,
+            image: image.as_file(),
+            image_name: "x.raw".into(),
+            batch: 1,
+            interrupt: &interrupt,
+        };
         let e = copier.pass(0, &mem.populated(), true, true).unwrap_err();
         let text = format!("{e:#}");
         assert!(
