@@ -15,4 +15,5 @@ pub mod pipe;
 pub mod progress;
 pub mod size;
 pub mod synthetic;
+pub mod tls;
 pub mod transfer;
