@@ -17,3 +17,8 @@ pub mod size;
 pub mod synthetic;
 pub mod tls;
 pub mod transfer;
+
+/// The example of `docs/library.md`, compiled as a doc test (`no_run`: it reads `guest.save`).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/library.md")]
+pub struct DocsLibraryDoctests;
