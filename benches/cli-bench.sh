@@ -153,7 +153,8 @@ transfer_once() {
     if [ "$1" = tls ]; then recv_args=("${RECV_TLS[@]}"); send_args=("${SEND_TLS[@]}"); fi
     rm -rf "$WORK/received"
     : > "$WORK/receiver.err"
-    "$XSR" receive --listen 127.0.0.1:0 --out "$WORK/received" "${recv_args[@]}" > /dev/null 2> "$WORK/receiver.err" &
+    /usr/bin/time -f '%U %S' -o "$WORK/receiver.cpu" \
+        "$XSR" receive --listen 127.0.0.1:0 --out "$WORK/received" "${recv_args[@]}" > /dev/null 2> "$WORK/receiver.err" &
     local receiver=$!
     until grep -q '^listening on ' "$WORK/receiver.err"; do sleep 0.01; done
     local port
@@ -161,25 +162,30 @@ transfer_once() {
     sync
     local t0 t1
     t0=$(now)
-    "$XSR" send "$WORK/guest" --to "localhost:$port" "${send_args[@]}" 2> /dev/null
+    /usr/bin/time -f '%U %S' -o "$WORK/sender.cpu" "$XSR" send "$WORK/guest" --to "localhost:$port" "${send_args[@]}" 2> /dev/null
     wait "$receiver"
     t1=$(now)
     cmp -s "$WORK/guest/memory.img" "$WORK/received/memory.img" || { echo "$1: received image differs" >&2; exit 1; }
+    # CPU seconds (user + system) of each side: what the machine's load does not change.
+    awk '{ print $1 + $2 }' "$WORK/sender.cpu" >> "$WORK/$1.sender.cpu"
+    awk '{ print $1 + $2 }' "$WORK/receiver.cpu" >> "$WORK/$1.receiver.cpu"
     echo $(( t1 - t0 ))
 }
 plain_ns=()
 tls_ns=()
+rm -f "$WORK"/*.sender.cpu "$WORK"/*.receiver.cpu
 for _ in $(seq "$RUNS"); do
     plain_ns+=("$(transfer_once plain)")
     tls_ns+=("$(transfer_once tls)")
 done
-grep -q 'TLS 1.3 TLS13_AES_128_GCM_SHA256, the sender certificate src.example' "$WORK/receiver.err" \
+grep -q 'TLS 1.3 TLS13_AES_128_GCM_SHA256 X25519MLKEM768, the sender certificate src.example' "$WORK/receiver.err" \
     || { echo "the TLS receiver did not report its session" >&2; cat "$WORK/receiver.err" >&2; exit 1; }
 rm -rf "$WORK/received"
 # spread NS...: "min median max" in seconds.
 spread() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 / 1e9 } END { printf "%.3f %.3f %.3f", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
 read -r plain_min plain_med plain_max <<< "$(spread "${plain_ns[@]}")"
 read -r tls_min tls_med tls_max <<< "$(spread "${tls_ns[@]}")"
+median_of() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }'; }
 
 echo
 echo "cli-bench: ${MB} MiB guest, best of $RUNS, files in the page cache"
@@ -201,3 +207,6 @@ printf '  %-34s min/median/max %s/%s/%s s (%s/%s/%s MiB/s)\n' "xsr send --to, TL
     "$tls_min" "$tls_med" "$tls_max" "$(mibps "$tls_max")" "$(mibps "$tls_med")" "$(mibps "$tls_min")"
 printf '  %-34s %sx at the median, %sx best against best (target >= 0.7)\n' "TLS throughput / plaintext" \
     "$(ratio "$plain_med" "$tls_med")" "$(ratio "$plain_min" "$tls_min")"
+printf '  %-34s sender %s s, receiver %s s (plaintext: %s s, %s s)\n' "median CPU (user+sys), TLS" \
+    "$(median_of "$WORK/tls.sender.cpu")" "$(median_of "$WORK/tls.receiver.cpu")" \
+    "$(median_of "$WORK/plain.sender.cpu")" "$(median_of "$WORK/plain.receiver.cpu")"

@@ -682,6 +682,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let dir = anyhow::Context::context(dir, "a directory (or --domain) is needed")?;
             let sent = net::send(&dir, &peer, &save.settings(), timeout)?;
+            if let Some(tls) = &sent.tls {
+                eprintln!("{tls}");
+            }
             let stats = &sent.stats;
             eprintln!(
                 "sent {} pages, {} bytes in {:.3} s; the receiver committed it: {}",

@@ -154,7 +154,7 @@ pub fn server_config(files: &TlsFiles, allow: &[String]) -> Result<(Arc<ServerCo
 }
 
 /// The names a certificate answers to: its DNS subject alternative names, then its subject's
-/// common names. Empty when the certificate does not parse (the verifier has refused it
+/// common names (each name once). Empty when the certificate does not parse (the verifier has refused it
 /// before that matters).
 pub fn cert_names(der: &[u8]) -> Vec<String> {
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else { return Vec::new() };
@@ -167,7 +167,9 @@ pub fn cert_names(der: &[u8]) -> Vec<String> {
         }
     }
     for cn in cert.subject().iter_common_name() {
-        if let Ok(s) = cn.as_str() {
+        if let Ok(s) = cn.as_str()
+            && !names.iter().any(|n| n == s)
+        {
             names.push(s.to_string());
         }
     }
@@ -509,57 +511,66 @@ impl Session {
     pub fn describe(&self) -> String {
         let Ok(conn) = self.lock() else { return String::new() };
         let suite = conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default();
+        let kx = conn.negotiated_key_exchange_group().map(|g| format!("{:?}", g.name())).unwrap_or_default();
         let names = conn.peer_certificates().and_then(|c| c.first()).map(|c| cert_names(c)).unwrap_or_default();
-        format!("TLS 1.3 {suite}, {} certificate {}", self.role.peer(), names.join(", "))
+        format!("TLS 1.3 {suite} {kx}, {} certificate {}", self.role.peer(), names.join(", "))
     }
 
     /// Reads plaintext, waiting at most `timeout` for some to arrive. `Ok(0)`: the peer ended
     /// its direction with `close_notify`; a connection closed without it is an error.
     fn read_plain(&self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
         let deadline = Instant::now() + timeout;
         loop {
-            let mut want = Want { read: true, write: false };
-            {
-                let mut conn = self.lock()?;
-                match conn.reader().read(buf) {
-                    Ok(n) => return Ok(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("{} closed the TLS connection without close_notify", self.role.peer()),
-                        ));
-                    }
-                    Err(e) => return Err(e),
+            if let Some(n) = self.read_ready(buf)? {
+                return Ok(n);
+            }
+            let write = self.lock()?.wants_write();
+            self.wait(Want { read: true, write }, deadline, timeout, "reading")?;
+        }
+    }
+
+    /// Reads the plaintext that is there without waiting: `Ok(None)` when a read would have
+    /// to wait for the peer.
+    fn read_ready(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        if buf.is_empty() {
+            return Ok(Some(0));
+        }
+        let mut conn = self.lock()?;
+        loop {
+            match conn.reader().read(buf) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("{} closed the TLS connection without close_notify", self.role.peer()),
+                    ));
                 }
-                // Several records per visit: fewer lock round trips and polls.
-                let mut got = false;
-                for _ in 0..64 {
-                    match self.pull(&mut conn)? {
-                        Some((0, _)) => {
-                            got = true;
+                Err(e) => return Err(e),
+            }
+            // Several records per visit: fewer lock round trips and polls.
+            let mut got = false;
+            for _ in 0..64 {
+                match self.pull(&mut conn)? {
+                    Some((0, _)) => {
+                        got = true;
+                        break;
+                    }
+                    Some((_, waiting)) => {
+                        got = true;
+                        // rustls refuses to read more once it holds 16 KiB of plaintext.
+                        if waiting >= buf.len().min(16 << 10) {
                             break;
                         }
-                        Some((_, waiting)) => {
-                            got = true;
-                            // rustls refuses to read more once it holds 16 KiB of plaintext.
-                            if waiting >= buf.len().min(16 << 10) {
-                                break;
-                            }
-                        }
-                        None => break,
                     }
-                }
-                // Key updates and alerts that processing queued.
-                want.write = !self.flush_some(&mut conn)?;
-                if got {
-                    continue;
+                    None => break,
                 }
             }
-            self.wait(want, deadline, timeout, "reading")?;
+            // Key updates and alerts that processing queued.
+            self.flush_some(&mut conn)?;
+            if !got {
+                return Ok(None);
+            }
         }
     }
 
@@ -625,6 +636,96 @@ impl TlsReader {
 impl Read for TlsReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.session.read_plain(buf, self.timeout)
+    }
+}
+
+/// Bytes a [`ReadAhead`] holds per chunk, and chunks in flight: 1 MiB at most.
+const AHEAD_CHUNK: usize = 256 << 10;
+const AHEAD_DEPTH: usize = 3;
+
+type Chunk = io::Result<Vec<u8>>;
+
+/// The reading half of a [`Session`] on a thread of its own: records are received, decrypted
+/// and copied out while the consumer works on the previous chunk (the receiver's restore
+/// writes pages meanwhile). Each chunk holds what had arrived when it was sent, so nothing
+/// waits in it for more. The thread ends at the end of the stream, on an error (passed on),
+/// or when the consumer is dropped.
+#[derive(Debug)]
+pub struct ReadAhead {
+    chunks: std::sync::mpsc::Receiver<Chunk>,
+    recycle: std::sync::mpsc::SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+    ended: bool,
+}
+
+impl ReadAhead {
+    /// Starts reading `session` ahead, each wait bounded by `timeout`.
+    pub fn new(session: Arc<Session>, timeout: Duration) -> Self {
+        let (tx, chunks) = std::sync::mpsc::sync_channel::<Chunk>(AHEAD_DEPTH);
+        let (recycle, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(AHEAD_DEPTH + 1);
+        std::thread::spawn(move || {
+            loop {
+                let mut buf = spare.try_recv().unwrap_or_default();
+                buf.resize(AHEAD_CHUNK, 0);
+                // Wait for the first bytes, then take what else is already there.
+                let mut filled = match session.read_plain(&mut buf, timeout) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let mut end = filled == 0;
+                while !end && filled < buf.len() {
+                    match session.read_ready(&mut buf[filled..]) {
+                        Ok(Some(0)) => end = true,
+                        Ok(Some(n)) => filled += n,
+                        Ok(None) => break,
+                        Err(e) => {
+                            buf.truncate(filled);
+                            let _ = tx.send(Ok(buf));
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                buf.truncate(filled);
+                if filled > 0 && tx.send(Ok(buf)).is_err() {
+                    return;
+                }
+                if end {
+                    let _ = tx.send(Ok(Vec::new()));
+                    return;
+                }
+            }
+        });
+        Self { chunks, recycle, current: Vec::new(), pos: 0, ended: false }
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.ended {
+            return Ok(0);
+        }
+        if self.pos == self.current.len() {
+            let next = match self.chunks.recv() {
+                Ok(next) => next?,
+                Err(_) => return Err(io::Error::other("the TLS reader thread ended")),
+            };
+            let used = std::mem::replace(&mut self.current, next);
+            let _ = self.recycle.try_send(used);
+            self.pos = 0;
+            if self.current.is_empty() {
+                self.ended = true;
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 

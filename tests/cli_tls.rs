@@ -204,9 +204,13 @@ fn tls_round_trip_is_byte_identical() {
     let (r, rerr) = finish(child, err);
     assert_eq!(s.status.code(), Some(0), "sender: {}", stderr(&s));
     assert_eq!(r.status.code(), Some(0), "receiver: {rerr}");
-    assert!(rerr.contains("TLS 1.3 TLS13_AES_128_GCM_SHA256, the sender certificate sender.example, sender"), "{rerr}");
+    assert!(
+        rerr.contains("TLS 1.3 TLS13_AES_128_GCM_SHA256 X25519MLKEM768, the sender certificate sender.example, sender"),
+        "{rerr}"
+    );
     assert!(stdout(&r).starts_with("received x86 PV domain: 4095 pages"), "{}", stdout(&r));
     assert!(stderr(&s).contains("the receiver committed it: received x86 PV domain"), "{}", stderr(&s));
+    assert!(stderr(&s).contains("X25519MLKEM768, the receiver certificate localhost, receiver\n"), "{}", stderr(&s));
     f.assert_same_dir(&out);
 
     // As a file: byte for byte what `xsr save` of the directory writes; the receiver named by

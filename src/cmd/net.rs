@@ -24,7 +24,7 @@ use crate::dir_guest::DirGuest;
 use crate::image_dir::{AtomicDir, AtomicFile};
 use crate::input::Input;
 use crate::outcome::exit_code;
-use crate::tls::{Authz, Session, TlsFailure, TlsFiles, TlsReader, TlsWriter};
+use crate::tls::{Authz, ReadAhead, Session, TlsFailure, TlsFiles, TlsReader, TlsWriter};
 use crate::transfer::{Message, ReadError, ReceiverFailed, TimeoutReader, read_message};
 
 /// The default for `--timeout`: how long a peer may stay silent.
@@ -48,11 +48,15 @@ pub fn check_plaintext(flag: &str, spec: &str, addrs: &[SocketAddr], insecure: b
         return Ok(());
     }
     if let Some(bad) = addrs.iter().find(|a| !is_loopback(a)) {
+        let ssh = if flag == "--listen" {
+            "let the sender carry the transfer over ssh to `xsr receive --from -`"
+        } else {
+            "carry the transfer over ssh (send --via 'ssh HOST xsr receive --from - ...')"
+        };
         bail!(
             "refusing plaintext TCP with {flag} {spec} ({bad} is not a loopback address): guest memory would cross \
              the network unencrypted and unauthenticated. Use TLS (--tls-cert FILE --tls-key FILE --tls-ca FILE on \
-             both sides), carry the transfer over ssh (send --via 'ssh HOST xsr receive --from - ...'), or pass \
-             --insecure on a network you trust"
+             both sides), {ssh}, or pass --insecure on a network you trust"
         );
     }
     Ok(())
@@ -146,6 +150,8 @@ pub struct Sent {
     pub stats: SaveStats,
     /// The receiver's summary (from its `OK`).
     pub summary: String,
+    /// Over TLS: the session (cipher suite, key exchange, the receiver's certificate names).
+    pub tls: Option<String>,
 }
 
 /// State shared by the sender, its back-channel reader and its watchdog.
@@ -383,7 +389,10 @@ pub fn send_with(
 ) -> Result<Sent> {
     let name = peer.name();
     let mut link = Link::open(peer, timeout)?;
-    let result = exchange(&mut link, &name, timeout, save);
+    let mut result = exchange(&mut link, &name, timeout, save);
+    if let (Ok(sent), Some(session)) = (&mut result, &link.tls) {
+        sent.tls = Some(session.describe());
+    }
     link.finish(if result.is_ok() { timeout } else { Duration::from_millis(500) });
     result
 }
@@ -475,7 +484,7 @@ fn exchange(
         Err(e) => e.chain().any(|c| matches!(c.downcast_ref::<SaveError>(), Some(SaveError::Io { .. }))),
     };
     match (saved, outcome) {
-        (Ok(stats), Ok(Ok(Some(Message::Ok(summary))))) => Ok(Sent { stats, summary }),
+        (Ok(stats), Ok(Ok(Some(Message::Ok(summary))))) => Ok(Sent { stats, summary, tls: None }),
         (Err(e), _) if !transport_failed => {
             Err(e.context(format!("sending to {name} failed; the receiver discards the partial stream")))
         }
@@ -595,9 +604,10 @@ pub fn receive(
                         peer.to_string(),
                         timeout,
                     )
-                    .with_context(|| format!("refused the connection from {peer}"))?;
+                    .context("refused the connection")?;
                     eprintln!("accepted {peer}: {}", session.describe());
-                    let forward = TlsReader::new(Arc::clone(&session), timeout);
+                    // Decryption overlaps the restore's writes.
+                    let forward = ReadAhead::new(Arc::clone(&session), timeout);
                     let drain = TlsReader::new(Arc::clone(&session), timeout);
                     let mut back = TlsWriter::new(Arc::clone(&session), timeout);
                     let result =
