@@ -41,9 +41,10 @@ use rustls::{
 /// The largest PEM file read (certificates and keys are a few KiB).
 const MAX_PEM_FILE: u64 = 1 << 20;
 
-/// Encrypted bytes that may wait in a session for the socket: bounds memory, and sets how
-/// much one `writev(2)` moves (64 records of 16 KiB).
-const SEND_BUFFER: usize = 1 << 20;
+/// Encrypted bytes that may wait in a session for the socket (rustls's default): four records.
+/// Measured: with 1 MiB, the records' buffers were freed and allocated again a megabyte at a
+/// time, and the page faults of that churn doubled the sender's CPU time.
+const SEND_BUFFER: usize = 64 << 10;
 
 /// The credentials of one side: `--tls-cert`, `--tls-key`, `--tls-ca`.
 #[derive(Clone, Debug)]
@@ -330,10 +331,42 @@ pub fn explain(e: &rustls::Error, role: Role) -> String {
     }
 }
 
+/// Bytes taken from the socket per `recv(2)`: many records at once. rustls alone reads 4 KiB
+/// at a time, and on loopback each of those reads also runs the acknowledgement that makes
+/// the sender's side push its next segments: large reads are most of the receiver's savings.
+const RECV_BUFFER: usize = 256 << 10;
+
+/// The rustls connection and the bytes received for it, behind the session's mutex.
+struct State {
+    conn: Connection,
+    inbuf: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State").field("buffered", &(self.end - self.start)).finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for State {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for State {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
 /// One TLS connection shared by a reader and a writer half.
 #[derive(Debug)]
 pub struct Session {
-    conn: Mutex<Connection>,
+    conn: Mutex<State>,
     sock: TcpStream,
     peer: String,
     role: Role,
@@ -385,12 +418,13 @@ impl Session {
     ) -> Result<Arc<Session>> {
         sock.set_nonblocking(true).context("cannot make the socket non-blocking")?;
         conn.set_buffer_limit(Some(SEND_BUFFER));
-        let session = Arc::new(Session { conn: Mutex::new(conn), sock, peer, role, authz });
+        let state = State { conn, inbuf: vec![0; RECV_BUFFER].into_boxed_slice(), start: 0, end: 0 };
+        let session = Arc::new(Session { conn: Mutex::new(state), sock, peer, role, authz });
         session.handshake(Instant::now() + timeout, timeout)?;
         Ok(session)
     }
 
-    fn lock(&self) -> io::Result<MutexGuard<'_, Connection>> {
+    fn lock(&self) -> io::Result<MutexGuard<'_, State>> {
         self.conn.lock().map_err(|_| io::Error::other("the TLS session's other user panicked"))
     }
 
@@ -420,25 +454,33 @@ impl Session {
         Ok(true)
     }
 
-    /// Reads what the socket has into the session and processes it: the bytes read (0: the
-    /// peer closed the connection) and the plaintext now waiting; `Ok(None)`: nothing was
-    /// there.
-    fn pull(&self, conn: &mut Connection) -> io::Result<Option<(usize, usize)>> {
-        loop {
-            match conn.read_tls(&mut &self.sock) {
-                Ok(n) => {
-                    return match conn.process_new_packets() {
-                        Ok(state) => Ok(Some((n, state.plaintext_bytes_to_read()))),
-                        Err(e) => {
-                            // The alert that tells the peer why: best effort, never blocking.
-                            let _ = self.flush_some(conn);
-                            Err(self.failure(&e))
-                        }
-                    };
+    /// Hands received bytes to rustls (reading the socket first when none are left) and
+    /// processes them: the bytes taken (0: the peer closed the connection) and the plaintext
+    /// now waiting; `Ok(None)`: the socket had nothing.
+    fn pull(&self, st: &mut State) -> io::Result<Option<(usize, usize)>> {
+        if st.start == st.end {
+            loop {
+                match (&self.sock).read(&mut st.inbuf) {
+                    Ok(n) => {
+                        (st.start, st.end) = (0, n);
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            }
+        }
+        let State { conn, inbuf, start, end } = st;
+        // An empty slice is the end of the connection, for rustls as for us.
+        let n = conn.read_tls(&mut &inbuf[*start..*end])?;
+        *start += n;
+        match conn.process_new_packets() {
+            Ok(state) => Ok(Some((n, state.plaintext_bytes_to_read()))),
+            Err(e) => {
+                // The alert that tells the peer why: best effort, never blocking.
+                let _ = self.flush_some(conn);
+                Err(self.failure(&e))
             }
         }
     }
@@ -509,7 +551,8 @@ impl Session {
 
     /// The negotiated cipher suite and the peer certificate's names, for the log line.
     pub fn describe(&self) -> String {
-        let Ok(conn) = self.lock() else { return String::new() };
+        let Ok(st) = self.lock() else { return String::new() };
+        let conn = &st.conn;
         let suite = conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default();
         let kx = conn.negotiated_key_exchange_group().map(|g| format!("{:?}", g.name())).unwrap_or_default();
         let names = conn.peer_certificates().and_then(|c| c.first()).map(|c| cert_names(c)).unwrap_or_default();
@@ -636,96 +679,6 @@ impl TlsReader {
 impl Read for TlsReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.session.read_plain(buf, self.timeout)
-    }
-}
-
-/// Bytes a [`ReadAhead`] holds per chunk, and chunks in flight: 1 MiB at most.
-const AHEAD_CHUNK: usize = 256 << 10;
-const AHEAD_DEPTH: usize = 3;
-
-type Chunk = io::Result<Vec<u8>>;
-
-/// The reading half of a [`Session`] on a thread of its own: records are received, decrypted
-/// and copied out while the consumer works on the previous chunk (the receiver's restore
-/// writes pages meanwhile). Each chunk holds what had arrived when it was sent, so nothing
-/// waits in it for more. The thread ends at the end of the stream, on an error (passed on),
-/// or when the consumer is dropped.
-#[derive(Debug)]
-pub struct ReadAhead {
-    chunks: std::sync::mpsc::Receiver<Chunk>,
-    recycle: std::sync::mpsc::SyncSender<Vec<u8>>,
-    current: Vec<u8>,
-    pos: usize,
-    ended: bool,
-}
-
-impl ReadAhead {
-    /// Starts reading `session` ahead, each wait bounded by `timeout`.
-    pub fn new(session: Arc<Session>, timeout: Duration) -> Self {
-        let (tx, chunks) = std::sync::mpsc::sync_channel::<Chunk>(AHEAD_DEPTH);
-        let (recycle, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(AHEAD_DEPTH + 1);
-        std::thread::spawn(move || {
-            loop {
-                let mut buf = spare.try_recv().unwrap_or_default();
-                buf.resize(AHEAD_CHUNK, 0);
-                // Wait for the first bytes, then take what else is already there.
-                let mut filled = match session.read_plain(&mut buf, timeout) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
-                let mut end = filled == 0;
-                while !end && filled < buf.len() {
-                    match session.read_ready(&mut buf[filled..]) {
-                        Ok(Some(0)) => end = true,
-                        Ok(Some(n)) => filled += n,
-                        Ok(None) => break,
-                        Err(e) => {
-                            buf.truncate(filled);
-                            let _ = tx.send(Ok(buf));
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
-                    }
-                }
-                buf.truncate(filled);
-                if filled > 0 && tx.send(Ok(buf)).is_err() {
-                    return;
-                }
-                if end {
-                    let _ = tx.send(Ok(Vec::new()));
-                    return;
-                }
-            }
-        });
-        Self { chunks, recycle, current: Vec::new(), pos: 0, ended: false }
-    }
-}
-
-impl Read for ReadAhead {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() || self.ended {
-            return Ok(0);
-        }
-        if self.pos == self.current.len() {
-            let next = match self.chunks.recv() {
-                Ok(next) => next?,
-                Err(_) => return Err(io::Error::other("the TLS reader thread ended")),
-            };
-            let used = std::mem::replace(&mut self.current, next);
-            let _ = self.recycle.try_send(used);
-            self.pos = 0;
-            if self.current.is_empty() {
-                self.ended = true;
-                return Ok(0);
-            }
-        }
-        let n = buf.len().min(self.current.len() - self.pos);
-        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }
 

@@ -24,7 +24,7 @@ use crate::dir_guest::DirGuest;
 use crate::image_dir::{AtomicDir, AtomicFile};
 use crate::input::Input;
 use crate::outcome::exit_code;
-use crate::tls::{Authz, ReadAhead, Session, TlsFailure, TlsFiles, TlsReader, TlsWriter};
+use crate::tls::{Authz, Session, TlsFailure, TlsFiles, TlsReader, TlsWriter};
 use crate::transfer::{Message, ReadError, ReceiverFailed, TimeoutReader, read_message};
 
 /// The default for `--timeout`: how long a peer may stay silent.
@@ -465,13 +465,15 @@ fn exchange(
                 abort();
                 return;
             }
-            std::thread::sleep(tick);
+            // Woken early when the stream is done, so the join below does not wait a tick.
+            std::thread::park_timeout(tick);
         }
     });
     let forward = link.forward.take().context("forward channel already used")?;
     let saved = save(Box::new(Guarded { inner: forward, shared: Arc::clone(&shared) }));
     link.close_forward();
     shared.done.store(true, Ordering::Release);
+    watchdog.thread().unpark();
     let _ = watchdog.join();
     if shared.stalled.load(Ordering::Acquire) {
         bail!("{name} did not read the stream for {} s (--timeout)", timeout.as_secs_f64());
@@ -606,8 +608,7 @@ pub fn receive(
                     )
                     .context("refused the connection")?;
                     eprintln!("accepted {peer}: {}", session.describe());
-                    // Decryption overlaps the restore's writes.
-                    let forward = ReadAhead::new(Arc::clone(&session), timeout);
+                    let forward = TlsReader::new(Arc::clone(&session), timeout);
                     let drain = TlsReader::new(Arc::clone(&session), timeout);
                     let mut back = TlsWriter::new(Arc::clone(&session), timeout);
                     let result =
