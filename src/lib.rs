@@ -17,6 +17,7 @@ pub mod progress;
 pub mod size;
 pub mod synthetic;
 pub mod text;
+pub mod tls;
 pub mod transfer;
 
 /// The example of `docs/library.md`, compiled as a doc test (`no_run`: it reads `guest.save`).
