@@ -835,6 +835,7 @@ pub fn summary(restored: &Restored<FileMemory>, out: &Path) -> String {
 
 /// Runs the receiver's side of the handshake around the restore. `forward` and `drain` read
 /// the same stream (each read bounded by the timeout); `drain` empties it after a failure.
+#[allow(clippy::too_many_arguments)]
 fn serve(
     forward: Box<dyn Read + Send>,
     mut drain: Box<dyn Read + Send>,
