@@ -25,6 +25,9 @@ struct Facts {
     save_records: &'static str,
     /// libxl records after the libxc stream (besides END).
     emulator: bool,
+    /// vcpu 0's registers, read out of the CPU save record independently (see
+    /// `crates/sr-format/tests/real_hvm_context.rs`): rip, rsp, cr3, gs_base.
+    vcpu0: [u64; 4],
 }
 
 const HVM_FACTS: Facts = Facts {
@@ -36,6 +39,7 @@ const HVM_FACTS: Facts = Facts {
     save_records: "HEADER CPU PIC PIC IOAPIC LAPIC LAPIC_REGS PCI_IRQ ISA_IRQ PCI_LINK PIT RTC HPET PMTIMER MTRR \
                    VMCE_VCPU TSC_ADJUST END",
     emulator: true,
+    vcpu0: [0xffff_ffff_8043_4713, 0xffff_8880_001a_fe38, 0x140_8000, 0xffff_8880_01c0_0000],
 };
 
 const PVH_FACTS: Facts = Facts {
@@ -46,6 +50,7 @@ const PVH_FACTS: Facts = Facts {
     context_len: 2504,
     save_records: "HEADER CPU LAPIC LAPIC_REGS PCI_IRQ ISA_IRQ PCI_LINK MTRR VMCE_VCPU TSC_ADJUST END",
     emulator: false,
+    vcpu0: [0xffff_ffff_8043_4713, 0xffff_8880_001a_be38, 0x142_4000, 0xffff_8880_01a0_0000],
 };
 
 /// The test pattern's 1024 pages, in order (page i: `REALXEN-PAGE-%06d-` repeated).
@@ -108,8 +113,28 @@ fn check_verify_and_inspect(file: &str, f: &Facts) {
     assert_eq!(ctx["length"], f.context_len);
     let detail = ctx["detail"].as_str().unwrap();
     let n = f.save_records.split_whitespace().count();
-    assert!(detail.starts_with(&format!("{} bytes, {n} save entries", f.context_len)), "{detail}");
-    let _ = f.save_records; // the record list itself is checked once the save records decode
+    assert_eq!(detail, format!("{} bytes, {n} save entries; records: {}", f.context_len, f.save_records));
+
+    // Every vcpu's registers, from the CPU save record.
+    let regs = v["vcpu_registers"].as_array().unwrap();
+    assert_eq!(regs.len(), 1, "{regs:?}");
+    assert_eq!((regs[0]["vcpu"].as_u64(), regs[0]["source"].as_str()), (Some(0), Some("HVM_CONTEXT")));
+    let r = &regs[0]["registers"];
+    let [rip, rsp, cr3, gs_base] = f.vcpu0;
+    assert_eq!((r["rip"].as_u64(), r["rsp"].as_u64()), (Some(rip), Some(rsp)));
+    assert_eq!((r["cr3"].as_u64(), r["gs_base"].as_u64()), (Some(cr3), Some(gs_base)));
+    assert_eq!(
+        (r["cr0"].as_u64(), r["cr4"].as_u64(), r["efer"].as_u64()),
+        (Some(0x8005_0033), Some(0x1506b0), Some(0xd01))
+    );
+    let o = xsr(&["inspect", file]);
+    let text = stdout(&o);
+    let line = text.lines().find(|l| l.starts_with("vcpu 0: ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.starts_with(&format!("vcpu 0: rip {rip:#x} rsp {rsp:#x} rflags 0x2 cr0 0x80050033 cr3 {cr3:#x}")),
+        "{line}"
+    );
+    assert!(line.ends_with("(HVM_CONTEXT)"), "{line}");
 }
 
 fn check_extract(dir: &Path, file: &str, f: &Facts) {
@@ -138,7 +163,8 @@ fn check_extract(dir: &Path, file: &str, f: &Facts) {
     let o = xsr(&["extract", file, "--format", "elf", "--out", elf.to_str().unwrap(), "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v = json(&o);
-    assert_eq!(v["pages"], f.notab);
+    assert_eq!((v["pages"].as_u64(), v["vcpus"].as_u64()), (Some(f.notab), Some(1)));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
     let elf_b = fs::read(&elf).unwrap();
     assert_eq!(&elf_b[..4], b"\x7fELF");
     if Command::new("readelf").arg("--version").output().is_ok_and(|o| o.status.success()) {
@@ -150,6 +176,13 @@ fn check_extract(dir: &Path, file: &str, f: &Facts) {
             .map(|l| u64::from_str_radix(l.split_whitespace().nth(5).unwrap().trim_start_matches("0x"), 16).unwrap())
             .sum();
         assert_eq!(loads, f.notab * 4096, "PT_LOAD sizes add up to the populated pages\n{segs}");
+        let o = Command::new("readelf").arg("-nW").arg(&elf).output().unwrap();
+        let notes = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(notes.matches("NT_PRSTATUS").count(), 1, "one per vcpu\n{notes}");
+        // NT_PRSTATUS of x86-64: pr_reg at byte 112, rip is its 17th register.
+        let note_start = elf_b.windows(5).position(|w| w == b"CORE\0").expect("a CORE note") + 8;
+        let rip_at = note_start + 112 + 16 * 8;
+        assert_eq!(u64::from_le_bytes(elf_b[rip_at..rip_at + 8].try_into().unwrap()), f.vcpu0[0]);
     } else {
         eprintln!("NOTICE: readelf is not installed; its checks are skipped");
     }
