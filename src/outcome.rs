@@ -161,8 +161,13 @@ pub fn classify(e: &anyhow::Error) -> Failure {
             };
         }
         // A save that refuses because restore would reject the domain: the domain is invalid.
-        if let Some(s) = cause.downcast_ref::<sr_save::SaveError>() {
-            return if matches!(s, sr_save::SaveError::Rejected(_)) { Failure::Invalid } else { Failure::Error };
+        if let Some(sr_save::SaveError::Rejected(_) | sr_save::SaveError::RejectedRecord { .. }) =
+            cause.downcast_ref::<sr_save::SaveError>()
+        {
+            return Failure::Invalid;
+        }
+        if cause.downcast_ref::<sr_save::SaveError>().is_some() {
+            return Failure::Error;
         }
         if cause.downcast_ref::<std::io::Error>().is_some() {
             return Failure::Error;
