@@ -7,7 +7,7 @@
 //! * **paused** (default): pause, reread the p2m, copy every populated page, take the vcpu
 //!   state, unpause: the guest is stopped for the whole copy, as with `xl dump-core`;
 //! * **live** (`--live`): log-dirty on, copy everything while the guest runs, then the pages it
-//!   dirtied, pass after pass, until sr-save's [`PrecopyPolicy`] says stop; then pause, reread
+//!   dirtied, pass after pass, until [`sr_save::PrecopyPolicy`] says stop; then pause, reread
 //!   the p2m, copy the last dirty pages, take the vcpu state, log-dirty off, unpause. The image
 //!   is the guest's memory as of the pause.
 //!
