@@ -14,6 +14,10 @@
 #                                                     (target: TLS throughput >= 0.7x plaintext)
 #   xsr extract --format raw|elf|lime FILE vs cp of the stream (target: within 1.1x)
 #   peak RSS of xsr save, xsr restore and xsr extract (target: under 64 MiB)
+#
+# XSR_BENCH_ONLY=tls runs the TLS comparison alone. XSR_BENCH_DIR (default target/cli-bench)
+# is where the guest and the outputs go (about 4 GiB at 1024 MiB): a tmpfs such as /dev/shm
+# takes the disk's writeback out of the receiver's time, the largest source of variance.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +25,8 @@ MB=${XSR_BENCH_MB:-1024}
 RUNS=${XSR_BENCH_RUNS:-5}
 cargo build --release --quiet --bin xsr
 XSR=$PWD/target/release/xsr
-WORK=$PWD/target/cli-bench
+ONLY=${XSR_BENCH_ONLY:-}
+WORK=${XSR_BENCH_DIR:-$PWD/target/cli-bench}/xsr-cli-bench
 rm -rf "$WORK"
 mkdir -p "$WORK/guest"
 trap 'rm -rf "$WORK"' EXIT
@@ -61,6 +66,7 @@ rss_mib() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -n 1 | awk '{ printf
 sync
 cat "$WORK/guest/memory.img" > /dev/null
 
+if [ "$ONLY" != tls ]; then
 none() { :; }
 rm_stream() { rm -f "$WORK/stream"; }
 rm_image_copy() { rm -f "$WORK/image.copy"; }
@@ -131,6 +137,7 @@ send_via() { "$XSR" send "$WORK/guest" --via "'$XSR' receive --from - --out '$WO
 t_send_via=$(best_of rm_received send_via)
 cmp -s "$WORK/guest/memory.img" "$WORK/received/memory.img" || { echo "received image differs" >&2; exit 1; }
 rm -rf "$WORK/received"
+fi
 
 # TLS against plaintext over loopback, interleaved so that both see the same machine. The
 # certificates are made with openssl as docs/migrating.md shows.
@@ -172,6 +179,7 @@ transfer_once() {
     awk '{ print $1 + $2 }' "$WORK/receiver.cpu" >> "$WORK/$1.receiver.cpu"
     echo $(( t1 - t0 ))
 }
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 plain_ns=()
 tls_ns=()
 rm -f "$WORK"/*.sender.cpu "$WORK"/*.receiver.cpu
@@ -179,6 +187,7 @@ for _ in $(seq "$RUNS"); do
     plain_ns+=("$(transfer_once plain)")
     tls_ns+=("$(transfer_once tls)")
 done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 grep -q 'TLS 1.3 TLS13_AES_128_GCM_SHA256 X25519MLKEM768, the sender certificate src.example' "$WORK/receiver.err" \
     || { echo "the TLS receiver did not report its session" >&2; cat "$WORK/receiver.err" >&2; exit 1; }
 rm -rf "$WORK/received"
@@ -186,9 +195,11 @@ rm -rf "$WORK/received"
 spread() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 / 1e9 } END { printf "%.3f %.3f %.3f", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
 read -r plain_min plain_med plain_max <<< "$(spread "${plain_ns[@]}")"
 read -r tls_min tls_med tls_max <<< "$(spread "${tls_ns[@]}")"
-median_of() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }'; }
+# "min/median/max" of the numbers in a file.
+cpu_spread() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f/%.2f/%.2f", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
 
 echo
+if [ "$ONLY" != tls ]; then
 echo "cli-bench: ${MB} MiB guest, best of $RUNS, files in the page cache"
 printf '  %-34s %8ss   cp of the image  %8ss   ratio %sx (target <= 1.3)\n' "xsr save" "$t_save" "$t_cp_image" "$(ratio "$t_save" "$t_cp_image")"
 printf '  %-34s %8ss   cp of the stream %8ss   ratio %sx (target <= 1.3)\n' "xsr restore" "$t_restore" "$t_cp_stream" "$(ratio "$t_restore" "$t_cp_stream")"
@@ -201,6 +212,8 @@ printf '  %-34s %8s MiB (target < 64)\n' "peak RSS xsr save" "$rss_save"
 printf '  %-34s %8ss   save | restore - %8ss   ratio %sx (target <= 1.05)\n' "xsr send --to (loopback TCP)" "$t_send_tcp" "$t_pipeline" "$(ratio "$t_send_tcp" "$t_pipeline")"
 printf '  %-34s %8ss   save | restore - %8ss   ratio %sx (target <= 1.05)\n' "xsr send --via 'receive --from -'" "$t_send_via" "$t_pipeline" "$(ratio "$t_send_via" "$t_pipeline")"
 printf '  %-34s %8s MiB (target < 64)\n' "peak RSS xsr extract --format elf" "$rss_extract"
+fi
+echo "TLS against plaintext, ${MB} MiB, $RUNS interleaved pairs; load average $load_before before, $load_after after"
 mibps() { awk -v mb="$MB" -v s="$1" 'BEGIN { printf "%.0f", mb / s }'; }
 printf '  %-34s min/median/max %s/%s/%s s (%s/%s/%s MiB/s)\n' "xsr send --to, plaintext TCP" \
     "$plain_min" "$plain_med" "$plain_max" "$(mibps "$plain_max")" "$(mibps "$plain_med")" "$(mibps "$plain_min")"
@@ -208,6 +221,10 @@ printf '  %-34s min/median/max %s/%s/%s s (%s/%s/%s MiB/s)\n' "xsr send --to, TL
     "$tls_min" "$tls_med" "$tls_max" "$(mibps "$tls_max")" "$(mibps "$tls_med")" "$(mibps "$tls_min")"
 printf '  %-34s %sx at the median, %sx best against best (target >= 0.7)\n' "TLS throughput / plaintext" \
     "$(ratio "$plain_med" "$tls_med")" "$(ratio "$plain_min" "$tls_min")"
-printf '  %-34s sender %s s, receiver %s s (plaintext: %s s, %s s)\n' "median CPU (user+sys), TLS" \
-    "$(median_of "$WORK/tls.sender.cpu")" "$(median_of "$WORK/tls.receiver.cpu")" \
-    "$(median_of "$WORK/plain.sender.cpu")" "$(median_of "$WORK/plain.receiver.cpu")"
+printf '  %-34s sender %s s, receiver %s s (min/median/max)\n' "CPU (user+sys), plaintext" \
+    "$(cpu_spread "$WORK/plain.sender.cpu")" "$(cpu_spread "$WORK/plain.receiver.cpu")"
+printf '  %-34s sender %s s, receiver %s s (min/median/max)\n' "CPU (user+sys), TLS 1.3" \
+    "$(cpu_spread "$WORK/tls.sender.cpu")" "$(cpu_spread "$WORK/tls.receiver.cpu")"
+total_cpu() { paste -d' ' "$WORK/$1.sender.cpu" "$WORK/$1.receiver.cpu" | awk '{ print $1 + $2 }' | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }'; }
+printf '  %-34s %sx (both sides, medians %s s / %s s; what the shared machine changes least)\n' \
+    "CPU time, plaintext / TLS" "$(ratio "$(total_cpu plain)" "$(total_cpu tls)")" "$(total_cpu plain)" "$(total_cpu tls)"

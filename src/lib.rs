@@ -17,6 +17,11 @@ pub mod progress;
 pub mod size;
 pub mod synthetic;
 pub mod text;
+#[cfg(feature = "tls")]
+pub mod tls;
+/// Built without the `tls` feature: the TLS flags are refused.
+#[cfg(not(feature = "tls"))]
+#[path = "tls_off.rs"]
 pub mod tls;
 pub mod transfer;
 

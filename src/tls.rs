@@ -22,7 +22,7 @@
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,10 @@ use rustls::{
     DistinguishedName, RootCertStore, ServerConfig, ServerConnection, SignatureScheme,
 };
 
+mod common;
+
+pub use common::{TlsFailure, TlsFiles};
+
 /// The largest PEM file read (certificates and keys are a few KiB).
 const MAX_PEM_FILE: u64 = 1 << 20;
 
@@ -45,17 +49,6 @@ const MAX_PEM_FILE: u64 = 1 << 20;
 /// Measured: with 1 MiB, the records' buffers were freed and allocated again a megabyte at a
 /// time, and the page faults of that churn doubled the sender's CPU time.
 const SEND_BUFFER: usize = 64 << 10;
-
-/// The credentials of one side: `--tls-cert`, `--tls-key`, `--tls-ca`.
-#[derive(Clone, Debug)]
-pub struct TlsFiles {
-    /// This side's certificate chain (PEM, leaf first).
-    pub cert: PathBuf,
-    /// This side's private key (PEM: PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
-    /// The certificate authorities that sign the peer's certificate (PEM, one or more).
-    pub ca: PathBuf,
-}
 
 /// The provider: aws-lc-rs (X25519MLKEM768 key exchange first), TLS 1.3 cipher suites only,
 /// AES-128-GCM first (the fastest with AES-NI; a peer may still pick AES-256-GCM or
@@ -281,16 +274,6 @@ impl Role {
             Role::Receiver => "the sender",
         }
     }
-}
-
-/// A TLS failure: who, and what went wrong in words that say which flag to look at.
-#[derive(Debug, thiserror::Error)]
-#[error("TLS with {peer}: {message}")]
-pub struct TlsFailure {
-    /// The peer's address.
-    pub peer: String,
-    /// What went wrong.
-    pub message: String,
 }
 
 /// A rustls error in the terms of this tool's flags.

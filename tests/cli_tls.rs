@@ -1,3 +1,4 @@
+#![cfg(feature = "tls")]
 //! `xsr send --to` / `xsr receive --listen` over TLS 1.3 with mutual authentication, and the
 //! refusal of plaintext TCP off loopback. Certificates are made here with rcgen: two CAs, a
 //! receiver for `localhost`/127.0.0.1, senders signed by either CA.

@@ -26,7 +26,9 @@ use crate::image_dir::{AtomicDir, AtomicFile};
 use crate::input::Input;
 use crate::outcome::{exit_code, render};
 use crate::output::OutputRules;
-use crate::tls::{Authz, Session, TlsFailure, TlsFiles, TlsReader, TlsWriter};
+#[cfg(feature = "tls")]
+use crate::tls::{Authz, TlsReader, TlsWriter};
+use crate::tls::{Session, TlsFailure, TlsFiles};
 use crate::transfer::{Message, ReadError, ReceiverFailed, TimeoutReader, read_message};
 
 /// The default for `--timeout`: how long a peer may stay silent.
@@ -74,12 +76,14 @@ fn resolve(flag: &str, spec: &str) -> Result<Vec<SocketAddr>> {
 }
 
 /// The host part of `HOST:PORT` (`[v6]:PORT` without its brackets).
+#[cfg(feature = "tls")]
 fn host_of(spec: &str) -> &str {
     let host = spec.rsplit_once(':').map_or(spec, |(h, _)| h);
     host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
 }
 
 /// The sender's TLS settings, loaded and checked before anything is sent.
+#[cfg(feature = "tls")]
 #[derive(Clone, Debug)]
 pub struct ClientTls {
     config: Arc<rustls::ClientConfig>,
@@ -88,11 +92,22 @@ pub struct ClientTls {
 }
 
 /// The receiver's TLS settings.
+#[cfg(feature = "tls")]
 #[derive(Clone, Debug)]
 pub struct ServerTls {
     config: Arc<rustls::ServerConfig>,
     authz: Arc<Authz>,
 }
+
+/// The sender's TLS settings: none can exist in a build without the `tls` feature.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone, Debug)]
+pub enum ClientTls {}
+
+/// The receiver's TLS settings: none can exist in a build without the `tls` feature.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone, Debug)]
+pub enum ServerTls {}
 
 /// Where `xsr send` sends.
 #[derive(Clone, Debug)]
@@ -125,6 +140,12 @@ impl Peer {
                 check_plaintext("--to", to, &resolve("--to", to)?, insecure)?;
                 None
             }
+            #[cfg(not(feature = "tls"))]
+            Some(_) => {
+                let _ = tls_name;
+                bail!("{}", crate::tls::NOT_BUILT)
+            }
+            #[cfg(feature = "tls")]
             Some(files) => {
                 let name = tls_name.unwrap_or_else(|| host_of(to));
                 let name = rustls::pki_types::ServerName::try_from(name.to_string()).with_context(|| {
@@ -236,6 +257,9 @@ impl Link {
                     timeout,
                 })
             }
+            #[cfg(not(feature = "tls"))]
+            Peer::Tcp { tls: Some(tls), .. } => match *tls {},
+            #[cfg(feature = "tls")]
             Peer::Tcp { addr: to, tls: Some(tls) } => {
                 let stream = connect(to, timeout)?;
                 stream.set_nodelay(true).ok();
@@ -564,6 +588,12 @@ impl Source {
                 check_plaintext("--listen", spec, &addrs, insecure)?;
                 None
             }
+            #[cfg(not(feature = "tls"))]
+            Some(_) => {
+                let _ = allow;
+                bail!("{}", crate::tls::NOT_BUILT)
+            }
+            #[cfg(feature = "tls")]
             Some(files) => {
                 let (config, authz) = crate::tls::server_config(files, allow)?;
                 Some(ServerTls { config, authz })
@@ -632,6 +662,9 @@ pub fn receive(
                     let mut back = &stream;
                     serve(Box::new(forward), Box::new(drain), &mut back, &name, out, prepared, options, max_memory)
                 }
+                #[cfg(not(feature = "tls"))]
+                Some(tls) => match *tls {},
+                #[cfg(feature = "tls")]
                 Some(tls) => {
                     // A refused peer gets one TLS alert; the prepared output is removed and
                     // the command fails.
@@ -906,6 +939,7 @@ mod tests {
         assert!(check_plaintext("--to", "host:7", &mixed, true).is_ok());
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn host_of_strips_port_and_brackets() {
         assert_eq!(host_of("example.org:7878"), "example.org");
