@@ -3,8 +3,11 @@
 //! nothing of this crate.
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod cmd;
 pub mod dir_guest;
+#[cfg(feature = "dist")]
+pub mod dist;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod image_dir;

@@ -5,10 +5,11 @@
 //! and the first failing step stops the task with a non-zero exit status.
 //! The alias lives in `.cargo/config.toml`; `.ci/run` calls `cargo xtask test`.
 //!
-//! One module per task (`test`, `bench`, `fuzz`, `interop`, `package`, `realxen`); `util` holds
+//! One module per task (`test`, `bench`, `dist`, `fuzz`, `interop`, `package`, `realxen`); `util` holds
 //! what they share (`Ctx`, `run`, the error type).
 
 mod bench;
+mod dist;
 mod fuzz;
 mod interop;
 mod package;
@@ -33,6 +34,7 @@ const TASKS: &[(&str, TaskFn, &str)] = &[
     ),
     ("ci", test::task_test, "same as `test` (what .ci/run calls)"),
     ("bench", bench::task_bench, "criterion benches (`cargo bench --workspace`), then benches/cli-bench.sh if present"),
+    ("dist", dist::task_dist, "man pages (clap_mangen) and bash/zsh/fish completions (clap_complete) into target/dist"),
     ("fuzz", fuzz::task_fuzz, "build fuzz/ with stable sancov flags and run libFuzzer on each target"),
     (
         "interop",
@@ -57,6 +59,7 @@ usage: cargo xtask <task> [args]
 
   cargo xtask test | ci
   cargo xtask bench [CARGO_BENCH_ARGS] [-- HARNESS_ARGS]   e.g. cargo xtask bench -- --quick
+  cargo xtask dist [--out DIR]                             man pages and completions (default target/dist)
   cargo xtask fuzz [TARGET...] [--seconds N] [--jobs J] [-- LIBFUZZER_ARGS]
   cargo xtask fuzz --list
   cargo xtask package [CARGO_PUBLISH_ARGS]                 e.g. cargo xtask package --allow-dirty
