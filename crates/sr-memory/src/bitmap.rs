@@ -6,9 +6,14 @@
 //!
 //! Both cover the pfns `0..len`. Out-of-range pfns are ignored by setters (which report
 //! it through their return value) and read as unset, so a bad pfn can never panic.
+//!
+//! Both remember how far bits were ever set (a word count, never lowered), and every scan
+//! (counting, the highest bit, iterating, snapshots, takes) stops there: a restore bounded
+//! by a 1 TiB span keeps 32 MiB bitmaps, and scanning them whole to find the 1 GiB a guest
+//! populated cost page faults and memory reads of the order of 10% of the restore.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use zerocopy::FromZeros;
 
@@ -38,13 +43,23 @@ fn last_one_of(words: impl DoubleEndedIterator<Item = u64> + ExactSizeIterator) 
 
 /// An owned bitmap over the pfns `0..len`.
 ///
-/// Bits at or above `len` are always clear, so derived equality compares exactly the
-/// covered pfns.
-#[derive(Clone, PartialEq, Eq, Default)]
+/// Bits at or above `len` are always clear, so equality compares exactly the covered pfns.
+#[derive(Clone, Default)]
 pub struct PfnBitmap {
     words: Vec<u64>,
     len: u64,
+    /// Words at or above this index are clear.
+    used: usize,
 }
+
+impl PartialEq for PfnBitmap {
+    fn eq(&self, other: &Self) -> bool {
+        let used = self.used.max(other.used);
+        self.len == other.len && self.words.get(..used) == other.words.get(..used)
+    }
+}
+
+impl Eq for PfnBitmap {}
 
 impl PfnBitmap {
     /// Creates an all-clear bitmap covering `0..len`.
@@ -58,7 +73,12 @@ impl PfnBitmap {
     /// bitmaps of at most [`MAX_PFN_LIMIT`](crate::MAX_PFN_LIMIT) bits.
     pub fn new(len: u64) -> Self {
         let words = word_count(len).expect("PfnBitmap length exceeds the address space");
-        Self { words: vec![0; words], len }
+        Self { words: vec![0; words], len, used: 0 }
+    }
+
+    /// The words that may hold set bits.
+    fn live(&self) -> &[u64] {
+        self.words.get(..self.used).unwrap_or(&self.words)
     }
 
     /// Builds a bitmap covering `0..len` with the given pfns set.
@@ -81,14 +101,15 @@ impl PfnBitmap {
 
     /// Whether no pfn is set.
     pub fn is_empty(&self) -> bool {
-        self.words.iter().all(|&w| w == 0)
+        self.live().iter().all(|&w| w == 0)
     }
 
     /// Sets `pfn`. Returns `false` (and changes nothing) if `pfn` is not below `len`.
     pub fn set(&mut self, pfn: Pfn) -> bool {
-        match locate(pfn, self.len).and_then(|(i, m)| Some((self.words.get_mut(i)?, m))) {
-            Some((word, mask)) => {
+        match locate(pfn, self.len).and_then(|(i, m)| Some((i, self.words.get_mut(i)?, m))) {
+            Some((i, word, mask)) => {
                 *word |= mask;
+                self.used = self.used.max(i + 1);
                 true
             }
             None => false,
@@ -113,17 +134,17 @@ impl PfnBitmap {
 
     /// The number of set pfns.
     pub fn count_ones(&self) -> u64 {
-        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+        self.live().iter().map(|w| u64::from(w.count_ones())).sum()
     }
 
     /// The highest set pfn, if any.
     pub fn last_one(&self) -> Option<Pfn> {
-        last_one_of(self.words.iter().copied())
+        last_one_of(self.live().iter().copied())
     }
 
     /// Iterates over the set pfns in ascending order, skipping clear words whole.
     pub fn iter_ones(&self) -> Ones<'_> {
-        Ones { words: self.words.iter().enumerate(), base: 0, current: 0 }
+        Ones { words: self.live().iter().enumerate(), base: 0, current: 0 }
     }
 
     /// Sets every pfn set in `other`. If `other` covers more pfns, `self` grows to match.
@@ -132,9 +153,10 @@ impl PfnBitmap {
             self.words.resize(other.words.len(), 0);
             self.len = other.len;
         }
-        for (mine, theirs) in self.words.iter_mut().zip(&other.words) {
+        for (mine, theirs) in self.words.iter_mut().zip(other.live()) {
             *mine |= theirs;
         }
+        self.used = self.used.max(other.used);
     }
 
     /// The raw words, bit `p % 64` of word `p / 64` standing for pfn `p`.
@@ -198,6 +220,8 @@ impl Iterator for Ones<'_> {
 pub struct AtomicPfnBitmap {
     words: Box<[AtomicU64]>,
     len: u64,
+    /// Words at or above this index are clear; only ever raised, after the word is set.
+    used: AtomicUsize,
 }
 
 impl AtomicPfnBitmap {
@@ -210,7 +234,7 @@ impl AtomicPfnBitmap {
         let alloc_err = || MemoryError::Alloc { bytes: usize::try_from(len.div_ceil(8)).unwrap_or(usize::MAX) };
         let count = word_count(len).ok_or_else(alloc_err)?;
         let words = <[AtomicU64]>::new_box_zeroed_with_elems(count).map_err(|_| alloc_err())?;
-        Ok(Self { words, len })
+        Ok(Self { words, len, used: AtomicUsize::new(0) })
     }
 
     /// Creates an all-clear bitmap covering `0..len`.
@@ -233,7 +257,22 @@ impl AtomicPfnBitmap {
 
     /// Whether no pfn is set (a racy observation if other threads are setting bits).
     pub fn is_empty(&self) -> bool {
-        self.words.iter().all(|w| w.load(Ordering::Acquire) == 0)
+        self.live().iter().all(|w| w.load(Ordering::Acquire) == 0)
+    }
+
+    /// The words that may hold set bits. A bit set after this call may lie beyond them;
+    /// it is seen by the next call (`used` is raised after the word is set, and read with
+    /// `Acquire` here).
+    fn live(&self) -> &[AtomicU64] {
+        let used = self.used.load(Ordering::Acquire);
+        self.words.get(..used).unwrap_or(&self.words)
+    }
+
+    /// Records that word `i` may hold set bits (after it was set).
+    fn note_used(&self, i: usize) {
+        if self.used.load(Ordering::Relaxed) <= i {
+            self.used.fetch_max(i + 1, Ordering::Release);
+        }
     }
 
     /// Sets `pfn`. Returns `false` (and changes nothing) if `pfn` is not below `len`.
@@ -244,6 +283,7 @@ impl AtomicPfnBitmap {
                 // what orders it against a concurrent `take`, so a page written before
                 // its bit is set is seen by whoever takes that bit.
                 word.fetch_or(mask, Ordering::Release);
+                self.note_used(usize::try_from(pfn / WORD_BITS).unwrap_or(usize::MAX));
                 true
             }
             None => false,
@@ -259,8 +299,9 @@ impl AtomicPfnBitmap {
             let offset = pfn % WORD_BITS;
             let bits = (end - pfn).min(WORD_BITS - offset);
             let mask = if bits == WORD_BITS { u64::MAX } else { ((1u64 << bits) - 1) << offset };
-            if let Some(word) = usize::try_from(pfn / WORD_BITS).ok().and_then(|i| self.words.get(i)) {
+            if let Some((i, word)) = usize::try_from(pfn / WORD_BITS).ok().and_then(|i| Some((i, self.words.get(i)?))) {
                 word.fetch_or(mask, Ordering::Release);
+                self.note_used(i);
             }
             pfn += bits;
         }
@@ -287,12 +328,12 @@ impl AtomicPfnBitmap {
 
     /// The number of set pfns (a racy observation if other threads are setting bits).
     pub fn count_ones(&self) -> u64 {
-        self.words.iter().map(|w| u64::from(w.load(Ordering::Acquire).count_ones())).sum()
+        self.live().iter().map(|w| u64::from(w.load(Ordering::Acquire).count_ones())).sum()
     }
 
     /// The highest set pfn, if any.
     pub fn last_one(&self) -> Option<Pfn> {
-        last_one_of(self.words.iter().map(|w| w.load(Ordering::Acquire)))
+        last_one_of(self.live().iter().map(|w| w.load(Ordering::Acquire)))
     }
 
     /// Returns the set pfns and clears them, word by word.
@@ -301,18 +342,22 @@ impl AtomicPfnBitmap {
     /// fault in its untouched storage.
     pub fn take(&self) -> PfnBitmap {
         let mut out = PfnBitmap::new(self.len);
-        for (dst, src) in out.words.iter_mut().zip(self.words.iter()) {
+        let live = self.live();
+        for (dst, src) in out.words.iter_mut().zip(live) {
             if src.load(Ordering::Relaxed) != 0 {
                 *dst = src.swap(0, Ordering::AcqRel);
             }
         }
+        out.used = live.len();
         out
     }
 
     /// Returns a copy of the set pfns without clearing them.
     pub fn snapshot(&self) -> PfnBitmap {
         let mut out = PfnBitmap::new(self.len);
-        for (dst, src) in out.words.iter_mut().zip(self.words.iter()) {
+        let live = self.live();
+        out.used = live.len();
+        for (dst, src) in out.words.iter_mut().zip(live) {
             // Only set words are stored: the new bitmap's zeroed pages stay untouched (and
             // unallocated), so a snapshot of a sparse bitmap over a large span stays cheap.
             let word = src.load(Ordering::Acquire);

@@ -155,3 +155,38 @@ fn concurrent_sets_are_never_lost() {
     taken.union_with(&map.take());
     assert_eq!(taken.count_ones(), 4096);
 }
+
+#[test]
+fn scans_stop_at_the_highest_word_ever_set_and_equality_ignores_it() {
+    let span = 1u64 << 28; // a 1 TiB span at 4 KiB pages: 32 MiB of words
+    let atomic = AtomicPfnBitmap::new(span);
+    assert!(atomic.is_empty() && atomic.snapshot().is_empty());
+    for pfn in [3, 64, 1000, 70_000] {
+        atomic.set(pfn);
+    }
+    atomic.set_range(80_000..80_100);
+    atomic.clear(1000);
+    let snap = atomic.snapshot();
+    assert_eq!(snap.count_ones(), 103);
+    assert_eq!(snap.last_one(), Some(80_099));
+    let ones: Vec<Pfn> = snap.iter_ones().take(4).collect();
+    assert_eq!(ones, [3, 64, 70_000, 80_000]);
+    let mut rebuilt = PfnBitmap::new(span);
+    for pfn in [3, 64, 70_000, 5_000_000] {
+        rebuilt.set(pfn);
+    }
+    rebuilt.clear(5_000_000); // sets "used" far past the snapshot's
+    for pfn in 80_000..80_100 {
+        rebuilt.set(pfn);
+    }
+    assert_eq!(rebuilt, snap);
+    let taken = atomic.take();
+    assert_eq!(taken, snap);
+    assert!(atomic.is_empty() && atomic.take().is_empty());
+    // A bit set after a take, below the highest word ever set, is taken next time.
+    atomic.set(64);
+    assert_eq!(atomic.take().iter_ones().collect::<Vec<_>>(), [64]);
+    let mut union = PfnBitmap::new(span);
+    union.union_with(&snap);
+    assert_eq!(union, snap);
+}
