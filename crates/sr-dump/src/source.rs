@@ -99,6 +99,26 @@ impl<F: FnMut(u64) -> Option<PageBody>> PageSource for FileExtents<'_, F> {
     }
 }
 
+/// The largest `pwrite` of page bodies, and the alignment of its end in the output.
+const WRITE_PIECE: usize = 64 << 10;
+
+/// Writes one extent of page bodies at `offset` in pieces that end on multiples of 64 KiB in
+/// the output. Whole 4 MiB extents at 2 MiB-aligned offsets took 3 to 5 times the kernel
+/// time of `cp` from run to run on Linux 6.18 with ext4 (the page cache's largest folios);
+/// 64 KiB pieces as long as `cp`, steadily. See `write_run_at` in sr-memory's `FileMemory`
+/// for the figures.
+fn write_extent_at(out: &File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // Up to the next multiple of WRITE_PIECE in the output.
+        let room = WRITE_PIECE as u64 - offset % WRITE_PIECE as u64;
+        let (piece, rest) = bytes.split_at(bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX)));
+        out.write_all_at(piece, offset)?;
+        offset += piece.len() as u64;
+        bytes = rest;
+    }
+    Ok(())
+}
+
 /// Walks the pages `first .. first + count` of a run through `lookup` and calls
 /// `copy(source offset, output offset, length)` once per extent of bodies that are
 /// consecutive in the source; zero pages are skipped.
@@ -141,8 +161,8 @@ fn gather_extents(
 }
 
 /// Page bodies at offsets of a byte slice, typically a read-only map of the save file: each
-/// extent of bodies consecutive in the slice is written with one `pwrite` (one copy, map to
-/// output). Page bodies in a stream are never page-aligned, so this beats a kernel
+/// extent of bodies consecutive in the slice is written with `pwrite`s of at most 64 KiB
+/// (see `write_extent_at`; one copy, map to output). Page bodies in a stream are never page-aligned, so this beats a kernel
 /// `copy_file_range`, which falls back to a slow path for unaligned ranges. `window(offset)`
 /// is called before each extent is read, so the caller can populate the map ahead and
 /// release it behind.
@@ -184,7 +204,7 @@ impl<F: FnMut(u64) -> Option<PageBody>, W: FnMut(u64)> PageSource for SliceExten
                     )
                 })?;
             window(s);
-            out.write_all_at(body, d)
+            write_extent_at(out, body, d)
         })
     }
 }

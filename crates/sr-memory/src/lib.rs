@@ -61,7 +61,7 @@ use std::sync::Arc;
 
 pub use bitmap::{AtomicPfnBitmap, PfnBitmap};
 pub use error::MemoryError;
-pub use file::{FileMemory, IMAGE_GROW_STEP};
+pub use file::FileMemory;
 pub use ram::RamMemory;
 #[cfg(feature = "vm-memory")]
 pub use vm::VmMemory;
