@@ -90,13 +90,17 @@ extract_elf() { "$XSR" extract "$WORK/stream" --format elf --out "$WORK/extracte
 extract_lime() { "$XSR" extract "$WORK/stream" --format lime --out "$WORK/extracted" > /dev/null; }
 # restore, extract and cp of the stream in interleaved rounds (each after a sync, its previous
 # output removed untimed), so that all see the same machine: min/median/max of each, and the
-# median of each round's ratio to that round's cp.
+# median of each round's ratio to that round's cp. XSR_BENCH_ROUNDS=1 prints each run.
 declare -A runs=()
 load_copy_before=$(cut -d' ' -f1-3 /proc/loadavg)
-for _ in $(seq "$RUNS"); do
-    for pair in "cp rm_stream_copy cp_stream" "restore rm_restored restore_once" "raw rm_extracted extract_raw" \
-        "elf rm_extracted extract_elf" "lime rm_extracted extract_lime"; do
-        read -r name prep cmd <<< "$pair"
+steps=("cp rm_stream_copy cp_stream" "restore rm_restored restore_once" "raw rm_extracted extract_raw"
+    "elf rm_extracted extract_elf" "lime rm_extracted extract_lime")
+for round in $(seq "$RUNS"); do
+    # Each round starts one step further: on the shared VM a slow run tended to fall on the
+    # same position in a sequence (whichever command ran there), so each command takes
+    # every position in turn.
+    for k in "${!steps[@]}"; do
+        read -r name prep cmd <<< "${steps[$(( (round + k) % ${#steps[@]} ))]}"
         "$prep"
         sync
         t0=$(now); "$cmd"; t1=$(now)
@@ -105,6 +109,9 @@ for _ in $(seq "$RUNS"); do
     cmp -s "$WORK/guest/memory.img" "$WORK/restored/memory.img" || { echo "restored image differs" >&2; exit 1; }
 done
 load_copy_after=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ "${XSR_BENCH_ROUNDS:-}" = 1 ]; then
+    for name in cp restore raw elf lime; do echo "runs (ns) $name: ${runs[$name]}"; done
+fi
 rm -f "$WORK/stream.copy" "$WORK/extracted"
 extract_raw
 cmp -s "$WORK/guest/memory.img" "$WORK/extracted" || { echo "extracted raw image differs" >&2; exit 1; }
