@@ -1,6 +1,6 @@
 //! Man pages and shell completions generated from xsr's clap definition ([`crate::cli::Cli`]),
 //! so that they always say what the binary accepts: `cargo xtask dist` runs
-//! `examples/dist.rs`, which calls [`write`]. Needs the `dist` feature (clap_mangen,
+//! `examples/dist.rs`, which calls [`write()`]. Needs the `dist` feature (clap_mangen,
 //! clap_complete).
 
 use std::fs;
@@ -15,7 +15,7 @@ use crate::cli::Cli;
 /// The shells completions are written for.
 pub const SHELLS: [Shell; 3] = [Shell::Bash, Shell::Zsh, Shell::Fish];
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Debug, Default)]
 pub struct Written {
     /// The man pages (section 1): `xsr.1` and one `xsr-SUBCOMMAND.1` per subcommand.
