@@ -1,6 +1,6 @@
 //! The command line of `xsr`: clap's definition of every subcommand and flag, shared by the
 //! binary (`src/main.rs`) and by what is generated from it (man pages and shell completions,
-//! [`crate::dist`] with the `dist` feature, `cargo xtask dist`).
+//! `xsr::dist` with the `dist` feature, `cargo xtask dist`).
 //!
 //! The doc comments of the fields are the `--help` text of the flags.
 

@@ -1,4 +1,4 @@
-//! Man pages and shell completions generated from xsr's clap definition ([`crate::cli::Cli`]),
+//! Man pages and shell completions generated from xsr's clap definition (`xsr::cli::Cli`),
 //! so that they always say what the binary accepts: `cargo xtask dist` runs
 //! `examples/dist.rs`, which calls [`write()`]. Needs the `dist` feature (clap_mangen,
 //! clap_complete).

@@ -3,6 +3,10 @@
 //! nothing of this crate.
 #![warn(missing_docs)]
 
+// The command line (clap's derive): documented by `xsr --help` and the man pages; hidden here
+// because clap's derived trait impls carry doc links to clap that do not resolve under
+// `--no-deps`.
+#[doc(hidden)]
 pub mod cli;
 pub mod cmd;
 pub mod dir_guest;
