@@ -187,13 +187,13 @@ const WRITE_PIECE: usize = 64 << 10;
 
 /// Writes one run of pages at `offset` in pieces that end on multiples of 64 KiB in the file.
 ///
-/// Measured on Linux 6.18 with ext4 (the 2-core development VM; 1 GiB, the previous output
-/// removed before each run, 7 interleaved rounds): the whole 4 MiB run per `pwrite` took 0.3
-/// to 2.4 s from run to run (2 MiB-aligned writes get the page cache's largest folios, and
-/// the time their memory took varied), 64 KiB pieces 0.28 to 0.30 s, as `cp` (0.28 to 0.29
-/// s, whose kernel copy writes 64 KiB at a time). Writing the first 64 KiB of each run
-/// apart, or 1 MiB pieces, still varied. tmpfs did not vary either way. 16 `pwrite`s per
-/// 4 MiB cost no measurable time.
+/// Measured on Linux 6.18 with ext4 (the 2-core development VM; `xsr restore` of 1 GiB, the
+/// previous output removed before each run, 6 to 7 interleaved rounds with `cp`): the whole
+/// 4 MiB run per `pwrite` took 0.68 to 3.61 s from round to round (2 MiB-aligned writes get
+/// the page cache's largest folios, and the time their memory took varied), 64 KiB pieces
+/// 0.28 to 0.30 s, as `cp` (0.28 to 0.29 s; its kernel copy writes 64 KiB at a time).
+/// Writing the first 64 KiB of each run apart (0.28 to 2.35 s) or 1 MiB pieces still
+/// varied. 16 `pwrite`s per 4 MiB cost no measurable time.
 fn write_run_at(file: &File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
     while !bytes.is_empty() {
         // Up to the next multiple of WRITE_PIECE in the file.
