@@ -494,7 +494,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     batch,
                     suspend_timeout: std::time::Duration::from_secs(60),
                 };
-                if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, Some(&out))? {
+                if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, &[&out])? {
                     return Ok(ExitCode::from(code));
                 }
                 let summary = xsr::cmd::save_domain::save_domain(&settings, &out)?;
@@ -516,6 +516,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }),
                 batch,
             };
+            // A dump killed outright (SIGKILL) cannot unpause the guest or turn log-dirty mode
+            // off: its supervising parent does, and removes its temporary files.
+            let raw_tmp = settings.out.with_extension("raw-tmp");
+            if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, &[&settings.out, &raw_tmp])? {
+                return Ok(ExitCode::from(code));
+            }
             let summary = xsr::cmd::dump::dump(&settings)?;
             if json {
                 print_json(&summary)?;
@@ -534,7 +540,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             #[cfg(feature = "xen")]
             if let Some(settings) = domain.settings(&save)? {
-                if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, Some(&out))? {
+                if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, &[&out])? {
                     return Ok(ExitCode::from(code));
                 }
                 let summary = xsr::cmd::save_domain::save_domain(&settings, &out)?;
@@ -608,7 +614,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             #[cfg(feature = "xen")]
             if let Some(settings) = domain.settings(&save)? {
-                if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, None)? {
+                if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, &[])? {
                     return Ok(ExitCode::from(code));
                 }
                 let (summary, receiver) =

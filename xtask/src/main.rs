@@ -1028,8 +1028,9 @@ fn copy_tree(from: &Path, to: &Path) -> Result<usize, Error> {
 
 // ---------------------------------------------------------------- realxen
 
-/// The job scripts, their guest (`# realxen-guest: MEM:VCPUS[:DIRTY]` in the script) and the
-/// host-side checks; `common.sh` is copied in with each job.
+/// The job scripts, their guest (`# realxen-guest: MEM:VCPUS[:DIRTY]` and `# realxen-guest-type:
+/// pv|pvh|hvm` in the script) and the host-side checks; `common.sh` and the `lib-*.sh` files
+/// (shared job bodies) are copied in with each job.
 const REALXEN_DIR: &str = "tests/realxen";
 
 /// `realxen.sh`: `$REALXEN_SH`, else `shared/realxen/realxen.sh` beside the repo or an ancestor.
@@ -1074,9 +1075,16 @@ fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
     }
     let script = realxen_script(ctx)?;
     run(ctx.cargo(["build", "--release", "--features", "xen"]))?;
-    let mut jobs: Vec<PathBuf> = list_files(Path::new(REALXEN_DIR))?
+    let files = list_files(Path::new(REALXEN_DIR))?;
+    let is_lib = |p: &Path| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        name == "common.sh" || name.starts_with("lib-")
+    };
+    let libs: Vec<PathBuf> =
+        files.iter().filter(|p| p.extension() == Some(OsStr::new("sh")) && is_lib(p)).cloned().collect();
+    let mut jobs: Vec<PathBuf> = files
         .into_iter()
-        .filter(|p| p.extension() == Some(OsStr::new("sh")) && p.file_name() != Some(OsStr::new("common.sh")))
+        .filter(|p| p.extension() == Some(OsStr::new("sh")) && !is_lib(p))
         .filter(|p| only.is_empty() || only.iter().any(|o| p.file_stem() == Some(OsStr::new(o))))
         .collect();
     jobs.sort();
@@ -1090,16 +1098,14 @@ fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
             let name = job.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let text = fs::read_to_string(job).map_err(|e| io_err("cannot read", job, e))?;
             let guest = text.lines().find_map(|l| l.strip_prefix("# realxen-guest: ")).unwrap_or("32:1").trim();
-            println!("==> realxen job {name} (round {round}/{runs}, guest {guest})");
+            let gtype = text.lines().find_map(|l| l.strip_prefix("# realxen-guest-type: ")).unwrap_or("pv").trim();
+            println!("==> realxen job {name} (round {round}/{runs}, guest {guest}, {gtype})");
             let started = Instant::now();
             let out = Command::new(&script)
-                .args([
-                    "job".as_ref(),
-                    job.as_os_str(),
-                    "target/release/xsr".as_ref(),
-                    format!("{REALXEN_DIR}/common.sh").as_ref(),
-                ])
+                .args(["job".as_ref(), job.as_os_str(), "target/release/xsr".as_ref()])
+                .args(libs.iter().map(|l| l.as_os_str()))
                 .env("REALXEN_GUEST", guest)
+                .env("REALXEN_GUEST_TYPE", gtype)
                 .stderr(Stdio::inherit())
                 .output()
                 .map_err(|e| err(format!("cannot run {}: {e}", script.display())))?;
@@ -1178,7 +1184,7 @@ fn host_checks(job: &str, out: &Path) -> Result<Vec<String>, Error> {
         return checked;
     }
     let mut done = Vec::new();
-    if job != "dump" {
+    if job != "dump" && !job.starts_with("dump-") {
         return Ok(done);
     }
     let read = |name: &str| fs::read(out.join(name)).map_err(|e| io_err("cannot read", &out.join(name), e));
@@ -1188,9 +1194,15 @@ fn host_checks(job: &str, out: &Path) -> Result<Vec<String>, Error> {
         return Err(err("xl dump-core itself lacks pattern pages: the guest is not the standard one"));
     }
     done.push(format!("xl.core: all {PATTERN_PAGES} pattern pages (reference addresses)"));
-    let raw = read("xsr.raw")?;
-    let raw_pages = raw.chunks_exact(4096).enumerate().map(|(pfn, p)| (pfn as u64, p));
-    done.push(compare_pattern("xsr.raw", &pattern_pages(raw_pages), &reference)?);
+    // The raw image of an HVM/PVH guest spans every gfn below the maximum (4 GiB for the
+    // standard guest): those jobs check it in dom0 and bring back the ELF and LiME files.
+    if out.join("xsr.raw").exists() {
+        let raw = read("xsr.raw")?;
+        let raw_pages = raw.chunks_exact(4096).enumerate().map(|(pfn, p)| (pfn as u64, p));
+        done.push(compare_pattern("xsr.raw", &pattern_pages(raw_pages), &reference)?);
+    }
+    // The guest's vcpus, as `xl vcpu-list` counted them in dom0 (jobs that write it).
+    let want_vcpus: Option<usize> = fs::read_to_string(out.join("vcpus.txt")).ok().and_then(|t| t.trim().parse().ok());
     for elf in ["xsr-live.elf", "xsr.elf"] {
         let bytes = read(elf)?;
         done.push(compare_pattern(elf, &pattern_pages(elf_load_pages(&bytes)?.into_iter()), &reference)?);
@@ -1213,6 +1225,9 @@ fn host_checks(job: &str, out: &Path) -> Result<Vec<String>, Error> {
             if prstatus == 0 {
                 return Err(err(format!("readelf -n {elf}: no NT_PRSTATUS note (no vcpu registers)")));
             }
+            if let Some(n) = want_vcpus.filter(|&n| n != prstatus) {
+                return Err(err(format!("readelf -n {elf}: {prstatus} NT_PRSTATUS notes for a guest of {n} vcpus")));
+            }
             done.push(format!("readelf -n {elf}: {prstatus} NT_PRSTATUS notes (one per vcpu)"));
         }
         let gdb = Command::new("gdb").args(["--batch", "-nx", "-ex", "info threads", "-c"]).arg(&path).output();
@@ -1225,6 +1240,9 @@ fn host_checks(job: &str, out: &Path) -> Result<Vec<String>, Error> {
                 .count();
             if threads == 0 {
                 return Err(err(format!("gdb sees no thread in {elf}: {text}")));
+            }
+            if let Some(n) = want_vcpus.filter(|&n| n != threads) {
+                return Err(err(format!("gdb sees {threads} threads in {elf} for a guest of {n} vcpus: {text}")));
             }
             let rip = text.lines().find(|l| l.trim_start().starts_with('*')).unwrap_or("").trim().to_string();
             done.push(format!("gdb {elf}: {threads} thread(s): {rip}"));
@@ -1464,6 +1482,8 @@ struct SaveFacts {
     records: Vec<(String, Option<u32>, Vec<u8>)>,
     /// Every pfn's type nibble and page body, as the last PAGE_DATA naming it left them.
     pages: BTreeMap<u64, (u8, Option<Vec<u8>>)>,
+    /// Whether the domain header says x86 HVM (Xen saves PVH guests as HVM too).
+    hvm: bool,
 }
 
 /// Names of the PAGE_DATA type nibbles (Xen's `XEN_DOMCTL_PFINFO_*` >> 28).
@@ -1514,6 +1534,13 @@ fn save_facts(bytes: &[u8], items: &[InspectItem]) -> Result<SaveFacts, Error> {
         let step = format!("{}:{}", it.layer, it.kind);
         if f.sequence.last() != Some(&step) || it.kind != "PAGE_DATA" {
             f.sequence.push(step);
+        }
+        if it.kind == "DOMAIN_HEADER" {
+            f.hvm = it.detail.starts_with("x86 HVM");
+        }
+        if it.layer == "libxl" && it.kind.starts_with("EMULATOR_") {
+            f.records.push((format!("libxl {}", it.kind), None, body(it)?.to_vec()));
+            continue;
         }
         if it.layer != "libxc" || matches!(it.kind.as_str(), "IMAGE_HEADER" | "DOMAIN_HEADER") {
             continue;
@@ -1656,7 +1683,12 @@ fn compare_saves(a: &SaveFacts, b: &SaveFacts) -> Vec<Row> {
         };
         let len = |r: &Option<Vec<u8>>| r.as_ref().map_or("absent".to_string(), |r| format!("{} bytes", r.len()));
         let same = ra == rb;
-        let exact = matches!(kind, "X86_PV_INFO" | "X86_CPUID_POLICY" | "X86_MSR_POLICY" | "STATIC_DATA_END" | "END");
+        // HVM_PARAMS name the same special pages (store, console, ioreq...) in every save of
+        // one guest.
+        let exact = matches!(
+            kind,
+            "X86_PV_INFO" | "X86_CPUID_POLICY" | "X86_MSR_POLICY" | "STATIC_DATA_END" | "END" | "HVM_PARAMS"
+        );
         let fail = match (&ra, &rb) {
             (Some(x), Some(y)) if exact && x != y => Some("contents differ".to_string()),
             (Some(x), Some(y)) if x.len() != y.len() => Some("lengths differ".to_string()),
@@ -1669,6 +1701,24 @@ fn compare_saves(a: &SaveFacts, b: &SaveFacts) -> Vec<Row> {
             _ => "",
         };
         row(&what, len(&ra), format!("{}{note}", len(&rb)), fail);
+    }
+    // The HVM context's save records (Xen's blob, passed through): the same records, instances
+    // and lengths in both (their contents are the running guest's state).
+    if let (Some(ca), Some(cb)) = (find(a, "HVM_CONTEXT", None), find(b, "HVM_CONTEXT", None)) {
+        let (ea, eb) = (hvm_save_records(&ca), hvm_save_records(&cb));
+        let show = |e: &Result<Vec<(u16, u16, u32)>, String>| match e {
+            Ok(v) => format!("{} records", v.len()),
+            Err(m) => m.clone(),
+        };
+        let fail = match (&ea, &eb) {
+            (Ok(x), Ok(y)) if x == y => None,
+            (Ok(x), Ok(y)) => {
+                let i = x.iter().zip(y).position(|(p, q)| p != q).unwrap_or(x.len().min(y.len()));
+                Some(format!("record {i}: (type, instance, length) {:?} against {:?}", x.get(i), y.get(i)))
+            }
+            (Err(m), _) | (_, Err(m)) => Some(m.clone()),
+        };
+        row("HVM_CONTEXT save records (type, instance, length)", show(&ea), show(&eb), fail);
     }
     // The page tables a 64-bit PV vcpu runs on: ctrlreg[3] (kernel) and ctrlreg[1] (user)
     // must name top-level tables in the file's own pages, and a vcpu on the same address space
@@ -1703,13 +1753,27 @@ fn compare_saves(a: &SaveFacts, b: &SaveFacts) -> Vec<Row> {
     // 4. Memory: the same pfns, page types close, page tables identical, the pattern in place.
     let (pa, pb): (BTreeSet<u64>, BTreeSet<u64>) =
         (a.pages.keys().copied().collect(), b.pages.keys().copied().collect());
-    row(
-        "pfns",
-        format!("{}", pa.len()),
-        format!("{}", pb.len()),
-        (pa != pb)
-            .then(|| format!("{} only in A, {} only in B", pa.difference(&pb).count(), pb.difference(&pa).count())),
-    );
+    let hvm = a.hvm || b.hvm;
+    let differ = |x: &BTreeSet<u64>, y: &BTreeSet<u64>| {
+        (x != y).then(|| format!("{} only in A, {} only in B", x.difference(y).count(), y.difference(x).count()))
+    };
+    if hvm {
+        // Xen's HVM saver names every gfn below the maximum, the holes as XTAB (which its
+        // restorer ignores); xsr sends the populated gfns only. The pfns with data must match.
+        let data = |f: &SaveFacts| -> BTreeSet<u64> {
+            f.pages.iter().filter(|(_, (t, d))| d.is_some() || *t == 0xd).map(|(p, _)| *p).collect()
+        };
+        let (da, db) = (data(a), data(b));
+        row(
+            "pfns (all named)",
+            format!("{}", pa.len()),
+            format!("{} (HVM holes named as XTAB or not)", pb.len()),
+            None,
+        );
+        row("pfns with data (or BROKEN)", format!("{}", da.len()), format!("{}", db.len()), differ(&da, &db));
+    } else {
+        row("pfns", format!("{}", pa.len()), format!("{}", pb.len()), differ(&pa, &pb));
+    }
     let counts = |f: &SaveFacts| {
         let mut c: BTreeMap<String, usize> = BTreeMap::new();
         f.pages.values().for_each(|(t, _)| *c.entry(page_type_name(*t)).or_default() += 1);
@@ -1719,7 +1783,8 @@ fn compare_saves(a: &SaveFacts, b: &SaveFacts) -> Vec<Row> {
     for t in ca.keys().chain(cb.keys()).collect::<BTreeSet<_>>() {
         let (x, y) = (ca.get(t).copied().unwrap_or(0), cb.get(t).copied().unwrap_or(0));
         let tol = type_count_tolerance(x, y);
-        let fail = (t != "NOTAB" && x.abs_diff(y) > tol).then(|| format!("differ by more than {tol}"));
+        let fail = (t != "NOTAB" && !(hvm && t == "XTAB") && x.abs_diff(y) > tol)
+            .then(|| format!("differ by more than {tol}"));
         row(&format!("pages {t}"), x.to_string(), y.to_string(), fail);
     }
     let is_table = |t: u8| (1..=4).contains(&(t & 7)) && t < 0xd;
@@ -1734,13 +1799,16 @@ fn compare_saves(a: &SaveFacts, b: &SaveFacts) -> Vec<Row> {
         }
     }
     let share = if tables == 0 { 0.0 } else { same as f64 / tables as f64 };
-    row(
-        "page tables with the same contents",
-        format!("{same} of {tables} ({:.0}%)", share * 100.0),
-        "-".into(),
-        (share < MIN_SAME_PAGE_TABLES)
-            .then(|| format!("below {:.0}%: entries not normalised as xl's are?", MIN_SAME_PAGE_TABLES * 100.0)),
-    );
+    // HVM guests have no PV page tables in the stream (their tables are ordinary pages).
+    if !hvm {
+        row(
+            "page tables with the same contents",
+            format!("{same} of {tables} ({:.0}%)", share * 100.0),
+            "-".into(),
+            (share < MIN_SAME_PAGE_TABLES)
+                .then(|| format!("below {:.0}%: entries not normalised as xl's are?", MIN_SAME_PAGE_TABLES * 100.0)),
+        );
+    }
     let pattern =
         |f: &SaveFacts| pattern_pages(f.pages.iter().filter_map(|(pfn, (_, d))| d.as_deref().map(|d| (*pfn, d))));
     let (xa, xb) = (pattern(a), pattern(b));
@@ -1752,6 +1820,27 @@ fn compare_saves(a: &SaveFacts, b: &SaveFacts) -> Vec<Row> {
     };
     row("pattern pages (at B's pfns)", count(&xa), count(&xb), fail);
     rows
+}
+
+/// The save records of an HVM_CONTEXT blob as (typecode, instance, length): back-to-back 8-byte
+/// descriptors {u16 typecode, u16 instance, u32 length} and payloads, up to END (typecode 0)
+/// (`xen/include/public/hvm/save.h`).
+fn hvm_save_records(blob: &[u8]) -> Result<Vec<(u16, u16, u32)>, String> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    loop {
+        let d = blob.get(at..at + 8).ok_or_else(|| format!("HVM context truncated at byte {at}"))?;
+        let (t, i) = (u16::from_le_bytes([d[0], d[1]]), u16::from_le_bytes([d[2], d[3]]));
+        let len = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
+        out.push((t, i, len));
+        at = at + 8 + len as usize;
+        if t == 0 {
+            return Ok(out);
+        }
+        if at > blob.len() {
+            return Err(format!("HVM save record {t} beyond the blob"));
+        }
+    }
 }
 
 /// Prints the table of `compare_saves(A, B)`; Ok with a summary when no row failed.

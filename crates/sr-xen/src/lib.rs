@@ -28,21 +28,27 @@
 #![deny(unsafe_code)]
 
 mod control;
+mod device_model;
 pub mod dirty;
 mod domain;
 mod error;
 mod ffi;
+mod ffi_hvm;
+mod hvm;
+mod hvm_save;
 mod interrupt;
 mod libxl;
 mod libxl_sys;
 mod memory;
 pub mod normalise;
 pub mod p2m;
+mod qmp;
 mod save;
 mod supervise;
 
 pub use control::{DomainControl, DomainGuard, SHUTDOWN_SUSPEND, SUSPEND_GRACE, SUSPEND_POLL};
-pub use domain::{Control, DomainKind, Recovery, XenDomain, recover_domain, resolve_domain};
+pub use device_model::{GuestType, XEN_LIB_DIR, XEN_RUN_DIR};
+pub use domain::{Control, DomainKind, PV32_REFUSAL, Recovery, SuspendBy, XenDomain, recover_domain, resolve_domain};
 pub use error::XenError;
 pub use ffi::{DomainInfo, PAGE_SIZE, PAGE_TYPE_BATCH, TscInfo};
 pub use interrupt::Interrupt;
@@ -51,6 +57,7 @@ pub use interrupt::Interrupt;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+pub use hvm_save::{EMULATOR_QEMU_UPSTREAM, HvmSaveGuest};
 pub use memory::{MAX_WINDOWS, WINDOW_PFNS, XenMemory};
 pub use save::PvSaveGuest;
-pub use supervise::{Supervision, supervise};
+pub use supervise::{Supervision, held, supervise};
