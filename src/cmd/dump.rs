@@ -115,12 +115,19 @@ pub struct DumpSummary {
     pub vcpus: usize,
     /// Bytes of HVM context read (HVM only).
     pub hvm_context_bytes: usize,
-    /// HVM/PVH: milliseconds spent finding the populated gfns when the domain was opened
-    /// (`getpageframeinfo3` over every gfn below the maximum; the copy passes then visit only
-    /// populated gfns).
+    /// HVM/PVH: milliseconds the last search for the populated gfns took (Xen's page types,
+    /// `getpageframeinfo3`, 1024 gfns a query, until the domain's pages were all found; once
+    /// the guest was paused for a paused dump, else when the domain was opened). The copy
+    /// passes visit only populated gfns.
     pub gfn_scan_ms: f64,
-    /// HVM/PVH: the type queries of that scan (1024 gfns each).
+    /// HVM/PVH: the type queries of that search.
     pub gfn_scan_calls: u64,
+    /// HVM/PVH: whether that search asked about every gfn below the maximum (no early end).
+    pub gfn_scan_complete: bool,
+    /// HVM/PVH: the populated (or broken) gfns that search found.
+    pub gfn_scan_found: u64,
+    /// HVM/PVH: the pages the domain owned then (Xen's `tot_pages`).
+    pub gfn_scan_owned: u64,
 }
 
 /// Dumps the domain's memory as `settings` say. The domain is put back as found on every path.
@@ -422,7 +429,7 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
     };
     let seconds = started.elapsed().as_secs_f64();
     let pages = populated.count_ones();
-    let (scan_calls, scan) = domain.gfn_scan().unwrap_or_default();
+    let scan = domain.gfn_scan().unwrap_or_default();
     Ok(DumpSummary {
         domid: domain.domid(),
         kind: domain.guest_type().name(),
@@ -440,8 +447,11 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
         mib_per_sec: (pages * 4096) as f64 / (1 << 20) as f64 / seconds.max(1e-9),
         vcpus: registers,
         hvm_context_bytes: hvm_context.map_or(0, |c| c.len()),
-        gfn_scan_ms: scan.as_secs_f64() * 1e3,
-        gfn_scan_calls: scan_calls,
+        gfn_scan_ms: scan.took.as_secs_f64() * 1e3,
+        gfn_scan_calls: scan.calls,
+        gfn_scan_complete: scan.complete,
+        gfn_scan_found: scan.found,
+        gfn_scan_owned: scan.owned,
     })
 }
 
@@ -593,6 +603,9 @@ mod tests {
             hvm_context_bytes: 0,
             gfn_scan_ms: 0.0,
             gfn_scan_calls: 0,
+            gfn_scan_complete: false,
+            gfn_scan_found: 0,
+            gfn_scan_owned: 0,
         };
         let mut out = Vec::new();
         print_summary(&s, &mut out).unwrap();

@@ -79,11 +79,18 @@ pub struct DomainSaveSummary {
     pub outcome: &'static str,
     /// The xl configuration bytes in the header.
     pub config_bytes: usize,
-    /// HVM/PVH: milliseconds spent asking Xen which gfns are populated when the domain was
-    /// opened (`getpageframeinfo3` over every gfn below the maximum), and the queries made.
+    /// HVM/PVH: milliseconds the last search for the populated gfns took (Xen's page types,
+    /// `getpageframeinfo3`, 1024 gfns a query, until the domain's pages were all found; after
+    /// the suspend for a plain save, once log-dirty mode was on for a live one).
     pub gfn_scan_ms: f64,
-    /// HVM/PVH: the type queries of that scan (1024 gfns each).
+    /// HVM/PVH: the type queries of that search.
     pub gfn_scan_calls: u64,
+    /// HVM/PVH: whether that search asked about every gfn below the maximum (no early end).
+    pub gfn_scan_complete: bool,
+    /// HVM/PVH: the populated (or broken) gfns that search found.
+    pub gfn_scan_found: u64,
+    /// HVM/PVH: the pages the domain owned then (Xen's `tot_pages`).
+    pub gfn_scan_owned: u64,
     /// HVM: milliseconds QEMU took to stop and save its device state, once suspended.
     pub device_model_ms: f64,
     /// HVM: bytes of QEMU device state (the EMULATOR_CONTEXT payload).
@@ -167,6 +174,11 @@ fn save_into(opened: &Opened, settings: &DomainSaveSettings, out: impl Write + S
                     .context("cannot turn log-dirty mode on (is another save or live dump running?)"));
             }
         };
+        if tracking == "log-dirty" && domain.kind() == DomainKind::Hvm {
+            // The populated gfns once more, now that Xen logs every gfn populated afterwards
+            // (`p2m_add_page` marks it dirty): the final pass needs no scan.
+            domain.refresh_p2m().context("cannot find the domain's populated gfns")?;
+        }
     }
     let options = SaveOptions {
         batch_pfns: settings.batch,
@@ -225,7 +237,7 @@ fn finish(opened: Opened, settings: &DomainSaveSettings, saved: Saved, sync: Dur
         Some((requested, took)) => (ms(took), ms(complete.duration_since(requested))),
         None => (0.0, 0.0),
     };
-    let (scan_calls, scan) = domain.gfn_scan().unwrap_or_default();
+    let scan = domain.gfn_scan().unwrap_or_default();
     Ok(DomainSaveSummary {
         domid: domain.domid(),
         guest_type: domain.guest_type().name(),
@@ -246,8 +258,11 @@ fn finish(opened: Opened, settings: &DomainSaveSettings, saved: Saved, sync: Dur
         dirty_tracking: tracking,
         outcome,
         config_bytes: opened.config.len(),
-        gfn_scan_ms: ms(scan),
-        gfn_scan_calls: scan_calls,
+        gfn_scan_ms: ms(scan.took),
+        gfn_scan_calls: scan.calls,
+        gfn_scan_complete: scan.complete,
+        gfn_scan_found: scan.found,
+        gfn_scan_owned: scan.owned,
         device_model_ms: device_model.map_or(0.0, |(d, _)| ms(d)),
         device_model_bytes: device_model.map_or(0, |(_, n)| n),
         verify_ms: ms(verify),

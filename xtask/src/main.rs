@@ -1393,6 +1393,20 @@ const SAVE_PAIRS: &[(&str, &[(&str, &str)])] = &[
     ("save-live", &[("xsr-plain.save", "xl.save"), ("xsr-live1.save", "xl.save"), ("xsr-live2.save", "xl.save")]),
     ("save-2vcpu", &[("xsr.save", "xl.save")]),
     ("migrate", &[("recv.save", "xl.save")]),
+    ("save-pvh", HVM_SAVE_PAIRS),
+    ("save-hvm", HVM_SAVE_PAIRS),
+];
+
+/// The files of save-pvh and save-hvm (`tests/realxen/lib-hvm-save.sh`) against `xl save -c`:
+/// the control, the plain and live saves that kept the guest, the live send, the plain save that
+/// destroyed it, and the plain send of the guest restored from it.
+const HVM_SAVE_PAIRS: &[(&str, &str)] = &[
+    ("xl2.save", "xl.save"),
+    ("xsr-keep.save", "xl.save"),
+    ("xsr-live.save", "xl.save"),
+    ("recv.save", "xl.save"),
+    ("xsr.save", "xl.save"),
+    ("recv2.save", "xl.save"),
 ];
 
 /// Page-table pages (types L1TAB..L4TAB, pinned or not) present in both files whose contents must

@@ -11,6 +11,7 @@ use crate::device_model::{DeviceModel, GuestType, guest_type};
 use crate::error::XenError;
 use crate::ffi::{DomainInfo, ForeignMemory, TscInfo, XenCtrl, XenStore};
 use crate::ffi_hvm::{HVM_PARAM_ACPI_S_STATE, HVM_PARAM_CALLBACK_IRQ};
+use crate::hvm::GfnScanInfo;
 use crate::interrupt::Interrupt;
 use crate::memory::{Addressing, XenMemory};
 use crate::supervise::{held, note};
@@ -193,8 +194,10 @@ pub struct XenDomain {
     memory: Arc<XenMemory>,
     guard: Mutex<DomainGuard<Control>>,
     interrupt: Interrupt,
-    /// The gfn scan at open (HVM/PVH): type queries made and how long they took.
-    scan: Option<(u64, std::time::Duration)>,
+    /// The last gfn scan (HVM/PVH).
+    scan: Mutex<Option<GfnScanInfo>>,
+    /// The device model's `physmap` ranges (gfns), where a gfn scan looks early.
+    hints: Vec<std::ops::Range<u64>>,
 }
 
 /// What [`recover_domain`] found and did.
@@ -275,6 +278,24 @@ pub fn recover_domain(domid: u32, holding: u8) -> Result<Recovery, XenError> {
     result.map(|()| outcome)
 }
 
+/// The gfn ranges of the device model's `physmap` entries (`start_addr` and `size`, hex, under
+/// `/local/domain/0/device-model/<domid>/physmap/<id>/`: QEMU's VRAM and ROMs), where a gfn
+/// scan looks early. Entries that do not parse are left out (they only order the scan).
+fn physmap_hints(domid: u32) -> Result<Vec<std::ops::Range<u64>>, XenError> {
+    let xs = XenStore::open()?;
+    let root = format!("/local/domain/0/device-model/{domid}/physmap");
+    let hex = |p: String| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok();
+    Ok(xs
+        .directory(&root)
+        .into_iter()
+        .filter_map(|e| {
+            let start = xs.read(&format!("{root}/{e}/start_addr")).and_then(hex)? >> 12;
+            let size = xs.read(&format!("{root}/{e}/size")).and_then(hex)?;
+            Some(start..start.checked_add(size.div_ceil(4096))?)
+        })
+        .collect())
+}
+
 /// Resolves `DOMID` or a domain name (xenstore's `/local/domain/*/name`, as `xl domid` does).
 pub fn resolve_domain(domain: &str) -> Result<u32, XenError> {
     if let Ok(id) = domain.parse::<u32>() {
@@ -330,6 +351,7 @@ impl XenDomain {
         let ctrl = Arc::new(Mutex::new(ctrl));
         let log_dirty = Arc::new(AtomicBool::new(false));
         let mut scan = None;
+        let mut hints = Vec::new();
         let mut memory = XenMemory {
             domid,
             ctrl: Arc::clone(&ctrl),
@@ -359,11 +381,12 @@ impl XenDomain {
                 memory.install_p2m(p2m, &backed)?;
             }
             DomainKind::Hvm => {
+                hints = physmap_hints(domid)?;
                 let scanned = {
                     let ctrl = memory.ctrl.lock().unwrap_or_else(|e| e.into_inner());
-                    crate::hvm::scan_gfns(&ctrl, domid, pfn_limit, &interrupt)?
+                    crate::hvm::scan_gfns(&ctrl, domid, pfn_limit, &hints, &interrupt)?
                 };
-                scan = Some((scanned.calls, scanned.took));
+                scan = Some(scanned.info);
                 memory.populated = RwLock::new(scanned.populated);
                 memory.broken = Mutex::new(scanned.broken);
             }
@@ -382,7 +405,16 @@ impl XenDomain {
             dm,
             suspend_by: Arc::new(Mutex::new(SuspendBy::Xenstore)),
         };
-        Ok(Self { info, kind, guest_type, memory, guard: Mutex::new(DomainGuard::new(control)), interrupt, scan })
+        Ok(Self {
+            info,
+            kind,
+            guest_type,
+            memory,
+            guard: Mutex::new(DomainGuard::new(control)),
+            interrupt,
+            scan: Mutex::new(scan),
+            hints,
+        })
     }
 
     /// What Xen said about the domain when it was opened.
@@ -529,10 +561,10 @@ impl XenDomain {
         self.guard().control().dm.is_some()
     }
 
-    /// HVM/PVH: the type queries made at open to find the populated gfns, and how long they
-    /// took. PV: `None`.
-    pub fn gfn_scan(&self) -> Option<(u64, std::time::Duration)> {
-        self.scan
+    /// HVM/PVH: how the last search for the populated gfns went (at open, or the last
+    /// [`refresh_p2m`](Self::refresh_p2m)). PV: `None`.
+    pub fn gfn_scan(&self) -> Option<GfnScanInfo> {
+        *self.scan.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Turns the device model's log-dirty mode on (QMP `xen-set-global-dirty-log`, as Xen's
@@ -663,8 +695,9 @@ impl XenDomain {
         if self.kind == DomainKind::Hvm {
             let scanned = {
                 let ctrl = self.ctrl();
-                crate::hvm::scan_gfns(&ctrl, self.info.domid, self.memory.pfn_limit, &self.interrupt)?
+                crate::hvm::scan_gfns(&ctrl, self.info.domid, self.memory.pfn_limit, &self.hints, &self.interrupt)?
             };
+            *self.scan.lock().unwrap_or_else(|e| e.into_inner()) = Some(scanned.info);
             return Ok(self.memory.install_populated(scanned.populated, scanned.broken));
         }
         let (p2m, backed) = self.memory.read_pv_p2m()?;

@@ -35,6 +35,21 @@ impl XenCtrl {
         Ok(value)
     }
 
+    /// `xc_domain_get_pod_target` (`XENMEM_get_pod_target`): the domain's pages (its
+    /// `tot_pages`), its populate-on-demand cache and its populate-on-demand entries.
+    pub fn pod_target(&self, domid: u32) -> Result<(u64, u64, u64), XenError> {
+        let (mut tot, mut cache, mut entries) = (0u64, 0u64, 0u64);
+        // SAFETY: three valid out parameters.
+        let rc = unsafe { sys::xc_domain_get_pod_target(self.raw(), domid, &mut tot, &mut cache, &mut entries) };
+        if rc != 0 {
+            return Err(XenError::Call {
+                call: "xc_domain_get_pod_target",
+                errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            });
+        }
+        Ok((tot, cache, entries))
+    }
+
     /// `xc_domain_shutdown(domid, reason)` (`SCHEDOP_remote_shutdown`): shuts the domain down
     /// with `reason` from outside; with `SHUTDOWN_suspend` this is how libxl suspends an HVM
     /// guest without PV drivers (`domain_suspend_callback_common` in

@@ -57,6 +57,7 @@ pub use interrupt::Interrupt;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+pub use hvm::GfnScanInfo;
 pub use hvm_save::{EMULATOR_QEMU_UPSTREAM, HvmSaveGuest};
 pub use memory::{MAX_WINDOWS, WINDOW_PFNS, XenMemory};
 pub use save::PvSaveGuest;
