@@ -429,7 +429,10 @@ impl<'o, M: GuestMemory> Run<'o, M> {
                 Err(reject(rec, format!("{} is not accepted in a forward stream", rec.rtype)))
             }
             _ => match s.handler.handle(&mut cx, rec)? {
-                Handled::Yes => Ok(()),
+                // What the hypervisor checks when libxc loads the record (sr_rules, which
+                // the saver applies to what it writes).
+                Handled::Yes => sr_rules::check_record(cx.state, rec.rtype, rec.body, rec.offset + 8)
+                    .map_err(|v| reject(rec, v.to_string())),
                 Handled::NotProcessed if rec.rtype.is_optional() && !rec.rtype.is_known() => {
                     if replay {
                         return Err(reject(

@@ -161,6 +161,7 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
         layout.start_records(&state, &mut recs);
         layout.state_records(&state, &mut recs);
         check_record_sizes(&recs)?;
+        check_records(&state, &recs)?;
         let mut extras = guest.extra_pfns();
         extras.sort_unstable();
         extras.dedup();
@@ -301,6 +302,7 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
         self.state = state;
         let mut recs = Vec::new();
         self.layout.state_records(&self.state, &mut recs);
+        check_records(&self.state, &recs)?;
         self.write_records(&recs)
     }
 
@@ -407,6 +409,16 @@ fn check_record_sizes(recs: &[Rec]) -> Result<(), SaveError> {
         RecordBody::parse(&rec, 12, Strictness::Strict).and_then(|b| b.check_reserved(&rec)).map_err(|e| {
             SaveError::InvalidState(format!("the state's {rtype} record would not verify strictly: {e}"))
         })?;
+    }
+    Ok(())
+}
+
+/// What the hypervisor checks when a restore loads each of these records
+/// ([`sr_rules::check_record`], as the restorer applies it), before any is written.
+fn check_records(state: &DomainState, recs: &[Rec]) -> Result<(), SaveError> {
+    for (rtype, body) in recs {
+        sr_rules::check_record(state, *rtype, body, 0)
+            .map_err(|violation| SaveError::RejectedRecord { record: *rtype, violation })?;
     }
     Ok(())
 }
