@@ -18,7 +18,13 @@
 //!   and every suspend wait checks;
 //! * **vcpu state**: [`XenDomain::vcpu_contexts`] (PV) and [`XenDomain::hvm_context`] (HVM);
 //!   for a PV saver also the extended context, xsave state and MSRs of each vcpu, the CPU
-//!   policy, TSC info and each frame's page type (`XEN_DOMCTL_getpageframeinfo3`).
+//!   policy, TSC info and each frame's page type (`XEN_DOMCTL_getpageframeinfo3`);
+//! * **HVM and PVH**: the populated gfns are found from Xen's page types in a walk that stops
+//!   once the domain's pages are all found ([`GfnScanInfo`]); [`HvmSaveGuest`] saves such a
+//!   domain as Xen's saver and libxl do (HVM context passed through, HVM params, for HVM the
+//!   device model's state over QMP with its log-dirty mode switched, libxl's suspend choice);
+//! * **supervision**: [`supervise`] forks the working process and, if it dies of a signal,
+//!   undoes what it reported holding ([`held`]) and resumes a suspended domain.
 //!
 //! All `unsafe` is in the `ffi` module. Bindings come from `libxen-sys` (bindgen over the
 //! installed Xen headers: `apt-get install libxen-dev libclang-dev pkg-config`); at run time
