@@ -63,7 +63,8 @@ port=7952
 rpid=$!
 check listening $port
 hb=$(last_heartbeat "$GUEST")
-ms ./xsr send --domain "$GUEST" --to 127.0.0.1:$port --json > "$OUT/send2.json" 2> "$OUT/send2.err"; rc=$?
+# (text summary, on standard error: for the docs)
+ms ./xsr send --domain "$GUEST" --to 127.0.0.1:$port > "$OUT/send2.out" 2> "$OUT/send2.err"; rc=$?
 wait_for $rpid 60; rrc=$?
 log "send (plain): exit $rc: $(cat "$OUT/send2.err"); receive: exit $rrc: $(cat "$OUT/recv2.txt")"
 check [ $rc -eq 0 ]

@@ -174,12 +174,17 @@ fn host_checks(job: &str, out: &Path) -> Result<Vec<String>, Error> {
         return Ok(done);
     }
     let read = |name: &str| fs::read(out.join(name)).map_err(|e| io_err("cannot read", &out.join(name), e));
-    let core = read("xl.core")?;
-    let reference = pattern_pages(dumpcore_pages(&core)?);
+    // The reference addresses: `xl dump-core` of the guest, or (a PVH guest, whose dump-core
+    // maps each of ~1M gfns on its own: 13 minutes here) `xl save -c` of it.
+    let (reference, source) = if out.join("xl.core").exists() {
+        (pattern_pages(dumpcore_pages(&read("xl.core")?)?), "xl.core")
+    } else {
+        (compare::save_pattern_reference(&out.join("xl.save"))?, "xl.save")
+    };
     if reference.iter().any(Vec::is_empty) {
-        return Err(err("xl dump-core itself lacks pattern pages: the guest is not the standard one"));
+        return Err(err(format!("{source} itself lacks pattern pages: the guest is not the standard one")));
     }
-    done.push(format!("xl.core: all {PATTERN_PAGES} pattern pages (reference addresses)"));
+    done.push(format!("{source}: all {PATTERN_PAGES} pattern pages (reference addresses)"));
     // The raw image of an HVM/PVH guest spans every gfn below the maximum (4 GiB for the
     // standard guest): those jobs leave it out (their ELF and LiME files are written from the
     // same raw image).
@@ -237,6 +242,9 @@ fn host_checks(job: &str, out: &Path) -> Result<Vec<String>, Error> {
     }
     let lime = read("xsr.lime")?;
     done.push(compare_pattern("xsr.lime", &pattern_pages(lime_pages(&lime)?.into_iter()), &reference)?);
+    if source == "xl.save" {
+        done.iter_mut().for_each(|l| *l = l.replace("xl dump-core", "xl save -c"));
+    }
     Ok(done)
 }
 

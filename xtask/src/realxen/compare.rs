@@ -500,6 +500,13 @@ fn print_comparison(name_a: &str, name_b: &str, rows: &[Row]) -> Result<String, 
     }
 }
 
+/// For each pattern page, the pfns holding it in save file `path` (the reference addresses of a
+/// dump job whose guest's `xl dump-core` would take too long: pfns with data in `xl save -c`).
+pub(super) fn save_pattern_reference(path: &Path) -> Result<Vec<Vec<u64>>, Error> {
+    let facts = load_save(Path::new("target/release/xsr"), path)?;
+    Ok(pattern_pages(facts.pages.iter().filter_map(|(pfn, (_, d))| d.as_deref().map(|d| (*pfn, d)))))
+}
+
 /// The save-file comparisons of a job's outputs (see [`SAVE_PAIRS`]), if it has any.
 pub(super) fn save_checks(job: &str, out: &Path) -> Option<Result<Vec<String>, Error>> {
     let (_, pairs) = SAVE_PAIRS.iter().find(|(j, _)| *j == job)?;
