@@ -556,7 +556,9 @@ fn save(state: &DomainState) -> (Result<(), SaveError>, Vec<u8>) {
     let mem = RamMemory::new(u32::from(state.page_shift), 0x10_0000).unwrap();
     let guest = save_common::TestGuest::new(Box::new(mem), state.clone());
     let mut out = Vec::new();
-    let r = Saver::new(SaveOptions { workers: 1, ..Default::default() }).save(&guest, &mut out).map(drop);
+    // libxl: the HVM guest's device-model record needs it.
+    let opts = SaveOptions { workers: 1, container: sr_save::Container::Libxl, ..Default::default() };
+    let r = Saver::new(opts).save(&guest, &mut out).map(drop);
     (r, out)
 }
 

@@ -13,3 +13,4 @@
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+pub mod xl_migrate;

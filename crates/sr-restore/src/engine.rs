@@ -443,7 +443,9 @@ impl<'o, M: GuestMemory> Run<'o, M> {
                     if strict {
                         return Err(reject(rec, "unknown record type (strict: only 0x00..=0x12 are allowed)"));
                     }
-                    cx.warn(rec, format!("unknown optional record {:#x} skipped", rec.rtype.0));
+                    cx.warn(rec, format!("unknown optional record {:#x} skipped (kept in the state)", rec.rtype.0));
+                    // Xen skips it; the state keeps it, so that a save writes it back.
+                    cx.state.optional_records.push((rec.rtype, rec.body.to_vec()));
                     Ok(())
                 }
                 Handled::NotProcessed => Err(reject(

@@ -268,7 +268,8 @@ pub fn hvm_context(tag: u32) -> Vec<u8> {
     b
 }
 
-/// A complete state of `dtype` at Xen 4.17, v3, with every optional record the type has.
+/// A complete state of `dtype` at Xen 4.17, v3, with every optional libxc record the type
+/// has (device-model records: [`add_emulator`]).
 pub fn state(dtype: DomainType, shift: u32) -> DomainState {
     let mut s = DomainState::new(dtype, shift as u16);
     s.xen_major = 4;
@@ -330,7 +331,13 @@ pub fn state(dtype: DomainType, shift: u32) -> DomainState {
         }
     }
     s.page_types.insert(HOLE, PageType::XTAB);
-    if dtype == DomainType::X86_HVM {
+    s
+}
+
+/// Adds QEMU's device-model records (libxl EMULATOR_XENSTORE_DATA and EMULATOR_CONTEXT) to
+/// an HVM state: only a libxl or xl container carries them (a libxc save refuses them).
+pub fn add_emulator(s: &mut DomainState) {
+    if s.domain_type == DomainType::X86_HVM {
         s.emulator = vec![
             EmulatorState {
                 kind: LibxlRecordType::EMULATOR_XENSTORE_DATA,
@@ -346,7 +353,6 @@ pub fn state(dtype: DomainType, shift: u32) -> DomainState {
             },
         ];
     }
-    s
 }
 
 /// A guest of `dtype` with `pages` low pages.
