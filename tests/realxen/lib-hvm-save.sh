@@ -15,12 +15,16 @@
 ./xsr --version
 ip link set lo up
 
-ms xl save -c "$GUEST" "$OUT/xl.save" < /dev/null || fail=1
-xl_ms=$MS
-check left_as_found
-polled xl2 xl save -c "$GUEST" "$OUT/xl2.save" || fail=1
-xl2_ms=$MS xl_lo=$DOWN_LO xl_hi=$DOWN_HI
-check left_as_found
+# xl_saves: the two references, both of one guest (xl_ref runs both again on a fresh guest)
+xl_saves() {
+    ms xl save -c "$GUEST" "$OUT/xl.save" < /dev/null || return $?
+    xl_ms=$MS
+    left_as_found || return 1
+    polled xl2 xl save -c "$GUEST" "$OUT/xl2.save" || return $?
+    xl2_ms=$MS xl_lo=$DOWN_LO xl_hi=$DOWN_HI
+}
+require xl_ref xl_saves
+require left_as_found
 
 polled keep ./xsr save --domain "$GUEST" --out "$OUT/xsr-keep.save" --keep-running --json || fail=1
 keep_ms=$MS keep_lo=$DOWN_LO keep_hi=$DOWN_HI

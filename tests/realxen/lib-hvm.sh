@@ -62,3 +62,31 @@ listening() {
 }
 # no_partial DIR: nothing of a killed or failed xsr is left in DIR (no .NAME.partial-PID)
 no_partial() { [ -z "$(ls -A "$1" | grep partial)" ] || { log "left in $1: $(ls -lA "$1")"; return 1; }; }
+# fresh_guest: the guest destroyed and created again from the harness's config (its console log
+# kept aside, so heartbeats and markers count from the new guest), DOMID updated
+fresh_guest() {
+    xl destroy "$GUEST" 2>/dev/null
+    gone || return 1
+    _n=$(ls "$(conlog "$GUEST")".before-* 2>/dev/null | wc -l)
+    mv "$(conlog "$GUEST")" "$(conlog "$GUEST").before-$_n"
+    xl create -e "$OUT/guest.cfg" < /dev/null || { gone || return 1; xl create -e "$OUT/guest.cfg" < /dev/null; }
+    wait_marker "$GUEST" REALXEN-DOMU-READY 300 || return 1
+    wait_heartbeat_after "$GUEST" 0 120 || return 1
+    DOMID=$(xl domid "$GUEST")
+    log "guest $GUEST created again: domain $DOMID"
+}
+# xl_ref CMD...: a reference step of stock xl (`ms xl save -c ...`, `polled LABEL xl ...`), never
+# one of xsr's. glibc has aborted xl here now and then ("malloc(): corrupted top size" in the
+# middle of `xl save -c`, harness quirk 3), leaving the guest suspended with its save half done;
+# then the guest is created afresh and CMD runs once more (logged, and reported as a figure).
+xl_ref() {
+    "$@"; _xrc=$?
+    [ $_xrc -le 128 ] && return $_xrc
+    log "XL-ABORTED: exit $_xrc of: $*; the guest is created again and the step runs once more"
+    figure xl-aborted-and-rerun "$*"
+    fresh_guest || return 1
+    "$@"
+}
+# require CMD...: check CMD, and end the job when it failed (the steps after it need the guest
+# running as found; without it they would each wait out their timeouts)
+require() { check "$@"; [ "$fail" -eq 0 ] || { log "job stopped: $* failed"; ls -ls "$OUT"; exit 1; }; }
