@@ -24,7 +24,7 @@ use sr_xen::{DomainKind, HvmSaveGuest, Interrupt, PvSaveGuest, XenDomain};
 
 use crate::cmd::net::Sent;
 use crate::cmd::save::progress_handler;
-use crate::image_dir::AtomicFile;
+use crate::output::{OutputRules, partial_name};
 
 /// What to save and how.
 #[derive(Clone, Debug)]
@@ -142,7 +142,7 @@ struct Opened {
 
 fn open(settings: &DomainSaveSettings) -> Result<Opened> {
     let started = Instant::now();
-    let interrupt = Interrupt::install().context("cannot install the SIGINT/SIGTERM handlers")?;
+    let interrupt = Interrupt::install().context("cannot install the signal handlers")?;
     let domid = sr_xen::resolve_domain(&settings.domain)?;
     let domain =
         XenDomain::open(domid, interrupt).with_context(|| format!("cannot open domain {}", settings.domain))?;
@@ -284,20 +284,25 @@ fn guarded<T>(opened: &Opened, attempt: impl FnOnce() -> Result<T>) -> Result<T>
     }
 }
 
-/// `xsr save --domain D --out FILE` (`-`: standard output).
-pub fn save_domain(settings: &DomainSaveSettings, out: &Path) -> Result<DomainSaveSummary> {
+/// `xsr save --domain D --out FILE` (`-`: standard output). The file is written atomically
+/// under `rules`, checked and created before the domain is touched.
+pub fn save_domain(settings: &DomainSaveSettings, out: &Path, rules: &OutputRules) -> Result<DomainSaveSummary> {
+    let target = if out.as_os_str() == "-" {
+        rules.check_stdout()?;
+        None
+    } else {
+        Some(rules.file(out)?)
+    };
     let opened = open(settings)?;
     let mut sync = Duration::ZERO;
     let saved = guarded(&opened, || {
-        if out.as_os_str() == "-" {
+        let Some((dest, file)) = target else {
             use std::os::fd::AsFd;
             let fd = std::io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?;
             crate::pipe::widen(&fd);
             return save_into(&opened, settings, std::fs::File::from(fd))
                 .context("writing the stream to standard output failed");
-        }
-        let dest = AtomicFile::new(out)?;
-        let file = std::fs::File::create(dest.path()).with_context(|| format!("cannot create {}", out.display()))?;
+        };
         let mut saved =
             save_into(&opened, settings, &file).with_context(|| format!("save to {} failed", out.display()))?;
         let started = Instant::now();
@@ -309,6 +314,7 @@ pub fn save_domain(settings: &DomainSaveSettings, out: &Path) -> Result<DomainSa
             file.sync_all().with_context(|| format!("cannot sync {}", out.display()))?;
             sync = started.elapsed();
         }
+        drop(file);
         dest.commit()?;
         Ok(saved)
     })?;
@@ -469,15 +475,16 @@ impl std::io::Read for ChannelReader {
 /// end with. If the child died of a signal, the domain was put back (what the child held
 /// released, a suspend cancelled) and the child's partial files among `outs` are removed here.
 pub fn supervise(domain: &str, outs: &[&Path]) -> Result<Option<u8>> {
+    crate::cmd::xen::check_host()?;
     let domid = sr_xen::resolve_domain(domain)?;
     match sr_xen::supervise(domid).context("cannot start the saver process")? {
         sr_xen::Supervision::Child => Ok(None),
         sr_xen::Supervision::Exited(code) => Ok(Some(code)),
         sr_xen::Supervision::Killed { pid, signal, held, recovery } => {
+            let pid = u32::try_from(pid).unwrap_or_default();
             for out in outs.iter().filter(|o| o.as_os_str() != "-") {
                 if let Some(name) = out.file_name() {
-                    let _ =
-                        std::fs::remove_file(out.with_file_name(format!(".{}.partial-{pid}", name.to_string_lossy())));
+                    let _ = std::fs::remove_file(out.with_file_name(partial_name(&name.to_string_lossy(), pid)));
                 }
             }
             let what = match recovery {

@@ -7,8 +7,18 @@
 . ./common.sh
 . ./lib-hvm.sh
 ./xsr --version
-# wait_copying FILE: until FILE (a dump's temporary) holds some data
-wait_copying() { i=0; while [ $i -lt 600 ]; do [ "$(du -k "$1" 2>/dev/null | cut -f1)" -gt 64 ] 2>/dev/null && return 0; sleep 0.05; i=$((i+1)); done; return 1; }
+# wait_copying PID: until a file process PID has open holds some data (a dump's raw image, which
+# an ELF or LiME file is made from, is an unnamed O_TMPFILE beside the output)
+wait_copying() {
+    i=0
+    while [ $i -lt 600 ]; do
+        for f in /proc/"$1"/fd/*; do
+            [ "$(stat -L -c %b "$f" 2>/dev/null || echo 0)" -gt 128 ] && return 0
+        done
+        sleep 0.05; i=$((i+1))
+    done
+    return 1
+}
 # wait_state LETTER: until xl list shows LETTER (p paused, s suspended) in the guest's state
 wait_state() { i=0; while [ $i -lt 600 ]; do case "$(dom_state "$GUEST")" in *$1*) return 0 ;; esac; sleep 0.05; i=$((i+1)); done; return 1; }
 # child_of PID: the supervised worker of an xsr process (waiting up to 10 s for the fork)
@@ -43,7 +53,7 @@ check left_as_found
 ./xsr dump --domain "$GUEST" --out "$OUT/d/int.elf" --live --batch 1 > "$OUT/int.txt" 2>&1 &
 pid=$!
 child=$(child_of $pid)
-check wait_copying "$OUT/d/.int.raw-tmp.partial-$child"
+check wait_copying "$child"
 check running
 kill -INT $pid; wait_for $pid 120; rc=$?
 log "live dump, SIGINT: exit $rc: $(cat "$OUT/int.txt")"
@@ -56,7 +66,7 @@ check left_as_found
 ./xsr dump --domain "$GUEST" --out "$OUT/d/kill-live.elf" --live --batch 1 > "$OUT/kill-live.txt" 2>&1 &
 pid=$!
 child=$(child_of $pid)
-check wait_copying "$OUT/d/.kill-live.raw-tmp.partial-$child"
+check wait_copying "$child"
 kill -KILL "$child"; wait_for $pid 120; rc=$?
 log "live dump, worker SIGKILL: exit $rc: $(cat "$OUT/kill-live.txt")"
 check [ $rc -eq 2 ]

@@ -76,8 +76,8 @@ pub enum Supervision {
 }
 
 /// Forks: the child returns [`Supervision::Child`] at once; the parent waits for it, passing
-/// on SIGINT and SIGTERM it receives (the child handles them itself), and when the child dies
-/// of a signal runs [`recover_domain`] for `domid` with what the child reported holding.
+/// on SIGINT, SIGTERM and SIGHUP it receives (the child handles them itself), and when the child
+/// dies of a signal runs [`recover_domain`] for `domid` with what the child reported holding.
 ///
 /// # Errors
 /// [`XenError::Call`] if the process has more than one thread (fork would copy only this
@@ -96,7 +96,7 @@ pub fn supervise(domid: u32) -> Result<Supervision, XenError> {
     rustix::fs::fcntl_setfl(&reader, rustix::fs::OFlags::NONBLOCK)
         .map_err(|e| XenError::Call { call: "fcntl", errno: e.raw_os_error() })?;
     let pending = Arc::new(AtomicI32::new(0));
-    for signal in [libc::SIGINT, libc::SIGTERM] {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         let flag = Arc::clone(&pending);
         ffi::on_signal(signal, move || flag.store(signal, Ordering::SeqCst))?;
     }
