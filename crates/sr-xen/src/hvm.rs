@@ -281,7 +281,7 @@ mod tests {
         // VRAM in the MMIO hole, a page in the middle of nowhere, and RAM above 4 GiB.
         let pages = [0..0x800, 0xf0000..0xf0400, 0x80123..0x80124, 0x100000..0x100800, 0xfeff0..0xff000];
         let owned: u64 = pages.iter().map(|r| r.end - r.start).sum();
-        let s = walk(0x100800, &pages, &[], owned, true, &[0xf0000..0xf0400]);
+        let s = walk(0x100800, &pages, &[], owned, true, &pages[1..2]);
         assert_eq!(s.info.found, owned);
         assert!(pages.iter().all(|r| r.clone().all(|g| s.populated.get(g))));
         // The lone page costs a walk up to it; nothing beyond it is asked.
@@ -323,7 +323,7 @@ mod tests {
         let walk = Walk::new(0xff000);
         assert_eq!(walk.windows, 0x3fc);
         assert_eq!(walk.windows_of(&RESERVED_GFNS), 0x3f0..0x3fc);
-        assert_eq!(walk.windows_of(&(GFN_4G..0xff000)), 0x3fc..0x3fc);
+        assert_eq!(walk.windows_of(&(GFN_4G..GFN_4G + 0x800)), 0x3fc..0x3fc);
         assert_eq!(walk.windows_of(&(0x1001..0x1002)), 4..5);
     }
 
