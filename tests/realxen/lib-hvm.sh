@@ -90,3 +90,23 @@ xl_ref() {
 # require CMD...: check CMD, and end the job when it failed (the steps after it need the guest
 # running as found; without it they would each wait out their timeouts)
 require() { check "$@"; [ "$fail" -eq 0 ] || { log "job stopped: $* failed"; ls -ls "$OUT"; exit 1; }; }
+# hvm_param N: the guest's HVM param N (xc_hvm_param_get), for the logs
+hvm_param() {
+    python3 - "$(xl domid "$GUEST")" "$1" <<'PY'
+import ctypes, sys
+xc = ctypes.CDLL("libxenctrl.so.4.17", use_errno=True)
+xc.xc_interface_open.restype = ctypes.c_void_p
+h = ctypes.c_void_p(xc.xc_interface_open(None, None, 0))
+v = ctypes.c_uint64(0)
+rc = xc.xc_hvm_param_get(h, int(sys.argv[1]), int(sys.argv[2]), ctypes.byref(v))
+print("%#x" % v.value if rc == 0 else "error %d" % ctypes.get_errno())
+PY
+}
+# watch_guest SECONDS: the guest's state and Xen's last messages about it, every second (logs)
+watch_guest() {
+    _i=0
+    while [ $_i -lt "$1" ]; do
+        log "state '$(dom_state "$GUEST")', heartbeat $(last_heartbeat "$GUEST"), xl dmesg: $(xl dmesg | grep -a "d$(xl domid "$GUEST" 2>/dev/null)" | tail -n 1)"
+        sleep 1; _i=$((_i+1))
+    done
+}
