@@ -568,14 +568,17 @@ mod tests {
         }
     }
 
-    /// An xl file of a small HVM guest (HVM context `[1, 2, 3]` is enough for the rules).
+    /// An xl file of a small HVM guest (its HVM context: the HEADER save record Xen loads,
+    /// HVM_FILE_MAGIC version 1, then END).
     fn xl_file() -> Vec<u8> {
         let mem = RamMemory::new(12, 4096).unwrap();
         for pfn in [0u64, 1, 7, 1000, 4095] {
             mem.write_pages(&[pfn], &[(pfn % 250) as u8 + 1; 4096]).unwrap();
         }
         let mut state = DomainState::new(DomainType::X86_HVM, 12);
-        state.hvm_context = Some(vec![1, 2, 3]);
+        let header =
+            [&0x0018_0000_0001u64.to_le_bytes()[..], &0x5438_1286u32.to_le_bytes(), &1u32.to_le_bytes(), &[0; 16]];
+        state.hvm_context = Some([&header.concat()[..], &[0; 8]].concat());
         let options = SaveOptions { container: Container::Xl { config: b"{}\0".to_vec() }, ..SaveOptions::default() };
         let mut out = Vec::new();
         Saver::new(options).save(&Tiny { mem, state }, &mut out).unwrap();
