@@ -124,7 +124,7 @@ fn run(command: Command) -> Result<ExitCode> {
                         batch,
                         suspend_timeout: Duration::from_secs(60),
                     };
-                    if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, Some(&out))? {
+                    if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, &[&out])? {
                         return Ok(ExitCode::from(code));
                     }
                     let summary = xsr::cmd::save_domain::save_domain(&settings, &out, &rules)?;
@@ -136,6 +136,12 @@ fn run(command: Command) -> Result<ExitCode> {
                     return Ok(ExitCode::SUCCESS);
                 }
                 let settings = xsr::cmd::dump::DumpSettings { domain, out, format, live: policy, batch };
+                // A dump killed outright (SIGKILL) cannot unpause the guest or turn log-dirty mode
+                // off: its supervising parent does, and removes its partial output (the raw image
+                // an ELF or LiME file is made from has no name).
+                if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, &[&settings.out])? {
+                    return Ok(ExitCode::from(code));
+                }
                 let summary = xsr::cmd::dump::dump(&settings, &rules)?;
                 if json {
                     print_json(&summary)?;
@@ -152,7 +158,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 match settings {}
                 #[cfg(feature = "xen")]
                 {
-                    if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, Some(&out))? {
+                    if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, &[&out])? {
                         return Ok(ExitCode::from(code));
                     }
                     let summary = xsr::cmd::save_domain::save_domain(&settings, &out, &OutputRules::new(force.force))?;
@@ -223,7 +229,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 match settings {}
                 #[cfg(feature = "xen")]
                 {
-                    if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, None)? {
+                    if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, &[])? {
                         return Ok(ExitCode::from(code));
                     }
                     let (summary, receiver) =

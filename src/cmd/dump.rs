@@ -69,7 +69,7 @@ pub struct PassSummary {
 pub struct DumpSummary {
     /// Domain id.
     pub domid: u32,
-    /// `pv` or `hvm`.
+    /// The domain's type as libxl has it: `pv`, `pvh` or `hvm`.
     pub kind: &'static str,
     /// Output format.
     pub format: DumpFormat,
@@ -101,6 +101,19 @@ pub struct DumpSummary {
     pub vcpus: usize,
     /// Bytes of HVM context read (HVM only).
     pub hvm_context_bytes: usize,
+    /// HVM/PVH: milliseconds the last search for the populated gfns took (Xen's page types,
+    /// `getpageframeinfo3`, 1024 gfns a query, until the domain's pages were all found; once
+    /// the guest was paused for a paused dump, else when the domain was opened). The copy
+    /// passes visit only populated gfns.
+    pub gfn_scan_ms: f64,
+    /// HVM/PVH: the type queries of that search.
+    pub gfn_scan_calls: u64,
+    /// HVM/PVH: whether that search asked about every gfn below the maximum (no early end).
+    pub gfn_scan_complete: bool,
+    /// HVM/PVH: the populated (or broken) gfns that search found.
+    pub gfn_scan_found: u64,
+    /// HVM/PVH: the pages the domain owned then (Xen's `tot_pages`).
+    pub gfn_scan_owned: u64,
 }
 
 /// Dumps the domain's memory as `settings` say into `settings.out`, written atomically under
@@ -265,15 +278,18 @@ fn pv_cpus(contexts: &[(u32, Vec<u8>)], width: u32, mfn_to_pfn: impl Fn(u64) -> 
 
 /// Pauses the guest and returns the pfns the final pass must cover (`dirty`, plus what the log
 /// holds now and every pfn whose p2m entry changed; with log-dirty off, every populated pfn),
-/// with the time since the pause, and the number of p2m changes.
+/// with the time since the pause, and the number of p2m changes. An HVM/PVH guest's gfns are
+/// not asked again under log-dirty mode: Xen marks a gfn populated since in the bitmap
+/// (`p2m_add_page`), and the dirty log adds it to the populated set.
 fn pause_and_collect(
     domain: &XenDomain,
     memory: &XenMemory,
     mut dirty: PfnBitmap,
+    logged: bool,
 ) -> Result<((PfnBitmap, Duration), u64)> {
     domain.pause()?;
     let paused_at = Instant::now();
-    let changes = domain.refresh_p2m()?;
+    let changes = if logged && domain.kind() == DomainKind::Hvm { 0 } else { domain.refresh_p2m()? };
     dirty.union_with(&memory.take_dirty());
     Ok(((dirty, paused_at.elapsed()), changes))
 }
@@ -329,6 +345,11 @@ fn run(domain: &XenDomain, settings: &DumpSettings, out: &File) -> Result<DumpSu
                         .context("cannot turn log-dirty mode on (is another save or live dump running?)"));
                 }
             };
+            if tracking == "log-dirty" {
+                // An HVM guest's QEMU writes guest memory too (device DMA): with its own
+                // log-dirty mode on it reports those pages to Xen's bitmap, as for a live save.
+                domain.enable_device_model_log_dirty().context("cannot turn the device model's log-dirty mode on")?;
+            }
             memory.take_dirty(); // log-dirty: clear the bitmap; from now on every write is in it
             passes.push(copier.pass(0, &memory.populated(), true, false)?);
             let (rest, changes) = if tracking == "log-dirty" {
@@ -336,7 +357,7 @@ fn run(domain: &XenDomain, settings: &DumpSettings, out: &File) -> Result<DumpSu
                     let dirty = memory.take_dirty();
                     let last = stats_of(passes.last().expect("one pass"));
                     if policy.should_stop(passes.len() as u32, dirty.count_ones(), 4096, &last) {
-                        break pause_and_collect(domain, memory, dirty)?;
+                        break pause_and_collect(domain, memory, dirty, true)?;
                     }
                     passes.push(copier.pass(passes.len() as u32, &dirty, false, false)?);
                 }
@@ -348,7 +369,7 @@ fn run(domain: &XenDomain, settings: &DumpSettings, out: &File) -> Result<DumpSu
                     passes.push(p);
                     if policy.should_stop(n, changed, 4096, &last) {
                         // Compare mode has no log: the final pass checks every page.
-                        break pause_and_collect(domain, memory, PfnBitmap::new(limit))?;
+                        break pause_and_collect(domain, memory, PfnBitmap::new(limit), false)?;
                     }
                 }
             };
@@ -369,6 +390,7 @@ fn run(domain: &XenDomain, settings: &DumpSettings, out: &File) -> Result<DumpSu
     let vcpus = domain.vcpu_contexts()?;
     let hvm_context = domain.hvm_context()?;
     domain.disable_log_dirty()?;
+    domain.disable_device_model_log_dirty()?;
     domain.unpause()?;
     let paused = paused_at.elapsed();
 
@@ -377,6 +399,8 @@ fn run(domain: &XenDomain, settings: &DumpSettings, out: &File) -> Result<DumpSu
     image.sync_data().context("cannot flush the raw image")?;
     let cpus = match domain.kind() {
         DomainKind::Pv { width } => pv_cpus(&vcpus, width, |mfn| memory.mfn_to_pfn(mfn)),
+        // Only an ELF core carries registers (its notes).
+        DomainKind::Hvm if settings.format != DumpFormat::Elf => Cpus::None,
         DomainKind::Hvm => match &hvm_context {
             Some(blob) => Cpus::X86(
                 hvm_context::decode(blob, 0)
@@ -400,12 +424,10 @@ fn run(domain: &XenDomain, settings: &DumpSettings, out: &File) -> Result<DumpSu
     };
     let seconds = started.elapsed().as_secs_f64();
     let pages = populated.count_ones();
+    let scan = domain.gfn_scan().unwrap_or_default();
     Ok(DumpSummary {
         domid: domain.domid(),
-        kind: match domain.kind() {
-            DomainKind::Pv { .. } => "pv",
-            DomainKind::Hvm => "hvm",
-        },
+        kind: domain.guest_type().name(),
         format: settings.format,
         live: settings.live.is_some(),
         dirty_tracking: tracking,
@@ -420,6 +442,11 @@ fn run(domain: &XenDomain, settings: &DumpSettings, out: &File) -> Result<DumpSu
         mib_per_sec: (pages * 4096) as f64 / (1 << 20) as f64 / seconds.max(1e-9),
         vcpus: registers,
         hvm_context_bytes: hvm_context.map_or(0, |c| c.len()),
+        gfn_scan_ms: scan.took.as_secs_f64() * 1e3,
+        gfn_scan_calls: scan.calls,
+        gfn_scan_complete: scan.complete,
+        gfn_scan_found: scan.found,
+        gfn_scan_owned: scan.owned,
     })
 }
 
@@ -458,7 +485,11 @@ pub fn print_summary(s: &DumpSummary, out: &mut impl std::io::Write) -> std::io:
         out,
         "  guest paused {:.1} ms; {} vcpu register notes; {} unreadable pages; {} p2m changes",
         s.paused_ms, s.vcpus, s.unreadable_pages, s.p2m_changes
-    )
+    )?;
+    if s.gfn_scan_calls > 0 {
+        writeln!(out, "  populated gfns found in {:.1} ms ({} type queries)", s.gfn_scan_ms, s.gfn_scan_calls)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -577,6 +608,11 @@ mod tests {
             mib_per_sec: 16.0,
             vcpus: 1,
             hvm_context_bytes: 0,
+            gfn_scan_ms: 0.0,
+            gfn_scan_calls: 0,
+            gfn_scan_complete: false,
+            gfn_scan_found: 0,
+            gfn_scan_owned: 0,
         };
         let mut out = Vec::new();
         print_summary(&s, &mut out).unwrap();

@@ -14,8 +14,9 @@ use std::time::Instant;
 use crate::util::{Ctx, Error, err, io_err, list_files, run};
 use compare::{realxen_compare, save_checks};
 
-/// The job scripts, their guest (`# realxen-guest: MEM:VCPUS[:DIRTY]` in the script) and the
-/// host-side checks; `common.sh` is copied in with each job.
+/// The job scripts, their guest (`# realxen-guest: MEM:VCPUS[:DIRTY]` and `# realxen-guest-type:
+/// pv|pvh|hvm` in the script) and the host-side checks; `common.sh` and the `lib-*.sh` files
+/// (shared job bodies) are copied in with each job.
 const REALXEN_DIR: &str = "tests/realxen";
 
 /// `realxen.sh`: `$REALXEN_SH`, else `shared/realxen/realxen.sh` beside the repo or an ancestor.
@@ -60,9 +61,16 @@ pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
     }
     let script = realxen_script(ctx)?;
     run(ctx.cargo(["build", "--release", "--features", "xen"]))?;
-    let mut jobs: Vec<PathBuf> = list_files(Path::new(REALXEN_DIR))?
+    let files = list_files(Path::new(REALXEN_DIR))?;
+    let is_lib = |p: &Path| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        name == "common.sh" || name.starts_with("lib-")
+    };
+    let libs: Vec<PathBuf> =
+        files.iter().filter(|p| p.extension() == Some(OsStr::new("sh")) && is_lib(p)).cloned().collect();
+    let mut jobs: Vec<PathBuf> = files
         .into_iter()
-        .filter(|p| p.extension() == Some(OsStr::new("sh")) && p.file_name() != Some(OsStr::new("common.sh")))
+        .filter(|p| p.extension() == Some(OsStr::new("sh")) && !is_lib(p))
         .filter(|p| only.is_empty() || only.iter().any(|o| p.file_stem() == Some(OsStr::new(o))))
         .collect();
     jobs.sort();
@@ -76,16 +84,14 @@ pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
             let name = job.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let text = fs::read_to_string(job).map_err(|e| io_err("cannot read", job, e))?;
             let guest = text.lines().find_map(|l| l.strip_prefix("# realxen-guest: ")).unwrap_or("32:1").trim();
-            println!("==> realxen job {name} (round {round}/{runs}, guest {guest})");
+            let gtype = text.lines().find_map(|l| l.strip_prefix("# realxen-guest-type: ")).unwrap_or("pv").trim();
+            println!("==> realxen job {name} (round {round}/{runs}, guest {guest}, {gtype})");
             let started = Instant::now();
             let out = Command::new(&script)
-                .args([
-                    "job".as_ref(),
-                    job.as_os_str(),
-                    "target/release/xsr".as_ref(),
-                    format!("{REALXEN_DIR}/common.sh").as_ref(),
-                ])
+                .args(["job".as_ref(), job.as_os_str(), "target/release/xsr".as_ref()])
+                .args(libs.iter().map(|l| l.as_os_str()))
                 .env("REALXEN_GUEST", guest)
+                .env("REALXEN_GUEST_TYPE", gtype)
                 .stderr(Stdio::inherit())
                 .output()
                 .map_err(|e| err(format!("cannot run {}: {e}", script.display())))?;
@@ -164,19 +170,31 @@ fn host_checks(job: &str, out: &Path) -> Result<Vec<String>, Error> {
         return checked;
     }
     let mut done = Vec::new();
-    if job != "dump" {
+    if job != "dump" && !job.starts_with("dump-") {
         return Ok(done);
     }
     let read = |name: &str| fs::read(out.join(name)).map_err(|e| io_err("cannot read", &out.join(name), e));
-    let core = read("xl.core")?;
-    let reference = pattern_pages(dumpcore_pages(&core)?);
+    // The reference addresses: `xl dump-core` of the guest, or (a PVH guest, whose dump-core
+    // maps each of ~1M gfns on its own: 13 minutes here) `xl save -c` of it.
+    let (reference, source) = if out.join("xl.core").exists() {
+        (pattern_pages(dumpcore_pages(&read("xl.core")?)?), "xl.core")
+    } else {
+        (compare::save_pattern_reference(&out.join("xl.save"))?, "xl.save")
+    };
     if reference.iter().any(Vec::is_empty) {
-        return Err(err("xl dump-core itself lacks pattern pages: the guest is not the standard one"));
+        return Err(err(format!("{source} itself lacks pattern pages: the guest is not the standard one")));
     }
-    done.push(format!("xl.core: all {PATTERN_PAGES} pattern pages (reference addresses)"));
-    let raw = read("xsr.raw")?;
-    let raw_pages = raw.chunks_exact(4096).enumerate().map(|(pfn, p)| (pfn as u64, p));
-    done.push(compare_pattern("xsr.raw", &pattern_pages(raw_pages), &reference)?);
+    done.push(format!("{source}: all {PATTERN_PAGES} pattern pages (reference addresses)"));
+    // The raw image of an HVM/PVH guest spans every gfn below the maximum (4 GiB for the
+    // standard guest): those jobs leave it out (their ELF and LiME files are written from the
+    // same raw image).
+    if out.join("xsr.raw").exists() {
+        let raw = read("xsr.raw")?;
+        let raw_pages = raw.chunks_exact(4096).enumerate().map(|(pfn, p)| (pfn as u64, p));
+        done.push(compare_pattern("xsr.raw", &pattern_pages(raw_pages), &reference)?);
+    }
+    // The guest's vcpus, as `xl vcpu-list` counted them in dom0 (jobs that write it).
+    let want_vcpus: Option<usize> = fs::read_to_string(out.join("vcpus.txt")).ok().and_then(|t| t.trim().parse().ok());
     for elf in ["xsr-live.elf", "xsr.elf"] {
         let bytes = read(elf)?;
         done.push(compare_pattern(elf, &pattern_pages(elf_load_pages(&bytes)?.into_iter()), &reference)?);
@@ -199,6 +217,9 @@ fn host_checks(job: &str, out: &Path) -> Result<Vec<String>, Error> {
             if prstatus == 0 {
                 return Err(err(format!("readelf -n {elf}: no NT_PRSTATUS note (no vcpu registers)")));
             }
+            if let Some(n) = want_vcpus.filter(|&n| n != prstatus) {
+                return Err(err(format!("readelf -n {elf}: {prstatus} NT_PRSTATUS notes for a guest of {n} vcpus")));
+            }
             done.push(format!("readelf -n {elf}: {prstatus} NT_PRSTATUS notes (one per vcpu)"));
         }
         let gdb = Command::new("gdb").args(["--batch", "-nx", "-ex", "info threads", "-c"]).arg(&path).output();
@@ -212,12 +233,18 @@ fn host_checks(job: &str, out: &Path) -> Result<Vec<String>, Error> {
             if threads == 0 {
                 return Err(err(format!("gdb sees no thread in {elf}: {text}")));
             }
+            if let Some(n) = want_vcpus.filter(|&n| n != threads) {
+                return Err(err(format!("gdb sees {threads} threads in {elf} for a guest of {n} vcpus: {text}")));
+            }
             let rip = text.lines().find(|l| l.trim_start().starts_with('*')).unwrap_or("").trim().to_string();
             done.push(format!("gdb {elf}: {threads} thread(s): {rip}"));
         }
     }
     let lime = read("xsr.lime")?;
     done.push(compare_pattern("xsr.lime", &pattern_pages(lime_pages(&lime)?.into_iter()), &reference)?);
+    if source == "xl.save" {
+        done.iter_mut().for_each(|l| *l = l.replace("xl dump-core", "xl save -c"));
+    }
     Ok(done)
 }
 

@@ -61,6 +61,20 @@ pub trait DomainControl {
     /// `fast` = 1, the suspend cancel, then `xs_resume_domain`, as libxl's
     /// `domain_resume_done`); a no-op for the hypervisor part if it is not suspended.
     fn resume(&self) -> Result<(), XenError>;
+    /// Turns the device model's (QEMU's) log-dirty mode on or off (QMP
+    /// `xen-set-global-dirty-log`). Only asked of a domain with a device model.
+    fn set_dm_log_dirty(&self, on: bool) -> Result<(), XenError> {
+        let _ = on;
+        Ok(())
+    }
+    /// Stops the device model (QMP `stop`). Only asked of a domain with a device model.
+    fn stop_dm(&self) -> Result<(), XenError> {
+        Ok(())
+    }
+    /// Lets the device model run again (QMP `cont`).
+    fn cont_dm(&self) -> Result<(), XenError> {
+        Ok(())
+    }
 }
 
 /// Tracks what this process did to the domain and undoes it on [`restore`](Self::restore) or
@@ -71,12 +85,64 @@ pub struct DomainGuard<C: DomainControl> {
     paused: bool,
     log_dirty: bool,
     suspended: bool,
+    dm_log_dirty: bool,
+    dm_stopped: bool,
 }
 
 impl<C: DomainControl> DomainGuard<C> {
     /// A guard that has changed nothing yet.
     pub fn new(control: C) -> Self {
-        Self { control, paused: false, log_dirty: false, suspended: false }
+        Self { control, paused: false, log_dirty: false, suspended: false, dm_log_dirty: false, dm_stopped: false }
+    }
+
+    /// Whether this guard turned the device model's log-dirty mode on.
+    pub fn dm_log_dirty(&self) -> bool {
+        self.dm_log_dirty
+    }
+
+    /// Whether this guard stopped the device model.
+    pub fn dm_stopped(&self) -> bool {
+        self.dm_stopped
+    }
+
+    /// Turns the device model's log-dirty mode on (once).
+    pub fn enable_dm_log_dirty(&mut self) -> Result<(), XenError> {
+        if !self.dm_log_dirty {
+            self.control.set_dm_log_dirty(true)?;
+            self.dm_log_dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Turns the device model's log-dirty mode off if this guard turned it on.
+    pub fn disable_dm_log_dirty(&mut self) -> Result<(), XenError> {
+        if self.dm_log_dirty {
+            // Believed off from here whatever the answer: turning it off twice makes QEMU
+            // abort, leaving it on costs only its dirty reports.
+            self.dm_log_dirty = false;
+            self.control.set_dm_log_dirty(false)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the device model (once); [`resume`](Self::resume) and the way out let it run
+    /// again before the domain is resumed.
+    pub fn stop_dm(&mut self) -> Result<(), XenError> {
+        if !self.dm_stopped {
+            // Held from the request on: a `cont` of a QEMU that did not stop does nothing.
+            self.dm_stopped = true;
+            self.control.stop_dm()?;
+        }
+        Ok(())
+    }
+
+    /// Lets a device model this guard stopped run again.
+    pub fn cont_dm(&mut self) -> Result<(), XenError> {
+        if self.dm_stopped {
+            self.control.cont_dm()?;
+            self.dm_stopped = false;
+        }
+        Ok(())
     }
 
     /// The controlled object.
@@ -201,13 +267,15 @@ impl<C: DomainControl> DomainGuard<C> {
     }
 
     /// Resumes the domain if this guard suspended it (suspend cancel: the guest carries on
-    /// where it suspended, as after `xl save -c`).
+    /// where it suspended, as after `xl save -c`), after letting a device model this guard
+    /// stopped run again (libxl's `libxl__domain_resume`: `cont`, then `xc_domain_resume`).
     pub fn resume(&mut self) -> Result<(), XenError> {
+        let dm = self.cont_dm();
         if self.suspended {
             self.control.resume()?;
             self.suspended = false;
         }
-        Ok(())
+        dm
     }
 
     /// Forgets everything this guard would undo: the domain is gone (destroyed after a
@@ -216,15 +284,20 @@ impl<C: DomainControl> DomainGuard<C> {
         self.paused = false;
         self.log_dirty = false;
         self.suspended = false;
+        self.dm_log_dirty = false;
+        self.dm_stopped = false;
     }
 
-    /// Puts the domain back as found: log-dirty off, then unpause, then resume if this guard
-    /// suspended it; every step is attempted, the first error is returned. Idempotent.
+    /// Puts the domain back as found: log-dirty off, the device model's log-dirty off (Xen's
+    /// saver's `cleanup` order), unpause, then the device model's `cont` and the resume if
+    /// this guard suspended it; every step is attempted, the first error is returned.
+    /// Idempotent.
     pub fn restore(&mut self) -> Result<(), XenError> {
         let off = self.disable_log_dirty();
+        let dm_off = self.disable_dm_log_dirty();
         let run = self.unpause();
         let resume = self.resume();
-        off.and(run).and(resume)
+        off.and(dm_off).and(run).and(resume)
     }
 }
 
@@ -303,6 +376,65 @@ mod tests {
         fn resume(&self) -> Result<(), XenError> {
             self.op("resume")
         }
+        fn set_dm_log_dirty(&self, on: bool) -> Result<(), XenError> {
+            self.op(if on { "dm-logdirty-on" } else { "dm-logdirty-off" })
+        }
+        fn stop_dm(&self) -> Result<(), XenError> {
+            self.op("dm-stop")
+        }
+        fn cont_dm(&self) -> Result<(), XenError> {
+            self.op("dm-cont")
+        }
+    }
+
+    /// Xen's saver's cleanup order, then libxl's resume: log-dirty off, QEMU's log-dirty off,
+    /// QEMU's `cont`, the domain's resume; and nothing of the device model that was not done.
+    #[test]
+    fn device_model_is_put_back_before_the_resume() {
+        let fake = Fake::default();
+        fake.shutdown.borrow_mut().extend([None, Some(SHUTDOWN_SUSPEND)]);
+        fake.acked.borrow_mut().push_back(true);
+        {
+            let mut g = DomainGuard::new(&fake);
+            g.enable_dm_log_dirty().unwrap();
+            g.enable_log_dirty().unwrap();
+            g.suspend(LONG, &Interrupt::none(), 1).unwrap();
+            g.stop_dm().unwrap();
+            g.stop_dm().unwrap(); // once
+        }
+        assert_eq!(
+            fake.actions(),
+            [
+                "dm-logdirty-on",
+                "logdirty-on",
+                "request",
+                "dm-stop",
+                "logdirty-off",
+                "dm-logdirty-off",
+                "dm-cont",
+                "resume"
+            ]
+        );
+        let fake = Fake::default();
+        drop(DomainGuard::new(&fake));
+        assert!(fake.actions().is_empty());
+    }
+
+    /// A failed `xen-set-global-dirty-log` off is not tried again (a second off makes QEMU
+    /// abort); a failed `cont` is, and the resume still happens.
+    #[test]
+    fn device_model_failures() {
+        let fake = Fake::default();
+        fake.fail.borrow_mut().extend(["dm-logdirty-off", "dm-cont"]);
+        let mut g = DomainGuard::new(&fake);
+        g.enable_dm_log_dirty().unwrap();
+        g.stop_dm().unwrap();
+        let e = g.restore().unwrap_err();
+        assert!(matches!(e, XenError::Call { call: "dm-logdirty-off", .. }));
+        assert!(!g.dm_log_dirty());
+        assert!(g.dm_stopped());
+        drop(g);
+        assert_eq!(fake.actions(), ["dm-logdirty-on", "dm-stop", "dm-logdirty-off", "dm-cont", "dm-cont"]);
     }
 
     #[test]

@@ -7,10 +7,32 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use sr_memory::{AtomicPfnBitmap, PfnBitmap};
 
 use crate::control::{DomainControl, DomainGuard, SHUTDOWN_SUSPEND};
+use crate::device_model::{DeviceModel, GuestType, guest_type};
 use crate::error::XenError;
 use crate::ffi::{DomainInfo, ForeignMemory, TscInfo, XenCtrl, XenStore};
+use crate::ffi_hvm::{HVM_PARAM_ACPI_S_STATE, HVM_PARAM_CALLBACK_IRQ};
+use crate::hvm::GfnScanInfo;
 use crate::interrupt::Interrupt;
 use crate::memory::{Addressing, XenMemory};
+use crate::supervise::{held, note};
+
+/// Why a 32-bit PV domain is refused, in words (the dump, `save --domain` and `send
+/// --domain` all stop at [`XenDomain::open`]).
+pub const PV32_REFUSAL: &str = "it is a 32-bit PV guest: xsr dumps and saves 64-bit x86 PV, PVH and HVM domains only; \
+     a 32-bit PV guest's p2m (32-bit entries), page tables (3-level PAE, normalised mfn to pfn as Xen's saver does) \
+     and vcpu context (the 32-bit compat layout) are not implemented";
+
+/// How a suspend is asked of the guest (libxl's choice in `domain_suspend_callback_common`,
+/// `tools/libs/light/libxl_dom_suspend.c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuspendBy {
+    /// `suspend` into `control/shutdown` in xenstore; the guest's PV drivers suspend it (PV
+    /// guests, PVH guests, HVM guests with PV drivers).
+    Xenstore,
+    /// `xc_domain_shutdown(SHUTDOWN_suspend)` from outside: an HVM guest without PV drivers
+    /// (`HVM_PARAM_CALLBACK_IRQ` 0) or in an ACPI sleep state; the guest does not take part.
+    Hypercall,
+}
 
 /// The kind of guest, as far as memory access goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +54,10 @@ pub struct Control {
     xs: Arc<Mutex<Option<XenStore>>>,
     domid: u32,
     log_dirty: Arc<AtomicBool>,
+    /// The device model, for an HVM domain.
+    dm: Option<DeviceModel>,
+    /// How the next suspend is asked.
+    suspend_by: Arc<Mutex<SuspendBy>>,
 }
 
 impl Control {
@@ -58,34 +84,86 @@ impl Control {
     }
 }
 
+impl Control {
+    fn suspend_by(&self) -> SuspendBy {
+        *self.suspend_by.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn dm(&self) -> Result<&DeviceModel, XenError> {
+        self.dm.as_ref().ok_or(XenError::Unsupported { domid: self.domid, what: "it has no device model".into() })
+    }
+}
+
 impl DomainControl for Control {
     fn pause(&self) -> Result<(), XenError> {
-        self.ctrl().pause(self.domid)
+        self.ctrl().pause(self.domid)?;
+        note(held::PAUSED, true);
+        Ok(())
     }
     fn unpause(&self) -> Result<(), XenError> {
-        self.ctrl().unpause(self.domid)
+        self.ctrl().unpause(self.domid)?;
+        note(held::PAUSED, false);
+        Ok(())
     }
     fn set_log_dirty(&self, on: bool) -> Result<(), XenError> {
         let op = if on { xen_sys::XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY } else { xen_sys::XEN_DOMCTL_SHADOW_OP_OFF };
         if !on {
             // Stop reading the bitmap first: from here on the dirty sets are conservative.
             self.log_dirty.store(false, Ordering::SeqCst);
+        } else {
+            // Turning it off when it did not go on is harmless: held from the request on.
+            note(held::LOG_DIRTY, true);
         }
         self.ctrl().shadow_op(self.domid, op)?;
+        if !on {
+            note(held::LOG_DIRTY, false);
+        }
         self.log_dirty.store(on, Ordering::SeqCst);
         Ok(())
     }
     fn request_suspend(&self) -> Result<(), XenError> {
-        let path = self.shutdown_path();
-        self.with_xs(|xs| xs.write(&path, "suspend"))
+        match self.suspend_by() {
+            SuspendBy::Xenstore => {
+                let path = self.shutdown_path();
+                self.with_xs(|xs| xs.write(&path, "suspend"))
+            }
+            SuspendBy::Hypercall => self.ctrl().domain_shutdown(self.domid, SHUTDOWN_SUSPEND),
+        }
     }
     fn suspend_acked(&self) -> Result<bool, XenError> {
+        if self.suspend_by() == SuspendBy::Hypercall {
+            // The guest does not take part (libxl sets guest_responded at once).
+            return Ok(true);
+        }
         let path = self.shutdown_path();
         self.with_xs(|xs| Ok(xs.read(&path).as_deref() != Some("suspend")))
     }
     fn cancel_suspend(&self) -> Result<bool, XenError> {
+        if self.suspend_by() == SuspendBy::Hypercall {
+            return Ok(false);
+        }
         let path = self.shutdown_path();
         self.with_xs(|xs| xs.replace_if(&path, "suspend", ""))
+    }
+    fn set_dm_log_dirty(&self, on: bool) -> Result<(), XenError> {
+        let dm = self.dm()?;
+        if on {
+            // Held once QEMU has the command: turning it off when it is not on makes QEMU abort.
+            dm.set_log_dirty(true, || note(held::DM_LOG_DIRTY, true))
+        } else {
+            // Released before the request, for the same reason.
+            note(held::DM_LOG_DIRTY, false);
+            dm.set_log_dirty(false, || {})
+        }
+    }
+    fn stop_dm(&self) -> Result<(), XenError> {
+        note(held::DM_STOPPED, true);
+        self.dm()?.stop()
+    }
+    fn cont_dm(&self) -> Result<(), XenError> {
+        self.dm()?.cont()?;
+        note(held::DM_STOPPED, false);
+        Ok(())
     }
     fn shutdown_reason(&self) -> Result<Option<u32>, XenError> {
         Ok(self.ctrl().domain_info(self.domid)?.shutdown_reason)
@@ -112,9 +190,14 @@ impl DomainControl for Control {
 pub struct XenDomain {
     info: DomainInfo,
     kind: DomainKind,
+    guest_type: GuestType,
     memory: Arc<XenMemory>,
     guard: Mutex<DomainGuard<Control>>,
     interrupt: Interrupt,
+    /// The last gfn scan (HVM/PVH).
+    scan: Mutex<Option<GfnScanInfo>>,
+    /// The device model's `physmap` ranges (gfns), where a gfn scan looks early.
+    hints: Vec<std::ops::Range<u64>>,
 }
 
 /// What [`recover_domain`] found and did.
@@ -122,31 +205,95 @@ pub struct XenDomain {
 pub enum Recovery {
     /// The domain no longer exists (a save that completed had destroyed it).
     Gone,
-    /// It was suspended: it was resumed (suspend cancel), as a saver's guard would have.
-    Resumed,
-    /// It was not suspended: nothing to resume.
-    Untouched,
+    /// It was suspended: it was resumed (suspend cancel), as a saver's guard would have,
+    /// after what the process held (`released`, [`held`](crate::held) bits) was released.
+    Resumed {
+        /// What was released.
+        released: u8,
+    },
+    /// It was not suspended; what the process held (`released`) was released (0: nothing).
+    Released {
+        /// What was released.
+        released: u8,
+    },
 }
 
-/// Puts back a domain whose saver process died without cleaning up (killed with SIGKILL, or
-/// crashed inside a library): log-dirty mode off (best effort: Xen refuses it when it was not
-/// on) and, if the domain is shut down with reason suspend, the cooperative resume
-/// (`xc_domain_resume` with suspend cancel, then `xs_resume_domain`) the saver's
-/// [`DomainGuard`] would have done. For a supervising process; it never pauses or suspends.
-pub fn recover_domain(domid: u32) -> Result<Recovery, XenError> {
+/// Puts back a domain whose saver or dumper process died without cleaning up (killed with
+/// SIGKILL, or crashed inside a library), given what that process reported holding
+/// ([`held`](crate::held) bits, see [`supervise`](crate::supervise)): in the order its
+/// [`DomainGuard`] would have, log-dirty mode off, the device model's log-dirty mode off, the
+/// pause released, the device model's `cont`, and, if the domain is shut down with reason
+/// suspend, the cooperative resume (`xc_domain_resume` with suspend cancel, then
+/// `xs_resume_domain`). It never pauses or suspends; every step is tried, the first error is
+/// returned.
+pub fn recover_domain(domid: u32, holding: u8) -> Result<Recovery, XenError> {
     let ctrl = XenCtrl::open()?;
     let info = match ctrl.domain_info(domid) {
         Ok(info) => info,
         Err(XenError::NoSuchDomain { .. }) => return Ok(Recovery::Gone),
         Err(e) => return Err(e),
     };
-    let _ = ctrl.shadow_op(domid, xen_sys::XEN_DOMCTL_SHADOW_OP_OFF);
-    if info.shutdown_reason != Some(SHUTDOWN_SUSPEND) {
-        return Ok(Recovery::Untouched);
+    let mut result = Ok(());
+    let mut keep = |r: Result<(), XenError>| {
+        if let Err(e) = r
+            && result.is_ok()
+        {
+            result = Err(e);
+        }
+    };
+    if holding & held::LOG_DIRTY != 0 {
+        keep(ctrl.shadow_op(domid, xen_sys::XEN_DOMCTL_SHADOW_OP_OFF));
     }
-    ctrl.domain_resume(domid, true)?;
-    XenStore::open_rw()?.resume_domain(domid)?;
-    Ok(Recovery::Resumed)
+    let dm = if holding & (held::DM_LOG_DIRTY | held::DM_STOPPED) != 0 {
+        match XenStore::open().and_then(|xs| DeviceModel::find(&xs, &info)) {
+            Ok(dm) => dm,
+            Err(e) => {
+                keep(Err(e));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(dm) = &dm
+        && holding & held::DM_LOG_DIRTY != 0
+    {
+        keep(dm.set_log_dirty(false, || {}));
+    }
+    if holding & held::PAUSED != 0 {
+        keep(ctrl.unpause(domid));
+    }
+    if let Some(dm) = &dm
+        && holding & held::DM_STOPPED != 0
+    {
+        keep(dm.cont());
+    }
+    let outcome = if info.shutdown_reason == Some(SHUTDOWN_SUSPEND) {
+        keep(ctrl.domain_resume(domid, true));
+        keep(XenStore::open_rw().and_then(|xs| xs.resume_domain(domid)));
+        Recovery::Resumed { released: holding }
+    } else {
+        Recovery::Released { released: holding }
+    };
+    result.map(|()| outcome)
+}
+
+/// The gfn ranges of the device model's `physmap` entries (`start_addr` and `size`, hex, under
+/// `/local/domain/0/device-model/<domid>/physmap/<id>/`: QEMU's VRAM and ROMs), where a gfn
+/// scan looks early. Entries that do not parse are left out (they only order the scan).
+fn physmap_hints(domid: u32) -> Result<Vec<std::ops::Range<u64>>, XenError> {
+    let xs = XenStore::open()?;
+    let root = format!("/local/domain/0/device-model/{domid}/physmap");
+    let hex = |p: String| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok();
+    Ok(xs
+        .directory(&root)
+        .into_iter()
+        .filter_map(|e| {
+            let start = xs.read(&format!("{root}/{e}/start_addr")).and_then(hex)? >> 12;
+            let size = xs.read(&format!("{root}/{e}/size")).and_then(hex)?;
+            Some(start..start.checked_add(size.div_ceil(4096))?)
+        })
+        .collect())
 }
 
 /// Resolves `DOMID` or a domain name (xenstore's `/local/domain/*/name`, as `xl domid` does).
@@ -183,6 +330,9 @@ impl XenDomain {
             (DomainKind::Hvm, Addressing::Hvm, limit)
         } else {
             let width = ctrl.guest_width(domid)?;
+            if width == 4 {
+                return Err(XenError::Unsupported { domid, what: PV32_REFUSAL.into() });
+            }
             if width != 8 {
                 return Err(XenError::Width { width });
             }
@@ -200,6 +350,8 @@ impl XenDomain {
         };
         let ctrl = Arc::new(Mutex::new(ctrl));
         let log_dirty = Arc::new(AtomicBool::new(false));
+        let mut scan = None;
+        let mut hints = Vec::new();
         let mut memory = XenMemory {
             domid,
             ctrl: Arc::clone(&ctrl),
@@ -217,6 +369,7 @@ impl XenDomain {
             p2m_frames: RwLock::new(Vec::new()),
             quiesced: AtomicBool::new(false),
             compare: std::sync::OnceLock::new(),
+            broken: Mutex::new(Vec::new()),
         };
         match kind {
             DomainKind::Pv { .. } => {
@@ -228,18 +381,40 @@ impl XenDomain {
                 memory.install_p2m(p2m, &backed)?;
             }
             DomainKind::Hvm => {
-                let mut all = PfnBitmap::new(pfn_limit);
-                for p in 0..pfn_limit {
-                    all.set(p);
-                }
-                memory.populated = RwLock::new(all);
+                hints = physmap_hints(domid)?;
+                let scanned = {
+                    let ctrl = memory.ctrl.lock().unwrap_or_else(|e| e.into_inner());
+                    crate::hvm::scan_gfns(&ctrl, domid, pfn_limit, &hints, &interrupt)?
+                };
+                scan = Some(scanned.info);
+                memory.populated = RwLock::new(scanned.populated);
+                memory.broken = Mutex::new(scanned.broken);
             }
         }
         memory.pending = Mutex::new(PfnBitmap::new(memory.pfn_limit));
         memory.unreadable = AtomicPfnBitmap::new(memory.pfn_limit);
         let memory = Arc::new(memory);
-        let control = Control { ctrl, xs: Arc::new(Mutex::new(None)), domid, log_dirty };
-        Ok(Self { info, kind, memory, guard: Mutex::new(DomainGuard::new(control)), interrupt })
+        let xs = XenStore::open()?;
+        let guest_type = guest_type(&xs, &info);
+        let dm = DeviceModel::find(&xs, &info)?;
+        let control = Control {
+            ctrl,
+            xs: Arc::new(Mutex::new(None)),
+            domid,
+            log_dirty,
+            dm,
+            suspend_by: Arc::new(Mutex::new(SuspendBy::Xenstore)),
+        };
+        Ok(Self {
+            info,
+            kind,
+            guest_type,
+            memory,
+            guard: Mutex::new(DomainGuard::new(control)),
+            interrupt,
+            scan: Mutex::new(scan),
+            hints,
+        })
     }
 
     /// What Xen said about the domain when it was opened.
@@ -328,10 +503,136 @@ impl XenDomain {
             return Ok(std::time::Duration::ZERO);
         }
         let now = self.ctrl().domain_info(self.info.domid)?;
-        if now.paused {
+        let by = self.suspend_method()?;
+        // A paused guest cannot answer; one suspended from outside need not.
+        if now.paused && by == SuspendBy::Xenstore {
             return Err(XenError::Paused { domid: self.info.domid });
         }
+        *g.control().suspend_by.lock().unwrap_or_else(|e| e.into_inner()) = by;
         g.suspend(timeout, &self.interrupt, self.info.domid)
+    }
+
+    /// How libxl would ask this guest to suspend (`domain_suspend_callback_common`): for an
+    /// HVM or PVH guest it reads `HVM_PARAM_CALLBACK_IRQ` (PV drivers present) and
+    /// `HVM_PARAM_ACPI_S_STATE`; a guest in S0 that published a suspend event channel
+    /// (`device/suspend/event-channel`, non-empty) is asked through it; an HVM guest without PV
+    /// drivers, or asleep, is shut down with reason suspend from outside; every other guest
+    /// through xenstore `control/shutdown`.
+    ///
+    /// Errors: [`XenError::Unsupported`] for the event-channel case, which xsr does not drive
+    /// (Linux does not publish one; Windows PV drivers do).
+    pub fn suspend_method(&self) -> Result<SuspendBy, XenError> {
+        let domid = self.info.domid;
+        let (pvdrv, s_state) = if self.info.hvm {
+            let ctrl = self.ctrl();
+            (ctrl.hvm_param(domid, HVM_PARAM_CALLBACK_IRQ)?, ctrl.hvm_param(domid, HVM_PARAM_ACPI_S_STATE)?)
+        } else {
+            (0, 0)
+        };
+        let port = XenStore::open()?
+            .read(&format!("/local/domain/{domid}/device/suspend/event-channel"))
+            .filter(|p| !p.is_empty());
+        if s_state == 0
+            && let Some(port) = port
+        {
+            return Err(XenError::Unsupported {
+                domid,
+                what: format!(
+                    "the guest asks to be suspended through its suspend event channel (port {port} in \
+                     device/suspend/event-channel), which xsr does not drive: libxl notifies it with \
+                     xc_suspend_evtchn_init_exclusive"
+                ),
+            });
+        }
+        if self.guest_type == GuestType::Hvm && (pvdrv == 0 || s_state != 0) {
+            return Ok(SuspendBy::Hypercall);
+        }
+        Ok(SuspendBy::Xenstore)
+    }
+
+    /// The type libxl gave the domain (PV, PVH or HVM).
+    pub fn guest_type(&self) -> GuestType {
+        self.guest_type
+    }
+
+    /// Whether the domain has a device model this process drives (upstream QEMU of an HVM
+    /// domain).
+    pub fn has_device_model(&self) -> bool {
+        self.guard().control().dm.is_some()
+    }
+
+    /// HVM/PVH: how the last search for the populated gfns went (at open, or the last
+    /// [`refresh_p2m`](Self::refresh_p2m)). PV: `None`.
+    pub fn gfn_scan(&self) -> Option<GfnScanInfo> {
+        *self.scan.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Turns the device model's log-dirty mode on (QMP `xen-set-global-dirty-log`, as Xen's
+    /// HVM saver has libxl do in its `setup`), held by the guard until
+    /// [`disable_device_model_log_dirty`](Self::disable_device_model_log_dirty) or the way
+    /// out. A no-op without a device model (PV, PVH).
+    pub fn enable_device_model_log_dirty(&self) -> Result<(), XenError> {
+        let mut g = self.guard();
+        if g.control().dm.is_none() {
+            return Ok(());
+        }
+        g.enable_dm_log_dirty()
+    }
+
+    /// Turns the device model's log-dirty mode off, if this process turned it on.
+    pub fn disable_device_model_log_dirty(&self) -> Result<(), XenError> {
+        self.guard().disable_dm_log_dirty()
+    }
+
+    /// The device model's state once the guest is suspended, as libxl takes it
+    /// (`libxl__qmp_suspend_save`): QMP `stop` (held by the guard: `cont` on the way out or at
+    /// [`resume`](Self::resume)), then `xen-save-devices-state` into a memfd passed with
+    /// `add-fd`; `live` is passed on to QEMU (a migration rather than a snapshot). Returns
+    /// QEMU's bytes, the EMULATOR_CONTEXT payload.
+    ///
+    /// Errors: [`XenError::Unsupported`] without a device model; [`XenError::Qmp`].
+    pub fn save_device_model(&self, live: bool) -> Result<Vec<u8>, XenError> {
+        let mut g = self.guard();
+        let Some(dm) = g.control().dm.clone() else {
+            return Err(XenError::Unsupported { domid: self.info.domid, what: "it has no device model".into() });
+        };
+        g.stop_dm()?;
+        dm.save_state(live)
+    }
+
+    /// The EMULATOR_XENSTORE_DATA payload of the device model (its `physmap` entries; empty
+    /// when it has none or there is no device model).
+    pub fn device_model_xenstore_data(&self) -> Result<Vec<u8>, XenError> {
+        let dm = self.guard().control().dm.clone();
+        match dm {
+            Some(dm) => dm.xenstore_data(&XenStore::open()?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The device model's run state (QMP `query-status`: `running`, `paused`, ...), `None`
+    /// without a device model.
+    pub fn device_model_status(&self) -> Result<Option<String>, XenError> {
+        let dm = self.guard().control().dm.clone();
+        dm.map(|dm| dm.status()).transpose()
+    }
+
+    /// The HVM params Xen's saver sends (`write_hvm_params` of
+    /// `tools/libs/guest/xg_sr_save_x86_hvm.c`), in its order, the non-zero ones only: the
+    /// HVM_PARAMS record's entries. Empty for PV.
+    pub fn hvm_params(&self) -> Result<Vec<(u64, u64)>, XenError> {
+        if !self.info.hvm {
+            return Ok(Vec::new());
+        }
+        let ctrl = self.ctrl();
+        let mut out = Vec::new();
+        for index in crate::hvm::SAVED_PARAMS {
+            let value = ctrl.hvm_param(self.info.domid, index)?;
+            if value != 0 {
+                out.push((u64::from(index), value));
+            }
+        }
+        Ok(out)
     }
 
     /// Resumes a domain this process suspended (suspend cancel, as `xl save -c` does: the
@@ -387,10 +688,17 @@ impl XenDomain {
     }
 
     /// PV: rereads the p2m (normally once paused, for a consistent image) and queues the pfns
-    /// whose frame changed into the next dirty set; returns how many. HVM: 0.
+    /// whose frame changed into the next dirty set; returns how many. HVM/PVH: asks Xen the
+    /// type of every gfn again and queues the gfns that were populated or given back since
+    /// (the guest's balloon driver, a grant or shared-info mapping).
     pub fn refresh_p2m(&self) -> Result<u64, XenError> {
-        if self.memory.pv_layout().is_none() {
-            return Ok(0);
+        if self.kind == DomainKind::Hvm {
+            let scanned = {
+                let ctrl = self.ctrl();
+                crate::hvm::scan_gfns(&ctrl, self.info.domid, self.memory.pfn_limit, &self.hints, &self.interrupt)?
+            };
+            *self.scan.lock().unwrap_or_else(|e| e.into_inner()) = Some(scanned.info);
+            return Ok(self.memory.install_populated(scanned.populated, scanned.broken));
         }
         let (p2m, backed) = self.memory.read_pv_p2m()?;
         self.memory.install_p2m(p2m, &backed)

@@ -116,6 +116,28 @@ pub enum XenError {
         /// The signal number.
         signal: i32,
     },
+    /// The device model (QEMU) of an HVM domain refused a QMP command, or the conversation
+    /// with it failed (`command` is the QMP command, `detail` QEMU's error class and
+    /// description, or what went wrong on the socket).
+    #[error("device model of domain {domid}: QMP {command}: {detail}")]
+    Qmp {
+        /// The domain.
+        domid: u32,
+        /// The QMP command.
+        command: &'static str,
+        /// QEMU's answer or the failure.
+        detail: String,
+    },
+    /// Something this saver does not drive, said in words (a device model other than upstream
+    /// QEMU in dom0, a guest that asks to be suspended through an event channel, a 32-bit PV
+    /// guest).
+    #[error("domain {domid}: {what}")]
+    Unsupported {
+        /// The domain.
+        domid: u32,
+        /// What and why.
+        what: String,
+    },
 }
 
 impl XenError {

@@ -227,6 +227,8 @@ pub struct DomainInfo {
     pub max_vcpu_id: u32,
     /// Online vcpus.
     pub nr_online_vcpus: u32,
+    /// The domain's handle (its UUID, as libxl names the domain's files).
+    pub handle: [u8; 16],
 }
 
 /// An open libxenctrl handle (`xc_interface`), closed on drop.
@@ -249,7 +251,7 @@ impl XenCtrl {
         NonNull::new(xch).map(|xch| Self { xch }).ok_or_else(|| call_error("xc_interface_open"))
     }
 
-    fn raw(&self) -> *mut sys::xc_interface {
+    pub(crate) fn raw(&self) -> *mut sys::xc_interface {
         self.xch.as_ptr()
     }
 
@@ -277,6 +279,7 @@ impl XenCtrl {
             shared_info_frame: info.shared_info_frame,
             max_vcpu_id: info.max_vcpu_id,
             nr_online_vcpus: info.nr_online_vcpus,
+            handle: info.handle,
         })
     }
 
@@ -315,7 +318,11 @@ impl XenCtrl {
 
     /// `xc_logdirty_control(XEN_DOMCTL_SHADOW_OP_CLEAN or _PEEK)` over `pages` pfns: the log-dirty
     /// bitmap as Xen's words (bit `p % 64` of word `p / 64` is pfn `p`), cleared unless `peek`.
-    pub fn logdirty_bitmap(&self, domid: u32, pages: u64, peek: bool) -> Result<Vec<u64>, XenError> {
+    /// `final_pass` sets `XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL`, as Xen's saver does for the CLEAN
+    /// after the suspend (`suspend_and_send_dirty` in `tools/libs/guest/xg_sr_save.c`): for an
+    /// HVM guest Xen first marks dirty every guest frame it has mapped writable itself
+    /// (`hvm_mapped_guest_frames_mark_dirty`, `xen/arch/x86/mm/paging.c`).
+    pub fn logdirty_bitmap(&self, domid: u32, pages: u64, peek: bool, final_pass: bool) -> Result<Vec<u64>, XenError> {
         let words = usize::try_from(pages.div_ceil(64))
             .map_err(|_| XenError::Layout { what: "log-dirty bitmap size", value: pages })?;
         let nr_pages = (words * 8).div_ceil(PAGE_SIZE).max(1);
@@ -337,8 +344,10 @@ impl XenCtrl {
         }
         let op = if peek { sys::XEN_DOMCTL_SHADOW_OP_PEEK } else { sys::XEN_DOMCTL_SHADOW_OP_CLEAN };
         let mut stats = sys::xc_shadow_op_stats_t::default();
+        let mode = if final_pass { sys::XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL } else { 0 };
         // SAFETY: `buf` holds `nr_pages` pages, enough for `pages` bits; `stats` is valid.
-        let rc = unsafe { sys::xc_logdirty_control(self.raw(), domid, op, &mut buf, pages as c_ulong, 0, &mut stats) };
+        let rc =
+            unsafe { sys::xc_logdirty_control(self.raw(), domid, op, &mut buf, pages as c_ulong, mode, &mut stats) };
         let result = if rc < 0 {
             Err(call_error("xc_logdirty_control"))
         } else {

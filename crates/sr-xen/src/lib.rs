@@ -18,7 +18,13 @@
 //!   and every suspend wait checks;
 //! * **vcpu state**: [`XenDomain::vcpu_contexts`] (PV) and [`XenDomain::hvm_context`] (HVM);
 //!   for a PV saver also the extended context, xsave state and MSRs of each vcpu, the CPU
-//!   policy, TSC info and each frame's page type (`XEN_DOMCTL_getpageframeinfo3`).
+//!   policy, TSC info and each frame's page type (`XEN_DOMCTL_getpageframeinfo3`);
+//! * **HVM and PVH**: the populated gfns are found from Xen's page types in a walk that stops
+//!   once the domain's pages are all found ([`GfnScanInfo`]); [`HvmSaveGuest`] saves such a
+//!   domain as Xen's saver and libxl do (HVM context passed through, HVM params, for HVM the
+//!   device model's state over QMP with its log-dirty mode switched, libxl's suspend choice);
+//! * **supervision**: [`supervise`] forks the working process and, if it dies of a signal,
+//!   undoes what it reported holding ([`held`]) and resumes a suspended domain.
 //!
 //! All `unsafe` is in the `ffi` module. Bindings come from `libxen-sys` (bindgen over the
 //! installed Xen headers: `apt-get install libxen-dev libclang-dev pkg-config`); at run time
@@ -28,21 +34,27 @@
 #![deny(unsafe_code)]
 
 mod control;
+mod device_model;
 pub mod dirty;
 mod domain;
 mod error;
 mod ffi;
+mod ffi_hvm;
+mod hvm;
+mod hvm_save;
 mod interrupt;
 mod libxl;
 mod libxl_sys;
 mod memory;
 pub mod normalise;
 pub mod p2m;
+mod qmp;
 mod save;
 mod supervise;
 
 pub use control::{DomainControl, DomainGuard, SHUTDOWN_SUSPEND, SUSPEND_GRACE, SUSPEND_POLL};
-pub use domain::{Control, DomainKind, Recovery, XenDomain, recover_domain, resolve_domain};
+pub use device_model::{GuestType, XEN_LIB_DIR, XEN_RUN_DIR};
+pub use domain::{Control, DomainKind, PV32_REFUSAL, Recovery, SuspendBy, XenDomain, recover_domain, resolve_domain};
 pub use error::XenError;
 pub use ffi::{DomainInfo, PAGE_SIZE, PAGE_TYPE_BATCH, TscInfo};
 pub use interrupt::Interrupt;
@@ -51,6 +63,8 @@ pub use interrupt::Interrupt;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+pub use hvm::GfnScanInfo;
+pub use hvm_save::{EMULATOR_QEMU_UPSTREAM, HvmSaveGuest};
 pub use memory::{MAX_WINDOWS, WINDOW_PFNS, XenMemory};
 pub use save::PvSaveGuest;
-pub use supervise::{Supervision, supervise};
+pub use supervise::{Supervision, held, supervise};

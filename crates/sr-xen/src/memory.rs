@@ -108,6 +108,8 @@ pub struct XenMemory {
     pub(crate) p2m_frames: RwLock<Vec<u64>>,
     /// Dirty tracking by comparison, once turned on ([`track_by_compare`](Self::track_by_compare)).
     pub(crate) compare: OnceLock<CompareLog>,
+    /// HVM/PVH: gfns whose page Xen reports broken (as of the last scan).
+    pub(crate) broken: Mutex<Vec<u64>>,
 }
 
 /// Dirty tracking without the hypervisor's help: a digest of every page as last read, and a
@@ -396,9 +398,10 @@ impl XenMemory {
         let mut slots = vec![u32::MAX; WINDOW_PFNS as usize];
         let mut frames = Vec::with_capacity(WINDOW_PFNS as usize);
         for pfn in first..end {
+            // Only populated pfns are mapped: an HVM hole would cost a failed mapping each.
             let frame = match &p2m_guard {
                 Some(p2m) => populated.get(pfn).then(|| p2m.get(pfn as usize).copied()).flatten(),
-                None => Some(pfn),
+                None => populated.get(pfn).then_some(pfn),
             };
             if let Some(frame) = frame {
                 slots[(pfn - first) as usize] = frames.len() as u32;
@@ -433,7 +436,76 @@ impl XenMemory {
 
     fn log_dirty_words(&self) -> Result<Vec<u64>, XenError> {
         let ctrl = self.ctrl.lock().unwrap_or_else(|e| e.into_inner());
-        ctrl.logdirty_bitmap(self.domid, self.pfn_limit, false)
+        // Once the guest is suspended this is the final CLEAN: for HVM, Xen's saver sets
+        // XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL then.
+        let final_pass = matches!(self.addressing, Addressing::Hvm) && self.quiesced.load(Ordering::SeqCst);
+        ctrl.logdirty_bitmap(self.domid, self.pfn_limit, false, final_pass)
+    }
+
+    /// HVM/PVH: installs a fresh populated set (a gfn scan); the gfns that were populated or
+    /// given back since go into the next dirty set and their windows are remapped. Returns
+    /// their number.
+    pub(crate) fn install_populated(&self, populated: PfnBitmap, broken: Vec<u64>) -> u64 {
+        let mut old = self.populated.write().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = Vec::new();
+        let (a, b) = (old.as_words(), populated.as_words());
+        for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+            let mut diff = x ^ y;
+            while diff != 0 {
+                let pfn = i as u64 * 64 + u64::from(diff.trailing_zeros());
+                diff &= diff - 1;
+                if pfn < pending.len() {
+                    pending.set(pfn);
+                    changed.push(pfn);
+                }
+            }
+        }
+        *old = populated;
+        *self.broken.lock().unwrap_or_else(|e| e.into_inner()) = broken;
+        drop((old, pending));
+        let n = changed.len() as u64;
+        self.forget_windows(changed.into_iter(), false);
+        n
+    }
+
+    /// HVM/PVH: gfns whose page Xen reported broken at the last scan (a saver sends them as
+    /// BROKEN, without data).
+    pub fn broken_pfns(&self) -> Vec<u64> {
+        self.broken.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// HVM/PVH: of `pfns` (ascending), those not in the populated set that Xen now types as
+    /// the guest's own are added to it (their windows remapped): a gfn the guest populated
+    /// after the scan shows up in the log-dirty bitmap (`p2m_add_page` marks it), and must be
+    /// read, not taken for a hole.
+    fn adopt_populated(&self, pfns: &[u64]) -> Result<(), XenError> {
+        let fresh: Vec<u64> = {
+            let populated = self.populated.read().unwrap_or_else(|e| e.into_inner());
+            pfns.iter().copied().filter(|&p| p < populated.len() && !populated.get(p)).collect()
+        };
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let mut types = vec![0u8; fresh.len()];
+        self.ctrl.lock().unwrap_or_else(|e| e.into_inner()).page_types(self.domid, &fresh, &mut types)?;
+        let adopted: Vec<u64> = fresh
+            .iter()
+            .zip(&types)
+            .filter(|(_, t)| !matches!(**t, crate::hvm::XTAB | crate::hvm::BROKEN))
+            .map(|(&p, _)| p)
+            .collect();
+        if adopted.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut populated = self.populated.write().unwrap_or_else(|e| e.into_inner());
+            for &p in &adopted {
+                populated.set(p);
+            }
+        }
+        self.forget_windows(adopted.into_iter(), false);
+        Ok(())
     }
 }
 
@@ -542,11 +614,18 @@ impl GuestMemory for XenMemory {
         let extra = std::mem::replace(&mut *pending, PfnBitmap::new(self.pfn_limit));
         drop(pending);
         let mut dirty = if self.log_dirty.load(Ordering::SeqCst) {
+            let hvm = matches!(self.addressing, Addressing::Hvm);
             match self
                 .log_dirty_words()
                 .map_err(MemoryError::from)
                 .and_then(|w| bitmap_from_xen(&w, self.pfn_limit, self.pfn_limit))
-            {
+                .and_then(|d| {
+                    if hvm {
+                        let pfns: Vec<u64> = d.iter_ones().collect();
+                        self.adopt_populated(&pfns)?;
+                    }
+                    Ok(d)
+                }) {
                 Ok(d) => d,
                 Err(e) => {
                     let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());

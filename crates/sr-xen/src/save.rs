@@ -61,10 +61,14 @@ impl<'d> PvSaveGuest<'d> {
     /// suspended (waiting at most `suspend_timeout`) when the saver pauses it.
     ///
     /// # Errors
-    /// [`XenError::NotPv`] for an HVM/PVH domain, [`XenError::Width`] for a 32-bit PV one.
+    /// [`XenError::NotPv`] for an HVM/PVH domain (see [`crate::HvmSaveGuest`]), [`XenError::Unsupported`]
+    /// for a 32-bit PV one.
     pub fn new(domain: &'d XenDomain, suspend_timeout: Duration) -> Result<Self, XenError> {
         match domain.kind() {
             DomainKind::Pv { width: 8 } => {}
+            DomainKind::Pv { width: 4 } => {
+                return Err(XenError::Unsupported { domid: domain.domid(), what: crate::domain::PV32_REFUSAL.into() });
+            }
             DomainKind::Pv { width } => return Err(XenError::Width { width }),
             DomainKind::Hvm => return Err(XenError::NotPv { domid: domain.domid() }),
         }
