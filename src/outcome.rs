@@ -11,6 +11,8 @@ use crate::transfer::ReceiverFailed;
 pub fn is_invalid(e: &RestoreError) -> bool {
     match e {
         RestoreError::Format(sr_format::Error::Io { .. }) => false,
+        // The destination (a Xen domain) failed to apply what passed every rule.
+        RestoreError::Target { .. } => false,
         RestoreError::NoConsistentCheckpoint { source } | RestoreError::BrokeAfterCheckpoint { source, .. } => {
             is_invalid(source)
         }

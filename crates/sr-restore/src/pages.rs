@@ -1,15 +1,14 @@
 //! Applying PAGE_DATA to guest memory: bounds first, then populate, types, and one batched
 //! write (or compare, after VERIFY) of all the record's page bodies.
 
-use sr_format::body::PageData;
-use sr_format::state::DomainState;
-use sr_format::{PFN_MASK, PageType, Record};
-use sr_memory::GuestMemory;
-
 use crate::error::{Bound, RestoreError};
 use crate::report::{MAX_MISMATCH_PFNS, Stats};
 use crate::skipped::SkippedChecks;
 use crate::sparse::SparsePfnSet;
+use crate::target::{PageBatch, RestoreTarget};
+use sr_format::body::PageData;
+use sr_format::state::DomainState;
+use sr_format::{PFN_MASK, PageType, Record};
 
 /// The bounds one PAGE_DATA record is applied under.
 #[derive(Clone, Copy, Debug)]
@@ -30,7 +29,7 @@ pub(crate) struct PageApplier {
     pub populated: SparsePfnSet,
     to_populate: Vec<u64>,
     data_pfns: Vec<u64>,
-    scratch: Vec<u8>,
+    data_types: Vec<PageType>,
     pub type_counts: [u64; 16],
     /// Keep `populated` even without a destination (the domain's END checks use it).
     pub track_populated: bool,
@@ -57,13 +56,14 @@ impl PageApplier {
         rec: &Record<'_>,
         pages: &PageData<'_>,
         bounds: &Bounds,
-        memory: Option<&dyn GuestMemory>,
+        memory: Option<&mut dyn RestoreTarget>,
         compare: bool,
         state: &mut DomainState,
         stats: &mut Stats,
     ) -> Result<(), RestoreError> {
         self.to_populate.clear();
         self.data_pfns.clear();
+        self.data_types.clear();
         // Bounds first, in one branch-free pass, so a record with a bad pfn changes nothing.
         let (mut lo, mut hi) = stats.pfn_range.unwrap_or((u64::MAX, 0));
         let (mut rec_lo, mut rec_hi) = (u64::MAX, 0);
@@ -110,6 +110,7 @@ impl PageApplier {
             }
             if with_memory && t.has_data() {
                 self.data_pfns.push(e.pfn);
+                self.data_types.push(t);
             }
             if t != PageType::NOTAB {
                 state.page_types.insert(e.pfn, t);
@@ -142,32 +143,32 @@ impl PageApplier {
         if !pages.has_bodies() {
             return Err(crate::domain::reject(rec, "page bodies were skipped by the reader; a restore needs them"));
         }
-        if !self.to_populate.is_empty() {
-            memory.populate(&self.to_populate).map_err(mem_err)?;
-        }
-        if self.data_pfns.is_empty() {
-            return Ok(());
-        }
         // Written or compared, the page bodies count as applied.
         stats.data_pages += self.data_pfns.len() as u64;
         stats.data_bytes += data_bytes;
+        if self.to_populate.is_empty() && self.data_pfns.is_empty() {
+            return Ok(());
+        }
+        let batch = PageBatch {
+            index: rec.index,
+            offset: rec.offset,
+            populate: &self.to_populate,
+            pfns: &self.data_pfns,
+            types: &self.data_types,
+            data: pages.pages,
+        };
         if compare {
-            self.scratch.resize(pages.pages.len(), 0);
-            memory.read_pages(&self.data_pfns, &mut self.scratch).map_err(mem_err)?;
-            let size = pages.page_size();
-            for ((pfn, want), got) in
-                self.data_pfns.iter().zip(pages.pages.chunks_exact(size)).zip(self.scratch.chunks_exact(size))
-            {
-                stats.verified_pages += 1;
-                if want != got {
+            memory
+                .compare_pages(&batch, &mut |pfn| {
                     stats.verify_mismatches += 1;
                     if stats.mismatch_pfns.len() < MAX_MISMATCH_PFNS {
-                        stats.mismatch_pfns.push(*pfn);
+                        stats.mismatch_pfns.push(pfn);
                     }
-                }
-            }
+                })
+                .map_err(mem_err)?;
+            stats.verified_pages += self.data_pfns.len() as u64;
         } else {
-            memory.write_pages(&self.data_pfns, pages.pages).map_err(mem_err)?;
+            memory.apply_pages(&batch).map_err(mem_err)?;
         }
         Ok(())
     }
