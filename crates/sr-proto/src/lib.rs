@@ -13,3 +13,5 @@
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+
+pub mod helper;
