@@ -48,13 +48,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Restore a stream into a directory: memory.img (sparse raw image) and domain.json.
+    /// Restore a stream into a directory: memory.img (sparse raw image) and domain.json. With
+    /// --domain (Xen builds): an `xl` save file into a new running Xen domain.
     Restore {
         /// The stream (`-` for standard input).
         file: PathBuf,
         /// Output directory (must not exist; written atomically).
+        #[cfg_attr(feature = "xen", arg(long, required_unless_present = "domain", conflicts_with = "domain"))]
+        #[cfg_attr(not(feature = "xen"), arg(long, required = true))]
+        out: Option<PathBuf>,
+        /// Restore into a new Xen domain (as `xl restore` does, with xsr as libxl's save helper)
+        /// and print its id.
+        #[cfg(feature = "xen")]
         #[arg(long)]
-        out: PathBuf,
+        domain: bool,
+        /// With --domain: the new domain's name instead of the saved one.
+        #[cfg(feature = "xen")]
+        #[arg(long, requires = "domain")]
+        name: Option<String>,
+        /// With --domain: leave the new domain paused.
+        #[cfg(feature = "xen")]
+        #[arg(long, requires = "domain")]
+        paused: bool,
         #[command(flatten)]
         stream: StreamArgs,
         #[command(flatten)]
@@ -700,7 +715,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(if report.identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Restore { file, out, stream, memory, json } => {
+        Command::Restore {
+            file,
+            out,
+            #[cfg(feature = "xen")]
+            domain,
+            #[cfg(feature = "xen")]
+            name,
+            #[cfg(feature = "xen")]
+            paused,
+            stream,
+            memory,
+            json,
+        } => {
+            #[cfg(feature = "xen")]
+            if domain {
+                let settings = xsr::cmd::restore_domain::DomainRestoreSettings { file, name, paused };
+                let summary = xsr::cmd::restore_domain::restore_domain(&settings)?;
+                if json {
+                    print_json(&summary)?;
+                } else {
+                    xsr::cmd::restore_domain::print_summary(&summary, &mut std::io::stdout().lock())?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let out = anyhow::Context::context(out, "--out DIR is needed")?;
             let restored =
                 restore::restore(&file, &out, memory.bound(stream.options(Strictness::Lenient)), memory.max_memory)?;
             let summary = restore::RestoreSummary::new(&restored, &out);
@@ -766,6 +805,12 @@ impl Command {
 }
 
 fn main() -> ExitCode {
+    // libxl runs its save helper as `HELPER --restore-domain ...` / `--save-domain ...`:
+    // answered before any other parsing, with nothing but protocol frames on stdout.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if xsr::cmd::helper::is_helper_invocation(&args) {
+        return ExitCode::from(xsr::cmd::helper::run(&args));
+    }
     let cli = Cli::parse();
     let report = cli.command.output_is_report();
     match run(cli) {

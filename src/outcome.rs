@@ -33,6 +33,11 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(i) = cause.downcast_ref::<sr_image::IndexError>() {
             return if matches!(i, sr_image::IndexError::Format(sr_format::Error::Io { .. })) { 2 } else { 1 };
         }
+        // The save helper of `xsr restore --domain` failed: a stream rule (1) or Xen (2).
+        #[cfg(feature = "xen")]
+        if let Some(h) = cause.downcast_ref::<crate::cmd::restore_domain::HelperFailed>() {
+            return if h.invalid_stream { 1 } else { 2 };
+        }
         // A save that refuses because restore would reject the domain: the domain is invalid.
         if let Some(sr_save::SaveError::Rejected(_)) = cause.downcast_ref::<sr_save::SaveError>() {
             return 1;

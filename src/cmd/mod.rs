@@ -6,10 +6,13 @@ pub mod diff;
 pub mod dump;
 pub mod extract;
 pub mod grep;
+pub mod helper;
 pub mod inspect;
 pub mod net;
 pub mod read;
 pub mod restore;
+#[cfg(feature = "xen")]
+pub mod restore_domain;
 pub mod save;
 #[cfg(feature = "xen")]
 pub mod save_domain;

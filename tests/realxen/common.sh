@@ -115,3 +115,111 @@ wait_writing() {
     log "nothing above 64 KiB in $1 after 60 s: $(ls -lA "$1" | tail -n +2)"
     return 1
 }
+# ---- restore through xsr as libxl's save helper (issue 14)
+XEN_HELPER=/usr/lib/xen-4.17/bin/libxl-save-helper
+# disable_xen_helper: bind-mount a program that fails over Xen's libxl-save-helper (dom0's root is
+# read-only), so that only xsr can restore; enable_xen_helper undoes it
+disable_xen_helper() {
+    printf '#!/bin/sh\necho "Xen'"'"'s libxl-save-helper is disabled by this job ($*)" >&2\nexit 99\n' > /tmp/no-save-helper
+    chmod 755 /tmp/no-save-helper
+    mount --bind /tmp/no-save-helper "$XEN_HELPER" && log "Xen's save helper disabled: $($XEN_HELPER x 2>&1)"
+}
+enable_xen_helper() { umount "$XEN_HELPER" 2>/dev/null; log "Xen's save helper back: $(ls -l $XEN_HELPER)"; }
+# xsr_xl CMD...: an xl command with xsr as libxl's save helper
+xsr_xl() { LIBXL_SAVE_HELPER="$IN/xsr" "$@"; }
+# fresh_console NAME: empty the guest's console log (xenconsoled appends), so that the heartbeats
+# seen next come from the domain restored next
+fresh_console() { : > "$(conlog "$1")"; }
+# no_domain NAME: no domain of that name (or of a "NAME--incoming" one) exists
+no_domain() {
+    _l=$(xl list 2>/dev/null) || return 1
+    ! echo "$_l" | awk 'NR > 1 { print $1 }' | grep -q "^$1"
+}
+# timed_helper NAME: a save helper for LIBXL_SAVE_HELPER that runs $HELPER_REAL and appends its
+# wall milliseconds to $OUT/NAME.helper-ms (the helper's own time, without libxl's)
+timed_helper() {
+    printf '#!/bin/sh\n_s=$(date +%%s%%N); "$HELPER_REAL" "$@"; _rc=$?; _e=$(date +%%s%%N)\necho $(( (_e - _s) / 1000000 )) >> %s\nexit $_rc\n' \
+        "$OUT/$1.helper-ms" > "/tmp/helper-$1"
+    chmod 755 "/tmp/helper-$1"
+    echo "/tmp/helper-$1"
+}
+# restore_job: the body of the restore-{pv,pv-2vcpu,pvh,hvm} jobs. A stock `xl save` of the
+# standard guest, then with Xen's helper disabled (and a stock `xl restore` shown to fail):
+# `xl restore` through xsr (the guest runs on: same pattern md5, heartbeat continues; `xl list -l`
+# works); with Xen's helper back, `xl save` + `xl restore` of that guest (its state is sound), and
+# the same file through Xen's own helper for the time figures; helper disabled again,
+# `xsr restore --domain` of the file, and once more with --name and --paused.
+restore_job() {
+    ./xsr --version
+    hb=$(last_heartbeat "$GUEST")
+    ms xl save "$GUEST" "$OUT/g.save" < /dev/null || fail=1
+    check gone
+    ls -l "$OUT/g.save"
+
+    disable_xen_helper
+    xl restore -e "$OUT/g.save" < /dev/null > "$OUT/control.txt" 2>&1; rc=$?
+    log "control: stock xl restore with Xen's helper disabled: exit $rc: $(grep -i 'helper\|error' "$OUT/control.txt" | head -n 3 | tr '\n' ' ')"
+    check [ $rc -ne 0 ]
+    check no_domain "$GUEST"
+
+    fresh_console "$GUEST"
+    ms env HELPER_REAL="$IN/xsr" LIBXL_SAVE_HELPER="$(timed_helper xsr)" xl restore -e "$OUT/g.save" < /dev/null > "$OUT/xsr-restore.txt" 2>&1; rc=$?
+    xsr_ms=$MS
+    cat "$OUT/xsr-restore.txt"
+    log "xl restore through xsr: exit $rc"
+    check [ $rc -eq 0 ]
+    check wait_heartbeat_after "$GUEST" "$hb" 120
+    check runs_on
+    xl list -l "$GUEST" > "$OUT/xsr-list.json" 2>&1
+    check grep -q '"domid"' "$OUT/xsr-list.json"
+
+    enable_xen_helper
+    hb2=$(last_heartbeat "$GUEST")
+    ms xl save "$GUEST" "$OUT/after.save" < /dev/null || fail=1
+    ms xl restore -e "$OUT/after.save" < /dev/null || log "xl restore exit $?"
+    check wait_heartbeat_after "$GUEST" "$hb2" 120
+    check runs_on
+    xl destroy "$GUEST"
+    check gone
+    rm -f "$OUT/after.save"
+
+    fresh_console "$GUEST"
+    ms env HELPER_REAL="$XEN_HELPER" LIBXL_SAVE_HELPER="$(timed_helper xen)" xl restore -e "$OUT/g.save" < /dev/null || log "xl restore exit $?"
+    xen_ms=$MS
+    check wait_heartbeat_after "$GUEST" "$hb" 120
+    check runs_on
+    xl destroy "$GUEST"
+    check gone
+
+    disable_xen_helper
+    fresh_console "$GUEST"
+    ms ./xsr restore --domain "$OUT/g.save" --json > "$OUT/restore-domain.json" 2> "$OUT/restore-domain.err"; rc=$?
+    rd_ms=$MS
+    cat "$OUT/restore-domain.json" "$OUT/restore-domain.err"
+    check [ $rc -eq 0 ]
+    check [ "$(json_field "$OUT/restore-domain.json" domid)" = "$(xl domid "$GUEST")" ]
+    check [ "$(json_str "$OUT/restore-domain.json" state)" = running ]
+    check wait_heartbeat_after "$GUEST" "$hb" 120
+    check runs_on
+    copy=xsr-copy
+    ./xsr restore --domain "$OUT/g.save" --name "$copy" --paused > "$OUT/restore-copy.txt" 2> "$OUT/restore-copy.err"; rc=$?
+    cat "$OUT/restore-copy.txt" "$OUT/restore-copy.err"
+    check [ $rc -eq 0 ]
+    check [ "$(head -n 1 "$OUT/restore-copy.txt")" = "$(xl domid "$copy")" ]
+    case "$(dom_state "$copy")" in *p*) log "$copy is paused"; check true ;; *) log "$copy state '$(dom_state "$copy")'"; check false ;; esac
+    xl unpause "$copy"
+    check wait_heartbeat_after "$copy" "$hb" 120
+    xl destroy "$copy"
+    enable_xen_helper
+
+    figure guest-pages "$(json_field "$OUT/restore-domain.json" pages)"
+    figure xl-restore-through-xsr-ms "$xsr_ms"
+    figure xl-restore-through-xen-helper-ms "$xen_ms"
+    figure helper-xsr-ms "$(cat "$OUT/xsr.helper-ms")"
+    figure helper-xen-ms "$(cat "$OUT/xen.helper-ms")"
+    figure ratio-xl-restore-xsr-vs-xen-helper "$(ratio "$xsr_ms" "$xen_ms")"
+    figure ratio-helper-xsr-vs-xen "$(ratio "$(cat "$OUT/xsr.helper-ms")" "$(cat "$OUT/xen.helper-ms")")"
+    figure xsr-restore-domain-ms "$rd_ms"
+    figure xsr-restore-domain-helper-ms "$(json_field "$OUT/restore-domain.json" restore_ms)"
+    rm -f "$OUT/g.save"
+}

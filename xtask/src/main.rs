@@ -1028,8 +1028,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result<usize, Error> {
 
 // ---------------------------------------------------------------- realxen
 
-/// The job scripts, their guest (`# realxen-guest: MEM:VCPUS[:DIRTY]` in the script) and the
-/// host-side checks; `common.sh` is copied in with each job.
+/// The job scripts, their guest (`# realxen-guest: MEM:VCPUS[:DIRTY]` and `# realxen-guest-type:
+/// pv|pvh|hvm` in the script) and the host-side checks; `common.sh` is copied in with each job.
 const REALXEN_DIR: &str = "tests/realxen";
 
 /// `realxen.sh`: `$REALXEN_SH`, else `shared/realxen/realxen.sh` beside the repo or an ancestor.
@@ -1090,7 +1090,9 @@ fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
             let name = job.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let text = fs::read_to_string(job).map_err(|e| io_err("cannot read", job, e))?;
             let guest = text.lines().find_map(|l| l.strip_prefix("# realxen-guest: ")).unwrap_or("32:1").trim();
-            println!("==> realxen job {name} (round {round}/{runs}, guest {guest})");
+            // `# realxen-guest-type: pv|pvh|hvm` (default pv) picks the standard guest's type.
+            let gtype = text.lines().find_map(|l| l.strip_prefix("# realxen-guest-type: ")).unwrap_or("pv").trim();
+            println!("==> realxen job {name} (round {round}/{runs}, guest {guest} {gtype})");
             let started = Instant::now();
             let out = Command::new(&script)
                 .args([
@@ -1100,6 +1102,7 @@ fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
                     format!("{REALXEN_DIR}/common.sh").as_ref(),
                 ])
                 .env("REALXEN_GUEST", guest)
+                .env("REALXEN_GUEST_TYPE", gtype)
                 .stderr(Stdio::inherit())
                 .output()
                 .map_err(|e| err(format!("cannot run {}: {e}", script.display())))?;

@@ -41,6 +41,18 @@ pub const SDD_MISSING_CPUID: u32 = 1 << 0;
 /// `XGR_SDD_MISSING_MSR`: the stream had no MSR policy.
 pub const SDD_MISSING_MSR: u32 = 1 << 1;
 
+/// `xentoollog_level` values (`tools/include/xentoollog.h`) for [`HelperMessage::Log`].
+pub mod level {
+    /// `XTL_DEBUG`.
+    pub const DEBUG: u32 = 1;
+    /// `XTL_INFO`.
+    pub const INFO: u32 = 5;
+    /// `XTL_WARN`.
+    pub const WARN: u32 = 7;
+    /// `XTL_ERROR`.
+    pub const ERROR: u32 = 8;
+}
+
 /// `xc_stream_type_t` of `tools/include/xenguest.h`: the last argument of both modes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StreamType {

@@ -32,12 +32,14 @@ pub mod dirty;
 mod domain;
 mod error;
 mod ffi;
+mod ffi_restore;
 mod interrupt;
 mod libxl;
 mod libxl_sys;
 mod memory;
 pub mod normalise;
 pub mod p2m;
+pub mod restore;
 mod save;
 mod supervise;
 
@@ -45,6 +47,7 @@ pub use control::{DomainControl, DomainGuard, SHUTDOWN_SUSPEND, SUSPEND_GRACE, S
 pub use domain::{Control, DomainKind, Recovery, XenDomain, recover_domain, resolve_domain};
 pub use error::XenError;
 pub use ffi::{DomainInfo, PAGE_SIZE, PAGE_TYPE_BATCH, TscInfo};
+pub use ffi_restore::inherited_fd;
 pub use interrupt::Interrupt;
 
 /// The README's examples, compiled as doc tests.

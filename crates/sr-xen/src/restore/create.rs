@@ -1,0 +1,53 @@
+//! A new running domain from a save file in one call, the way `xl restore` makes it: libxl's
+//! public `libxl_domain_create_restore` builds the domain (paused), its xenstore entries,
+//! console and devices, and runs the save helper for the libxc stream; with
+//! [`CreateRestore::helper`] naming this program, the memory and CPU half is
+//! [`super::restore_into`]'s. libxl destroys the domain itself when anything fails.
+
+use std::ffi::OsStr;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use crate::error::XenError;
+use crate::libxl::{Libxl, set_env};
+
+/// What [`create_restore`] makes.
+#[derive(Clone, Copy, Debug)]
+pub struct CreateRestore<'a> {
+    /// The domain configuration from the `xl` file's header (JSON with its NUL).
+    pub config_json: &'a [u8],
+    /// A name for the new domain instead of the configuration's.
+    pub name: Option<&'a str>,
+    /// The save helper libxl runs (`LIBXL_SAVE_HELPER`): this program for a restore in Rust.
+    /// `None` keeps libxl's choice (the environment's, or Xen's own helper).
+    pub helper: Option<&'a Path>,
+    /// More variables for the helper's environment.
+    pub helper_env: &'a [(&'a str, &'a OsStr)],
+    /// Leave the domain paused (`xl restore -p`).
+    pub paused: bool,
+}
+
+/// Restores the libxl stream `stream` is positioned at (just after the `xl` header) into a new
+/// domain; returns its id, running unless [`CreateRestore::paused`]. Must be called while the
+/// process has one thread (it sets the helper's environment).
+///
+/// # Errors
+/// [`XenError::Libxl`] from `libxl_domain_create_restore` (libxl has logged why on standard
+/// error, and destroyed the domain) or `libxl_domain_unpause` (the domain is then destroyed
+/// here, so that a domain that does not come up is not left behind).
+pub fn create_restore(stream: &std::fs::File, req: &CreateRestore<'_>) -> Result<u32, XenError> {
+    let mut vars: Vec<(&str, &OsStr)> = req.helper_env.to_vec();
+    if let Some(helper) = req.helper {
+        vars.push(("LIBXL_SAVE_HELPER", helper.as_os_str()));
+    }
+    set_env(&vars)?;
+    let libxl = Libxl::open()?;
+    let domid = libxl.create_restore(req.config_json, req.name, stream.as_raw_fd())?;
+    if !req.paused
+        && let Err(e) = libxl.unpause(domid)
+    {
+        let _ = libxl.destroy(domid);
+        return Err(e);
+    }
+    Ok(domid)
+}
