@@ -206,7 +206,8 @@ fn restore(args: &HelperArgs, channel: Channel) -> u8 {
     // positioned at the libxc stream). A pipe: from the libxc stream's start.
     let base = (&file).stream_position().unwrap_or(0);
     let shell = RestoreShell { domid, store_evtchn, store_domid, console_evtchn, console_domid };
-    let options = RestoreOptions { max_span_bytes: 1 << 40, ..RestoreOptions::default() };
+    // Page types of HVM holes mean nothing to Xen (and cost a map entry per XTAB pfn).
+    let options = RestoreOptions { max_span_bytes: 1 << 40, hvm_page_types: false, ..RestoreOptions::default() };
     let started = Instant::now();
     let wants_sdd = args.has_callback(8);
     let result = {

@@ -90,7 +90,8 @@ pub fn restore_domain(settings: &DomainRestoreSettings) -> Result<DomainRestoreS
     let Seekable { mut file, .. } = Seekable::open(&settings.file)?;
     // 1. Verify.
     let source = SeekSource::new(&file).context("cannot read the save file")?;
-    let verified = Restorer::new(RestoreOptions::default()).verify(StreamReader::new(source).skip_page_bodies(true))?;
+    let options = RestoreOptions { hvm_page_types: false, ..RestoreOptions::default() };
+    let verified = Restorer::new(options).verify(StreamReader::new(source).skip_page_bodies(true))?;
     let verify_ms = started.elapsed().as_secs_f64() * 1e3;
     let Some(config) = verified.container.xl_config.clone() else {
         bail!(

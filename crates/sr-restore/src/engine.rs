@@ -425,6 +425,7 @@ impl<'o, M: RestoreTarget> Run<'o, M> {
                     destination: cx.pfn_limit,
                     populated_pages: options.max_populated_bytes >> page_shift.min(63),
                     pt_max_pfn,
+                    page_types: options.hvm_page_types || s.handler.page_types_matter(),
                 };
                 s.pages.apply(rec, &pages, &bounds, memory, s.verify_mode, cx.state, stats)
             }

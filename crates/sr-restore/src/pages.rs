@@ -21,6 +21,8 @@ pub(crate) struct Bounds {
     pub populated_pages: u64,
     /// x86 PV: the last pfn page-table entries may name.
     pub pt_max_pfn: Option<u64>,
+    /// Record each entry's type in the state's page-type map.
+    pub page_types: bool,
 }
 
 /// Per-restore PAGE_DATA state; its vectors are reused from record to record.
@@ -112,10 +114,12 @@ impl PageApplier {
                 self.data_pfns.push(e.pfn);
                 self.data_types.push(t);
             }
-            if t != PageType::NOTAB {
-                state.page_types.insert(e.pfn, t);
-            } else if !state.page_types.is_empty() {
-                state.page_types.remove(&e.pfn);
+            if bounds.page_types {
+                if t != PageType::NOTAB {
+                    state.page_types.insert(e.pfn, t);
+                } else if !state.page_types.is_empty() {
+                    state.page_types.remove(&e.pfn);
+                }
             }
         }
         stats.pfn_range = Some((lo, hi));

@@ -281,3 +281,20 @@ fn plain_guest_memory_is_a_target_unchanged() {
     let restored = restore(&pv(), lenient()).unwrap();
     assert_memory(restored.memory.as_ref().unwrap(), &pv().expected_memory());
 }
+
+#[test]
+fn hvm_page_types_can_be_left_unrecorded_but_pv_ones_never() {
+    let no_types = RestoreOptions { hvm_page_types: false, ..lenient() };
+    // HVM: the XTAB pfn 9 is recorded by default, not with the option off; memory the same.
+    let (r, _) = run(&hvm().bytes(), lenient(), None);
+    assert_eq!(r.unwrap().state.page_type(9), PageType::XTAB);
+    let (r, calls) = run(&hvm().bytes(), no_types.clone(), None);
+    let r = r.unwrap();
+    assert!(r.state.page_types.is_empty());
+    assert!(calls.iter().any(|c| matches!(c, Call::Pages { index: 3, .. })));
+    // PV: recorded whatever the option (pinning and the END rules read them).
+    let (r, _) = run(&pv().bytes(), no_types, None);
+    let r = r.unwrap();
+    assert_eq!(r.state.page_type(21), PageType::L4TAB_PINNED);
+    assert_eq!(r.state.page_type(22), PageType::XTAB);
+}
