@@ -16,3 +16,8 @@ pub mod progress;
 pub mod size;
 pub mod synthetic;
 pub mod transfer;
+
+/// The example of `docs/library.md`, compiled as a doc test (`no_run`: it reads `guest.save`).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/library.md")]
+pub struct DocsLibraryDoctests;

@@ -174,7 +174,7 @@ enum Command {
         json: bool,
     },
     /// Send a domain image directory to `xsr receive`; exits 0 only when the receiver
-    /// reports that its directory is complete (see the handshake in the README).
+    /// reports that its directory is complete (see the handshake in docs/transfers.md).
     Send {
         /// The directory.
         #[cfg_attr(feature = "xen", arg(required_unless_present = "domain", conflicts_with = "domain"))]

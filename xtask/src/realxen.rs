@@ -1,0 +1,477 @@
+//! `cargo xtask realxen`: the jobs of `tests/realxen/` on a real Xen (one boot each, through
+//! `realxen.sh job`), then the host-side checks of the dumps and save files they bring back.
+
+mod compare;
+
+use std::collections::BTreeMap;
+use std::env;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::util::{Ctx, Error, err, io_err, list_files, run};
+use compare::{realxen_compare, save_checks};
+
+/// The job scripts, their guest (`# realxen-guest: MEM:VCPUS[:DIRTY]` and `# realxen-guest-type:
+/// pv|pvh|hvm` in the script) and the host-side checks; `common.sh` is copied in with each job.
+const REALXEN_DIR: &str = "tests/realxen";
+
+/// `realxen.sh`: `$REALXEN_SH`, else `shared/realxen/realxen.sh` beside the repo or an ancestor.
+fn realxen_script(ctx: &Ctx) -> Result<PathBuf, Error> {
+    if let Some(p) = env::var_os("REALXEN_SH") {
+        return Ok(PathBuf::from(p));
+    }
+    ctx.root
+        .ancestors()
+        .map(|a| a.join("shared/realxen/realxen.sh"))
+        .find(|p| p.exists())
+        .ok_or_else(|| err("realxen.sh not found: set REALXEN_SH (see shared/realxen/README.md)"))
+}
+
+/// `cargo xtask realxen [--runs N] [JOB...]`: builds `target/release/xsr --features xen` and
+/// runs every job of tests/realxen (or the named ones) N times (default 2) in a real Xen,
+/// one boot at a time, then checks the dumps and save files it brought back and prints the
+/// figures. `cargo xtask realxen compare A B`: only the host-side comparison of two save files;
+/// `cargo xtask realxen check JOB OUT_DIR`: only the host-side checks of an earlier run's outputs.
+pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
+    match args.split_first().map(|(c, f)| (c.as_str(), f)) {
+        Some(("compare", files)) => return realxen_compare(ctx, files),
+        Some(("check", [job, out_dir])) => {
+            // The host-side checks of an earlier run's outputs, without booting Xen again.
+            run(ctx.cargo(["build", "--release", "--features", "xen"]))?;
+            let lines = host_checks(job.trim_end_matches(".sh"), Path::new(out_dir))?;
+            lines.iter().for_each(|l| println!("    CHECK-OK {l}"));
+            return Ok(());
+        }
+        _ => {}
+    }
+    let mut runs = 2u32;
+    let mut only = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => {
+                runs = it.next().and_then(|v| v.parse().ok()).ok_or_else(|| err("--runs needs a number"))?;
+            }
+            name => only.push(name.trim_end_matches(".sh").to_string()),
+        }
+    }
+    let script = realxen_script(ctx)?;
+    run(ctx.cargo(["build", "--release", "--features", "xen"]))?;
+    let mut jobs: Vec<PathBuf> = list_files(Path::new(REALXEN_DIR))?
+        .into_iter()
+        .filter(|p| p.extension() == Some(OsStr::new("sh")) && p.file_name() != Some(OsStr::new("common.sh")))
+        .filter(|p| only.is_empty() || only.iter().any(|o| p.file_stem() == Some(OsStr::new(o))))
+        .collect();
+    jobs.sort();
+    if jobs.is_empty() {
+        return Err(err(format!("no jobs in {REALXEN_DIR}")));
+    }
+    let mut failures = Vec::new();
+    let mut figures: Vec<(String, String)> = Vec::new();
+    for round in 1..=runs {
+        for job in &jobs {
+            let name = job.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let text = fs::read_to_string(job).map_err(|e| io_err("cannot read", job, e))?;
+            let guest = text.lines().find_map(|l| l.strip_prefix("# realxen-guest: ")).unwrap_or("32:1").trim();
+            // `# realxen-guest-type: pv|pvh|hvm` (default pv) picks the standard guest's type.
+            let gtype = text.lines().find_map(|l| l.strip_prefix("# realxen-guest-type: ")).unwrap_or("pv").trim();
+            println!("==> realxen job {name} (round {round}/{runs}, guest {guest} {gtype})");
+            let started = Instant::now();
+            let out = Command::new(&script)
+                .args([
+                    "job".as_ref(),
+                    job.as_os_str(),
+                    "target/release/xsr".as_ref(),
+                    format!("{REALXEN_DIR}/common.sh").as_ref(),
+                ])
+                .env("REALXEN_GUEST", guest)
+                .env("REALXEN_GUEST_TYPE", gtype)
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| err(format!("cannot run {}: {e}", script.display())))?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let out_dir = stdout.lines().last().map(PathBuf::from).unwrap_or_default();
+            let log = fs::read_to_string(out_dir.join("job.log")).unwrap_or_default();
+            let mut ok = out.status.success();
+            for line in log.lines() {
+                if let Some(i) = line.find("CHECK-") {
+                    println!("    {}", &line[i..]);
+                    ok &= !line[i..].starts_with("CHECK-FAIL");
+                }
+                if let Some(i) = line.find("FIGURE ") {
+                    let mut f = line[i + 7..].splitn(2, ' ');
+                    let (k, v) = (f.next().unwrap_or(""), f.next().unwrap_or("").trim());
+                    println!("    figure {name}/{k} = {v}");
+                    figures.push((format!("{name}/{k} (round {round})"), v.to_string()));
+                }
+            }
+            match host_checks(&name, &out_dir) {
+                Ok(lines) => lines.iter().for_each(|l| println!("    CHECK-OK {l}")),
+                Err(e) => {
+                    println!("    CHECK-FAIL {e}");
+                    ok = false;
+                }
+            }
+            println!(
+                "    {} {name} in {:.0} s ({})",
+                if ok { "PASS" } else { "FAIL" },
+                started.elapsed().as_secs_f64(),
+                out_dir.display()
+            );
+            if !ok {
+                failures.push(format!("{name} (round {round})"));
+            }
+        }
+    }
+    println!("==> realxen figures");
+    for (k, v) in &figures {
+        println!("    {k}: {v}");
+    }
+    print_ratios(&figures);
+    if failures.is_empty() {
+        println!("xtask realxen: {} job run(s) passed", jobs.len() as u32 * runs);
+        Ok(())
+    } else {
+        Err(err(format!("realxen jobs failed: {}", failures.join(", "))))
+    }
+}
+
+/// The ratios the jobs measured (figures named `ratio-*`), one line each over the rounds:
+/// every round's value, then the median.
+fn print_ratios(figures: &[(String, String)]) {
+    let mut ratios: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for (k, v) in figures {
+        let name = k.split(" (round").next().unwrap_or(k);
+        if name.rsplit('/').next().is_some_and(|n| n.starts_with("ratio-")) {
+            ratios.entry(name).or_default().extend(v.parse::<f64>().ok());
+        }
+    }
+    if ratios.is_empty() {
+        return;
+    }
+    println!("==> realxen ratios (A-vs-B = A / B; each round, then the median)");
+    for (name, mut vals) in ratios {
+        let each: Vec<String> = vals.iter().map(|v| format!("{v:.2}")).collect();
+        vals.sort_by(f64::total_cmp);
+        let median = vals.get(vals.len().saturating_sub(1) / 2).map_or("-".to_string(), |m| format!("{m:.2}"));
+        println!("    {name}: {} -> median {median}", each.join(", "));
+    }
+}
+
+/// The host-side checks of a job's outputs; a line per check passed.
+fn host_checks(job: &str, out: &Path) -> Result<Vec<String>, Error> {
+    if let Some(checked) = save_checks(job, out) {
+        return checked;
+    }
+    let mut done = Vec::new();
+    if job != "dump" {
+        return Ok(done);
+    }
+    let read = |name: &str| fs::read(out.join(name)).map_err(|e| io_err("cannot read", &out.join(name), e));
+    let core = read("xl.core")?;
+    let reference = pattern_pages(dumpcore_pages(&core)?);
+    if reference.iter().any(Vec::is_empty) {
+        return Err(err("xl dump-core itself lacks pattern pages: the guest is not the standard one"));
+    }
+    done.push(format!("xl.core: all {PATTERN_PAGES} pattern pages (reference addresses)"));
+    let raw = read("xsr.raw")?;
+    let raw_pages = raw.chunks_exact(4096).enumerate().map(|(pfn, p)| (pfn as u64, p));
+    done.push(compare_pattern("xsr.raw", &pattern_pages(raw_pages), &reference)?);
+    for elf in ["xsr-live.elf", "xsr.elf"] {
+        let bytes = read(elf)?;
+        done.push(compare_pattern(elf, &pattern_pages(elf_load_pages(&bytes)?.into_iter()), &reference)?);
+        let path = out.join(elf);
+        let headers = Command::new("readelf").arg("-lW").arg(&path).output();
+        match headers {
+            Ok(o) if o.status.success() => {
+                let loads =
+                    String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.trim_start().starts_with("LOAD")).count();
+                if loads == 0 {
+                    return Err(err(format!("readelf sees no PT_LOAD in {elf}")));
+                }
+                done.push(format!("readelf -l {elf}: {loads} PT_LOAD segments"));
+            }
+            Ok(o) => return Err(err(format!("readelf -l {elf} failed: {}", String::from_utf8_lossy(&o.stderr)))),
+            Err(_) => done.push("readelf not installed: skipped".into()),
+        }
+        if let Ok(o) = Command::new("readelf").arg("-nW").arg(&path).output() {
+            let prstatus = String::from_utf8_lossy(&o.stdout).matches("NT_PRSTATUS").count();
+            if prstatus == 0 {
+                return Err(err(format!("readelf -n {elf}: no NT_PRSTATUS note (no vcpu registers)")));
+            }
+            done.push(format!("readelf -n {elf}: {prstatus} NT_PRSTATUS notes (one per vcpu)"));
+        }
+        let gdb = Command::new("gdb").args(["--batch", "-nx", "-ex", "info threads", "-c"]).arg(&path).output();
+        if let Ok(o) = gdb {
+            let text = String::from_utf8_lossy(&o.stdout);
+            // `info threads` rows: "* 1    LWP 1   0x... in ?? ()" (current) or "  2    LWP 2 ...".
+            let threads = text
+                .lines()
+                .filter(|l| l.contains("LWP") && l.trim_start().starts_with(|c: char| c == '*' || c.is_ascii_digit()))
+                .count();
+            if threads == 0 {
+                return Err(err(format!("gdb sees no thread in {elf}: {text}")));
+            }
+            let rip = text.lines().find(|l| l.trim_start().starts_with('*')).unwrap_or("").trim().to_string();
+            done.push(format!("gdb {elf}: {threads} thread(s): {rip}"));
+        }
+    }
+    let lime = read("xsr.lime")?;
+    done.push(compare_pattern("xsr.lime", &pattern_pages(lime_pages(&lime)?.into_iter()), &reference)?);
+    Ok(done)
+}
+
+/// Pages of the standard realxen guest's pattern file.
+const PATTERN_PAGES: usize = 1024;
+
+/// For each pattern page number N, the pfns holding an exact copy of page N
+/// (`REALXEN-PAGE-NNNNNN-` repeated over 4096 bytes, as the guest's init writes it).
+fn pattern_pages<'a>(pages: impl Iterator<Item = (u64, &'a [u8])>) -> Vec<Vec<u64>> {
+    let mut found = vec![Vec::new(); PATTERN_PAGES];
+    for (pfn, page) in pages {
+        let Some(n) = page
+            .strip_prefix(b"REALXEN-PAGE-")
+            .and_then(|r| std::str::from_utf8(r.get(..6)?).ok()?.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if n >= PATTERN_PAGES {
+            continue;
+        }
+        let tag = format!("REALXEN-PAGE-{n:06}-");
+        if page.iter().zip(tag.bytes().cycle()).all(|(a, b)| *a == b) && page.len() == 4096 {
+            found[n].push(pfn);
+        }
+    }
+    found
+}
+
+/// Every pattern page is in `dump`, and at a pfn where `xl dump-core` has the same page.
+fn compare_pattern(name: &str, dump: &[Vec<u64>], reference: &[Vec<u64>]) -> Result<String, Error> {
+    let missing: Vec<usize> = (0..PATTERN_PAGES).filter(|&n| dump[n].is_empty()).collect();
+    if !missing.is_empty() {
+        return Err(err(format!(
+            "{name}: {} pattern pages missing (first: {:?})",
+            missing.len(),
+            &missing[..missing.len().min(8)]
+        )));
+    }
+    let misplaced: Vec<usize> =
+        (0..PATTERN_PAGES).filter(|&n| !dump[n].iter().any(|p| reference[n].contains(p))).collect();
+    if !misplaced.is_empty() {
+        return Err(err(format!(
+            "{name}: {} pattern pages at pfns where xl dump-core has something else (page {} at {:x?}, dump-core {:x?})",
+            misplaced.len(),
+            misplaced[0],
+            dump[misplaced[0]],
+            reference[misplaced[0]]
+        )));
+    }
+    Ok(format!("{name}: all {PATTERN_PAGES} pattern pages, each at a pfn where xl dump-core has it"))
+}
+
+fn le_u64(b: &[u8], at: usize) -> Result<u64, Error> {
+    b.get(at..at + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]))).ok_or_else(|| err("ELF truncated"))
+}
+
+fn le_u16(b: &[u8], at: usize) -> Result<usize, Error> {
+    b.get(at..at + 2).map(|s| usize::from(u16::from_le_bytes([s[0], s[1]]))).ok_or_else(|| err("ELF truncated"))
+}
+
+/// The (pfn, page) pairs of an `xl dump-core` file: `.xen_pages` in the order of `.xen_p2m`
+/// (PV: {pfn, gmfn} pairs) or `.xen_pfn` (HVM: pfns) (Xen's `tools/libs/ctrl/xc_core.h`).
+fn dumpcore_pages(elf: &[u8]) -> Result<impl Iterator<Item = (u64, &[u8])>, Error> {
+    let shoff = le_u64(elf, 0x28)? as usize;
+    let (shentsize, shnum, shstrndx) = (le_u16(elf, 0x3a)?, le_u16(elf, 0x3c)?, le_u16(elf, 0x3e)?);
+    let section = |i: usize| -> Result<(u32, usize, usize), Error> {
+        let at = shoff + i * shentsize;
+        let name = elf
+            .get(at..at + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+            .ok_or_else(|| err("ELF truncated"))?;
+        Ok((name, le_u64(elf, at + 0x18)? as usize, le_u64(elf, at + 0x20)? as usize))
+    };
+    let (_, stroff, _) = section(shstrndx)?;
+    let mut pages = None;
+    let mut pfns: Option<Vec<u64>> = None;
+    for i in 0..shnum {
+        let (name, off, size) = section(i)?;
+        let name = elf.get(stroff + name as usize..).and_then(|s| s.split(|&b| b == 0).next()).unwrap_or_default();
+        let body = elf.get(off..off + size).ok_or_else(|| err("dump-core section beyond the file"))?;
+        match name {
+            b".xen_pages" => pages = Some(body),
+            b".xen_p2m" => pfns = Some(body.chunks_exact(16).map(|e| le_u64(e, 0).unwrap_or(u64::MAX)).collect()),
+            b".xen_pfn" => pfns = Some(body.chunks_exact(8).map(|e| le_u64(e, 0).unwrap_or(u64::MAX)).collect()),
+            _ => {}
+        }
+    }
+    let (pages, pfns) =
+        pages.zip(pfns).ok_or_else(|| err("xl dump-core file without .xen_pages and .xen_p2m/.xen_pfn"))?;
+    Ok(pfns.into_iter().zip(pages.chunks_exact(4096)))
+}
+
+/// The (pfn, page) pairs of a LiME file: 32-byte range headers ("EMiL", version 1, start and
+/// inclusive end address) each followed by the range's bytes.
+fn lime_pages(lime: &[u8]) -> Result<Vec<(u64, &[u8])>, Error> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at < lime.len() {
+        if lime.get(at..at + 4) != Some(&0x4C69_4D45u32.to_le_bytes()[..]) {
+            return Err(err(format!("LiME: no range header at byte {at}")));
+        }
+        let (start, end) = (le_u64(lime, at + 8)?, le_u64(lime, at + 16)?);
+        let len = end.checked_sub(start).map(|l| l + 1).ok_or_else(|| err("LiME: end before start"))? as usize;
+        let body = lime.get(at + 32..at + 32 + len).ok_or_else(|| err("LiME: range beyond the file"))?;
+        out.extend(body.chunks_exact(4096).enumerate().map(|(k, p)| ((start >> 12) + k as u64, p)));
+        at += 32 + len;
+    }
+    Ok(out)
+}
+
+/// The (pfn, page) pairs of an ELF core's PT_LOAD segments (p_paddr = guest-physical address).
+fn elf_load_pages(elf: &[u8]) -> Result<Vec<(u64, &[u8])>, Error> {
+    let phoff = le_u64(elf, 0x20)? as usize;
+    let (phentsize, mut phnum) = (le_u16(elf, 0x36)?, le_u16(elf, 0x38)?);
+    if phnum == 0xffff {
+        // PN_XNUM: the real count is section 0's sh_info.
+        let shoff = le_u64(elf, 0x28)? as usize;
+        phnum = elf.get(shoff + 44..shoff + 48).map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize);
+    }
+    let mut out = Vec::new();
+    for i in 0..phnum {
+        let at = phoff + i * phentsize;
+        if elf.get(at..at + 4) != Some(&1u32.to_le_bytes()[..]) {
+            continue;
+        }
+        let (off, paddr, filesz) =
+            (le_u64(elf, at + 8)? as usize, le_u64(elf, at + 0x18)?, le_u64(elf, at + 0x20)? as usize);
+        let body = elf.get(off..off + filesz).ok_or_else(|| err("PT_LOAD beyond the file"))?;
+        out.extend(body.chunks_exact(4096).enumerate().map(|(k, p)| ((paddr >> 12) + k as u64, p)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn pattern(n: usize) -> Vec<u8> {
+        format!("REALXEN-PAGE-{n:06}-").bytes().cycle().take(4096).collect()
+    }
+
+    #[test]
+    fn pattern_pages_need_the_whole_page() {
+        let mut bad = pattern(3);
+        bad[4000] ^= 1;
+        let pages = [pattern(1), bad, pattern(1024), pattern(2), vec![0; 4096]];
+        let found = pattern_pages(pages.iter().enumerate().map(|(i, p)| (i as u64 + 10, p.as_slice())));
+        assert_eq!(found[1], [10]);
+        assert_eq!(found[2], [13]);
+        assert!(found[3].is_empty());
+        assert_eq!(found.iter().map(Vec::len).sum::<usize>(), 2);
+    }
+
+    #[test]
+    fn pattern_comparison_wants_every_page_at_a_reference_pfn() {
+        let reference: Vec<Vec<u64>> = (0..PATTERN_PAGES as u64).map(|n| vec![100 + n]).collect();
+        let mut dump = reference.clone();
+        dump[7].push(5); // a stale second copy elsewhere is fine
+        assert!(compare_pattern("x", &dump, &reference).is_ok());
+        dump[7] = vec![5];
+        assert!(compare_pattern("x", &dump, &reference).unwrap_err().0.contains("1 pattern pages at pfns"));
+        dump[7].clear();
+        assert!(compare_pattern("x", &dump, &reference).unwrap_err().0.contains("1 pattern pages missing"));
+    }
+
+    /// An ELF64 with the given sections (name, body) and PT_LOADs (paddr, body).
+    fn elf(sections: &[(&str, Vec<u8>)], loads: &[(u64, Vec<u8>)]) -> Vec<u8> {
+        let mut shstr = vec![0u8];
+        let mut names = Vec::new();
+        for (n, _) in sections {
+            names.push(shstr.len() as u32);
+            shstr.extend(n.bytes().chain([0]));
+        }
+        let mut out = vec![0u8; 64];
+        let phoff = out.len();
+        out.resize(phoff + 56 * loads.len(), 0);
+        let mut bodies = Vec::new();
+        for (i, (paddr, body)) in loads.iter().enumerate() {
+            let at = phoff + i * 56;
+            let off = out.len();
+            out.extend(body);
+            out[at..at + 4].copy_from_slice(&1u32.to_le_bytes());
+            out[at + 8..at + 16].copy_from_slice(&(off as u64).to_le_bytes());
+            out[at + 0x18..at + 0x20].copy_from_slice(&paddr.to_le_bytes());
+            out[at + 0x20..at + 0x28].copy_from_slice(&(body.len() as u64).to_le_bytes());
+        }
+        for (_, body) in sections {
+            bodies.push((out.len() as u64, body.len() as u64));
+            out.extend(body);
+        }
+        let stroff = out.len() as u64;
+        out.extend(&shstr);
+        let shoff = out.len();
+        out.resize(shoff + 64 * (sections.len() + 1), 0);
+        for (i, ((off, len), name)) in
+            bodies.iter().chain([&(stroff, shstr.len() as u64)]).zip(names.iter().chain([&0])).enumerate()
+        {
+            let at = shoff + i * 64;
+            out[at..at + 4].copy_from_slice(&name.to_le_bytes());
+            out[at + 0x18..at + 0x20].copy_from_slice(&off.to_le_bytes());
+            out[at + 0x20..at + 0x28].copy_from_slice(&len.to_le_bytes());
+        }
+        out[0x20..0x28].copy_from_slice(&(phoff as u64).to_le_bytes());
+        out[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
+        out[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        out[0x38..0x3a].copy_from_slice(&(loads.len() as u16).to_le_bytes());
+        out[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        out[0x3c..0x3e].copy_from_slice(&((sections.len() + 1) as u16).to_le_bytes());
+        out[0x3e..0x40].copy_from_slice(&(sections.len() as u16).to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn dump_core_pages_follow_the_p2m_section() {
+        let p2m: Vec<u8> = [(9u64, 900u64), (4, 400)]
+            .iter()
+            .flat_map(|(p, m)| p.to_le_bytes().into_iter().chain(m.to_le_bytes()))
+            .collect();
+        let pages = [pattern(0), pattern(1)].concat();
+        let core = elf(&[(".note.Xen", vec![1, 2]), (".xen_p2m", p2m), (".xen_pages", pages)], &[]);
+        let pfns: Vec<u64> = dumpcore_pages(&core).unwrap().map(|(pfn, _)| pfn).collect();
+        assert_eq!(pfns, [9, 4]);
+        let found = pattern_pages(dumpcore_pages(&core).unwrap());
+        assert_eq!((found[0].as_slice(), found[1].as_slice()), (&[9][..], &[4][..]));
+        assert!(dumpcore_pages(&core[..100]).is_err());
+        assert!(dumpcore_pages(&elf(&[(".xen_pages", pattern(0))], &[])).is_err());
+    }
+
+    #[test]
+    fn lime_ranges_are_addressed_by_start() {
+        let mut lime = Vec::new();
+        for (start, pages) in [(0x3000u64, vec![pattern(8), pattern(9)]), (0x10000, vec![pattern(10)])] {
+            let len = pages.len() as u64 * 4096;
+            lime.extend(0x4C69_4D45u32.to_le_bytes());
+            lime.extend(1u32.to_le_bytes());
+            lime.extend(start.to_le_bytes());
+            lime.extend((start + len - 1).to_le_bytes());
+            lime.extend([0; 8]);
+            lime.extend(pages.concat());
+        }
+        let found = pattern_pages(lime_pages(&lime).unwrap().into_iter());
+        assert_eq!((found[8].as_slice(), found[9].as_slice(), found[10].as_slice()), (&[3][..], &[4][..], &[16][..]));
+        assert!(lime_pages(&lime[..lime.len() - 1]).is_err());
+        assert!(lime_pages(&lime[1..]).is_err());
+    }
+
+    #[test]
+    fn elf_loads_are_addressed_by_paddr() {
+        let core = elf(&[], &[(0x5000, [pattern(2), pattern(3)].concat()), (0x1000, pattern(4))]);
+        let found = pattern_pages(elf_load_pages(&core).unwrap().into_iter());
+        assert_eq!((found[2].as_slice(), found[3].as_slice(), found[4].as_slice()), (&[5][..], &[6][..], &[1][..]));
+        assert!(elf_load_pages(&core[..core.len() - 5000]).is_err());
+    }
+}

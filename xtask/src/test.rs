@@ -1,0 +1,79 @@
+//! `cargo xtask test` (and `ci`): every check CI runs.
+
+use std::env;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::fuzz::{FUZZ_MANIFEST, FUZZ_TARGET_DIR};
+use crate::interop::PYTHON_TEST_DIR;
+use crate::util::{Ctx, Error, err, no_args, run, tool_works};
+
+/// Everything CI checks. All main-workspace steps use debug builds in the
+/// default target dir and the same `--all-features` set, so clippy, tests
+/// and docs share compiled dependencies.
+pub(crate) fn task_test(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
+    no_args("test", args)?;
+    ensure_xen_dev()?;
+    run(ctx.cargo(["fmt", "--all", "--", "--check"]))?;
+    run(ctx.cargo(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]))?;
+    if nextest_available(ctx) {
+        // `--no-tests=warn`: like `cargo test`, a workspace (or a crate)
+        // without tests yet is not a failure.
+        run(ctx.cargo(["nextest", "run", "--workspace", "--all-features", "--no-tests=warn"]))?;
+    } else {
+        println!("note: cargo-nextest is not installed; using `cargo test`");
+        run(ctx.cargo(["test", "--workspace", "--all-features"]))?;
+    }
+    run(ctx.cargo(["test", "--workspace", "--all-features", "--doc"]))?;
+    run(ctx.cargo(["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    // Plain (uninstrumented) check so the fuzz targets never rot.
+    run(ctx.cargo(["check", "--manifest-path", FUZZ_MANIFEST, "--target-dir", FUZZ_TARGET_DIR]))?;
+    // The Volatility layer's stream reader: standard library only, about half a second.
+    // Volatility itself, readelf and gdb run in `cargo xtask interop`.
+    if tool_works(OsStr::new("python3")) {
+        run(Command::new("python3").args(["-m", "unittest", "discover", "-s", PYTHON_TEST_DIR]))?;
+    } else {
+        println!("note: python3 is not installed; skipping the {PYTHON_TEST_DIR} unit tests");
+    }
+    println!("xtask test: all checks passed");
+    Ok(())
+}
+
+/// `--all-features` builds sr-xen, whose bindings are generated from Xen's headers: install
+/// them (Debian: libxen-dev, libclang-dev for bindgen, pkg-config) when missing, as root.
+fn ensure_xen_dev() -> Result<(), Error> {
+    let have_headers = Command::new("pkg-config")
+        .args(["--exists", "xencontrol", "xenforeignmemory", "xenstore"])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Path::new("/usr/include/xenctrl.h").exists();
+    let have_clang = fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("llvm-") && e.path().join("lib/libclang.so").exists())
+        || env::var_os("LIBCLANG_PATH").is_some();
+    if have_headers && have_clang {
+        return Ok(());
+    }
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !root {
+        return Err(err("the xen feature (sr-xen) needs Xen's headers and libclang: run as root, or \
+             `sudo apt-get install libxen-dev libclang-dev pkg-config`, then `cargo xtask test` again"));
+    }
+    run(Command::new("apt-get").args(["-o", "DPkg::Lock::Timeout=900", "update"]))?;
+    run(Command::new("apt-get")
+        .args(["-o", "DPkg::Lock::Timeout=900", "install", "-y", "libxen-dev", "libclang-dev", "pkg-config"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn nextest_available(ctx: &Ctx) -> bool {
+    ctx.cargo(["nextest", "--version"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
