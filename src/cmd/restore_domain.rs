@@ -60,6 +60,8 @@ pub struct DomainRestoreSummary {
     pub restore_ms: f64,
     /// Of which at END, milliseconds.
     pub end_ms: f64,
+    /// Of which in the domain's work (populate, map, write, state, END), milliseconds.
+    pub domain_ms: f64,
     /// The verification before anything was created, milliseconds.
     pub verify_ms: f64,
     /// The whole command, milliseconds.
@@ -154,6 +156,7 @@ pub fn restore_domain(settings: &DomainRestoreSettings) -> Result<DomainRestoreS
         stream_bytes: report.bytes,
         restore_ms: report.restore_ms,
         end_ms: report.end_ms,
+        domain_ms: report.domain_ms,
         verify_ms,
         wall_ms: started.elapsed().as_secs_f64() * 1e3,
         store_gfn: report.store_gfn,

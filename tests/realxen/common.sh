@@ -146,6 +146,13 @@ timed_helper() {
     chmod 755 "/tmp/helper-$1"
     echo "/tmp/helper-$1"
 }
+# vcpus_online NAME: every vcpu of the domain is online (vcpu-list's State has r or b and no p;
+# an offline or paused vcpu shows "--p"), as many as xl list's VCPUs column
+vcpus_online() {
+    xl vcpu-list "$1"
+    _want=$(xl list "$1" | awk 'NR == 2 { print $4 }')
+    [ -n "$_want" ] && [ "$(xl vcpu-list "$1" | awk 'NR > 1 && $5 ~ /[rb]/ && $5 !~ /p/' | wc -l)" = "$_want" ]
+}
 # restore_job: the body of the restore-{pv,pv-2vcpu,pvh,hvm} jobs. A stock `xl save` of the
 # standard guest, then with Xen's helper disabled (and a stock `xl restore` shown to fail):
 # `xl restore` through xsr (the guest runs on: same pattern md5, heartbeat continues; `xl list -l`
@@ -173,6 +180,7 @@ restore_job() {
     check [ $rc -eq 0 ]
     check wait_heartbeat_after "$GUEST" "$hb" 120
     check runs_on
+    check vcpus_online "$GUEST"
     xl list -l "$GUEST" > "$OUT/xsr-list.json" 2>&1
     check grep -q '"domid"' "$OUT/xsr-list.json"
 
@@ -204,6 +212,7 @@ restore_job() {
     check [ "$(json_str_retry "$OUT/restore-domain.json" state)" = running ]
     check wait_heartbeat_after "$GUEST" "$hb" 120
     check runs_on
+    check vcpus_online "$GUEST"
     copy=xsr-copy
     ./xsr restore --domain "$OUT/g.save" --name "$copy" --paused > "$OUT/restore-copy.txt" 2> "$OUT/restore-copy.err"; rc=$?
     cat "$OUT/restore-copy.txt" "$OUT/restore-copy.err"
@@ -224,5 +233,6 @@ restore_job() {
     figure ratio-helper-xsr-vs-xen "$(ratio "$(cat "$OUT/xsr.helper-ms")" "$(cat "$OUT/xen.helper-ms")")"
     figure xsr-restore-domain-ms "$rd_ms"
     figure xsr-restore-domain-helper-ms "$(json_field "$OUT/restore-domain.json" restore_ms)"
+    figure xsr-restore-domain-in-domain-ms "$(json_field "$OUT/restore-domain.json" domain_ms)"
     rm -f "$OUT/g.save"
 }

@@ -78,33 +78,54 @@ python3 /tmp/corrupt.py "$OUT/g.save" "$OUT/self.save" self-rw
 XSR_EXIT=2 xsr_fails l4-maps-itself "$OUT/self.save" 'L4 table at pfn 0x[0-9a-f]+ \(mfn 0x[0-9a-f]+|cr3 mfn 0x[0-9a-f]+' 'Invalid argument|Operation not permitted'
 rm -f "$OUT/self.save"
 
-# kill_helper_when PID_OF_PARENT: SIGKILL the xsr helper once it has read 8 MiB of the stream
-kill_helper() {
-    _i=0; _h=
-    while [ $_i -lt 1000 ]; do
-        _h=$(pgrep -f -- '--restore-domain' | head -n 1)
-        if [ -n "$_h" ] && [ "$(awk '/^rchar/ { print $2 }' /proc/$_h/io 2>/dev/null || echo 0)" -gt 8388608 ]; then break; fi
-        sleep 0.01; _i=$((_i+1))
-    done
-    log "killing helper $_h ($(tr '\0' ' ' < /proc/$_h/cmdline 2>/dev/null)), $(awk '/^rchar/ { print $2 }' /proc/$_h/io 2>/dev/null) bytes read"
-    kill -9 "$_h"
+# killer.py READY_FILE: waits (polling /proc every 2 ms, one process for the whole wait, as
+# forking a pgrep per poll is too slow under TCG) for a process whose command line has
+# --restore-domain (the helper libxl runs) and which has read 8 MiB, SIGKILLs it and prints what
+# it killed; exit 1 after 120 s without one.
+cat > /tmp/killer.py <<'PY'
+import os, signal, sys, time
+open(sys.argv[1], 'w').close()
+end = time.time() + 120
+while time.time() < end:
+    for p in os.listdir('/proc'):
+        if not p.isdigit():
+            continue
+        try:
+            if b'--restore-domain' not in open('/proc/%s/cmdline' % p, 'rb').read():
+                continue
+            rchar = int(open('/proc/%s/io' % p).read().split('rchar: ')[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
+        if rchar > 8 << 20:
+            os.kill(int(p), signal.SIGKILL)
+            print('killed helper %s after it read %d bytes' % (p, rchar))
+            sys.exit(0)
+    time.sleep(0.002)
+sys.exit(1)
+PY
+# killed NAME CMD...: runs CMD in the background with the killer watching; sets RC to CMD's exit
+# status and checks that the killer found the helper
+killed() {
+    _n=$1; shift
+    rm -f /tmp/killer.ready
+    python3 /tmp/killer.py /tmp/killer.ready > "$OUT/$_n-killer.txt" 2>&1 &
+    _k=$!
+    _i=0; while [ ! -e /tmp/killer.ready ] && [ $_i -lt 300 ]; do sleep 0.1; _i=$((_i+1)); done
+    "$@" < /dev/null > "$OUT/$_n.txt" 2>&1 &
+    _c=$!
+    wait_for $_k 150; _krc=$?
+    wait_for $_c 150; RC=$?
+    cat "$OUT/$_n-killer.txt" "$OUT/$_n.txt"
+    check [ $_krc -eq 0 ]
 }
-xsr_xl xl restore -e "$OUT/g.save" < /dev/null > "$OUT/kill-xl.txt" 2>&1 &
-xlpid=$!
-kill_helper
-wait_for $xlpid 120; rc=$?
-cat "$OUT/kill-xl.txt"
-log "xl restore with its xsr helper killed: exit $rc"
-check [ $rc -ne 0 ]
+killed kill-xl xsr_xl xl restore -e "$OUT/g.save"
+log "xl restore with its xsr helper killed: exit $RC"
+check [ $RC -ne 0 ]
 check no_domain "$GUEST"
 
-./xsr restore --domain "$OUT/g.save" > "$OUT/kill-rd.txt" 2> "$OUT/kill-rd.err" &
-rdpid=$!
-kill_helper
-wait_for $rdpid 120; rc=$?
-cat "$OUT/kill-rd.err"
-log "xsr restore --domain with its helper killed: exit $rc"
-check [ $rc -eq 2 ]
+killed kill-rd ./xsr restore --domain "$OUT/g.save"
+log "xsr restore --domain with its helper killed: exit $RC"
+check [ $RC -eq 2 ]
 check no_domain "$GUEST"
 
 fresh_console "$GUEST"

@@ -92,6 +92,10 @@ pub struct XenRestoreStats {
     pub vcpus: u32,
     /// Time spent at END (vcpus, pinning, the guest's p2m, grants; or the HVM context).
     pub end: Duration,
+    /// Time spent in this destination's work for the whole stream (populating, mapping and
+    /// writing pages, applying state, END): the rest of a restore is reading and checking the
+    /// stream.
+    pub busy: Duration,
 }
 
 /// Why a restore into a domain failed in the domain (the stream itself passed every rule).
@@ -290,11 +294,13 @@ impl RestoreTarget for XenRestore<'_> {
     }
 
     fn apply_pages(&mut self, batch: &PageBatch<'_>) -> Result<(), MemoryError> {
-        match &mut self.kind {
+        let started = Instant::now();
+        let r = match &mut self.kind {
             Kind::Pv(pv) => pv.apply_pages(&self.ctrl, batch, None, &mut self.stats),
             Kind::Hvm(hvm) => hvm.apply_pages(&self.ctrl, batch, None, &mut self.stats),
-        }
-        .map_err(memory_error)
+        };
+        self.stats.busy += started.elapsed();
+        r.map_err(memory_error)
     }
 
     fn compare_pages(&mut self, batch: &PageBatch<'_>, mismatch: &mut dyn FnMut(u64)) -> Result<(), MemoryError> {
@@ -306,14 +312,19 @@ impl RestoreTarget for XenRestore<'_> {
     }
 
     fn static_data_end(&mut self, state: &DomainState) -> Result<(), TargetError> {
-        Ok(self.static_data(state)?)
+        let started = Instant::now();
+        let r = self.static_data(state);
+        self.stats.busy += started.elapsed();
+        Ok(r?)
     }
 
     fn state_record(&mut self, rec: &Record<'_>, state: &DomainState) -> Result<(), TargetError> {
+        let started = Instant::now();
         let r = match &mut self.kind {
             Kind::Pv(pv) => pv.state_record(&self.ctrl, rec, state),
             Kind::Hvm(hvm) => hvm.state_record(&self.ctrl, rec),
         };
+        self.stats.busy += started.elapsed();
         Ok(r?)
     }
 
@@ -324,6 +335,7 @@ impl RestoreTarget for XenRestore<'_> {
             Kind::Hvm(hvm) => hvm.end(&self.ctrl, state)?,
         };
         self.stats.end = started.elapsed();
+        self.stats.busy += self.stats.end;
         self.results = Some(results);
         Ok(())
     }
