@@ -10,7 +10,9 @@
 //! 3. Unless `--paused`, the domain is unpaused.
 //!
 //! Whatever fails, no domain is left: libxl destroys a domain whose creation or restore failed,
-//! and a domain that does not unpause is destroyed here. The error names the rule and byte
+//! and a domain that does not unpause is destroyed here, as is one whose restore SIGINT or
+//! SIGTERM interrupted (the restore runs to its end first: libxl cannot be interrupted). Only a
+//! SIGKILL of this process can leave a paused, half-built domain (as with `xl restore`). The error names the rule and byte
 //! offset (the helper's, for what only a restore into Xen finds), or the Xen call.
 //!
 //! Not done here (what `xl restore` adds beyond libxl): ballooning dom0 down for the memory
@@ -123,17 +125,23 @@ pub fn restore_domain(settings: &DomainRestoreSettings) -> Result<DomainRestoreS
     let report_file = tempfile::NamedTempFile::new().context("cannot create the helper's report file")?;
     let report_path = report_file.path().to_path_buf();
     let exe = std::env::current_exe().context("cannot find this program for libxl to run as its save helper")?;
+    let interrupt = sr_xen::Interrupt::install().context("cannot install the SIGINT/SIGTERM handlers")?;
     let req = sr_xen::restore::CreateRestore {
         config_json: &config,
         name: settings.name.as_deref(),
         helper: Some(&exe),
         helper_env: &[(REPORT_ENV, report_path.as_os_str())],
         paused: settings.paused,
+        interrupt: Some(&interrupt),
     };
     let created = sr_xen::restore::create_restore(&file, &req);
     let report = read_report(&report_path);
     let domid = match created {
         Ok(domid) => domid,
+        Err(e @ sr_xen::XenError::Interrupted { .. }) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("restoring {} was interrupted; the new domain was destroyed", settings.file.display())));
+        }
         Err(e) => {
             if let Some(HelperReport { error: Some(text), invalid_stream, .. }) = report {
                 return Err(anyhow::Error::new(HelperFailed { text, invalid_stream })

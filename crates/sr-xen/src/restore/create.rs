@@ -9,6 +9,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use crate::error::XenError;
+use crate::interrupt::Interrupt;
 use crate::libxl::{Libxl, set_env};
 
 /// What [`create_restore`] makes.
@@ -25,6 +26,10 @@ pub struct CreateRestore<'a> {
     pub helper_env: &'a [(&'a str, &'a OsStr)],
     /// Leave the domain paused (`xl restore -p`).
     pub paused: bool,
+    /// SIGINT/SIGTERM handlers: a signal during the restore lets it finish (libxl is not
+    /// interruptible), then destroys the new domain instead of unpausing it. (A terminal's ^C
+    /// also reaches the helper, which dies of it; libxl then fails and destroys the domain.)
+    pub interrupt: Option<&'a Interrupt>,
 }
 
 /// Restores the libxl stream `stream` is positioned at (just after the `xl` header) into a new
@@ -34,7 +39,8 @@ pub struct CreateRestore<'a> {
 /// # Errors
 /// [`XenError::Libxl`] from `libxl_domain_create_restore` (libxl has logged why on standard
 /// error, and destroyed the domain) or `libxl_domain_unpause` (the domain is then destroyed
-/// here, so that a domain that does not come up is not left behind).
+/// here, so that a domain that does not come up is not left behind);
+/// [`XenError::Interrupted`] after a signal (the domain destroyed).
 pub fn create_restore(stream: &std::fs::File, req: &CreateRestore<'_>) -> Result<u32, XenError> {
     let mut vars: Vec<(&str, &OsStr)> = req.helper_env.to_vec();
     if let Some(helper) = req.helper {
@@ -42,7 +48,14 @@ pub fn create_restore(stream: &std::fs::File, req: &CreateRestore<'_>) -> Result
     }
     set_env(&vars)?;
     let libxl = Libxl::open()?;
-    let domid = libxl.create_restore(req.config_json, req.name, stream.as_raw_fd())?;
+    let created = libxl.create_restore(req.config_json, req.name, stream.as_raw_fd());
+    if let Some(Err(e)) = req.interrupt.map(Interrupt::check) {
+        if let Ok(domid) = created {
+            let _ = libxl.destroy(domid);
+        }
+        return Err(e);
+    }
+    let domid = created?;
     if !req.paused
         && let Err(e) = libxl.unpause(domid)
     {
