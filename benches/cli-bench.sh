@@ -9,6 +9,9 @@
 #   xsr send --to | xsr receive over loopback TCP     vs xsr save --out - | xsr restore -
 #   xsr send --via 'xsr receive --from -'             vs the same pipeline
 #                                                     (the handshake's cost; target: within 1.05x)
+#   xsr send --to over TLS 1.3 (mutual certificates)  vs the same over plaintext TCP, runs
+#                                                     interleaved, min/median/max of each
+#                                                     (target: TLS throughput >= 0.7x plaintext)
 #   xsr extract --format raw|elf|lime FILE vs cp of the stream (target: within 1.1x)
 #   peak RSS of xsr save, xsr restore and xsr extract (target: under 64 MiB)
 set -euo pipefail
@@ -128,6 +131,62 @@ t_send_via=$(best_of rm_received send_via)
 cmp -s "$WORK/guest/memory.img" "$WORK/received/memory.img" || { echo "received image differs" >&2; exit 1; }
 rm -rf "$WORK/received"
 
+# TLS against plaintext over loopback, interleaved so that both see the same machine. The
+# certificates are made with openssl as docs/migrating.md shows.
+TLS=$WORK/tls
+mkdir -p "$TLS"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=xsr bench CA" \
+    -keyout "$TLS/ca.key" -out "$TLS/ca.crt" 2> /dev/null
+for side in src dst; do
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$side.example" \
+        -keyout "$TLS/$side.key" -out "$TLS/$side.csr" 2> /dev/null
+    printf 'subjectAltName=DNS:%s.example,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' "$side" > "$TLS/$side.ext"
+    openssl x509 -req -in "$TLS/$side.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -CAcreateserial -days 2 \
+        -extfile "$TLS/$side.ext" -out "$TLS/$side.crt" 2> /dev/null
+done
+RECV_TLS=(--tls-cert "$TLS/dst.crt" --tls-key "$TLS/dst.key" --tls-ca "$TLS/ca.crt" --tls-allow src.example)
+SEND_TLS=(--tls-cert "$TLS/src.crt" --tls-key "$TLS/src.key" --tls-ca "$TLS/ca.crt")
+# transfer_once MODE: one timed transfer (receiver started and listening before the clock);
+# prints nanoseconds.
+transfer_once() {
+    local recv_args=() send_args=()
+    if [ "$1" = tls ]; then recv_args=("${RECV_TLS[@]}"); send_args=("${SEND_TLS[@]}"); fi
+    rm -rf "$WORK/received"
+    : > "$WORK/receiver.err"
+    /usr/bin/time -f '%U %S' -o "$WORK/receiver.cpu" \
+        "$XSR" receive --listen 127.0.0.1:0 --out "$WORK/received" "${recv_args[@]}" > /dev/null 2> "$WORK/receiver.err" &
+    local receiver=$!
+    until grep -q '^listening on ' "$WORK/receiver.err"; do sleep 0.01; done
+    local port
+    port=$(sed -n 's/^listening on .*://p' "$WORK/receiver.err")
+    sync
+    local t0 t1
+    t0=$(now)
+    /usr/bin/time -f '%U %S' -o "$WORK/sender.cpu" "$XSR" send "$WORK/guest" --to "localhost:$port" "${send_args[@]}" 2> /dev/null
+    wait "$receiver"
+    t1=$(now)
+    cmp -s "$WORK/guest/memory.img" "$WORK/received/memory.img" || { echo "$1: received image differs" >&2; exit 1; }
+    # CPU seconds (user + system) of each side: what the machine's load does not change.
+    awk '{ print $1 + $2 }' "$WORK/sender.cpu" >> "$WORK/$1.sender.cpu"
+    awk '{ print $1 + $2 }' "$WORK/receiver.cpu" >> "$WORK/$1.receiver.cpu"
+    echo $(( t1 - t0 ))
+}
+plain_ns=()
+tls_ns=()
+rm -f "$WORK"/*.sender.cpu "$WORK"/*.receiver.cpu
+for _ in $(seq "$RUNS"); do
+    plain_ns+=("$(transfer_once plain)")
+    tls_ns+=("$(transfer_once tls)")
+done
+grep -q 'TLS 1.3 TLS13_AES_128_GCM_SHA256 X25519MLKEM768, the sender certificate src.example' "$WORK/receiver.err" \
+    || { echo "the TLS receiver did not report its session" >&2; cat "$WORK/receiver.err" >&2; exit 1; }
+rm -rf "$WORK/received"
+# spread NS...: "min median max" in seconds.
+spread() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 / 1e9 } END { printf "%.3f %.3f %.3f", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
+read -r plain_min plain_med plain_max <<< "$(spread "${plain_ns[@]}")"
+read -r tls_min tls_med tls_max <<< "$(spread "${tls_ns[@]}")"
+median_of() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }'; }
+
 echo
 echo "cli-bench: ${MB} MiB guest, best of $RUNS, files in the page cache"
 printf '  %-34s %8ss   cp of the image  %8ss   ratio %sx (target <= 1.3)\n' "xsr save" "$t_save" "$t_cp_image" "$(ratio "$t_save" "$t_cp_image")"
@@ -141,3 +200,13 @@ printf '  %-34s %8s MiB (target < 64)\n' "peak RSS xsr save" "$rss_save"
 printf '  %-34s %8ss   save | restore - %8ss   ratio %sx (target <= 1.05)\n' "xsr send --to (loopback TCP)" "$t_send_tcp" "$t_pipeline" "$(ratio "$t_send_tcp" "$t_pipeline")"
 printf '  %-34s %8ss   save | restore - %8ss   ratio %sx (target <= 1.05)\n' "xsr send --via 'receive --from -'" "$t_send_via" "$t_pipeline" "$(ratio "$t_send_via" "$t_pipeline")"
 printf '  %-34s %8s MiB (target < 64)\n' "peak RSS xsr extract --format elf" "$rss_extract"
+mibps() { awk -v mb="$MB" -v s="$1" 'BEGIN { printf "%.0f", mb / s }'; }
+printf '  %-34s min/median/max %s/%s/%s s (%s/%s/%s MiB/s)\n' "xsr send --to, plaintext TCP" \
+    "$plain_min" "$plain_med" "$plain_max" "$(mibps "$plain_max")" "$(mibps "$plain_med")" "$(mibps "$plain_min")"
+printf '  %-34s min/median/max %s/%s/%s s (%s/%s/%s MiB/s)\n' "xsr send --to, TLS 1.3" \
+    "$tls_min" "$tls_med" "$tls_max" "$(mibps "$tls_max")" "$(mibps "$tls_med")" "$(mibps "$tls_min")"
+printf '  %-34s %sx at the median, %sx best against best (target >= 0.7)\n' "TLS throughput / plaintext" \
+    "$(ratio "$plain_med" "$tls_med")" "$(ratio "$plain_min" "$tls_min")"
+printf '  %-34s sender %s s, receiver %s s (plaintext: %s s, %s s)\n' "median CPU (user+sys), TLS" \
+    "$(median_of "$WORK/tls.sender.cpu")" "$(median_of "$WORK/tls.receiver.cpu")" \
+    "$(median_of "$WORK/plain.sender.cpu")" "$(median_of "$WORK/plain.receiver.cpu")"

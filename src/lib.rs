@@ -15,6 +15,7 @@ pub mod pipe;
 pub mod progress;
 pub mod size;
 pub mod synthetic;
+pub mod tls;
 pub mod transfer;
 
 /// The example of `docs/library.md`, compiled as a doc test (`no_run`: it reads `guest.save`).

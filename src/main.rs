@@ -195,6 +195,11 @@ enum Command {
         #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, default_value = "60")]
         timeout: std::time::Duration,
         #[command(flatten)]
+        tls: TlsArgs,
+        /// TLS: the name the receiver's certificate must carry (default: HOST of --to).
+        #[arg(long, value_name = "NAME", requires = "tls_cert", help_heading = "TLS")]
+        tls_name: Option<String>,
+        #[command(flatten)]
         save: SaveArgs,
         #[cfg(feature = "xen")]
         #[command(flatten)]
@@ -253,9 +258,15 @@ enum Command {
         /// written atomically and synced before the sender is told.
         #[arg(long, value_name = "FILE")]
         out_file: Option<PathBuf>,
-        /// Seconds the sender may stay silent.
+        /// Seconds the sender may stay silent (also the bound on the TLS handshake).
         #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, default_value = "60")]
         timeout: std::time::Duration,
+        #[command(flatten)]
+        tls: TlsArgs,
+        /// TLS: accept only a sender whose certificate carries this name (a DNS subject
+        /// alternative name or the common name; exact, case-insensitive). Repeatable.
+        #[arg(long, value_name = "NAME", requires = "tls_cert", help_heading = "TLS")]
+        tls_allow: Vec<String>,
         #[command(flatten)]
         stream: StreamArgs,
         #[command(flatten)]
@@ -397,6 +408,42 @@ impl SaveArgs {
             workers: self.workers,
             pvh_as_hvm: self.pvh_as_hvm,
         }
+    }
+}
+
+/// TLS on a `send --to` / `receive --listen` TCP connection (see docs/migrating.md).
+#[derive(Args, Debug)]
+struct TlsArgs {
+    /// TLS 1.3: this side's certificate chain (PEM, leaf first). Needs --tls-key and --tls-ca.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"], help_heading = "TLS")]
+    tls_cert: Option<PathBuf>,
+    /// TLS: this side's private key (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_ca"], help_heading = "TLS")]
+    tls_key: Option<PathBuf>,
+    /// TLS: the certificate authorities that sign the other side's certificate (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"], help_heading = "TLS")]
+    tls_ca: Option<PathBuf>,
+    /// Allow plaintext TCP on an address that is not loopback (a network you trust).
+    #[arg(long, conflicts_with = "tls_cert", help_heading = "TLS")]
+    insecure: bool,
+}
+
+impl TlsArgs {
+    fn files(&self) -> Option<xsr::tls::TlsFiles> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => {
+                Some(xsr::tls::TlsFiles { cert: cert.clone(), key: key.clone(), ca: ca.clone() })
+            }
+            _ => None,
+        }
+    }
+
+    /// Refuses the TLS flags where they do not apply (pipes, standard input and output).
+    fn only_for(&self, what: &str) -> Result<()> {
+        if self.tls_cert.is_some() || self.insecure {
+            anyhow::bail!("--tls-* and --insecure are for TCP ({what}); ssh already protects a pipe transport");
+        }
+        Ok(())
     }
 }
 
@@ -604,21 +651,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
             via,
             reply,
             timeout,
+            tls,
+            tls_name,
             save,
             #[cfg(feature = "xen")]
             domain,
             #[cfg(feature = "xen")]
             json,
         } => {
+            // Checked before anything is read or any domain touched: the TLS files, and the
+            // refusal of plaintext off loopback.
             let peer = match (to, via, reply) {
-                (_, Some(cmd), None) => net::Peer::Via(cmd),
-                (Some(to), None, Some(reply)) if to == "-" => net::Peer::Stdout { reply },
+                (_, Some(cmd), None) => {
+                    tls.only_for("--to HOST:PORT")?;
+                    net::Peer::Via(cmd)
+                }
+                (Some(to), None, Some(reply)) if to == "-" => {
+                    tls.only_for("--to HOST:PORT")?;
+                    net::Peer::Stdout { reply }
+                }
                 (Some(to), None, None) if to == "-" => {
                     anyhow::bail!(
                         "--to - needs --reply PATH (where the receiver's outcome comes back), or use --via CMD"
                     )
                 }
-                (Some(to), None, None) => net::Peer::Tcp(to),
+                (Some(to), None, None) => net::Peer::tcp(&to, tls.files().as_ref(), tls_name.as_deref(), tls.insecure)?,
                 _ => anyhow::bail!("--reply goes with --to - only"),
             };
             #[cfg(feature = "xen")]
@@ -640,6 +697,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let dir = anyhow::Context::context(dir, "a directory (or --domain) is needed")?;
             let sent = net::send(&dir, &peer, &save.settings(), timeout)?;
+            if let Some(tls) = &sent.tls {
+                eprintln!("{tls}");
+            }
             let stats = &sent.stats;
             eprintln!(
                 "sent {} pages, {} bytes in {:.3} s; the receiver committed it: {}",
@@ -650,10 +710,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Receive { listen, from, out, out_file, timeout, stream, memory } => {
+        Command::Receive { listen, from, out, out_file, timeout, tls, tls_allow, stream, memory } => {
             let source = match from {
-                Some(path) => net::Source::Path(path),
-                None => net::Source::Listen(listen),
+                Some(path) => {
+                    tls.only_for("--listen")?;
+                    net::Source::Path(path)
+                }
+                None => net::Source::listen(&listen, tls.files().as_ref(), &tls_allow, tls.insecure)?,
             };
             let piped = matches!(source, net::Source::Path(_));
             let options = memory.bound(stream.options(Strictness::Lenient));

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,16 +24,84 @@ use crate::dir_guest::DirGuest;
 use crate::image_dir::{AtomicDir, AtomicFile};
 use crate::input::Input;
 use crate::outcome::exit_code;
+use crate::tls::{Authz, Session, TlsFailure, TlsFiles, TlsReader, TlsWriter};
 use crate::transfer::{Message, ReadError, ReceiverFailed, TimeoutReader, read_message};
 
 /// The default for `--timeout`: how long a peer may stay silent.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Whether plaintext TCP may use `addr` without `--insecure`: loopback addresses only
+/// (127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104). The unspecified address (listening on every
+/// interface) is not loopback.
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        IpAddr::V4(ip) => ip.is_loopback(),
+        IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
+/// Refuses plaintext TCP to or on an address that is not loopback, unless `insecure`: the
+/// guest's memory would cross a network unencrypted, and anyone who reaches the port could
+/// send or receive a guest. `flag` and `spec` are what the user gave (`--to`, `HOST:PORT`).
+pub fn check_plaintext(flag: &str, spec: &str, addrs: &[SocketAddr], insecure: bool) -> Result<()> {
+    if insecure {
+        return Ok(());
+    }
+    if let Some(bad) = addrs.iter().find(|a| !is_loopback(a)) {
+        let ssh = if flag == "--listen" {
+            "let the sender carry the transfer over ssh to `xsr receive --from -`"
+        } else {
+            "carry the transfer over ssh (send --via 'ssh HOST xsr receive --from - ...')"
+        };
+        bail!(
+            "refusing plaintext TCP with {flag} {spec} ({bad} is not a loopback address): guest memory would cross \
+             the network unencrypted and unauthenticated. Use TLS (--tls-cert FILE --tls-key FILE --tls-ca FILE on \
+             both sides), {ssh}, or pass --insecure on a network you trust"
+        );
+    }
+    Ok(())
+}
+
+fn resolve(flag: &str, spec: &str) -> Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> =
+        spec.to_socket_addrs().with_context(|| format!("{flag} {spec}: not an address (HOST:PORT)"))?.collect();
+    if addrs.is_empty() {
+        bail!("{flag} {spec}: the name has no address");
+    }
+    Ok(addrs)
+}
+
+/// The host part of `HOST:PORT` (`[v6]:PORT` without its brackets).
+fn host_of(spec: &str) -> &str {
+    let host = spec.rsplit_once(':').map_or(spec, |(h, _)| h);
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
+}
+
+/// The sender's TLS settings, loaded and checked before anything is sent.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    config: Arc<rustls::ClientConfig>,
+    /// The name the receiver's certificate must carry.
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+/// The receiver's TLS settings.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    config: Arc<rustls::ServerConfig>,
+    authz: Arc<Authz>,
+}
+
 /// Where `xsr send` sends.
 #[derive(Clone, Debug)]
 pub enum Peer {
-    /// `--to HOST:PORT`: a TCP connection carries both directions.
-    Tcp(String),
+    /// `--to HOST:PORT`: a TCP connection carries both directions, in TLS when `tls` is set.
+    Tcp {
+        /// HOST:PORT as given.
+        addr: String,
+        /// The TLS settings (none: plaintext).
+        tls: Option<ClientTls>,
+    },
     /// `--via CMD`: `sh -c CMD` is started with its standard input as the forward channel
     /// and its standard output as the back channel (its standard error is ours).
     Via(String),
@@ -46,9 +114,29 @@ pub enum Peer {
 }
 
 impl Peer {
+    /// `--to HOST:PORT`, checked up front: with `tls`, the credentials are loaded and the
+    /// receiver's certificate must name `tls_name` (default: HOST); without, HOST must be
+    /// loopback unless `insecure` (see [`check_plaintext`]).
+    pub fn tcp(to: &str, tls: Option<&TlsFiles>, tls_name: Option<&str>, insecure: bool) -> Result<Peer> {
+        let tls = match tls {
+            None => {
+                check_plaintext("--to", to, &resolve("--to", to)?, insecure)?;
+                None
+            }
+            Some(files) => {
+                let name = tls_name.unwrap_or_else(|| host_of(to));
+                let name = rustls::pki_types::ServerName::try_from(name.to_string()).with_context(|| {
+                    format!("{name:?} is not a DNS name or IP address to check the receiver against (--tls-name)")
+                })?;
+                Some(ClientTls { config: crate::tls::client_config(files)?, name })
+            }
+        };
+        Ok(Peer::Tcp { addr: to.to_string(), tls })
+    }
+
     fn name(&self) -> String {
         match self {
-            Peer::Tcp(addr) => addr.clone(),
+            Peer::Tcp { addr, .. } => addr.clone(),
             Peer::Via(cmd) => format!("`{cmd}`"),
             Peer::Stdout { reply } => format!("the receiver replying on {}", reply.display()),
         }
@@ -62,6 +150,8 @@ pub struct Sent {
     pub stats: SaveStats,
     /// The receiver's summary (from its `OK`).
     pub summary: String,
+    /// Over TLS: the session (cipher suite, key exchange, the receiver's certificate names).
+    pub tls: Option<String>,
 }
 
 /// State shared by the sender, its back-channel reader and its watchdog.
@@ -122,13 +212,15 @@ struct Link {
     forward: Option<Box<dyn Write + Send>>,
     back: Option<BackOpener>,
     tcp: Option<TcpStream>,
+    tls: Option<Arc<Session>>,
     child: Option<Arc<Mutex<Child>>>,
+    timeout: Duration,
 }
 
 impl Link {
     fn open(peer: &Peer, timeout: Duration) -> Result<Link> {
         match peer {
-            Peer::Tcp(to) => {
+            Peer::Tcp { addr: to, tls: None } => {
                 let stream = connect(to, timeout)?;
                 stream.set_nodelay(true).ok();
                 let back = stream.try_clone().context("cannot clone the connection")?;
@@ -137,7 +229,24 @@ impl Link {
                     forward: Some(Box::new(forward)),
                     back: Some(Box::new(move || Ok(Box::new(back) as Box<dyn Read + Send>))),
                     tcp: Some(stream),
+                    tls: None,
                     child: None,
+                    timeout,
+                })
+            }
+            Peer::Tcp { addr: to, tls: Some(tls) } => {
+                let stream = connect(to, timeout)?;
+                stream.set_nodelay(true).ok();
+                let tcp = stream.try_clone().context("cannot clone the connection")?;
+                let session = Session::connect(stream, Arc::clone(&tls.config), tls.name.clone(), to.clone(), timeout)?;
+                let back = TlsReader::new(Arc::clone(&session), timeout);
+                Ok(Link {
+                    forward: Some(Box::new(TlsWriter::new(Arc::clone(&session), timeout))),
+                    back: Some(Box::new(move || Ok(Box::new(back) as Box<dyn Read + Send>))),
+                    tcp: Some(tcp),
+                    tls: Some(session),
+                    child: None,
+                    timeout,
                 })
             }
             Peer::Via(cmd) => {
@@ -155,7 +264,9 @@ impl Link {
                     forward: Some(Box::new(forward)),
                     back: Some(Box::new(move || Ok(Box::new(back) as Box<dyn Read + Send>))),
                     tcp: None,
+                    tls: None,
                     child: Some(Arc::new(Mutex::new(child))),
+                    timeout,
                 })
             }
             Peer::Stdout { reply } => {
@@ -173,7 +284,9 @@ impl Link {
                             .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", reply.display())))
                     })),
                     tcp: None,
+                    tls: None,
                     child: None,
+                    timeout,
                 })
             }
         }
@@ -201,9 +314,13 @@ impl Link {
         }
     }
 
-    /// Closes the forward channel: the receiver sees the end of the stream.
+    /// Closes the forward channel: the receiver sees the end of the stream (in TLS, the
+    /// `close_notify` that proves it is the end).
     fn close_forward(&mut self) {
         self.forward = None;
+        if let Some(session) = &self.tls {
+            let _ = session.close_notify(self.timeout);
+        }
         if let Some(s) = &self.tcp {
             let _ = s.shutdown(Shutdown::Write);
         }
@@ -211,7 +328,9 @@ impl Link {
 
     /// Ends the transfer: the transport command gets `timeout` to exit, then is killed.
     fn finish(&mut self, timeout: Duration) {
-        self.close_forward();
+        if self.forward.is_some() {
+            self.close_forward();
+        }
         if let Some(s) = self.tcp.take() {
             let _ = s.shutdown(Shutdown::Both);
         }
@@ -248,6 +367,11 @@ fn connect(to: &str, timeout: Duration) -> Result<TcpStream> {
 
 type Incoming = Result<Option<Message>, ReadError>;
 
+/// The TLS failure inside an I/O error, if that is what it is.
+fn tls_failure(e: &io::Error) -> Option<&TlsFailure> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<TlsFailure>())
+}
+
 /// Sends the image in `dir` to `peer` and returns once the receiver reported the outcome.
 /// Errors: the receiver's own failure as [`ReceiverFailed`] (its exit code and message);
 /// a closed back channel, a silent peer (`timeout`), a local failure otherwise.
@@ -265,7 +389,10 @@ pub fn send_with(
 ) -> Result<Sent> {
     let name = peer.name();
     let mut link = Link::open(peer, timeout)?;
-    let result = exchange(&mut link, &name, timeout, save);
+    let mut result = exchange(&mut link, &name, timeout, save);
+    if let (Ok(sent), Some(session)) = (&mut result, &link.tls) {
+        sent.tls = Some(session.describe());
+    }
     link.finish(if result.is_ok() { timeout } else { Duration::from_millis(500) });
     result
 }
@@ -316,6 +443,8 @@ fn exchange(
         Ok(Ok(Some(Message::Error { code, message }))) => return Err(ReceiverFailed { code, message }.into()),
         Ok(Ok(Some(Message::Ok(_)))) => bail!("{name} reported success before the stream was sent"),
         Ok(Ok(None)) => bail!("{name} closed the back channel without saying it was ready"),
+        // A TLS refusal says all there is to say (the receiver sends nothing else).
+        Ok(Err(ReadError::Io(e))) if tls_failure(&e).is_some() => return Err(anyhow!(e)),
         Ok(Err(e)) => return Err(anyhow!(e).context(format!("no handshake from {name}"))),
         Err(RecvTimeoutError::Timeout) => {
             bail!("{name} did not say it was ready within {} s (--timeout)", timeout.as_secs_f64())
@@ -336,13 +465,15 @@ fn exchange(
                 abort();
                 return;
             }
-            std::thread::sleep(tick);
+            // Woken early when the stream is done, so the join below does not wait a tick.
+            std::thread::park_timeout(tick);
         }
     });
     let forward = link.forward.take().context("forward channel already used")?;
     let saved = save(Box::new(Guarded { inner: forward, shared: Arc::clone(&shared) }));
     link.close_forward();
     shared.done.store(true, Ordering::Release);
+    watchdog.thread().unpark();
     let _ = watchdog.join();
     if shared.stalled.load(Ordering::Acquire) {
         bail!("{name} did not read the stream for {} s (--timeout)", timeout.as_secs_f64());
@@ -355,7 +486,7 @@ fn exchange(
         Err(e) => e.chain().any(|c| matches!(c.downcast_ref::<SaveError>(), Some(SaveError::Io { .. }))),
     };
     match (saved, outcome) {
-        (Ok(stats), Ok(Ok(Some(Message::Ok(summary))))) => Ok(Sent { stats, summary }),
+        (Ok(stats), Ok(Ok(Some(Message::Ok(summary))))) => Ok(Sent { stats, summary, tls: None }),
         (Err(e), _) if !transport_failed => {
             Err(e.context(format!("sending to {name} failed; the receiver discards the partial stream")))
         }
@@ -386,11 +517,38 @@ fn exchange(
 /// Where `xsr receive` reads.
 #[derive(Clone, Debug)]
 pub enum Source {
-    /// `--listen ADDR`: accept one TCP connection.
-    Listen(String),
+    /// `--listen ADDR`: accept one TCP connection (in TLS when `tls` is set).
+    Listen {
+        /// The addresses to bind, resolved and checked.
+        addrs: Vec<SocketAddr>,
+        /// ADDR as given.
+        spec: String,
+        /// The TLS settings (none: plaintext).
+        tls: Option<ServerTls>,
+    },
     /// `--from PATH` (`-`: standard input): read the stream there, write the messages on
     /// standard output.
     Path(PathBuf),
+}
+
+impl Source {
+    /// `--listen ADDR`, checked up front: with `tls`, the credentials are loaded and only
+    /// senders whose certificate names one of `allow` (when not empty) are accepted; without,
+    /// ADDR must be loopback unless `insecure` (see [`check_plaintext`]).
+    pub fn listen(spec: &str, tls: Option<&TlsFiles>, allow: &[String], insecure: bool) -> Result<Source> {
+        let addrs = resolve("--listen", spec)?;
+        let tls = match tls {
+            None => {
+                check_plaintext("--listen", spec, &addrs, insecure)?;
+                None
+            }
+            Some(files) => {
+                let (config, authz) = crate::tls::server_config(files, allow)?;
+                Some(ServerTls { config, authz })
+            }
+        };
+        Ok(Source::Listen { addrs, spec: spec.to_string(), tls })
+    }
 }
 
 /// Where `xsr receive` puts what it receives.
@@ -424,15 +582,42 @@ pub fn receive(
     listening: impl FnOnce(SocketAddr),
 ) -> Result<(Received, String)> {
     match source {
-        Source::Listen(listen) => {
-            let listener = TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+        Source::Listen { addrs, spec, tls } => {
+            let listener = TcpListener::bind(&addrs[..]).with_context(|| format!("cannot listen on {spec}"))?;
             listening(listener.local_addr()?);
             let (stream, peer) = listener.accept().context("accept failed")?;
             stream.set_nodelay(true).ok();
-            let forward = stream.try_clone().context("cannot clone the connection")?;
-            let drain = stream.try_clone().context("cannot clone the connection")?;
-            let mut back = &stream;
-            serve(forward, drain, &mut back, &format!("the stream from {peer}"), target, options, max_memory, timeout)
+            let name = format!("the stream from {peer}");
+            match tls {
+                None => {
+                    let forward =
+                        TimeoutReader::new(stream.try_clone().context("cannot clone the connection")?, timeout);
+                    let drain = TimeoutReader::new(stream.try_clone().context("cannot clone the connection")?, timeout);
+                    let mut back = &stream;
+                    serve(Box::new(forward), Box::new(drain), &mut back, &name, target, options, max_memory)
+                }
+                Some(tls) => {
+                    // Nothing is prepared before the sender is authenticated: a refused peer
+                    // gets one TLS alert, and nothing is created.
+                    let session = Session::accept(
+                        stream,
+                        Arc::clone(&tls.config),
+                        Arc::clone(&tls.authz),
+                        peer.to_string(),
+                        timeout,
+                    )
+                    .context("refused the connection")?;
+                    eprintln!("accepted {peer}: {}", session.describe());
+                    let forward = TlsReader::new(Arc::clone(&session), timeout);
+                    let drain = TlsReader::new(Arc::clone(&session), timeout);
+                    let mut back = TlsWriter::new(Arc::clone(&session), timeout);
+                    let result =
+                        serve(Box::new(forward), Box::new(drain), &mut back, &name, target, options, max_memory);
+                    let _ = session.close_notify(timeout);
+                    let _ = session.socket().shutdown(Shutdown::Both);
+                    result
+                }
+            }
         }
         Source::Path(path) => {
             let forward = if path.as_os_str() == "-" {
@@ -442,10 +627,11 @@ pub fn receive(
             } else {
                 File::open(path).with_context(|| format!("cannot open {}", path.display()))?
             };
-            let drain = forward.try_clone().context("cannot duplicate the input")?;
+            let drain = TimeoutReader::new(forward.try_clone().context("cannot duplicate the input")?, timeout);
+            let forward = TimeoutReader::new(forward, timeout);
             let mut back = File::from(io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?);
             let name = if path.as_os_str() == "-" { "standard input".to_string() } else { path.display().to_string() };
-            serve(forward, drain, &mut back, &name, target, options, max_memory, timeout)
+            serve(Box::new(forward), Box::new(drain), &mut back, &name, target, options, max_memory)
         }
     }
 }
@@ -516,16 +702,16 @@ pub fn summary(restored: &Restored<FileMemory>, out: &Path) -> String {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn serve<R: Read + AsFd + Send + 'static>(
-    forward: R,
-    drain: R,
+/// Runs the receiver's side of the handshake around the restore. `forward` and `drain` read
+/// the same stream (each read bounded by the timeout); `drain` empties it after a failure.
+fn serve(
+    forward: Box<dyn Read + Send>,
+    mut drain: Box<dyn Read + Send>,
     back: &mut dyn Write,
     name: &str,
     target: Target<'_>,
     options: RestoreOptions,
     max_memory: u64,
-    timeout: Duration,
 ) -> Result<(Received, String)> {
     let report_error = |back: &mut dyn Write, e: &anyhow::Error| {
         let _ = Message::Error { code: exit_code(e), message: format!("{e:#}") }.write_to(back);
@@ -545,13 +731,13 @@ fn serve<R: Read + AsFd + Send + 'static>(
         }
     };
     Message::Ready.write_to(back).context("cannot tell the sender we are ready")?;
-    let reader = TimeoutReader::new(forward, timeout);
+    let reader = forward;
     let received = match prepared {
         Prepared::Dir(dir) => {
             let out = match target {
                 Target::Dir(out) | Target::File(out) => out,
             };
-            restore_into(dir, Input::Reader(Box::new(reader)), name, options, max_memory).map(|r| {
+            restore_into(dir, Input::Reader(reader), name, options, max_memory).map(|r| {
                 let line = summary(&r, out);
                 (Received::Dir(r), line)
             })
@@ -569,9 +755,50 @@ fn serve<R: Read + AsFd + Send + 'static>(
             report_error(back, &e);
             // Read what the sender still sends until it closes: closing with unread data
             // would reset a TCP connection, and the reset can discard the message.
-            let mut drain = TimeoutReader::new(drain, timeout);
             let _ = io::copy(&mut drain, &mut io::sink());
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_is_loopback() {
+        let yes = ["127.0.0.1:1", "127.255.0.9:1", "[::1]:1", "[::ffff:127.0.0.1]:1"];
+        let no = [
+            "0.0.0.0:1",
+            "[::]:1",
+            "192.0.2.1:1",
+            "10.0.0.1:1",
+            "[::ffff:10.0.0.1]:1",
+            "[2001:db8::1]:1",
+            "[fe80::1]:1",
+        ];
+        for a in yes {
+            assert!(is_loopback(&a.parse().unwrap()), "{a}");
+        }
+        for a in no {
+            assert!(!is_loopback(&a.parse().unwrap()), "{a}");
+        }
+    }
+
+    #[test]
+    fn plaintext_policy() {
+        let lo: Vec<SocketAddr> = vec!["127.0.0.1:7".parse().unwrap(), "[::1]:7".parse().unwrap()];
+        assert!(check_plaintext("--to", "localhost:7", &lo, false).is_ok());
+        let mixed: Vec<SocketAddr> = vec!["127.0.0.1:7".parse().unwrap(), "192.0.2.1:7".parse().unwrap()];
+        let e = check_plaintext("--to", "host:7", &mixed, false).unwrap_err().to_string();
+        assert!(e.contains("192.0.2.1:7 is not a loopback address") && e.contains("--tls-cert"), "{e}");
+        assert!(check_plaintext("--to", "host:7", &mixed, true).is_ok());
+    }
+
+    #[test]
+    fn host_of_strips_port_and_brackets() {
+        assert_eq!(host_of("example.org:7878"), "example.org");
+        assert_eq!(host_of("[::1]:7878"), "::1");
+        assert_eq!(host_of("10.1.2.3:1"), "10.1.2.3");
     }
 }

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod helper;
+pub mod xl_migrate;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
