@@ -139,8 +139,10 @@ pub fn restore_domain(settings: &DomainRestoreSettings) -> Result<DomainRestoreS
     let domid = match created {
         Ok(domid) => domid,
         Err(e @ sr_xen::XenError::Interrupted { .. }) => {
-            return Err(anyhow::Error::new(e)
-                .context(format!("restoring {} was interrupted; the new domain was destroyed", settings.file.display())));
+            return Err(anyhow::Error::new(e).context(format!(
+                "restoring {} was interrupted; the new domain was destroyed",
+                settings.file.display()
+            )));
         }
         Err(e) => {
             if let Some(HelperReport { error: Some(text), invalid_stream, .. }) = report {

@@ -52,6 +52,34 @@ pub(crate) fn param_action(index: u64) -> ParamAction {
     }
 }
 
+/// What applying one HVM_PARAMS record does, in order (`handle_hvm_params`): each param with
+/// whether its page is cleared first, and the ring frames the record names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ParamPlan {
+    /// `(index, value, clear the page at value first)`, PAE_ENABLED left out.
+    pub set: Vec<(u64, u64, bool)>,
+    /// STORE_PFN's value, if the record has it.
+    pub store_gfn: Option<u64>,
+    /// CONSOLE_PFN's value, if the record has it.
+    pub console_gfn: Option<u64>,
+}
+
+/// The plan for a record's entries, in record order.
+pub(crate) fn plan_params(entries: impl IntoIterator<Item = (u64, u64)>) -> ParamPlan {
+    let mut plan = ParamPlan::default();
+    for (index, value) in entries {
+        match index {
+            CONSOLE_PFN => plan.console_gfn = Some(value),
+            STORE_PFN => plan.store_gfn = Some(value),
+            _ => {}
+        }
+        if let ParamAction::Set { clear } = param_action(index) {
+            plan.set.push((index, value, clear));
+        }
+    }
+    plan
+}
+
 /// A growable bitmap of populated gfns.
 #[derive(Clone, Debug, Default)]
 struct Populated(Vec<u64>);
@@ -189,22 +217,14 @@ impl HvmRestore {
             }
             RecordType::HVM_PARAMS => {
                 let params = HvmParams::parse(rec).map_err(|e| XenRestoreError::Unsupported(e.to_string()))?;
-                for e in params.entries {
-                    let (index, value) = (e.index.get(), e.value.get());
-                    match index {
-                        CONSOLE_PFN => self.console_gfn = value,
-                        STORE_PFN => self.store_gfn = value,
-                        _ => {}
-                    }
-                    match param_action(index) {
-                        ParamAction::Drop => continue,
-                        ParamAction::Set { clear } => {
-                            if clear {
-                                // Xen's restorer ignores a failure to clear (the page is then
-                                // whatever the stream sent), and so does this one.
-                                let _ = ctrl.clear_domain_page(domid, value);
-                            }
-                        }
+                let plan = plan_params(params.entries.iter().map(|e| (e.index.get(), e.value.get())));
+                self.store_gfn = plan.store_gfn.unwrap_or(self.store_gfn);
+                self.console_gfn = plan.console_gfn.unwrap_or(self.console_gfn);
+                for (index, value, clear) in plan.set {
+                    if clear {
+                        // Xen's restorer ignores a failure to clear (the page is then whatever
+                        // the stream sent), and so does this one.
+                        let _ = ctrl.clear_domain_page(domid, value);
                     }
                     let index32 =
                         u32::try_from(index).map_err(|_| XenError::Layout { what: "HVM param index", value: index })?;
@@ -246,6 +266,41 @@ mod tests {
         for other in [2, 9, 12, 18, 32, 33, 34, 35, 36] {
             assert_eq!(param_action(other), ParamAction::Set { clear: false }, "{other}");
         }
+    }
+
+    fn entries(body: &[u8]) -> Vec<(u64, u64)> {
+        let n = u32::from_le_bytes(body[..4].try_into().unwrap()) as usize;
+        assert_eq!(body.len(), 8 + 16 * n);
+        let w = |o: usize| u64::from_le_bytes(body[o..o + 8].try_into().unwrap());
+        (0..n).map(|i| (w(8 + 16 * i), w(16 + 16 * i))).collect()
+    }
+
+    /// Recorded inputs: the HVM_PARAMS records of real `xl save` files of the test guest as
+    /// HVM and as PVH (`tests/data/xen-4.17-hvm-pieces/README.md`).
+    #[test]
+    fn the_real_params_records_clear_the_magic_pages_and_name_the_rings() {
+        let hvm = include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/xen-4.17-hvm-pieces/hvm-params-hvm.bin"
+        ));
+        let pvh = include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/xen-4.17-hvm-pieces/hvm-params-pvh.bin"
+        ));
+        for (name, body, count) in [("hvm", &hvm[..], 12), ("pvh", &pvh[..], 8)] {
+            let e = entries(body);
+            let plan = plan_params(e.clone());
+            assert_eq!(plan.set.len(), count, "{name}: every param is set, in record order");
+            assert_eq!(plan.set.iter().map(|&(i, v, _)| (i, v)).collect::<Vec<_>>(), e, "{name}");
+            let cleared: Vec<u64> = plan.set.iter().filter(|s| s.2).map(|s| s.1).collect();
+            // STORE, IOREQ, BUFIOREQ, CONSOLE: the pages libxc clears.
+            assert_eq!(cleared, [0xfeffc, 0xfeffd, 0xfeffb, 0xfefff], "{name}");
+            assert_eq!((plan.store_gfn, plan.console_gfn), (Some(0xfeffc), Some(0xfefff)), "{name}");
+        }
+        // PAE_ENABLED from an old stream is dropped, the rest kept in order.
+        let plan = plan_params([(4, 1), (2, 5)]);
+        assert_eq!(plan.set, [(2, 5, false)]);
+        assert_eq!(plan.store_gfn, None);
     }
 
     #[test]

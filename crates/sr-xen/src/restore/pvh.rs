@@ -8,8 +8,9 @@
 //! * domain type 3 (x86 PVH), which Xen 4.17's restorer refuses but older Xen and xsr's saver
 //!   (`--pvh-as-hvm` not given) write: the records are the same, so it is restored alike.
 //!
-//! A PVH guest has no ioreq pages or device-model state; the stream's HVM params are applied
-//! as they are (the saver sends only the non-zero ones).
+//! A PVH guest has no device model, but libxl places the same magic pages for it (xenstore,
+//! console, ioreq, the paging/monitor/sharing rings): its HVM params are applied as an HVM
+//! guest's are (the saver sends only the non-zero ones).
 
 use xen_sys as sys;
 
