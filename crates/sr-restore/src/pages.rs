@@ -66,13 +66,17 @@ impl PageApplier {
         self.to_populate.clear();
         self.data_pfns.clear();
         self.data_types.clear();
-        // Bounds first, in one branch-free pass, so a record with a bad pfn changes nothing.
+        // Bounds first, in one branch-free pass (which also counts the types), so a record with
+        // a bad pfn changes nothing.
         let (mut lo, mut hi) = stats.pfn_range.unwrap_or((u64::MAX, 0));
         let (mut rec_lo, mut rec_hi) = (u64::MAX, 0);
+        let mut counts = [0u64; 16];
         for w in pages.words {
-            let pfn = w.get() & PFN_MASK;
+            let w = w.get();
+            let pfn = w & PFN_MASK;
             rec_lo = rec_lo.min(pfn);
             rec_hi = rec_hi.max(pfn);
+            counts[(w >> 60) as usize] += 1;
         }
         let bound = bounds.domain.min(bounds.destination);
         if rec_hi >= bound {
@@ -104,9 +108,16 @@ impl PageApplier {
         // whose END checks ask for it.
         let with_memory = memory.is_some();
         let track_populated = with_memory || self.track_populated;
-        for e in pages.entries() {
+        for (total, n) in self.type_counts.iter_mut().zip(counts) {
+            *total += n;
+        }
+        // A record of holes only (XTAB, BROKEN: what a saver sends for the gaps of an HVM
+        // guest's span, about a million entries for 4 GiB) populates and writes nothing: unless
+        // its types are recorded, there is nothing more to do per entry.
+        let populating = pages.data_pages() > 0 || counts[usize::from(PageType::XALLOC.nibble())] > 0;
+        let walk = bounds.page_types || (populating && (track_populated || with_memory));
+        for e in pages.entries().filter(|_| walk) {
             let t = e.page_type;
-            self.type_counts[usize::from(t.nibble())] += 1;
             if track_populated && t.populates() && self.populated.insert(e.pfn) && with_memory {
                 self.to_populate.push(e.pfn);
             }
