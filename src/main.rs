@@ -251,8 +251,23 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         from: Option<PathBuf>,
         /// Output directory (must not exist; written atomically).
-        #[arg(long, required_unless_present = "out_file", conflicts_with = "out_file")]
+        #[cfg_attr(feature = "xen", arg(long, required_unless_present_any = ["out_file", "domain"], conflicts_with_all = ["out_file", "domain"]))]
+        #[cfg_attr(not(feature = "xen"), arg(long, required_unless_present = "out_file", conflicts_with = "out_file"))]
         out: Option<PathBuf>,
+        /// Restore the arriving guest into a new Xen domain and start it there, with xl's
+        /// hand-over (`xl migrate`'s protocol): the sender (`send --domain`, `xsr migrate`,
+        /// `xl migrate`) destroys its copy only once this one runs.
+        #[cfg(feature = "xen")]
+        #[arg(long, conflicts_with = "out_file")]
+        domain: bool,
+        /// With --domain: leave the domain paused once it is handed over (`xl migrate-receive -p`).
+        #[cfg(feature = "xen")]
+        #[arg(long, requires = "domain")]
+        paused: bool,
+        /// With --domain: print a JSON summary.
+        #[cfg(feature = "xen")]
+        #[arg(long, requires = "domain")]
+        json: bool,
         /// Keep the stream as received, byte for byte, in this file (an `xl` save file when
         /// the sender sends one, for `xl restore`), checked by the restore rules as it arrives;
         /// written atomically and synced before the sender is told.
@@ -271,6 +286,62 @@ enum Command {
         stream: StreamArgs,
         #[command(flatten)]
         memory: MemoryArgs,
+    },
+    /// Migrate a running domain to another host with `xl migrate`'s protocol: run
+    /// `SSHCMD HOST xl migrate-receive` (by default `ssh HOST ...`; with `-s ''`, HOST is the
+    /// whole command, e.g. 'ssh host xsr migrate-receive'), send the domain live, and destroy
+    /// it here only once the receiver reports that its copy runs.
+    #[cfg(feature = "xen")]
+    Migrate {
+        /// The domain (id or name).
+        guest: String,
+        /// The destination host (with `-s ''`: the command to run).
+        host: String,
+        /// The ssh command (passed to sh); empty: HOST is the whole command.
+        #[arg(short = 's', value_name = "SSHCMD", default_value = "ssh")]
+        ssh: String,
+        /// Ask the receiver not to wait in the background for the domain's death (xl's `-e`).
+        #[arg(short = 'e')]
+        no_monitor: bool,
+        /// Ask the receiver to stay in the foreground (xl's `-F`; passed as `-e`, as xl does).
+        #[arg(short = 'F')]
+        foreground: bool,
+        /// Ask the receiver to leave the domain paused (xl's `-p`).
+        #[arg(short = 'p')]
+        paused: bool,
+        /// Ask the receiver for debug output (xl's `--debug`, passed as `-d`).
+        #[arg(long)]
+        debug: bool,
+        /// Accepted for compatibility (xl ignores it too): a migration is always live.
+        #[arg(long)]
+        live: bool,
+        /// Seconds the receiver may stay silent (before the banner, READY, the report).
+        #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, default_value = "60")]
+        timeout: std::time::Duration,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The receiving end of `xl migrate` / `xsr migrate`: the stream on standard input, xl's
+    /// acknowledgements on standard output; restores into a new domain (`NAME--incoming`),
+    /// starts it on the sender's permission, and reports.
+    #[cfg(feature = "xen")]
+    MigrateReceive {
+        /// Accepted (xl: stay in the foreground); xsr never daemonizes.
+        #[arg(short = 'F')]
+        foreground: bool,
+        /// Accepted (xl: no monitor for the domain's death); xsr never keeps one.
+        #[arg(short = 'e')]
+        no_monitor: bool,
+        /// Accepted (xl: debug output).
+        #[arg(short = 'd')]
+        debug: bool,
+        /// Leave the domain paused once handed over.
+        #[arg(short = 'p')]
+        paused: bool,
+        /// Seconds the sender may stay silent.
+        #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, default_value = "60")]
+        timeout: std::time::Duration,
     },
 }
 
@@ -684,7 +755,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(code));
                 }
                 let (summary, receiver) =
-                    xsr::cmd::save_domain::send_domain(&settings, |save| net::send_with(&peer, timeout, save))?;
+                    xsr::cmd::save_domain::send_domain(&settings, |save, handover| {
+                        net::send_with(&peer, timeout, save, Some(handover))
+                    })?;
                 // With --to -, standard output carries the stream.
                 let stdout_is_stream = matches!(peer, net::Peer::Stdout { .. });
                 if json && !stdout_is_stream {
@@ -710,7 +783,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Receive { listen, from, out, out_file, timeout, tls, tls_allow, stream, memory } => {
+        Command::Receive {
+            listen,
+            from,
+            out,
+            #[cfg(feature = "xen")]
+            domain,
+            #[cfg(feature = "xen")]
+            paused,
+            #[cfg(feature = "xen")]
+            json,
+            out_file,
+            timeout,
+            tls,
+            tls_allow,
+            stream,
+            memory,
+        } => {
             let source = match from {
                 Some(path) => {
                     tls.only_for("--listen")?;
@@ -719,6 +808,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 None => net::Source::listen(&listen, tls.files().as_ref(), &tls_allow, tls.insecure)?,
             };
             let piped = matches!(source, net::Source::Path(_));
+            #[cfg(feature = "xen")]
+            if domain {
+                return receive_domain(&source, paused, json, timeout);
+            }
             let options = memory.bound(stream.options(Strictness::Lenient));
             let target = match (&out, &out_file) {
                 (Some(dir), _) => net::Target::Dir(dir),
@@ -735,6 +828,48 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{line}");
             }
             Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "xen")]
+        Command::Migrate { guest, host, ssh, no_monitor, foreground, paused, debug, live: _, timeout, json } => {
+            // xl's command line for the receiver (main_migrate in tools/xl/xl_migrate.c).
+            let rune = if ssh.is_empty() {
+                host
+            } else {
+                use std::io::IsTerminal;
+                format!(
+                    "exec {ssh} {host} xl{} migrate-receive{}{}{}",
+                    if std::io::stderr().is_terminal() { " -t" } else { "" },
+                    if no_monitor || foreground { " -e" } else { "" },
+                    if debug { " -d" } else { "" },
+                    if paused { " -p" } else { "" },
+                )
+            };
+            let settings = xsr::cmd::save_domain::DomainSaveSettings {
+                domain: guest.clone(),
+                live: Some(PrecopyPolicy::default()),
+                keep_running: false,
+                workers: 0,
+                batch: sr_save::SaveOptions::default().batch_pfns,
+                suspend_timeout: std::time::Duration::from_secs(60),
+            };
+            if let Some(code) = xsr::cmd::save_domain::supervise(&guest, None)? {
+                return Ok(ExitCode::from(code));
+            }
+            let peer = net::Peer::Via(rune);
+            let (summary, receiver) = xsr::cmd::save_domain::send_domain(&settings, |save, handover| {
+                net::send_with(&peer, timeout, save, Some(handover))
+            })?;
+            if json {
+                print_json(&summary)?;
+            } else {
+                xsr::cmd::save_domain::print_summary(&summary, &mut std::io::stderr().lock())?;
+            }
+            eprintln!("migration successful: {receiver}");
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "xen")]
+        Command::MigrateReceive { foreground: _, no_monitor: _, debug: _, paused, timeout } => {
+            receive_domain(&net::Source::Path(PathBuf::from("-")), paused, false, timeout)
         }
         Command::Inspect { file, json } => {
             let (scan, compression) = Scan::open_detecting(&file)?;
@@ -863,8 +998,36 @@ impl Command {
             Command::Extract { out, .. } | Command::Save { out, .. } => out.as_os_str() != "-",
             // A transfer's product is the transfer: a broken pipe or connection anywhere fails it.
             Command::Send { .. } | Command::Receive { .. } => false,
+            #[cfg(feature = "xen")]
+            Command::Migrate { .. } | Command::MigrateReceive { .. } => false,
         }
     }
+}
+
+/// `receive --domain` and `migrate-receive`: supervised (a receiver killed by a signal leaves
+/// no half-made domain), with the save helper set up while the process has one thread.
+#[cfg(feature = "xen")]
+fn receive_domain(source: &net::Source, paused: bool, json: bool, timeout: std::time::Duration) -> Result<ExitCode> {
+    use xsr::cmd::handover;
+    let state = tempfile::NamedTempFile::new()?;
+    let report = handover::prepare()?;
+    if let Some(code) = handover::supervise(state.path())? {
+        return Ok(ExitCode::from(code));
+    }
+    let settings = handover::DomainReceiveSettings {
+        paused,
+        state_file: Some(state.path().to_path_buf()),
+        report_file: Some(report.path().to_path_buf()),
+    };
+    let mut received = net::receive_domain(source, &settings, timeout, |addr| eprintln!("listening on {addr}"))?;
+    handover::add_report(&mut received, report.path(), paused);
+    // With --from - (and migrate-receive) standard output is the ack channel.
+    if json && !matches!(source, net::Source::Path(_)) {
+        print_json(&received)?;
+    } else {
+        handover::print_summary(&received, &mut std::io::stderr().lock())?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {

@@ -6,6 +6,8 @@ pub mod diff;
 pub mod dump;
 pub mod extract;
 pub mod grep;
+#[cfg(feature = "xen")]
+pub mod handover;
 pub mod helper;
 pub mod inspect;
 pub mod net;

@@ -3,7 +3,7 @@
 //! the handshake).
 
 use std::fs::File;
-use std::io::{self, BufReader, IoSlice, Read, Write};
+use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,7 @@ use crate::input::Input;
 use crate::outcome::exit_code;
 use crate::tls::{Authz, Session, TlsFailure, TlsFiles, TlsReader, TlsWriter};
 use crate::transfer::{Message, ReadError, ReceiverFailed, TimeoutReader, read_message};
+use sr_proto::xl_migrate::{self as xl, XlMigrateError};
 
 /// The default for `--timeout`: how long a peer may stay silent.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -152,6 +153,48 @@ pub struct Sent {
     pub summary: String,
     /// Over TLS: the session (cipher suite, key exchange, the receiver's certificate names).
     pub tls: Option<String>,
+}
+
+/// The environment variable that makes a migration wait at one stage (`STAGE:SECONDS`), so
+/// that the fault tests can cut the network or kill a process there. Stages: the sender's
+/// `sent` (stream written, READY not yet read), `renamed` (renamed away, GO not yet sent),
+/// `go` (GO sent, no report yet); the receiver's `restored` (before READY), `go` (GO read,
+/// not yet started), `started` (running, report not yet written).
+pub const HOLD_ENV: &str = "XSR_TEST_HOLD";
+
+/// Waits at `stage` when [`HOLD_ENV`] names it.
+pub fn hold(stage: &str) {
+    let Some(v) = std::env::var_os(HOLD_ENV) else { return };
+    let v = v.to_string_lossy();
+    let Some((at, secs)) = v.split_once(':') else { return };
+    if at == stage
+        && let Ok(secs) = secs.parse::<u64>()
+    {
+        eprintln!("xsr: holding at {stage} for {secs} s ({HOLD_ENV})");
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+}
+
+/// The sender's part of a hand-over (`send --domain` into a receiver that restores into a
+/// domain and speaks xl's migration protocol).
+pub trait Handover {
+    /// Whether this send may hand the guest over (checked once the receiver's banner came,
+    /// before the stream).
+    fn can_hand_over(&self) -> Result<()>;
+    /// Renames the source `NAME--migratedaway`; GO follows at once (xl's point of no return).
+    fn rename_away(&mut self) -> Result<()>;
+}
+
+/// The hand-over ended without a report: GO was sent (or may have been), and whether the
+/// receiver's copy runs is unknown. The source must stay as it is (suspended, renamed away).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the migration failed during the final hand-over ({why}): the state of the domain is undefined. The source is \
+     left suspended and renamed NAME--migratedaway: check both ends for a running copy before resuming at most one"
+)]
+pub struct HandoverUndefined {
+    /// What failed.
+    pub why: String,
 }
 
 /// State shared by the sender, its back-channel reader and its watchdog.
@@ -377,19 +420,24 @@ fn tls_failure(e: &io::Error) -> Option<&TlsFailure> {
 /// a closed back channel, a silent peer (`timeout`), a local failure otherwise.
 pub fn send(dir: &Path, peer: &Peer, settings: &SaveSettings, timeout: Duration) -> Result<Sent> {
     let guest = DirGuest::open(dir)?;
-    send_with(peer, timeout, &mut |w| save_to(&guest, settings, w))
+    send_with(peer, timeout, &mut |w| save_to(&guest, settings, w), None)
 }
 
 /// Like [`send`], with the stream written by `save` into the forward channel it is given
-/// (which fails as soon as the receiver reports an error).
+/// (which fails as soon as the receiver reports an error). A receiver that answers with xl's
+/// migration banner (`receive --domain`, `migrate-receive`, stock `xl migrate-receive`) gets
+/// the hand-over of xl's protocol with `handover`'s actions; without them it is refused
+/// before anything is sent. Errors as [`send`]; [`HandoverUndefined`] when GO was sent and no
+/// report came back.
 pub fn send_with(
     peer: &Peer,
     timeout: Duration,
     save: &mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>,
+    handover: Option<&mut dyn Handover>,
 ) -> Result<Sent> {
     let name = peer.name();
     let mut link = Link::open(peer, timeout)?;
-    let mut result = exchange(&mut link, &name, timeout, save);
+    let mut result = exchange(&mut link, &name, timeout, save, handover);
     if let (Ok(sent), Some(session)) = (&mut result, &link.tls) {
         sent.tls = Some(session.describe());
     }
@@ -402,6 +450,7 @@ fn exchange(
     name: &str,
     timeout: Duration,
     save: &mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>,
+    handover: Option<&mut dyn Handover>,
 ) -> Result<Sent> {
     let shared = Arc::new(Shared {
         start: Instant::now(),
@@ -413,32 +462,52 @@ fn exchange(
 
     // The back channel is read by its own thread for the whole transfer, so an ERROR stops
     // the stream while it is being written.
-    let (tx, rx) = mpsc::channel::<Incoming>();
+    let (tx, rx) = mpsc::channel::<Back>();
     let open_back = link.back.take().context("back channel already used")?;
     let reader_shared = Arc::clone(&shared);
     std::thread::spawn(move || {
         let back = match open_back() {
             Ok(b) => b,
             Err(e) => {
-                let _ = tx.send(Err(ReadError::Io(e)));
+                let _ = tx.send(Back::Line(Err(ReadError::Io(e))));
                 return;
             }
         };
         let mut back = BufReader::new(back);
+        // xl's banner starts with 'x', every XSR-TRANSFER message with 'X'.
+        if matches!(back.fill_buf().map(|b| b.first().copied()), Ok(Some(b'x'))) {
+            read_xl_acks(&mut back, &tx, &reader_shared);
+            return;
+        }
         loop {
             let m = read_message(&mut back);
             let more = matches!(m, Ok(Some(Message::Ready)));
             if matches!(m, Ok(Some(Message::Error { .. }))) {
                 reader_shared.peer_failed.store(true, Ordering::Release);
             }
-            if tx.send(m).is_err() || !more {
+            if tx.send(Back::Line(m)).is_err() || !more {
                 return;
             }
         }
     });
 
-    // 1. READY.
-    match rx.recv_timeout(timeout) {
+    // 1. READY (or xl's banner).
+    let first = match rx.recv_timeout(timeout) {
+        Ok(Back::Line(m)) => Ok(m),
+        Ok(Back::Xl(XlAck::Banner)) => {
+            let Some(handover) = handover else {
+                bail!(
+                    "{name} restores into a Xen domain (it answered with xl's migration banner): only `send --domain` \
+                     can hand a running guest over to it"
+                );
+            };
+            handover.can_hand_over()?;
+            return xl_exchange(link, name, timeout, save, handover, &shared, &rx);
+        }
+        Ok(Back::Xl(other)) => bail!("{name}: {}", other.describe()),
+        Err(e) => Err(e),
+    };
+    match first {
         Ok(Ok(Some(Message::Ready))) => {}
         Ok(Ok(Some(Message::Error { code, message }))) => return Err(ReceiverFailed { code, message }.into()),
         Ok(Ok(Some(Message::Ok(_)))) => bail!("{name} reported success before the stream was sent"),
@@ -453,34 +522,20 @@ fn exchange(
     }
 
     // 2. The stream, under the watchdog.
-    let abort = link.aborter();
-    let dog_shared = Arc::clone(&shared);
-    let watchdog = std::thread::spawn(move || {
-        let limit: u64 = timeout.as_millis().try_into().unwrap_or(u64::MAX);
-        let tick = (timeout / 10).clamp(Duration::from_millis(5), Duration::from_millis(100));
-        while !dog_shared.done.load(Ordering::Acquire) {
-            let since = dog_shared.write_since.load(Ordering::Acquire);
-            if since != u64::MAX && dog_shared.now_ms().saturating_sub(since) > limit {
-                dog_shared.stalled.store(true, Ordering::Release);
-                abort();
-                return;
-            }
-            // Woken early when the stream is done, so the join below does not wait a tick.
-            std::thread::park_timeout(tick);
-        }
-    });
     let forward = link.forward.take().context("forward channel already used")?;
-    let saved = save(Box::new(Guarded { inner: forward, shared: Arc::clone(&shared) }));
+    let saved = write_stream(link, forward, &shared, timeout, save);
     link.close_forward();
-    shared.done.store(true, Ordering::Release);
-    watchdog.thread().unpark();
-    let _ = watchdog.join();
     if shared.stalled.load(Ordering::Acquire) {
         bail!("{name} did not read the stream for {} s (--timeout)", timeout.as_secs_f64());
     }
 
     // 3. The outcome.
-    let outcome = rx.recv_timeout(timeout);
+    let outcome = match rx.recv_timeout(timeout) {
+        Ok(Back::Line(m)) => Ok(m),
+        // The reader sends xl acks only after xl's banner.
+        Ok(Back::Xl(_)) => Ok(Ok(None)),
+        Err(e) => Err(e),
+    };
     let transport_failed = match &saved {
         Ok(_) => false,
         Err(e) => e.chain().any(|c| matches!(c.downcast_ref::<SaveError>(), Some(SaveError::Io { .. }))),
@@ -510,6 +565,258 @@ fn exchange(
                 Ok(_) => Err(anyhow!(why)),
                 Err(e) => Err(e.context(format!("sending to {name} failed ({why})"))),
             }
+        }
+    }
+}
+
+/// Writes the stream with `save` into `forward`, under a watchdog that aborts the link when a
+/// write stays blocked longer than `timeout` (then `shared.stalled` is set).
+fn write_stream(
+    link: &Link,
+    forward: Box<dyn Write + Send>,
+    shared: &Arc<Shared>,
+    timeout: Duration,
+    save: &mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>,
+) -> Result<SaveStats> {
+    let abort = link.aborter();
+    let dog_shared = Arc::clone(shared);
+    shared.done.store(false, Ordering::Release);
+    let watchdog = std::thread::spawn(move || {
+        let limit: u64 = timeout.as_millis().try_into().unwrap_or(u64::MAX);
+        let tick = (timeout / 10).clamp(Duration::from_millis(5), Duration::from_millis(100));
+        while !dog_shared.done.load(Ordering::Acquire) {
+            let since = dog_shared.write_since.load(Ordering::Acquire);
+            if since != u64::MAX && dog_shared.now_ms().saturating_sub(since) > limit {
+                dog_shared.stalled.store(true, Ordering::Release);
+                abort();
+                return;
+            }
+            // Woken early when the stream is done, so the join below does not wait a tick.
+            std::thread::park_timeout(tick);
+        }
+    });
+    let saved = save(Box::new(Guarded { inner: forward, shared: Arc::clone(shared) }));
+    shared.done.store(true, Ordering::Release);
+    watchdog.thread().unpark();
+    let _ = watchdog.join();
+    saved
+}
+
+/// What the back channel carried.
+enum Back {
+    /// An `XSR-TRANSFER/1` message (or the end of the channel, or its failure).
+    Line(Incoming),
+    /// A step of xl's migration protocol.
+    Xl(XlAck),
+}
+
+/// What an xl-protocol receiver said, in order.
+#[derive(Debug)]
+enum XlAck {
+    /// The banner: ready for the stream.
+    Banner,
+    /// The domain is restored, paused: ready to unpause.
+    Ready,
+    /// The receiver failed before READY and said why (an `XSR-TRANSFER/1 ERROR` line where
+    /// READY would be).
+    Error(ReceiverFailed),
+    /// The report and its status byte.
+    Status(u8),
+    /// After a failure status: permission to resume the source.
+    Permission,
+    /// The channel ended or carried something else.
+    Failed(XlMigrateError),
+}
+
+impl XlAck {
+    fn describe(&self) -> String {
+        match self {
+            XlAck::Banner => "the banner came twice".into(),
+            XlAck::Ready => "READY came before the stream".into(),
+            XlAck::Error(e) => e.to_string(),
+            XlAck::Status(s) => format!("a status ({s}) came before the stream"),
+            XlAck::Permission => "permission to resume came before the stream".into(),
+            XlAck::Failed(e) => e.to_string(),
+        }
+    }
+}
+
+/// Reads an xl-protocol ack channel to its end, passing each step on: the banner, READY (or
+/// the receiver's error line), the report's status and, after a failure status, the
+/// permission to resume. A failure before READY stops the stream at the next write.
+fn read_xl_acks(back: &mut BufReader<Box<dyn Read + Send>>, tx: &mpsc::Sender<Back>, shared: &Shared) {
+    let failed = |e: XlMigrateError| {
+        shared.peer_failed.store(true, Ordering::Release);
+        let _ = tx.send(Back::Xl(XlAck::Failed(e)));
+    };
+    if let Err(e) = xl::read_message(back, xl::Channel::Ack, xl::Message::Banner) {
+        return failed(e);
+    }
+    if tx.send(Back::Xl(XlAck::Banner)).is_err() {
+        return;
+    }
+    // READY, or an xsr receiver's reason for failing.
+    if matches!(back.fill_buf().map(|b| b.first().copied()), Ok(Some(b'X'))) {
+        shared.peer_failed.store(true, Ordering::Release);
+        let ack = match read_message(back) {
+            Ok(Some(Message::Error { code, message })) => XlAck::Error(ReceiverFailed { code, message }),
+            _ => XlAck::Failed(XlMigrateError::Unexpected {
+                channel: xl::Channel::Ack,
+                what: xl::Message::Ready,
+                offset: 0,
+                received: b"X".to_vec(),
+            }),
+        };
+        let _ = tx.send(Back::Xl(ack));
+        return;
+    }
+    if let Err(e) = xl::read_message(back, xl::Channel::Ack, xl::Message::Ready) {
+        return failed(e);
+    }
+    if tx.send(Back::Xl(XlAck::Ready)).is_err() {
+        return;
+    }
+    let status = xl::read_message(back, xl::Channel::Ack, xl::Message::Report)
+        .and_then(|()| xl::read_status(back, xl::Channel::Ack));
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    if tx.send(Back::Xl(XlAck::Status(status))).is_err() || status == xl::STATUS_OK {
+        return;
+    }
+    match xl::read_message(back, xl::Channel::Ack, xl::Message::Go) {
+        Ok(()) => {
+            let _ = tx.send(Back::Xl(XlAck::Permission));
+        }
+        Err(e) => failed(e),
+    }
+}
+
+/// A writer shared between the stream (given away to the saver) and GO, written after it.
+struct SharedWriter(Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
+    }
+}
+
+/// The sender's side of xl's protocol after the banner, driven by sr-proto's [`xl::Sender`]:
+/// the stream, READY, rename away, GO, the report. Returns once the guest runs at the
+/// receiver; otherwise an error, [`HandoverUndefined`] when GO went out and no report came.
+fn xl_exchange(
+    link: &mut Link,
+    name: &str,
+    timeout: Duration,
+    save: &mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>,
+    handover: &mut dyn Handover,
+    shared: &Arc<Shared>,
+    rx: &mpsc::Receiver<Back>,
+) -> Result<Sent> {
+    use xl::{SenderOutcome, SenderStep};
+    let mut machine = xl::Sender::new();
+    machine.succeeded(); // the banner
+    let forward = Arc::new(Mutex::new(link.forward.take().context("forward channel already used")?));
+    let mut stats = None;
+    let mut errors: Vec<anyhow::Error> = Vec::new();
+    let next = |what: &str| -> Result<XlAck> {
+        match rx.recv_timeout(timeout) {
+            Ok(Back::Xl(XlAck::Failed(e))) => Err(anyhow!(e).context(format!("no {what} from {name}"))),
+            Ok(Back::Xl(XlAck::Error(e))) => Err(e.into()),
+            Ok(Back::Xl(ack)) => Ok(ack),
+            Ok(Back::Line(_)) | Err(RecvTimeoutError::Disconnected) => {
+                bail!("{name} closed the ack channel before its {what}")
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                bail!("no {what} from {name} within {} s (--timeout)", timeout.as_secs_f64())
+            }
+        }
+    };
+    let outcome = loop {
+        let result: Result<()> = match machine.step() {
+            SenderStep::Done(outcome) => break outcome,
+            SenderStep::ReadBanner => Ok(()),
+            SenderStep::WriteStream => {
+                let saved = write_stream(link, Box::new(SharedWriter(Arc::clone(&forward))), shared, timeout, save);
+                if shared.stalled.load(Ordering::Acquire) {
+                    Err(anyhow!("{name} did not read the stream for {} s (--timeout)", timeout.as_secs_f64()))
+                } else {
+                    match saved {
+                        Ok(s) => {
+                            stats = Some(s);
+                            hold("sent");
+                            Ok(())
+                        }
+                        // The receiver's reason, when it gave one, says more than the write.
+                        Err(e) => match rx.recv_timeout(Duration::from_millis(500)) {
+                            Ok(Back::Xl(XlAck::Error(f))) => Err(f.into()),
+                            _ => Err(e.context(format!("sending the stream to {name} failed"))),
+                        },
+                    }
+                }
+            }
+            SenderStep::ReadReady => match next("READY") {
+                Ok(XlAck::Ready) => Ok(()),
+                Ok(other) => Err(anyhow!("{name}: {}", other.describe())),
+                Err(e) => Err(e),
+            },
+            SenderStep::RenameAway => handover.rename_away().map(|()| hold("renamed")),
+            SenderStep::WriteGo => {
+                let mut w = forward.lock().unwrap_or_else(|e| e.into_inner());
+                w.write_all(xl::GO)
+                    .and_then(|()| w.flush())
+                    .map(|()| hold("go"))
+                    .with_context(|| format!("cannot send GO to {name}"))
+            }
+            SenderStep::ReadReport => Ok(()),
+            SenderStep::ReadStatus => match next("report") {
+                Ok(XlAck::Status(s)) => {
+                    machine.status_read(s);
+                    continue;
+                }
+                Ok(other) => Err(anyhow!("{name}: {}", other.describe())),
+                Err(e) => Err(e),
+            },
+            SenderStep::ReadPermission { status } => {
+                errors.push(anyhow!("{name} could not start its copy (status {status}) and destroyed it"));
+                match next("permission to resume") {
+                    Ok(XlAck::Permission) => Ok(()),
+                    Ok(other) => Err(anyhow!("{name}: {}", other.describe())),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match result {
+            Ok(()) => machine.succeeded(),
+            Err(e) => {
+                errors.push(e);
+                machine.failed()
+            }
+        };
+    };
+    // The end of the stream channel (TLS: close_notify).
+    drop(forward);
+    link.close_forward();
+    match outcome {
+        SenderOutcome::Migrated => Ok(Sent {
+            stats: stats.context("migrated without a stream")?,
+            summary: format!("{name} runs the guest (it reported status 0)"),
+            tls: None,
+        }),
+        SenderOutcome::KeepSource => {
+            let e = if errors.is_empty() { anyhow!("the migration failed") } else { errors.remove(0) };
+            Err(e.context(format!("migrating to {name} failed before the hand-over")))
+        }
+        SenderOutcome::Undefined => {
+            let why = errors.iter().map(|e| format!("{e:#}")).collect::<Vec<_>>().join("; ");
+            Err(HandoverUndefined { why }.into())
         }
     }
 }
@@ -632,6 +939,73 @@ pub fn receive(
             let mut back = File::from(io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?);
             let name = if path.as_os_str() == "-" { "standard input".to_string() } else { path.display().to_string() };
             serve(Box::new(forward), Box::new(drain), &mut back, &name, target, options, max_memory)
+        }
+    }
+}
+
+/// Receives one migration from `source` into a new Xen domain (see
+/// [`crate::cmd::handover`]); `listening` is called with the bound address before accepting.
+#[cfg(feature = "xen")]
+pub fn receive_domain(
+    source: &Source,
+    settings: &crate::cmd::handover::DomainReceiveSettings,
+    timeout: Duration,
+    listening: impl FnOnce(SocketAddr),
+) -> Result<crate::cmd::handover::DomainReceived> {
+    use crate::cmd::handover::receive_domain as run;
+    match source {
+        Source::Listen { addrs, spec, tls } => {
+            let listener = TcpListener::bind(&addrs[..]).with_context(|| format!("cannot listen on {spec}"))?;
+            listening(listener.local_addr()?);
+            let (stream, peer) = listener.accept().context("accept failed")?;
+            stream.set_nodelay(true).ok();
+            match tls {
+                None => {
+                    let mut forward =
+                        TimeoutReader::new(stream.try_clone().context("cannot clone the connection")?, timeout);
+                    let mut back = &stream;
+                    let result = run(&mut forward, &mut back, settings);
+                    if result.is_err() {
+                        // Read what the sender still sends until it closes: closing with unread
+                        // data would reset the connection, and the reset can discard the reason.
+                        let _ = io::copy(&mut forward, &mut io::sink());
+                    }
+                    let _ = stream.shutdown(Shutdown::Both);
+                    result
+                }
+                Some(tls) => {
+                    let session = Session::accept(
+                        stream,
+                        Arc::clone(&tls.config),
+                        Arc::clone(&tls.authz),
+                        peer.to_string(),
+                        timeout,
+                    )
+                    .context("refused the connection")?;
+                    eprintln!("accepted {peer}: {}", session.describe());
+                    let mut forward = TlsReader::new(Arc::clone(&session), timeout);
+                    let mut back = TlsWriter::new(Arc::clone(&session), timeout);
+                    let result = run(&mut forward, &mut back, settings);
+                    if result.is_err() {
+                        let _ = io::copy(&mut forward, &mut io::sink());
+                    }
+                    let _ = session.close_notify(timeout);
+                    let _ = session.socket().shutdown(Shutdown::Both);
+                    result
+                }
+            }
+        }
+        Source::Path(path) => {
+            let forward = if path.as_os_str() == "-" {
+                let fd = io::stdin().as_fd().try_clone_to_owned().context("cannot use standard input")?;
+                crate::pipe::widen(&fd);
+                File::from(fd)
+            } else {
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?
+            };
+            let mut forward = TimeoutReader::new(forward, timeout);
+            let mut back = File::from(io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?);
+            run(&mut forward, &mut back, settings)
         }
     }
 }

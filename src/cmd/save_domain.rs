@@ -13,12 +13,12 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use sr_save::{Container, PrecopyPolicy, SaveOptions, SaveStats, Saver};
 use sr_xen::{Interrupt, PvSaveGuest, XenDomain};
 
-use crate::cmd::net::Sent;
+use crate::cmd::net::{Handover, HandoverUndefined, Sent};
 use crate::cmd::save::progress_handler;
 use crate::image_dir::AtomicFile;
 
@@ -213,23 +213,84 @@ pub fn save_domain(settings: &DomainSaveSettings, out: &Path) -> Result<DomainSa
     finish(opened, settings, saved, sync)
 }
 
+/// The source's side of a hand-over: renamed `NAME--migratedaway` just before GO, as
+/// `xl migrate` does, and back when the migration fails before the receiver may start.
+struct AwayName {
+    domid: u32,
+    keep_running: bool,
+    /// (the name, the name while away) once renamed.
+    renamed: Option<(String, String)>,
+}
+
+impl Handover for AwayName {
+    fn can_hand_over(&self) -> Result<()> {
+        if self.keep_running {
+            bail!(
+                "the receiver starts the guest (it restores into a domain), so --keep-running would run it twice; \
+                 nothing was sent"
+            );
+        }
+        Ok(())
+    }
+
+    fn rename_away(&mut self) -> Result<()> {
+        let name = sr_xen::domain_name(self.domid)?
+            .with_context(|| format!("domain {} has no name to rename", self.domid))?;
+        let away = format!("{name}{}", sr_xen::MIGRATED_AWAY);
+        sr_xen::restore::rename_domain(self.domid, &name, &away)
+            .with_context(|| format!("cannot rename domain {} from {name} to {away}", self.domid))?;
+        self.renamed = Some((name, away));
+        Ok(())
+    }
+}
+
+impl AwayName {
+    fn rename_back(&mut self) -> Result<()> {
+        if let Some((name, away)) = self.renamed.take() {
+            sr_xen::restore::rename_domain(self.domid, &away, &name)
+                .with_context(|| format!("cannot rename domain {} back from {away} to {name}", self.domid))?;
+        }
+        Ok(())
+    }
+}
+
 /// `xsr send --domain D ...`: the stream goes through `exchange` (the transfer with the
-/// receiver's acknowledgement, which calls the save it is given with its forward channel);
-/// the domain is destroyed (or resumed) only after the receiver's OK. Returns the summary and
-/// the receiver's own.
+/// receiver's acknowledgement, which calls the save it is given with its forward channel,
+/// and the hand-over actions when the receiver restores into a domain); the domain is
+/// destroyed (or resumed) only after the receiver's OK or its report that the guest runs.
+/// A failure before the hand-over resumes the guest here (renamed back); one after GO leaves
+/// it suspended and renamed away ([`HandoverUndefined`]). Returns the summary and the
+/// receiver's own.
 pub fn send_domain(
     settings: &DomainSaveSettings,
-    exchange: impl FnOnce(&mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>) -> Result<Sent>,
+    exchange: impl FnOnce(&mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>, &mut dyn Handover) -> Result<Sent>,
 ) -> Result<(DomainSaveSummary, String)> {
     let opened = open(settings)?;
     let mut extra = None;
-    let sent = guarded(&opened, || {
-        exchange(&mut |w| {
+    let mut away = AwayName { domid: opened.domain.domid(), keep_running: settings.keep_running, renamed: None };
+    let result = exchange(
+        &mut |w| {
             let (stats, tracking, suspended) = save_into(&opened, settings, w)?;
             extra = Some((tracking, suspended));
             Ok(stats)
-        })
-    })?;
+        },
+        &mut away,
+    );
+    let sent = match result {
+        Ok(sent) => sent,
+        Err(e) if e.downcast_ref::<HandoverUndefined>().is_some() => {
+            opened.domain.leave_suspended();
+            return Err(e);
+        }
+        Err(e) => {
+            let back = away.rename_back();
+            let e = guarded(&opened, || Err::<(), _>(e)).unwrap_err();
+            return Err(match back {
+                Ok(()) => e,
+                Err(b) => e.context(format!("{b:#}")),
+            });
+        }
+    };
     let (tracking, suspended) = extra.context("the transfer reported success without a save")?;
     let summary = finish(opened, settings, (sent.stats, tracking, suspended), Duration::ZERO)?;
     Ok((summary, sent.summary))
@@ -254,6 +315,10 @@ pub fn supervise(domain: &str, out: Option<&Path>) -> Result<Option<u8>> {
                 Ok(sr_xen::Recovery::Resumed) => "it was left suspended and has been resumed".to_string(),
                 Ok(sr_xen::Recovery::Untouched) => "it was not suspended".to_string(),
                 Ok(sr_xen::Recovery::Gone) => "it no longer exists".to_string(),
+                Ok(sr_xen::Recovery::HandedOver) => format!(
+                    "it was renamed away for the hand-over (the receiver may run the guest), so it was left \
+                     suspended: check both ends before resuming at most one copy"
+                ),
                 Err(e) => format!("it could not be put back: {e}"),
             };
             eprintln!(

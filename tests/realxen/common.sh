@@ -236,3 +236,85 @@ restore_job() {
     figure xsr-restore-domain-in-domain-ms "$(json_field "$OUT/restore-domain.json" domain_ms)"
     rm -f "$OUT/g.save"
 }
+# ---- live migration into a new domain (issue 16)
+# listening PORT: until something listens on 127.0.0.1:PORT (/proc/net/tcp, state 0A = LISTEN)
+listening() {
+    _hex=$(printf '%04X' "$1"); _i=0
+    while ! grep -q "^ *[0-9]*: 0100007F:$_hex 00000000:0000 0A" /proc/net/tcp; do
+        _i=$((_i+1)); [ $_i -gt 400 ] && return 1; sleep 0.05
+    done
+}
+# domains: the domains whose names start with the guest's, "name(id,state)" each
+domains() { xl list 2>/dev/null | awk -v g="$GUEST" 'NR > 1 && index($1, g) == 1 { printf "%s(%s,%s) ", $1, $2, $5 }'; }
+# one_copy: exactly one domain of the guest's name family exists, named GUEST and running (no
+# GUEST--incoming, no GUEST--migratedaway). Asked up to three times a second apart (xl quirk).
+one_copy() {
+    for _try in 1 2 3; do
+        _d=$(domains)
+        if [ "$(echo $_d | wc -w)" = 1 ] && echo "$_d" | grep -q "^$GUEST(" && ! echo "$_d" | grep -q ',[^)]*[ps][^)]*)'; then
+            return 0
+        fi
+        log "not one running copy (try $_try): $_d"; sleep 1
+    done
+    return 1
+}
+# beats_on LOGNAME HB: a heartbeat numbered above HB on that console log (the name the domain had
+# when its console appeared: GUEST, or GUEST--incoming for a migrated copy), with the pattern md5
+beats_on() {
+    wait_heartbeat_after "$1" "$2" 90 || return 1
+    _now=$(last_heartbeat "$1")
+    [ "$(heartbeat_md5_after "$1" "$_now")" = "$PATTERN_MD5" ]
+}
+# console_of: the console log name of the running copy (its name when its console appeared)
+console_of() { if [ "$(xl domid "$GUEST" 2>/dev/null)" = "$(cat /tmp/migrated-domid 2>/dev/null)" ]; then echo "$GUEST--incoming"; else echo "$GUEST"; fi; }
+# migrated_to: note the domain id the guest now runs as after a migration into a new domain
+migrated_to() { xl domid "$GUEST" > /tmp/migrated-domid 2>/dev/null; }
+# migration_downtime LABEL CMD...: run CMD (a migration within this host) while a sampler asks Xen
+# every millisecond for the state of the source domain and of the next 16 domain ids (where the
+# destination's copy appears), as `polled` does for one domain. Sets MS and DOWNTIME_MS: from the
+# first sample that saw the source down (suspended or paused) to the first sample after it that
+# saw another of those domains running (not paused, not shut down).
+migration_downtime() {
+    _label=$1; shift
+    rm -f "$OUT/$_label.stop"
+    chrt -f 50 python3 -c '
+import ctypes, os, sys, time
+src, out, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+xc = ctypes.CDLL("libxenctrl.so.4.17")
+xc.xc_interface_open.restype = ctypes.c_void_p
+h = ctypes.c_void_p(xc.xc_interface_open(None, None, 0))
+info = ctypes.create_string_buffer(1024)
+def state(dom):
+    if xc.xc_domain_getinfo(h, dom, 1, info) != 1 or int.from_bytes(info[0:4], "little") != dom:
+        return None
+    f = int.from_bytes(info[8:12], "little")  # dying:1 crashed:1 shutdown:1 paused:1 blocked:1 running:1
+    return "down" if f & 0b1111 else "up"
+with open(out, "w") as o:
+    down_at, i = None, 0
+    while True:
+        t = time.monotonic_ns()
+        s = state(src)
+        if down_at is None and s != "up":
+            down_at = t; o.write("down %d\n" % t); o.flush()
+        if down_at is not None:
+            for d in range(src + 1, src + 17):
+                if state(d) == "up":
+                    o.write("up %d %d\n" % (t, d)); o.flush(); down_at = -1; break
+        if down_at == -1:
+            break
+        i += 1
+        if i % 20 == 0 and os.path.exists(stop):
+            break
+        time.sleep(0.001)
+' "$(xl domid "$GUEST")" "$OUT/$_label.down" "$OUT/$_label.stop" &
+    _s=$!
+    sleep 2
+    _a=$(date +%s%N)
+    "$@" < /dev/null > "$OUT/$_label.out" 2>&1; _rc=$?
+    _b=$(date +%s%N); MS=$(( (_b - _a) / 1000000 ))
+    sleep 1; touch "$OUT/$_label.stop"; wait_for $_s 30
+    DOWNTIME_MS=$(awk '$1 == "down" { d = $2 } $1 == "up" { u = $2 } END { if (d && u) printf "%d", (u - d) / 1000000 }' "$OUT/$_label.down")
+    log "$_label: exit $_rc, ${MS} ms, guest down for ${DOWNTIME_MS:-?} ms: $(tr '\n' ';' < "$OUT/$_label.down")"
+    cat "$OUT/$_label.out"
+    return $_rc
+}

@@ -126,7 +126,15 @@ pub enum Recovery {
     Resumed,
     /// It was not suspended: nothing to resume.
     Untouched,
+    /// It is named `NAME--migratedaway`: a migration had handed it over (or was about to), so
+    /// the receiver may run the guest; it was left as it was (suspended), for a person to
+    /// decide, as `xl migrate` leaves it when the hand-over fails.
+    HandedOver,
 }
+
+/// The suffix `xl migrate` gives the source domain's name just before it lets the receiver
+/// start its copy (`tools/xl/xl_migrate.c`).
+pub const MIGRATED_AWAY: &str = "--migratedaway";
 
 /// Puts back a domain whose saver process died without cleaning up (killed with SIGKILL, or
 /// crashed inside a library): log-dirty mode off (best effort: Xen refuses it when it was not
@@ -141,12 +149,24 @@ pub fn recover_domain(domid: u32) -> Result<Recovery, XenError> {
         Err(e) => return Err(e),
     };
     let _ = ctrl.shadow_op(domid, xen_sys::XEN_DOMCTL_SHADOW_OP_OFF);
+    if domain_name(domid)?.is_some_and(|n| n.ends_with(MIGRATED_AWAY)) {
+        return Ok(Recovery::HandedOver);
+    }
     if info.shutdown_reason != Some(SHUTDOWN_SUSPEND) {
         return Ok(Recovery::Untouched);
     }
     ctrl.domain_resume(domid, true)?;
     XenStore::open_rw()?.resume_domain(domid)?;
     Ok(Recovery::Resumed)
+}
+
+/// The domain's name (xenstore's `/local/domain/DOMID/name`, as `xl list` shows it), if it
+/// has one.
+///
+/// # Errors
+/// [`XenError`] when xenstore cannot be opened.
+pub fn domain_name(domid: u32) -> Result<Option<String>, XenError> {
+    Ok(XenStore::open()?.read(&format!("/local/domain/{domid}/name")))
 }
 
 /// Resolves `DOMID` or a domain name (xenstore's `/local/domain/*/name`, as `xl domid` does).
@@ -376,6 +396,17 @@ impl XenDomain {
         crate::libxl::Libxl::open()?.destroy(self.info.domid)?;
         g.disarm();
         Ok(())
+    }
+
+    /// Leaves the domain as it is now (suspended) when this process ends: log-dirty off, and
+    /// the guard disarmed, so that nothing resumes or unpauses it. For a migration whose
+    /// hand-over failed after the receiver was told to start its copy: resuming this one
+    /// could run the guest twice.
+    pub fn leave_suspended(&self) {
+        let mut g = self.guard();
+        self.memory.log_dirty.store(false, Ordering::SeqCst);
+        let _ = g.disable_log_dirty();
+        g.disarm();
     }
 
     /// Puts the domain back as found: log-dirty off, then unpause, then resume it if this

@@ -44,7 +44,9 @@ mod save;
 mod supervise;
 
 pub use control::{DomainControl, DomainGuard, SHUTDOWN_SUSPEND, SUSPEND_GRACE, SUSPEND_POLL};
-pub use domain::{Control, DomainKind, Recovery, XenDomain, recover_domain, resolve_domain};
+pub use domain::{
+    Control, DomainKind, MIGRATED_AWAY, Recovery, XenDomain, domain_name, recover_domain, resolve_domain,
+};
 pub use error::XenError;
 pub use ffi::{DomainInfo, PAGE_SIZE, PAGE_TYPE_BATCH, TscInfo};
 pub use ffi_restore::inherited_fd;
@@ -56,4 +58,4 @@ pub use interrupt::Interrupt;
 pub struct ReadmeDoctests;
 pub use memory::{MAX_WINDOWS, WINDOW_PFNS, XenMemory};
 pub use save::PvSaveGuest;
-pub use supervise::{Supervision, supervise};
+pub use supervise::{Supervised, Supervision, supervise, supervise_child};

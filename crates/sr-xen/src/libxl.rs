@@ -216,6 +216,20 @@ impl Libxl {
         Ok(domid)
     }
 
+    /// `libxl_domain_rename(ctx, domid, old, new)`, as `xl migrate` renames the
+    /// source `NAME--migratedaway` and `xl migrate-receive` its copy from `NAME--incoming` to
+    /// `NAME` (libxl refuses a name another domain has, and an `old` that is not the name).
+    pub(crate) fn rename(&self, domid: u32, old: &str, new: &str) -> Result<(), XenError> {
+        let cstr = |s: &str| {
+            std::ffi::CString::new(s).map_err(|_| XenError::Layout { what: "domain name with a NUL", value: 0 })
+        };
+        let (old, new) = (cstr(old)?, cstr(new)?);
+        // SAFETY: an open context; two NUL-terminated names that outlive the call (libxl copies
+        // what it keeps; it checks the old name and writes the new one in one transaction).
+        let rc = unsafe { sys::libxl_domain_rename(self.ctx.as_ptr(), domid, old.as_ptr(), new.as_ptr()) };
+        if rc != 0 { Err(libxl_error("libxl_domain_rename", rc)) } else { Ok(()) }
+    }
+
     /// `libxl_domain_unpause(ctx, domid, NULL)` (for HVM it first lets QEMU run).
     pub(crate) fn unpause(&self, domid: u32) -> Result<(), XenError> {
         // SAFETY: an open context; null ao_how: synchronous.

@@ -36,7 +36,36 @@ pub enum Supervision {
 /// [`XenError::Call`] if the process has more than one thread (fork would copy only this
 /// one: call it before starting any), or if fork or wait fail.
 pub fn supervise(domid: u32) -> Result<Supervision, XenError> {
-    let Some(pid) = ffi::fork_single_threaded()? else { return Ok(Supervision::Child) };
+    Ok(match supervise_child()? {
+        Supervised::Child => Supervision::Child,
+        Supervised::Exited(code) => Supervision::Exited(code),
+        Supervised::Killed { pid, signal } => Supervision::Killed { pid, signal, recovery: recover_domain(domid) },
+    })
+}
+
+/// Where [`supervise_child`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supervised {
+    /// In the child process: do the work, and exit with its outcome.
+    Child,
+    /// In the parent: the child exited with this status.
+    Exited(u8),
+    /// In the parent: the child died of `signal`; the caller cleans up after it.
+    Killed {
+        /// The child's pid.
+        pid: i32,
+        /// The signal.
+        signal: i32,
+    },
+}
+
+/// Forks as [`supervise`] does, leaving what to do after the child's death by a signal to
+/// the caller (a migration receiver destroys the copy it was making).
+///
+/// # Errors
+/// As [`supervise`].
+pub fn supervise_child() -> Result<Supervised, XenError> {
+    let Some(pid) = ffi::fork_single_threaded()? else { return Ok(Supervised::Child) };
     let pending = Arc::new(AtomicI32::new(0));
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let flag = Arc::clone(&pending);
@@ -45,8 +74,8 @@ pub fn supervise(domid: u32) -> Result<Supervision, XenError> {
     loop {
         if let Some(status) = ffi::try_wait(pid)? {
             return Ok(match status {
-                ffi::ChildEnd::Exited(code) => Supervision::Exited(u8::try_from(code).unwrap_or(2)),
-                ffi::ChildEnd::Signaled(signal) => Supervision::Killed { pid, signal, recovery: recover_domain(domid) },
+                ffi::ChildEnd::Exited(code) => Supervised::Exited(u8::try_from(code).unwrap_or(2)),
+                ffi::ChildEnd::Signaled(signal) => Supervised::Killed { pid, signal },
             });
         }
         let signal = pending.swap(0, Ordering::SeqCst);

@@ -46,7 +46,11 @@ pub fn create_restore(stream: &std::fs::File, req: &CreateRestore<'_>) -> Result
     if let Some(helper) = req.helper {
         vars.push(("LIBXL_SAVE_HELPER", helper.as_os_str()));
     }
-    set_env(&vars)?;
+    // Nothing to set: the caller set the helper's environment while it had one thread
+    // ([`set_helper_env`]), and may have more now.
+    if !vars.is_empty() {
+        set_env(&vars)?;
+    }
     let libxl = Libxl::open()?;
     let created = libxl.create_restore(req.config_json, req.name, stream.as_raw_fd());
     if let Some(Err(e)) = req.interrupt.map(Interrupt::check) {
@@ -63,4 +67,43 @@ pub fn create_restore(stream: &std::fs::File, req: &CreateRestore<'_>) -> Result
         return Err(e);
     }
     Ok(domid)
+}
+
+/// Sets the save helper libxl runs (`LIBXL_SAVE_HELPER`) and more variables for its environment,
+/// for a later [`create_restore`] with no `helper` and no `helper_env` from a process that has
+/// started threads by then (a receiver reading the stream from a TLS session).
+///
+/// # Errors
+/// [`XenError::Call`] if the process already has more than one thread.
+pub fn set_helper_env(helper: &Path, vars: &[(&str, &OsStr)]) -> Result<(), XenError> {
+    let mut all = vars.to_vec();
+    all.push(("LIBXL_SAVE_HELPER", helper.as_os_str()));
+    set_env(&all)
+}
+
+/// Renames domain `domid` from `old` to `new` (`libxl_domain_rename`, which checks the old name
+/// and writes the new one in one xenstore transaction): the hand-over of a migration
+/// (`NAME--incoming` to `NAME` on the receiver, `NAME` to `NAME--migratedaway` on the sender).
+///
+/// # Errors
+/// [`XenError::Libxl`] (e.g. another domain has the name, or `old` is not the domain's name).
+pub fn rename_domain(domid: u32, old: &str, new: &str) -> Result<(), XenError> {
+    Libxl::open()?.rename(domid, old, new)
+}
+
+/// Unpauses domain `domid` (`libxl_domain_unpause`: for HVM it first lets QEMU run).
+///
+/// # Errors
+/// [`XenError::Libxl`].
+pub fn unpause_domain(domid: u32) -> Result<(), XenError> {
+    Libxl::open()?.unpause(domid)
+}
+
+/// Destroys domain `domid` (`libxl_domain_destroy`, synchronous): a received copy that is not
+/// to run.
+///
+/// # Errors
+/// [`XenError::Libxl`].
+pub fn destroy_domain(domid: u32) -> Result<(), XenError> {
+    Libxl::open()?.destroy(domid)
 }
