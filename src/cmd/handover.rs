@@ -276,6 +276,11 @@ pub fn receive_domain(
                     .map_err(|e| anyhow!(e).context("the sender did not give permission to start (GO)"));
                 summary.wait_go_ms = ready_at.elapsed().as_secs_f64() * 1e3;
                 if r.is_ok() {
+                    // The sender has given its copy up: if this process dies now, its
+                    // supervisor starts this copy rather than destroy it.
+                    if let Some(state) = &settings.state_file {
+                        let _ = std::fs::OpenOptions::new().append(true).open(state).and_then(|mut f| f.write_all(b"\ngo"));
+                    }
                     hold("go");
                 }
                 r
@@ -407,15 +412,39 @@ pub fn supervise(state: &Path) -> Result<Option<u8>> {
         sr_xen::Supervised::Exited(code) => Ok(Some(code)),
         sr_xen::Supervised::Killed { pid, signal } => {
             let noted = std::fs::read_to_string(state).unwrap_or_default();
-            let what = if noted.is_empty() {
+            let mut lines = noted.lines();
+            let incoming = lines.next().unwrap_or_default().to_string();
+            let go = lines.next() == Some("go");
+            let what = if incoming.is_empty() {
                 "it had made no domain".to_string()
             } else {
-                match sr_xen::resolve_domain(&noted) {
+                match sr_xen::resolve_domain(&incoming) {
+                    // GO had come: the sender gave its copy up, so this one is started.
+                    Ok(domid) if go => {
+                        let name = incoming.strip_suffix("--incoming").unwrap_or(&incoming);
+                        match sr_xen::restore::rename_domain(domid, &incoming, name)
+                            .and_then(|()| sr_xen::restore::unpause_domain(domid))
+                        {
+                            Ok(()) => format!("GO had come, so its copy, domain {domid}, was started as {name}"),
+                            Err(e) => format!("GO had come, but its copy, domain {domid}, could not be started: {e}"),
+                        }
+                    }
                     Ok(domid) => match sr_xen::restore::destroy_domain(domid) {
-                        Ok(()) => format!("its copy, domain {domid} ({noted}), has been destroyed"),
-                        Err(e) => format!("its copy, domain {domid} ({noted}), could not be destroyed: {e}"),
+                        Ok(()) => format!("its copy, domain {domid} ({incoming}), has been destroyed"),
+                        Err(e) => format!("its copy, domain {domid} ({incoming}), could not be destroyed: {e}"),
                     },
-                    Err(_) => format!("no domain {noted} is left"),
+                    Err(_) if go => {
+                        // Renamed already: unpause it if it is still paused.
+                        let name = incoming.strip_suffix("--incoming").unwrap_or(&incoming);
+                        match sr_xen::resolve_domain(name) {
+                            Ok(domid) => match sr_xen::restore::unpause_domain(domid) {
+                                Ok(()) => format!("GO had come; its copy, domain {domid} ({name}), was unpaused"),
+                                Err(_) => format!("GO had come; its copy is domain {domid} ({name})"),
+                            },
+                            Err(_) => format!("GO had come, but no domain {incoming} or {name} is left"),
+                        }
+                    }
+                    Err(_) => format!("no domain {incoming} is left"),
                 }
             };
             eprintln!("xsr: the receiver process {pid} died of signal {signal}; {what}");

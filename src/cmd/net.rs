@@ -175,6 +175,24 @@ pub fn hold(stage: &str) {
     }
 }
 
+/// Where the sender notes that it is about to send GO, for its supervising process (see
+/// [`set_go_note`]).
+static GO_NOTE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Names the file in which the sender writes `go` just before it sends GO: a supervising
+/// process that finds its saver dead and the domain renamed away learns from it whether GO
+/// may have left (then the domain must stay suspended) or not (then it is renamed back and
+/// resumed).
+pub fn set_go_note(path: PathBuf) {
+    let _ = GO_NOTE.set(path);
+}
+
+fn note_go() {
+    if let Some(path) = GO_NOTE.get() {
+        let _ = std::fs::write(path, "go");
+    }
+}
+
 /// The sender's part of a hand-over (`send --domain` into a receiver that restores into a
 /// domain and speaks xl's migration protocol).
 pub trait Handover {
@@ -769,11 +787,30 @@ fn xl_exchange(
             },
             SenderStep::RenameAway => handover.rename_away().map(|()| hold("renamed")),
             SenderStep::WriteGo => {
+                note_go();
                 let mut w = forward.lock().unwrap_or_else(|e| e.into_inner());
-                w.write_all(xl::GO)
-                    .and_then(|()| w.flush())
-                    .map(|()| hold("go"))
-                    .with_context(|| format!("cannot send GO to {name}"))
+                let first = loop {
+                    match w.write(xl::GO) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        r => break r,
+                    }
+                };
+                match first {
+                    // The transport took none of GO: it never left, so the receiver cannot
+                    // start its copy and this one is still the guest (xl counts every failure
+                    // of this write as undefined).
+                    Err(_) | Ok(0) => {
+                        let e = first.err().map_or_else(|| anyhow!("the channel took no byte"), |e| anyhow!(e));
+                        errors.push(e.context(format!("cannot send GO to {name} (none of it left)")));
+                        break SenderOutcome::KeepSource;
+                    }
+                    // From here the receiver may have GO: no way back.
+                    Ok(n) => w
+                        .write_all(&xl::GO[n..])
+                        .and_then(|()| w.flush())
+                        .map(|()| hold("go"))
+                        .with_context(|| format!("cannot send GO to {name}")),
+                }
             }
             SenderStep::ReadReport => Ok(()),
             SenderStep::ReadStatus => match next("report") {
@@ -1174,5 +1211,153 @@ mod tests {
         assert_eq!(host_of("example.org:7878"), "example.org");
         assert_eq!(host_of("[::1]:7878"), "::1");
         assert_eq!(host_of("10.1.2.3:1"), "10.1.2.3");
+    }
+
+    /// The hand-over from the sender's side, against a scripted xl-protocol receiver over
+    /// loopback TCP (sr-proto's `run_receiver`), with no Xen: the stream is 4096 bytes.
+    mod handover {
+        use super::*;
+        use sr_proto::xl_migrate::{BoxError, ReceiverActions, ReceiverOutcome, run_receiver};
+
+        const STREAM: usize = 4096;
+
+        /// The receiver's actions: read the stream, then start (or fail to).
+        struct Acts {
+            start_status: Option<u8>,
+        }
+        impl ReceiverActions for Acts {
+            fn receive_stream(&mut self, stream: &mut dyn Read) -> Result<(), BoxError> {
+                let mut b = vec![0u8; STREAM];
+                stream.read_exact(&mut b)?;
+                Ok(())
+            }
+            fn start(&mut self) -> Result<(), (u8, BoxError)> {
+                match self.start_status {
+                    None => Ok(()),
+                    Some(s) => Err((s, "cannot unpause".into())),
+                }
+            }
+            fn destroy(&mut self) -> Result<(), BoxError> {
+                Ok(())
+            }
+        }
+
+        /// What the sender's hand-over did.
+        #[derive(Default)]
+        struct Away {
+            renamed: u32,
+            refuse: bool,
+        }
+        impl Handover for Away {
+            fn can_hand_over(&self) -> Result<()> {
+                if self.refuse { bail!("refused here") } else { Ok(()) }
+            }
+            fn rename_away(&mut self) -> Result<()> {
+                self.renamed += 1;
+                Ok(())
+            }
+        }
+
+        /// Runs a receiver `serve` on a loopback port and a sender against it.
+        fn run(
+            serve: impl FnOnce(TcpStream) -> Option<ReceiverOutcome> + Send + 'static,
+            away: Option<&mut Away>,
+        ) -> (Result<Sent>, Option<ReceiverOutcome>, u64) {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let receiver = std::thread::spawn(move || serve(listener.accept().unwrap().0));
+            let peer = Peer::tcp(&format!("127.0.0.1:{port}"), None, None, false).unwrap();
+            let mut written = 0u64;
+            let sent = send_with(
+                &peer,
+                Duration::from_secs(10),
+                &mut |mut w| {
+                    w.write_all(&[7u8; STREAM])?;
+                    written += STREAM as u64;
+                    Ok(SaveStats::default())
+                },
+                away.map(|a| a as &mut dyn Handover),
+            );
+            (sent, receiver.join().unwrap(), written)
+        }
+
+        fn xl_receiver(start_status: Option<u8>) -> impl FnOnce(TcpStream) -> Option<ReceiverOutcome> + Send {
+            move |s| {
+                let mut r = s.try_clone().unwrap();
+                let mut w = s;
+                Some(run_receiver(&mut r, &mut w, &mut Acts { start_status }).outcome)
+            }
+        }
+
+        #[test]
+        fn the_guest_runs_at_the_receiver() {
+            let mut away = Away::default();
+            let (sent, outcome, written) = run(xl_receiver(None), Some(&mut away));
+            let sent = sent.unwrap();
+            assert!(sent.summary.contains("runs the guest"), "{}", sent.summary);
+            assert_eq!(outcome, Some(ReceiverOutcome::Running));
+            assert_eq!((away.renamed, written), (1, STREAM as u64));
+        }
+
+        #[test]
+        fn a_failed_start_keeps_the_source() {
+            let mut away = Away::default();
+            let (sent, outcome, _) = run(xl_receiver(Some(5)), Some(&mut away));
+            let e = sent.unwrap_err();
+            assert!(e.downcast_ref::<HandoverUndefined>().is_none(), "{e:#}");
+            assert!(format!("{e:#}").contains("could not start its copy (status 5)"), "{e:#}");
+            assert_eq!(outcome, Some(ReceiverOutcome::NoCopy));
+            assert_eq!(away.renamed, 1, "renamed away; the caller renames it back");
+        }
+
+        #[test]
+        fn the_receivers_reason_before_ready() {
+            let serve = |mut s: TcpStream| {
+                s.write_all(xl::BANNER).unwrap();
+                let mut b = vec![0u8; STREAM];
+                s.read_exact(&mut b).unwrap();
+                let line = Message::Error { code: 2, message: "libxl could not create the domain".into() };
+                s.write_all(&line.encode()).unwrap();
+                let _ = io::copy(&mut s, &mut io::sink());
+                None
+            };
+            let mut away = Away::default();
+            let (sent, _, _) = run(serve, Some(&mut away));
+            let e = sent.unwrap_err();
+            assert_eq!(crate::outcome::exit_code(&e), 2);
+            assert!(format!("{e:#}").contains("libxl could not create the domain"), "{e:#}");
+            assert_eq!(away.renamed, 0);
+        }
+
+        #[test]
+        fn no_report_after_go_is_undefined() {
+            let serve = |mut s: TcpStream| {
+                s.write_all(xl::BANNER).unwrap();
+                let mut b = vec![0u8; STREAM];
+                s.read_exact(&mut b).unwrap();
+                s.write_all(xl::READY).unwrap();
+                let mut go = [0u8; 44];
+                s.read_exact(&mut go).unwrap();
+                assert_eq!(&go, xl::GO);
+                None // closed without a report
+            };
+            let mut away = Away::default();
+            let (sent, _, _) = run(serve, Some(&mut away));
+            let e = sent.unwrap_err();
+            assert!(e.downcast_ref::<HandoverUndefined>().is_some(), "{e:#}");
+            assert_eq!(away.renamed, 1);
+        }
+
+        #[test]
+        fn no_hand_over_without_a_domain_or_when_refused() {
+            // A directory send: refused after the banner, nothing sent.
+            let (sent, outcome, written) = run(xl_receiver(None), None);
+            assert!(format!("{:#}", sent.unwrap_err()).contains("only `send --domain`"));
+            assert_eq!((outcome, written), (Some(ReceiverOutcome::NoCopy), 0));
+            let mut away = Away { refuse: true, ..Away::default() };
+            let (sent, _, written) = run(xl_receiver(None), Some(&mut away));
+            assert!(format!("{:#}", sent.unwrap_err()).contains("refused here"));
+            assert_eq!((away.renamed, written), (0, 0));
+        }
     }
 }

@@ -302,31 +302,55 @@ pub fn send_domain(
 /// `out` file is removed here.
 pub fn supervise(domain: &str, out: Option<&Path>) -> Result<Option<u8>> {
     let domid = sr_xen::resolve_domain(domain)?;
+    let note = tempfile::NamedTempFile::new().context("cannot create the hand-over note")?;
+    crate::cmd::net::set_go_note(note.path().to_path_buf());
     match sr_xen::supervise(domid).context("cannot start the saver process")? {
         sr_xen::Supervision::Child => Ok(None),
         sr_xen::Supervision::Exited(code) => Ok(Some(code)),
-        sr_xen::Supervision::Killed { pid, signal, recovery } => {
+        sr_xen::Supervision::Killed { pid, signal, mut recovery } => {
             if let Some(out) = out.filter(|o| o.as_os_str() != "-")
                 && let Some(name) = out.file_name()
             {
                 let _ = std::fs::remove_file(out.with_file_name(format!(".{}.partial-{pid}", name.to_string_lossy())));
             }
+            // Renamed away but GO never attempted: the receiver cannot start, so the guest is
+            // this copy: its name back, then resumed.
+            let go = std::fs::read_to_string(note.path()).unwrap_or_default() == "go";
+            let mut renamed_back = None;
+            if matches!(recovery, Ok(sr_xen::Recovery::HandedOver)) && !go {
+                match rename_back(domid) {
+                    Ok(()) => {
+                        renamed_back = Some("renamed back (GO was never sent); ");
+                        recovery = sr_xen::recover_domain(domid);
+                    }
+                    Err(e) => eprintln!("xsr: cannot rename domain {domid} back: {e:#}"),
+                }
+            }
             let what = match recovery {
                 Ok(sr_xen::Recovery::Resumed) => "it was left suspended and has been resumed".to_string(),
                 Ok(sr_xen::Recovery::Untouched) => "it was not suspended".to_string(),
                 Ok(sr_xen::Recovery::Gone) => "it no longer exists".to_string(),
-                Ok(sr_xen::Recovery::HandedOver) => format!(
-                    "it was renamed away for the hand-over (the receiver may run the guest), so it was left \
-                     suspended: check both ends before resuming at most one copy"
-                ),
+                Ok(sr_xen::Recovery::HandedOver) => "it was renamed away and GO may have reached the receiver (the \
+                     receiver may run the guest), so it was left suspended: check both ends before resuming at most \
+                     one copy"
+                    .to_string(),
                 Err(e) => format!("it could not be put back: {e}"),
             };
+            let what = format!("{}{what}", renamed_back.unwrap_or(""));
             eprintln!(
                 "xsr: the saver process {pid} died of signal {signal}; domain {domid}: {what}; no output is left"
             );
             Ok(Some(2))
         }
     }
+}
+
+/// Renames a domain `NAME--migratedaway` back to `NAME`.
+fn rename_back(domid: u32) -> Result<()> {
+    let away = sr_xen::domain_name(domid)?.context("the domain has no name")?;
+    let name = away.strip_suffix(sr_xen::MIGRATED_AWAY).context("not renamed away")?;
+    sr_xen::restore::rename_domain(domid, &away, name)?;
+    Ok(())
 }
 
 /// Prints the summary as text.

@@ -318,3 +318,58 @@ with open(out, "w") as o:
     cat "$OUT/$_label.out"
     return $_rc
 }
+# one_running: exactly one running domain of the guest's family, named GUEST (a suspended
+# GUEST--migratedaway may be there too: it does not run)
+one_running() {
+    for _try in 1 2 3; do
+        _d=$(domains)
+        _run=$(for _x in $_d; do case "$_x" in *,*[ps]*")") ;; *) echo "$_x" ;; esac; done)
+        if [ "$(echo $_run | wc -w)" = 1 ] && echo "$_run" | grep -q "^$GUEST("; then return 0; fi
+        log "not one running copy (try $_try): $_d"; sleep 1
+    done
+    return 1
+}
+# relay PORT TARGET: a TCP relay on 127.0.0.1:PORT to 127.0.0.1:TARGET for one connection, in
+# python; `touch $OUT/cut` cuts the network: both connections are reset (SO_LINGER 0) at once
+relay() {
+    rm -f "$OUT/cut"
+    python3 -c '
+import os, socket, struct, sys, threading, time
+port, target, cut = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", port)); ls.listen(1)
+a, _ = ls.accept(); b = socket.create_connection(("127.0.0.1", target))
+done = []
+def pump(x, y):
+    try:
+        while True:
+            d = x.recv(1 << 16)
+            if not d:
+                y.shutdown(socket.SHUT_WR); break
+            y.sendall(d)
+    except OSError:
+        pass
+    done.append(1)
+for x, y in ((a, b), (b, a)):
+    threading.Thread(target=pump, args=(x, y), daemon=True).start()
+while len(done) < 2:
+    if os.path.exists(cut):
+        for s in (a, b):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); s.close()
+        print("cut", flush=True); break
+    time.sleep(0.01)
+' "$1" "$2" "$OUT/cut" &
+    RELAY=$!
+}
+# wait_text FILE TEXT: until FILE contains TEXT, for at most 60 s
+wait_text() {
+    _i=0
+    while ! grep -q "$2" "$1" 2>/dev/null; do _i=$((_i+1)); [ $_i -gt 1200 ] && { log "no '$2' in $1"; return 1; }; sleep 0.05; done
+}
+# wait_incoming: until a GUEST--incoming domain exists (a receiver is restoring), for at most 60 s
+wait_incoming() {
+    _i=0
+    while ! xl list 2>/dev/null | awk '{ print $1 }' | grep -qx "$GUEST--incoming"; do
+        _i=$((_i+1)); [ $_i -gt 600 ] && { log "no $GUEST--incoming"; return 1; }; sleep 0.1
+    done
+}
