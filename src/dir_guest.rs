@@ -112,8 +112,50 @@ impl DirGuest {
         let image_file = std::fs::File::open(dir.join(MEMORY_FILE))
             .with_context(|| format!("cannot open {}", dir.join(MEMORY_FILE).display()))?;
         let map = MappedFile::map(image_file, &dir.join(MEMORY_FILE))?;
+        let extents = std::fs::File::open(dir.join(MEMORY_FILE))
+            .with_context(|| format!("cannot open {}", dir.join(MEMORY_FILE).display()))?;
+        if let Some(pfn) = unlisted_data(&extents, map.as_ref().map(MappedFile::bytes), &populated, shift)? {
+            anyhow::bail!(
+                "{MEMORY_FILE} holds data at pfn {pfn:#x}, which domain.json does not list as populated: a save would drop it (add the pfn to memory.populated, or zero the page)"
+            );
+        }
         Ok(Self { image, memory: DirMemory { file, populated, map } })
     }
+}
+
+/// The first pfn of the image that holds non-zero data but is not in `populated` (a save
+/// sends only the populated pfns, so such a page would be lost). Only the file's data
+/// extents are looked at (`SEEK_DATA`/`SEEK_HOLE`): a restored image has data exactly at
+/// its populated pages, so this reads nothing.
+fn unlisted_data(file: &std::fs::File, bytes: Option<&[u8]>, populated: &PfnBitmap, shift: u32) -> Result<Option<u64>> {
+    use rustix::fs::{SeekFrom, seek};
+    let Some(bytes) = bytes else {
+        return Ok(None);
+    };
+    let len = bytes.len() as u64;
+    let page = 1u64 << shift;
+    let mut at = 0u64;
+    while at < len {
+        let start = match seek(file, SeekFrom::Data(at)) {
+            Ok(s) => s,
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(std::io::Error::from(e)).context("cannot find the data extents of the memory image"),
+        };
+        let end =
+            seek(file, SeekFrom::Hole(start)).context("cannot find the data extents of the memory image")?.min(len);
+        for pfn in start >> shift..end.div_ceil(page) {
+            if populated.get(pfn) {
+                continue;
+            }
+            let from = usize::try_from(pfn << shift).unwrap_or(usize::MAX);
+            let to = usize::try_from(((pfn + 1) << shift).min(len)).unwrap_or(usize::MAX);
+            if bytes.get(from..to).is_some_and(|p| p.iter().any(|&b| b != 0)) {
+                return Ok(Some(pfn));
+            }
+        }
+        at = end.max(start + 1);
+    }
+    Ok(None)
 }
 
 impl Guest for DirGuest {

@@ -29,6 +29,7 @@ pub const FORMAT: &str = "xsr-domain-image/1";
 
 /// `domain.json`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// [`FORMAT`].
     pub format: String,
@@ -80,6 +81,10 @@ pub struct Manifest {
     /// libxl device-model records.
     #[serde(default)]
     pub emulator: Vec<EmulatorManifest>,
+    /// Optional libxc records of types xsr does not know (Xen skips them; a save writes them
+    /// back).
+    #[serde(default)]
+    pub optional_records: Vec<OptionalRecordManifest>,
     /// The outer layers of the stream.
     #[serde(default)]
     pub container: ContainerManifest,
@@ -91,6 +96,7 @@ fn default_stream_version() -> u32 {
 
 /// The memory image.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct MemoryManifest {
     /// File name.
     pub file: String,
@@ -102,6 +108,7 @@ pub struct MemoryManifest {
 
 /// X86_PV_INFO.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct PvInfoManifest {
     /// Guest width in bytes.
     pub guest_width: u8,
@@ -111,6 +118,7 @@ pub struct PvInfoManifest {
 
 /// The PV p2m frame list.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct P2mManifest {
     /// max_pfn.
     pub end_pfn: u32,
@@ -120,6 +128,7 @@ pub struct P2mManifest {
 
 /// One vcpu's blob files.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct VcpuManifest {
     /// vcpu id.
     pub id: u32,
@@ -135,6 +144,7 @@ pub struct VcpuManifest {
 
 /// X86_TSC_INFO.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct TscManifest {
     /// Mode.
     pub mode: u32,
@@ -148,6 +158,7 @@ pub struct TscManifest {
 
 /// One libxl EMULATOR_* record.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
 pub struct EmulatorManifest {
     /// "EMULATOR_XENSTORE_DATA" or "EMULATOR_CONTEXT".
     pub kind: String,
@@ -159,8 +170,19 @@ pub struct EmulatorManifest {
     pub file: String,
 }
 
+/// One optional libxc record of an unknown type.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OptionalRecordManifest {
+    /// The record type (bit 31 set).
+    pub record_type: u32,
+    /// Body file.
+    pub file: String,
+}
+
 /// The outer layers.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
 pub struct ContainerManifest {
     /// "xl", "libxl" or "libxc".
     pub layer: String,
@@ -235,6 +257,11 @@ pub fn write_manifest(dir: &Path, image: &DomainImage) -> Result<()> {
         let file = blob(format!("emulator{i}.bin"), &Some(e.data.clone()))?.unwrap_or_default();
         emulator.push(EmulatorManifest { kind: e.kind.name_or_reserved().to_string(), id: e.id, index: e.index, file });
     }
+    let mut optional_records = Vec::new();
+    for (i, (rtype, body)) in s.optional_records.iter().enumerate() {
+        let file = blob(format!("optional{i}.bin"), &Some(body.clone()))?.unwrap_or_default();
+        optional_records.push(OptionalRecordManifest { record_type: rtype.0, file });
+    }
     let manifest = Manifest {
         format: FORMAT.to_string(),
         domain_type: s.domain_type.0,
@@ -258,6 +285,7 @@ pub fn write_manifest(dir: &Path, image: &DomainImage) -> Result<()> {
         cpuid: s.cpuid.clone(),
         msrs: s.msrs.clone(),
         emulator,
+        optional_records,
         container: ContainerManifest {
             layer: image.layer.clone(),
             xl_config: blob("xl-config.json".into(), &image.xl_config)?,
@@ -382,6 +410,10 @@ pub fn parse_manifest(
         };
         let data = read_blob(&Some(e.file.clone()))?.unwrap_or_default();
         state.emulator.push(EmulatorState { kind, id: e.id, index: e.index, data });
+    }
+    for r in &m.optional_records {
+        let data = read_blob(&Some(r.file.clone()))?.unwrap_or_default();
+        state.optional_records.push((sr_format::RecordType(r.record_type), data));
     }
     let mut populated = Vec::new();
     let mut total = 0u64;

@@ -39,7 +39,9 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             return if h.invalid_stream { 1 } else { 2 };
         }
         // A save that refuses because restore would reject the domain: the domain is invalid.
-        if let Some(sr_save::SaveError::Rejected(_)) = cause.downcast_ref::<sr_save::SaveError>() {
+        if let Some(sr_save::SaveError::Rejected(_) | sr_save::SaveError::RejectedRecord { .. }) =
+            cause.downcast_ref::<sr_save::SaveError>()
+        {
             return 1;
         }
     }

@@ -38,6 +38,64 @@ impl Rng {
     }
 }
 
+/// Turns random bytes into a 64-bit PV `vcpu_guest_context` Xen's `arch_set_info_guest`
+/// loads (`sr_rules::pv_vcpu::check_basic`): the addresses it checks canonical, kernel mode,
+/// no LDT, no vm_assist. Offsets of Xen's `vcpu_guest_context`.
+fn make_loadable(b: &mut [u8]) {
+    let mut edit = |at: usize, f: &dyn Fn(u64) -> u64| {
+        let v = u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        b[at..at + 8].copy_from_slice(&f(v).to_le_bytes());
+    };
+    edit(512, &|v| v | 1 << 2); // flags: VGCF_in_kernel
+    let addresses = [648, 672, 4976, 5112, 5120, 5128, 5144, 5152, 5160];
+    for at in addresses.into_iter().chain((0..256).map(|i| 728 + 16 * i)) {
+        edit(at, &|v| v & 0x0000_7fff_ffff_f000);
+    }
+    for at in [4816, 4824, 5136] {
+        edit(at, &|_| 0); // ldt_base, ldt_ents, vm_assist
+    }
+}
+
+/// A PV extended context (`xen_domctl_ext_vcpucontext`, 64 bytes) for vcpu `id`: its size
+/// field, no SYSCALL32/SYSENTER callbacks, MCG_CAP with 2 banks.
+fn extended_context(id: u32) -> Vec<u8> {
+    let mut b = vec![0u8; 64];
+    b[..4].copy_from_slice(&id.to_le_bytes());
+    b[4..8].copy_from_slice(&64u32.to_le_bytes());
+    b[32..40].copy_from_slice(&2u64.to_le_bytes());
+    b
+}
+
+/// PV XSAVE state: xcr0 = xcr0_accum = x87|SSE, the 512-byte legacy region `fxsave`, an
+/// XSAVE header with both components: 592 bytes, the size Xen wants for that xcr0_accum.
+fn xsave_state(fxsave: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(16 + 576);
+    b.extend_from_slice(&3u64.to_le_bytes());
+    b.extend_from_slice(&3u64.to_le_bytes());
+    b.extend_from_slice(&fxsave[..512]);
+    b.extend_from_slice(&3u64.to_le_bytes());
+    b.resize(16 + 576, 0);
+    b
+}
+
+/// An HVM CPU save record (`hvm_hw_cpu`, 1032 bytes) from random bytes: random general
+/// registers and FPU image, a 32-bit protected-mode vcpu without paging (CR0 PE|ET, CR4 0,
+/// EFER 0), no pending event, the flags and padding Xen accepts.
+fn hvm_cpu(random: &[u8]) -> Vec<u8> {
+    let mut c = random[..1032].to_vec();
+    let mut put = |at: usize, v: u64| c[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    put(640, 0x0010_0000); // rip
+    put(648, 0x2); // rflags
+    put(656, 0x11); // cr0: PE | ET
+    put(672, 0); // cr3
+    put(680, 0); // cr4
+    put(992, 0); // msr_efer
+    put(1000, 0); // msr_tsc_aux
+    put(1016, 0); // pending_event, error_code
+    put(1024, 1); // flags: XEN_X86_FPU_INITIALISED, pad0 0
+    c
+}
+
 /// The state a synthetic guest of `dtype` with `pages` pages carries.
 pub fn synthetic_state(dtype: DomainType, page_shift: u16, pages: u64) -> DomainState {
     let mut rng = Rng::new(0x5EED ^ u64::from(dtype.0));
@@ -52,7 +110,13 @@ pub fn synthetic_state(dtype: DomainType, page_shift: u16, pages: u64) -> Domain
     let x86 = dtype != DomainType::ARM;
     if x86 {
         s.tsc = Some(TscState { mode: 0, khz: 2_596_124, nsec: 41_389_703_927, incarnation: 1 });
-        s.cpuid = (0..8u32).map(|leaf| [leaf, 0, 0x756e_6547 + leaf, 0x4965_6e69, 0x6c65_746e, leaf * 3]).collect();
+        // Leaves 4 and 7 have subleaves; the others carry XEN_CPUID_NO_SUBLEAF, as Xen wants.
+        s.cpuid = (0..8u32)
+            .map(|leaf| {
+                let subleaf = if matches!(leaf, 4 | 7) { 0 } else { u32::MAX };
+                [leaf, subleaf, 0x756e_6547 + leaf, 0x4965_6e69, 0x6c65_746e, leaf * 3]
+            })
+            .collect();
         s.msrs = vec![(0xce, 0, 0x8000_0000), (0x10a, 0, 0)];
     }
     match dtype {
@@ -67,13 +131,19 @@ pub fn synthetic_state(dtype: DomainType, page_shift: u16, pages: u64) -> Domain
             // start_info and the one GDT frame in NOTAB pages just above the page tables,
             // CR3 the pinned L4 at pfn 1, no separate user page table (CR1).
             let mut basic = blob(VCPU_CONTEXT_64);
+            make_loadable(&mut basic);
             let mut gdt_frames = [0; 16];
             gdt_frames[0] = PV_GDT_FRAME;
             VcpuFrames { start_info: PV_START_INFO, gdt_ents: 16, gdt_frames, cr3_pfn: 1, cr1_pfn: None }
                 .write(&mut basic, 8);
             s.vcpus.insert(
                 0,
-                VcpuState { basic: Some(basic), extended: Some(blob(64)), xsave: Some(blob(848)), msrs: None },
+                VcpuState {
+                    basic: Some(basic),
+                    extended: Some(extended_context(0)),
+                    xsave: Some(xsave_state(&blob(512))),
+                    msrs: None,
+                },
             );
             // A small page-table tree at the start of memory.
             s.page_types.insert(1, PageType::L4TAB_PINNED);
@@ -100,7 +170,7 @@ pub fn synthetic_state(dtype: DomainType, page_shift: u16, pages: u64) -> Domain
             header.extend_from_slice(&[1, 0, 0, 0]);
             header.resize(24, 0);
             entry(1, &header);
-            entry(2, &[0x42; 1032]);
+            entry(2, &hvm_cpu(&blob(1032)));
             entry(0, &[]);
             s.hvm_context = Some(ctx);
             let last = pages - 1;

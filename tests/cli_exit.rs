@@ -68,7 +68,7 @@ fn a_closed_output_is_an_error_for_streams_and_images_and_quiet_for_reports() {
     // Products on standard output: exit 2 with a message.
     let products: &[(&[&str], Option<&Path>)] = &[
         (&["save", &guest, "--out", "-"], None),
-        (&["save", &guest, "--out", "-", "--container", "libxc", "--verify"], None),
+        (&["save", &guest, "--out", "-", "--container", "xl", "--verify"], None),
         (&["extract", &real, "--out", "-"], None),
         (&["extract", &real, "--out", "-", "--format", "elf"], None),
         (&["receive", "--from", "-", "--out", "never"], Some(&f.path("real.save"))),

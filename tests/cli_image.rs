@@ -6,21 +6,16 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{real_save_file, stderr, stdout, xsr};
 use sr_format::DomainType;
 use sr_save::{Container, PrecopyPolicy, SaveOptions, Saver, ZeroPages};
 use xsr::synthetic::SyntheticGuest;
 
-/// The shared test file, as it is stored (xz).
+/// The real PV guest's file, as it is stored (xz).
 fn real_xz() -> String {
-    let rel = "shared/testdata/xen-4.17/tiny32-1vcpu.save.xz";
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    while !dir.join(rel).exists() {
-        assert!(dir.pop(), "{rel} not found");
-    }
-    dir.join(rel).to_str().unwrap().to_string()
+    common::testdata::xz_path(common::testdata::PV).to_str().unwrap().to_string()
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {

@@ -42,16 +42,44 @@ fn resaving_a_restored_xen_file_reproduces_it_byte_for_byte() {
 fn save_options_all_give_strictly_valid_streams() {
     let dir = tempfile::tempdir().unwrap();
     let (_, restored) = restored_real(&dir);
-    let cases: &[&[&str]] = &[
-        &["--container", "libxc"],
-        &["--container", "libxl"],
-        &["--stream-version", "2", "--container", "libxc"],
-        &["--batch", "7"],
-        &["--zero-pages", "xalloc"],
-        &["--verify"],
-        &["--workers", "1"],
-    ];
+    let cases: &[&[&str]] =
+        &[&["--container", "xl"], &["--batch", "7"], &["--zero-pages", "xalloc"], &["--verify"], &["--workers", "1"]];
     for extra in cases {
+        let mut args = vec!["save", restored.as_str(), "--out", "-"];
+        args.extend_from_slice(extra);
+        let o = Command::new(env!("CARGO_BIN_EXE_xsr")).args(&args).output().unwrap();
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        let v = xsr_stdin(&["verify", "--strict", "-"], &o.stdout);
+        assert_eq!(v.status.code(), Some(0), "{extra:?}: {}", stdout(&v));
+    }
+    // What would drop something the directory carries is refused, saying what and why.
+    let refused: &[(&[&str], &str)] = &[
+        (
+            &["--container", "libxc"],
+            "xl configuration (xl-config.json), which only the xl container carries: --container libxc",
+        ),
+        (&["--container", "libxl"], "--container libxl would drop it"),
+        (&["--stream-version", "2"], "CPU policy (30 CPUID leaves, 2 MSRs), which a v2 stream cannot carry"),
+    ];
+    for (extra, why) in refused {
+        let out = dir.path().join("refused.save");
+        let mut args = vec!["save", restored.as_str(), "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = xsr(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(why), "{extra:?}: {}", stderr(&o));
+        assert!(!out.exists());
+    }
+    // Without the xl configuration and the CPU policy, the other containers and v2 work.
+    let manifest = std::path::Path::new(&restored).join("domain.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&manifest).unwrap()).unwrap();
+    m["container"]["xl_config"] = serde_json::Value::Null;
+    m["cpuid"] = serde_json::json!([]);
+    m["msrs"] = serde_json::json!([]);
+    fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    for extra in
+        [&["--container", "libxc"][..], &["--container", "libxl"], &["--stream-version", "2", "--container", "libxc"]]
+    {
         let mut args = vec!["save", restored.as_str(), "--out", "-"];
         args.extend_from_slice(extra);
         let o = Command::new(env!("CARGO_BIN_EXE_xsr")).args(&args).output().unwrap();

@@ -24,7 +24,9 @@ fn guest_input(dtype: DomainType, edit: impl FnOnce(&mut Value, &mut Vec<u8>)) -
     let dir = tempfile::tempdir().unwrap();
     let state = synthetic_state(dtype, 12, pages);
     let populated: Vec<u64> = (0..pages).filter(|&p| p != hole_pfn(pages)).collect();
-    let image = DomainImage { state, layer: "libxc".into(), xl_config: None, libxl_legacy: false, populated, pages };
+    // HVM guests carry device-model records, which only a libxl container holds.
+    let layer = if dtype == DomainType::X86_HVM { "libxl" } else { "libxc" };
+    let image = DomainImage { state, layer: layer.into(), xl_config: None, libxl_legacy: false, populated, pages };
     write_manifest(dir.path(), &image).unwrap();
     let mut memory = Vec::new();
     if dtype == DomainType::X86_PV {

@@ -181,6 +181,10 @@ fn property(dtype: DomainType, shift: u32, cases: u32) -> (u32, u32) {
                 prop_assert!(!v.to_string().is_empty());
                 refused.set(refused.get() + 1);
             }
+            Err(SaveError::RejectedRecord { violation, .. }) => {
+                prop_assert!(!violation.to_string().is_empty());
+                refused.set(refused.get() + 1);
+            }
             Err(SaveError::InvalidState(_)) => refused.set(refused.get() + 1),
             Err(other) => return Err(TestCaseError::fail(format!("unexpected save error: {other}"))),
             Ok(_) => {

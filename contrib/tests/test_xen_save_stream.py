@@ -259,7 +259,7 @@ class Rejections(unittest.TestCase):
 def find_real_image():
     d = HERE
     while True:
-        p = os.path.join(d, "shared", "testdata", "xen-4.17", "tiny32-1vcpu.save.xz")
+        p = os.path.join(d, "tests", "data", "xen-4.17", "tiny32-1vcpu.save.xz")
         if os.path.isfile(p):
             return p
         parent = os.path.dirname(d)
@@ -272,7 +272,7 @@ class RealImage(unittest.TestCase):
     def test_real_xl_save_file(self):
         path = os.environ.get("XSR_REAL_SAVE_XZ") or find_real_image()
         if not path:
-            self.skipTest("real test image tiny32-1vcpu.save.xz not found")
+            self.fail("real test image tests/data/xen-4.17/tiny32-1vcpu.save.xz not found above " + HERE)
         with lzma.open(path) as f, tempfile.TemporaryFile() as tmp:
             while chunk := f.read(1 << 20):
                 tmp.write(chunk)

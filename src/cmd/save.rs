@@ -51,7 +51,12 @@ pub struct SaveSettings {
 
 impl SaveSettings {
     /// The saver options for `guest`.
-    pub fn options(&self, guest: &DirGuest) -> SaveOptions {
+    ///
+    /// # Errors
+    /// A container that would drop what the directory carries: its xl configuration
+    /// (`xl-config.json`) needs the xl container. The saver refuses the rest (device-model
+    /// records without a libxl container, a CPU policy in a v2 stream, ...).
+    pub fn options(&self, guest: &DirGuest) -> Result<SaveOptions> {
         let layer = match self.container {
             Some(c) => c,
             None => match guest.image.layer.as_str() {
@@ -60,13 +65,19 @@ impl SaveSettings {
                 _ => ContainerArg::Libxc,
             },
         };
+        if layer != ContainerArg::Xl && guest.image.xl_config.as_ref().is_some_and(|c| !c.is_empty()) {
+            anyhow::bail!(
+                "the directory has the domain's xl configuration (xl-config.json), which only the xl container carries: --container {} would drop it",
+                if layer == ContainerArg::Libxl { "libxl" } else { "libxc" }
+            );
+        }
         let container = match layer {
             ContainerArg::Libxc => Container::Libxc,
             ContainerArg::Libxl => Container::Libxl,
             ContainerArg::Xl => Container::Xl { config: guest.image.xl_config.clone().unwrap_or_default() },
         };
         let state = &guest.image.state;
-        SaveOptions {
+        Ok(SaveOptions {
             stream_version: self.stream_version,
             batch_pfns: self.batch,
             workers: self.workers,
@@ -79,7 +90,8 @@ impl SaveSettings {
             pvh_as_hvm: self.pvh_as_hvm,
             container,
             xen_version: (state.xen_major, state.xen_minor),
-        }
+            libxl_legacy: guest.image.libxl_legacy,
+        })
     }
 }
 
@@ -109,7 +121,7 @@ pub fn pages_bar() -> ProgressBar {
 /// Saves `guest` into `out`.
 pub fn save_to(guest: &DirGuest, settings: &SaveSettings, out: impl Write + Send) -> Result<SaveStats> {
     let bar = pages_bar();
-    let stats = Saver::new(settings.options(guest)).on_event(progress_handler(&bar)).save(guest, out)?;
+    let stats = Saver::new(settings.options(guest)?).on_event(progress_handler(&bar)).save(guest, out)?;
     bar.finish_and_clear();
     Ok(stats)
 }

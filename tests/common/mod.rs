@@ -2,9 +2,9 @@
 #![allow(dead_code)]
 
 #[path = "testdata.rs"]
-mod testdata;
-#[allow(unused_imports)] // not every test crate reads the real file
-pub use testdata::real_save_file;
+pub mod testdata;
+#[allow(unused_imports)] // not every test crate reads the real files
+pub use testdata::{real_hvm_file, real_pvh_file, real_save_file};
 
 use std::process::{Command, Output};
 

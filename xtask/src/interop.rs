@@ -17,9 +17,9 @@ const VOLATILITY3_REQUIREMENT: &str = "volatility3==2.28.2";
 const VOLATILITY_PLUGIN_DIR: &str = "contrib/volatility3";
 pub(crate) const PYTHON_TEST_DIR: &str = "contrib/tests";
 const INTEROP_CHECKS: &str = "contrib/tests/interop_checks.py";
-/// The real `xl save` file, looked up in the repo root and its ancestors (as
-/// `tests/common/testdata.rs` does), or named by `XSR_REAL_SAVE_XZ`.
-const REAL_SAVE_XZ: &str = "shared/testdata/xen-4.17/tiny32-1vcpu.save.xz";
+/// The real `xl save` file in the checkout (as `tests/common/testdata.rs` finds it), or the
+/// file named by `XSR_REAL_SAVE_XZ`.
+const REAL_SAVE_XZ: &str = "tests/data/xen-4.17/tiny32-1vcpu.save.xz";
 
 /// One check's outcome; `Skip` is printed, never silently counted as a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,7 @@ fn find_real_save_xz(root: &Path) -> Option<PathBuf> {
     if let Some(p) = env::var_os("XSR_REAL_SAVE_XZ") {
         return Some(PathBuf::from(p));
     }
-    root.ancestors().map(|d| d.join(REAL_SAVE_XZ)).find(|p| p.is_file())
+    Some(root.join(REAL_SAVE_XZ)).filter(|p| p.is_file())
 }
 
 /// Decompress `xz` into `out` (via a temporary name) with `xz -dc`, or
@@ -173,7 +173,7 @@ pub(crate) fn task_interop(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
     let mut checks = Checks::default();
 
     let xz = find_real_save_xz(&ctx.root)
-        .ok_or_else(|| err(format!("the real test image {REAL_SAVE_XZ} is not in the repo root or above it")))?;
+        .ok_or_else(|| err(format!("the real test image {REAL_SAVE_XZ} is not in the checkout")))?;
     let save = work.join("tiny32-1vcpu.save");
     decompress_xz(&xz, &save)?;
 

@@ -146,7 +146,8 @@ pub enum Error {
     },
     /// An HVM save record (inside HVM_CONTEXT) whose length Xen would reject.
     #[error(
-        "HVM save record (type {typecode}, instance {instance}) at byte {offset}: length {length}, expected {rule}"
+        "HVM save record {} (type {typecode}, instance {instance}) at byte {offset}: length {length}, expected {rule}",
+        crate::body::hvm_context::HvmSaveType(*typecode)
     )]
     BadHvmSaveRecord {
         /// Offset of the record's descriptor.

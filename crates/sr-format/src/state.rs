@@ -40,6 +40,9 @@ pub struct DomainState {
     pub msrs: Vec<(u32, u32, u64)>,
     /// libxl device-model records, in stream order (latest checkpoint only).
     pub emulator: Vec<EmulatorState>,
+    /// Optional libxc records of types this crate does not know (bit 31 set), in stream
+    /// order: Xen's restorer skips them, a save writes them back.
+    pub optional_records: Vec<(crate::record::RecordType, Vec<u8>)>,
     /// Page types other than NOTAB, by pfn (XTAB and BROKEN pfns are not populated).
     pub page_types: BTreeMap<u64, PageType>,
 }
@@ -63,6 +66,7 @@ impl DomainState {
             cpuid: Vec::new(),
             msrs: Vec::new(),
             emulator: Vec::new(),
+            optional_records: Vec::new(),
             page_types: BTreeMap::new(),
         }
     }

@@ -1,13 +1,11 @@
-//! The real Xen 4.17 `xl save` file (`shared/testdata/xen-4.17/tiny32-1vcpu.save.xz`): every
+//! The real Xen 4.17 `xl save` file (`tests/data/xen-4.17/tiny32-1vcpu.save.xz`): every
 //! fact its README states, checked through the reader, the body views and the encoders.
 //!
-//! The file lives outside the repository, in a `shared/` folder next to (an ancestor of) the
-//! checkout. A missing file fails the tests: it is never a silent skip.
+//! A missing file fails the tests: it is never a silent skip.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use sr_format::body::{RecordBody, VCPU_CONTEXT_64, VcpuFrames};
@@ -18,40 +16,15 @@ use sr_format::{
 };
 use zerocopy::IntoBytes;
 
-const REL: &str = "shared/testdata/xen-4.17/tiny32-1vcpu.save.xz";
 const SIZE: usize = 33_632_267;
 const SHA256: &str = "d0ce366f8f353201e8b563ebad4e96468f51e41980fa98ac069df9ffa3059ebc";
 
-/// `CARGO_MANIFEST_DIR/../../../shared/...` in the developers' layout; CI clones the
-/// repository elsewhere with `shared/` beside the clone, so look in every ancestor.
-fn locate() -> PathBuf {
-    let direct =
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/xen-4.17/tiny32-1vcpu.save.xz"));
-    if direct.is_file() {
-        return direct;
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for dir in manifest.ancestors() {
-        let candidate = dir.join(REL);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!("real Xen save file not found: looked for {REL} in every ancestor of {}", manifest.display());
-}
+#[path = "../../../tests/common/testdata.rs"]
+mod testdata;
 
 fn data() -> &'static [u8] {
     static DATA: OnceLock<Vec<u8>> = OnceLock::new();
-    DATA.get_or_init(|| {
-        use std::io::Read;
-        let path = locate();
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let mut out = Vec::with_capacity(SIZE);
-        xz2::read::XzDecoder::new(std::io::BufReader::new(file))
-            .read_to_end(&mut out)
-            .unwrap_or_else(|e| panic!("{}: xz: {e}", path.display()));
-        out
-    })
+    DATA.get_or_init(testdata::real_save_file)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -88,8 +88,9 @@ pub trait PhysMemory {
 /// ```
 /// # use std::io::Read;
 /// # let mut path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-/// # while !path.join("shared/testdata").exists() { assert!(path.pop()); }
-/// # let xz = std::fs::File::open(path.join("shared/testdata/xen-4.17/tiny32-1vcpu.save.xz"))?;
+/// # // The file ships in the repository (tests/data/xen-4.17/); walk up to the workspace root.
+/// # while !path.join("tests/data/xen-4.17").is_dir() { assert!(path.pop(), "tests/data/xen-4.17 not found"); }
+/// # let xz = std::fs::File::open(path.join("tests/data/xen-4.17/tiny32-1vcpu.save.xz"))?;
 /// # let mut bytes = Vec::new();
 /// # xz2::read::XzDecoder::new(xz).read_to_end(&mut bytes)?;
 /// use sr_image::{GuestImage, Holes};

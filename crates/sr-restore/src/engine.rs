@@ -447,7 +447,11 @@ impl<'o, M: RestoreTarget> Run<'o, M> {
                 Err(reject(rec, format!("{} is not accepted in a forward stream", rec.rtype)))
             }
             _ => match s.handler.handle(&mut cx, rec)? {
+                // What the hypervisor checks when libxc loads the record (sr_rules, which
+                // the saver applies to what it writes), before the target sees it.
                 Handled::Yes => {
+                    sr_rules::check_record(cx.state, rec.rtype, rec.body, rec.offset + 8)
+                        .map_err(|v| reject(rec, v.to_string()))?;
                     let Some(target) = s.memory.as_mut() else { return Ok(()) };
                     if static_open && *cx.static_data != StaticData::Open {
                         // A v2 x86 PV stream: inferred at X86_PV_P2M_FRAMES.
@@ -465,7 +469,9 @@ impl<'o, M: RestoreTarget> Run<'o, M> {
                     if strict {
                         return Err(reject(rec, "unknown record type (strict: only 0x00..=0x12 are allowed)"));
                     }
-                    cx.warn(rec, format!("unknown optional record {:#x} skipped", rec.rtype.0));
+                    cx.warn(rec, format!("unknown optional record {:#x} skipped (kept in the state)", rec.rtype.0));
+                    // Xen skips it; the state keeps it, so that a save writes it back.
+                    cx.state.optional_records.push((rec.rtype, rec.body.to_vec()));
                     Ok(())
                 }
                 Handled::NotProcessed => Err(reject(

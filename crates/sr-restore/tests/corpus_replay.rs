@@ -128,6 +128,11 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         }),
         ("bad-pvh-pv-record", small_hvm(PVH).rec(PV_INFO, pv_info(8, 4)).end().bytes()),
         ("bad-arm-tsc", small_arm(12).rec(TSC_INFO, tsc(1, 2, 3, 4)).end().bytes()),
+        // What the hypervisor refuses when libxc loads the record (sr_rules::check_record).
+        ("bad-hvm-tsc-mode-3", small_hvm(HVM).replace(TSC_INFO, tsc(3, 2, 3, 4)).end().bytes()),
+        ("bad-hvm-context-version-2", small_hvm(HVM).edit(HVM_CONTEXT, |b| b[12] = 2).end().bytes()),
+        ("bad-hvm-param-timer-mode-9", small_hvm(HVM).rec(HVM_PARAMS, hvm_params(&[(10, 9)])).end().bytes()),
+        ("bad-pv-vcpu-rip-not-canonical", small_pv().edit(VCPU_BASIC, |b| b[8 + 648 + 6] = 0x80).end().bytes()),
     ]
 }
 

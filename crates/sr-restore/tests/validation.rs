@@ -544,7 +544,7 @@ fn vcpu_blob_sizes() {
         (VCPU_MSRS, 32, 24, "MSR blob of 24 bytes"),
     ];
     for (t, good, bad, why) in cases {
-        let s = pv_body(3).rec(t, vcpu(0, good)).end();
+        let s = pv_body(3).rec(t, vcpu_rec(t, 0, good)).end();
         let r = restore_ok(&s, strict());
         let v = &r.state.vcpus[&0];
         let stored = match t {
@@ -552,7 +552,7 @@ fn vcpu_blob_sizes() {
             VCPU_XSAVE => &v.xsave,
             _ => &v.msrs,
         };
-        assert_eq!(stored.as_deref(), Some(&vcpu(0, good)[8..]));
+        assert_eq!(stored.as_deref(), Some(&vcpu_rec(t, 0, good)[8..]));
         let s = pv_body(3).rec(t, vcpu(0, bad)).end();
         assert_rejected(&err(&s, lenient()), &s.build(), s.index_of(t), t, why);
     }
@@ -575,7 +575,7 @@ fn pv_end_requires_vcpu0_basic() {
         );
     }
     // Only EXTENDED for vcpu 0 is not enough either.
-    let spec = pv_body(3).without(VCPU_BASIC).rec(VCPU_EXTENDED, vcpu(0, 64)).end();
+    let spec = pv_body(3).without(VCPU_BASIC).rec(VCPU_EXTENDED, vcpu_rec(VCPU_EXTENDED, 0, 64)).end();
     assert!(matches!(err(&spec, lenient()), RestoreError::Incomplete { .. }));
 }
 
@@ -735,7 +735,7 @@ fn pv_end_checks_every_vcpu_and_names_it() {
     let r = restore_ok(&s, strict());
     assert_eq!(r.state.vcpus.keys().copied().collect::<Vec<_>>(), [0, 2]);
     // A vcpu with only an EXTENDED context has nothing to check.
-    let s = pv_body(3).rec(VCPU_EXTENDED, vcpu(5, 64)).end();
+    let s = pv_body(3).rec(VCPU_EXTENDED, vcpu_rec(VCPU_EXTENDED, 5, 64)).end();
     restore_ok(&s, strict());
 }
 
@@ -877,9 +877,9 @@ fn hvm_context_must_not_be_empty_and_the_latest_one_wins() {
     for (_, spec) in all_hvm_like() {
         let s = spec.clone().replace(HVM_CONTEXT, []).end();
         assert_bad_length(&err(&s, lenient()), &s.build(), s.index_of(HVM_CONTEXT), HVM_CONTEXT);
-        let s = spec.rec(HVM_CONTEXT, b"second".to_vec()).end();
+        let s = spec.rec(HVM_CONTEXT, hvm_blob(2)).end();
         let r = restore_ok(&s, strict());
-        assert_eq!(r.state.hvm_context.as_deref(), Some(&b"second"[..]));
+        assert_eq!(r.state.hvm_context.as_deref(), Some(&hvm_blob(2)[..]));
     }
 }
 
@@ -930,16 +930,17 @@ fn cpu_policy_lengths() {
             let s = spec.clone().insert(0, t, vec![0u8; len]).end();
             assert_bad_length(&err(&s, lenient()), &s.build(), 0, t);
         }
-        // Two leaves, three MSRs.
+        // Two leaves, two MSRs (all a Xen 4.17 MSR policy holds).
+        let leaf1 = [1, u32::MAX, 2, 3, 4, 5];
         let s = spec
             .clone()
-            .insert(0, CPUID, cpuid(&[CPUID_LEAF, [1, 0, 2, 3, 4, 5]]))
-            .insert(0, MSR, msrs(&[MSR_ENTRY, (1, 0, 2), (3, 0, 4)]))
+            .insert(0, CPUID, cpuid(&[CPUID_LEAF, leaf1]))
+            .insert(0, MSR, msrs(&[MSR_ENTRY, (0xce, 0, 2)]))
             .end();
         let r = restore_ok(&s, strict());
         if spec.dtype == PV {
-            assert_eq!(r.state.cpuid, [CPUID_LEAF, [1, 0, 2, 3, 4, 5]]);
-            assert_eq!(r.state.msrs.len(), 3);
+            assert_eq!(r.state.cpuid, [CPUID_LEAF, leaf1]);
+            assert_eq!(r.state.msrs.len(), 2);
         }
         // A policy after SDE is stored (Xen never applies it) with a warning.
         let s = spec.clone().rec(CPUID, cpuid(&[[7, 0, 1, 1, 1, 1]])).end();
@@ -1150,7 +1151,6 @@ fn reserved_fields_are_warnings_leniently_and_errors_strictly() {
         ];
         if dtype != ARM {
             v.push(Case { rtype: TSC_INFO, at: 20, value: 1, field_at: 20 });
-            v.push(Case { rtype: MSR, at: 4, value: 1, field_at: 4 });
         }
         if dtype == PV {
             v.push(Case { rtype: PV_INFO, at: 7, value: 1, field_at: 2 });
@@ -1179,22 +1179,34 @@ fn reserved_fields_are_warnings_leniently_and_errors_strictly() {
             );
         }
     }
+    // An MSR policy entry's flags are reserved too, but the hypervisor refuses them
+    // (x86_msr_copy_from_buffer: -EINVAL), so a lenient restore rejects them as well.
+    for (name, spec) in x86_bodies() {
+        let spec = if spec.dtype == PV { spec.insert(1, MSR, msrs(&[MSR_ENTRY])) } else { spec };
+        let s = spec.edit(MSR, |b| b[4] |= 1).end();
+        let e = err(&s, lenient());
+        assert_rejected(&e, &s.build(), s.index_of(MSR), MSR, "MSR policy MSR 0x10a: flags 0x1, must be zero");
+        let e = err(&s, strict());
+        assert!(matches!(format_err(&e), sr_format::Error::ReservedNonZero { .. }), "{name}: {e:?}");
+    }
 }
 
 #[test]
 fn non_zero_padding_is_a_warning_leniently_and_an_error_strictly() {
     for (_, spec) in all_hvm_like() {
-        // HVM_CONTEXT of 5 bytes with a non-zero padding byte, written raw.
+        // HVM_CONTEXT of 45 bytes (HEADER, END and 5 bytes Xen ignores after END) with a
+        // non-zero padding byte, written raw.
         let mut raw = HVM_CONTEXT.to_le_bytes().to_vec();
-        raw.extend_from_slice(&5u32.to_le_bytes());
+        raw.extend_from_slice(&45u32.to_le_bytes());
+        raw.extend_from_slice(HVM_BLOB);
         raw.extend_from_slice(b"abcde\0\x01\0");
         let mut s = spec.without(HVM_CONTEXT);
         s.parts.push(Part::Raw(raw));
         let s = s.end();
         let built = s.build();
-        let ctx_at = built.recs[built.recs.len() - 1] - 16;
+        let ctx_at = built.recs[built.recs.len() - 1] - 56;
         let r = restore_with(&built.bytes, lenient(), limit_for(&s)).unwrap();
-        assert_eq!(r.state.hvm_context.as_deref(), Some(&b"abcde"[..]));
+        assert_eq!(r.state.hvm_context.as_deref(), Some(&[HVM_BLOB, b"abcde"].concat()[..]));
         assert!(warned(&r, "non-zero padding"));
         let e = restore_with(&built.bytes, strict(), limit_for(&s)).unwrap_err();
         assert!(
@@ -1287,10 +1299,10 @@ fn checkpointed_hvm() -> Spec {
     hvm_body(HVM)
         .rec(CHECKPOINT, [])
         .rec(PAGE_DATA, page_data(&notab(0..2, 1), 4096))
-        .rec(HVM_CONTEXT, b"context-2".to_vec())
+        .rec(HVM_CONTEXT, hvm_blob(2))
         .rec(CHECKPOINT, [])
         .rec(PAGE_DATA, page_data(&notab(0..1, 2), 4096))
-        .rec(HVM_CONTEXT, b"context-3".to_vec())
+        .rec(HVM_CONTEXT, hvm_blob(3))
 }
 
 fn read_page(mem: &RamMemory, pfn: u64) -> Vec<u8> {
@@ -1305,7 +1317,7 @@ fn records_after_a_checkpoint_wait_for_the_next_one_and_end_drops_the_rest() {
     let r = restore_with(&s.bytes(), checkpointed(false), X86_LIMIT).unwrap();
     assert_eq!(r.stats.checkpoints, 2);
     assert!(!r.stats.failed_over);
-    assert_eq!(r.state.hvm_context.as_deref(), Some(&b"context-2"[..]));
+    assert_eq!(r.state.hvm_context.as_deref(), Some(&hvm_blob(2)[..]));
     let mem = r.memory.unwrap();
     assert_eq!(read_page(&mem, 0), page(0, 1, 4096));
     assert_eq!(read_page(&mem, 1), page(1, 1, 4096));
@@ -1340,7 +1352,7 @@ fn a_broken_checkpointed_stream_fails_over_to_the_last_complete_checkpoint() {
         assert!(r.stats.failed_over, "cut {cut}");
         assert_eq!(r.stats.checkpoints, 2);
         assert!(r.stats.bytes <= cut as u64);
-        assert_eq!(r.state.hvm_context.as_deref(), Some(&b"context-2"[..]));
+        assert_eq!(r.state.hvm_context.as_deref(), Some(&hvm_blob(2)[..]));
         let mem = r.memory.unwrap();
         assert_eq!(read_page(&mem, 0), page(0, 1, 4096));
         assert!(warned_plain(&r.warnings, "restored the last complete checkpoint"));

@@ -25,12 +25,17 @@
 #![warn(missing_docs)]
 
 pub mod hvm;
+pub mod hvm_context;
 pub mod pv;
+pub mod pv_vcpu;
+mod records;
 mod violation;
+pub mod x86;
 
 use sr_format::DomainType;
 use sr_format::state::DomainState;
 
+pub use records::{check_record, platform_info};
 pub use violation::{Frame, FrameProblem, Violation};
 
 /// The README's examples, compiled and run as doc tests.

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use sr_format::body::hvm_context::HvmSaveType;
 use sr_format::{PageType, RecordType};
 
 /// A frame an x86 PV vcpu context names (validation row 45).
@@ -142,6 +143,68 @@ pub enum Violation {
         pfn: u64,
         /// What is wrong.
         problem: FrameProblem,
+    },
+    /// An HVM_CONTEXT blob Xen cannot walk, or whose first record is not HEADER (the rule
+    /// carries the byte offset).
+    #[error("HVM context: {rule}")]
+    HvmContext {
+        /// What is wrong.
+        rule: String,
+    },
+    /// A save record inside HVM_CONTEXT that its load handler refuses.
+    #[error("HVM save record {} (instance {instance}) at byte {offset}: {rule}", HvmSaveType(*typecode))]
+    HvmSaveRecord {
+        /// Type code.
+        typecode: u16,
+        /// Instance (the vcpu for per-vcpu records).
+        instance: u16,
+        /// Offset of its descriptor (absolute for a restore, within the blob for a save).
+        offset: u64,
+        /// What is wrong, with the Xen function that refuses it.
+        rule: String,
+    },
+    /// An HVM param `HVMOP_set_param` refuses.
+    #[error("HVM param {index}{} = {value:#x}: {rule}", crate::hvm::param_name(*index).map(|n| format!(" ({n})")).unwrap_or_default())]
+    HvmParam {
+        /// Param index.
+        index: u64,
+        /// Value.
+        value: u64,
+        /// What is wrong.
+        rule: String,
+    },
+    /// A TSC mode `tsc_set_info` refuses.
+    #[error("TSC mode {mode}: Xen 4.17 accepts 0 (default), 1 (always emulate) and 2 (never emulate) (tsc_set_info)")]
+    TscMode {
+        /// The mode.
+        mode: u32,
+    },
+    /// A CPUID policy `x86_cpuid_copy_from_buffer` refuses.
+    #[error("CPUID policy{}: {rule}", leaf.map(|(l, s)| format!(" leaf {l:#x} subleaf {s:#x}")).unwrap_or_default())]
+    CpuidPolicy {
+        /// The leaf and subleaf at fault (none for the count).
+        leaf: Option<(u32, u32)>,
+        /// What is wrong.
+        rule: String,
+    },
+    /// An MSR policy `x86_msr_copy_from_buffer` refuses.
+    #[error("MSR policy{}: {rule}", index.map(|i| format!(" MSR {i:#x}")).unwrap_or_default())]
+    MsrPolicy {
+        /// The MSR at fault (none for the count).
+        index: Option<u32>,
+        /// What is wrong.
+        rule: String,
+    },
+    /// A PV vcpu record the hypervisor refuses to load (`arch_set_info_guest` and the vcpu
+    /// domctls).
+    #[error("vcpu {vcpu}: {record}: {rule}")]
+    VcpuState {
+        /// vcpu id.
+        vcpu: u32,
+        /// X86_PV_VCPU_BASIC, _EXTENDED, _XSAVE or _MSRS.
+        record: RecordType,
+        /// What is wrong, with the Xen function that refuses it.
+        rule: String,
     },
     /// A pfn beyond what the domain can hold (row 20: PV `pfn > max_pfn`).
     #[error("pfn {pfn:#x} is beyond the domain's pfn limit {limit:#x}")]

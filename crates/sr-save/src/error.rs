@@ -62,6 +62,18 @@ pub enum SaveError {
     #[error("restore would reject this domain: {0}")]
     Rejected(sr_rules::Violation),
 
+    /// Restore would reject one of the records the save is about to write: the hypervisor
+    /// refuses what libxc loads from it ([`sr_rules::check_record`], which the restorer runs
+    /// on the same bytes; offsets inside an HVM_CONTEXT are within the blob). Checked before
+    /// anything is written and again before END.
+    #[error("restore would reject this domain: {record}: {violation}")]
+    RejectedRecord {
+        /// The record.
+        record: sr_format::RecordType,
+        /// The rule it breaks.
+        violation: sr_rules::Violation,
+    },
+
     /// The options contradict each other or the guest (batch of 0 pfns, VERIFY on a
     /// checkpointed stream, an oversized xl config, ...).
     #[error("invalid save options: {0}")]

@@ -38,7 +38,9 @@
 //! let mem = RamMemory::new(12, 64)?;
 //! mem.write_pages(&[0, 1], &[7u8; 8192])?;
 //! let mut state = DomainState::new(DomainType::X86_HVM, 12);
-//! state.hvm_context = Some(vec![1, 2, 3]);
+//! // The HVM context: the HEADER save record Xen loads (HVM_FILE_MAGIC, version 1), then END.
+//! let header = [&0x0018_0000_0001u64.to_le_bytes()[..], &0x5438_1286u32.to_le_bytes(), &1u32.to_le_bytes(), &[0; 16]];
+//! state.hvm_context = Some([&header.concat()[..], &[0; 8]].concat());
 //! let guest = Tiny { mem, state };
 //!
 //! let mut out = Vec::new();

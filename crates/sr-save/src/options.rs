@@ -36,6 +36,9 @@ pub struct SaveOptions {
     pub container: Container,
     /// Xen version written in the domain header (major, minor).
     pub xen_version: (u32, u32),
+    /// Set libxl's "converted from a legacy stream" header option (a libxl or xl
+    /// container only), as the stream the state came from had it.
+    pub libxl_legacy: bool,
 }
 
 impl Default for SaveOptions {
@@ -50,6 +53,7 @@ impl Default for SaveOptions {
             pvh_as_hvm: false,
             container: Container::Libxc,
             xen_version: (4, 17),
+            libxl_legacy: false,
         }
     }
 }

@@ -155,12 +155,15 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
         }
         let state = guest.state()?;
         check_state(&state, dtype, page_shift, layout)?;
+        check_carried(&state, opts, layout)?;
         // Every non-memory record this state gives, checked now rather than after memory.
         let mut recs = Vec::new();
         layout.static_records(&state, opts.stream_version, &mut recs);
         layout.start_records(&state, &mut recs);
         layout.state_records(&state, &mut recs);
         check_record_sizes(&recs)?;
+        recs.extend(state.optional_records.iter().cloned());
+        check_records(&state, &recs)?;
         let mut extras = guest.extra_pfns();
         extras.sort_unstable();
         extras.dedup();
@@ -275,7 +278,7 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
             self.rw.write_raw(&header).map_err(|e| self.io(e))?;
         }
         if self.opts.container.is_libxl() {
-            self.rw.write_libxl_header(&LibxlHeader::new(false)).map_err(|e| self.io(e))?;
+            self.rw.write_libxl_header(&LibxlHeader::new(self.opts.libxl_legacy)).map_err(|e| self.io(e))?;
             self.write_libxl(LibxlRecordType::LIBXC_CONTEXT, &[])?;
         }
         let version = self.opts.stream_version;
@@ -295,12 +298,19 @@ impl<'s, 'g, W: Write + Send> Session<'s, 'g, W> {
     fn state_records(&mut self) -> Result<(), SaveError> {
         let state = self.guest.state()?;
         check_state(&state, self.guest.domain_type(), self.page_shift, self.layout)?;
+        check_carried(&state, self.opts, self.layout)?;
         // Again with the state and memory the end-of-state records describe: END is written
         // only for a domain the restorer accepts.
         crate::rules::check(self.guest, &state, &self.extras)?;
         self.state = state;
         let mut recs = Vec::new();
         self.layout.state_records(&self.state, &mut recs);
+        // Optional records of unknown types, once, before any CHECKPOINT: Xen's restorer
+        // skips them, but fails replaying one buffered inside a checkpoint.
+        if self.stats.checkpoints == 0 {
+            recs.extend(self.state.optional_records.iter().cloned());
+        }
+        check_records(&self.state, &recs)?;
         self.write_records(&recs)
     }
 
@@ -407,6 +417,49 @@ fn check_record_sizes(recs: &[Rec]) -> Result<(), SaveError> {
         RecordBody::parse(&rec, 12, Strictness::Strict).and_then(|b| b.check_reserved(&rec)).map_err(|e| {
             SaveError::InvalidState(format!("the state's {rtype} record would not verify strictly: {e}"))
         })?;
+    }
+    Ok(())
+}
+
+/// Refuses options under which the stream could not carry everything the state has, so a
+/// save never drops a record silently: device-model records need a libxl container, a CPU
+/// policy a v3 stream, the libxl legacy option a libxl header; optional records of unknown
+/// types must be optional (bit 31) and fit a record.
+fn check_carried(state: &DomainState, opts: &SaveOptions, layout: &dyn DomainRecords) -> Result<(), SaveError> {
+    let refuse = |msg: String| Err(SaveError::InvalidOptions(msg));
+    if !state.emulator.is_empty() && layout.emulator_records() && !opts.container.is_libxl() {
+        return refuse(format!(
+            "the state has {} device-model record(s) (libxl EMULATOR_*), which only a libxl or xl container carries: a bare libxc stream would drop them",
+            state.emulator.len()
+        ));
+    }
+    if opts.stream_version < 3 && (!state.cpuid.is_empty() || !state.msrs.is_empty()) {
+        return refuse(format!(
+            "the state has a CPU policy ({} CPUID leaves, {} MSRs), which a v2 stream cannot carry (X86_CPUID_POLICY and X86_MSR_POLICY are v3 records): save as v3",
+            state.cpuid.len(),
+            state.msrs.len()
+        ));
+    }
+    if opts.libxl_legacy && !opts.container.is_libxl() {
+        return refuse("the libxl \"converted from legacy\" option needs a libxl or xl container".into());
+    }
+    for (rtype, body) in &state.optional_records {
+        if !rtype.is_optional() || rtype.is_known() {
+            return refuse(format!("optional record {rtype} is not an unknown optional record type (bit 31 set)"));
+        }
+        if body.len() > REC_LENGTH_MAX as usize {
+            return refuse(format!("optional record {rtype} of {} bytes exceeds the record length limit", body.len()));
+        }
+    }
+    Ok(())
+}
+
+/// What the hypervisor checks when a restore loads each of these records
+/// ([`sr_rules::check_record`], as the restorer applies it), before any is written.
+fn check_records(state: &DomainState, recs: &[Rec]) -> Result<(), SaveError> {
+    for (rtype, body) in recs {
+        sr_rules::check_record(state, *rtype, body, 0)
+            .map_err(|violation| SaveError::RejectedRecord { record: *rtype, violation })?;
     }
     Ok(())
 }

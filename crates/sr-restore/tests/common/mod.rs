@@ -158,6 +158,77 @@ pub fn vcpu(id: u32, len: usize) -> Vec<u8> {
     out
 }
 
+/// Makes a `vcpu_guest_context` of `width` one Xen's `arch_set_info_guest` loads: canonical
+/// addresses (the 64-bit fields it checks, cut to the lower half), kernel mode, no LDT, no
+/// vm_assist. Offsets spelled out from Xen's layout.
+pub fn make_loadable(blob: &mut [u8], width: u8) {
+    let mut put = |at: usize, f: &dyn Fn(u64) -> u64| {
+        if width == 8 {
+            let v = u64::from_le_bytes(blob[at..at + 8].try_into().unwrap());
+            blob[at..at + 8].copy_from_slice(&f(v).to_le_bytes());
+        } else {
+            let v = u64::from(u32::from_le_bytes(blob[at..at + 4].try_into().unwrap()));
+            blob[at..at + 4].copy_from_slice(&(f(v) as u32).to_le_bytes());
+        }
+    };
+    let low_half = |v: u64| v & 0x0000_7fff_ffff_f000;
+    if width == 8 {
+        put(512, &|v| v | 1 << 2); // flags: VGCF_in_kernel
+        for at in [648, 672, 4976, 5144, 5152, 5160, 5112, 5120, 5128] {
+            put(at, &low_half);
+        }
+        for i in 0..256 {
+            put(720 + 16 * i + 8, &low_half);
+        }
+        for at in [4816, 4824, 5136] {
+            put(at, &|_| 0); // ldt_base, ldt_ents, vm_assist
+        }
+    } else {
+        for at in [2632, 2636, 2796] {
+            put(at, &|_| 0);
+        }
+    }
+}
+
+/// A PV vcpu record body of type `t` (EXTENDED, XSAVE or MSRS) for vcpu `id` whose blob of
+/// `len` bytes Xen loads where that length allows it: EXTENDED with its `size` field and
+/// canonical callbacks, XSAVE with xcr0 = xcr0_accum = x87|SSE (16 bytes: nothing saved),
+/// MSRS as TSC_AUX entries.
+pub fn vcpu_rec(t: u32, id: u32, len: usize) -> Vec<u8> {
+    let mut out = vcpu(id, len);
+    let blob = &mut out[8..];
+    fn put(blob: &mut [u8], at: usize, v: u64) {
+        if at + 8 <= blob.len() {
+            blob[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    match t {
+        VCPU_EXTENDED => {
+            put(blob, 0, u64::from(id) | (len as u64) << 32);
+            put(blob, 8, 0x1234_5000);
+            put(blob, 16, 0x1234_6000);
+            put(blob, 32, 2); // MCG_CAP: 2 banks
+        }
+        VCPU_XSAVE => {
+            blob.fill(0);
+            if len > 16 {
+                put(blob, 0, 3);
+                put(blob, 8, 3);
+                put(blob, 16 + 512, 3); // xstate_bv
+            }
+        }
+        VCPU_MSRS => {
+            for (i, e) in blob.chunks_exact_mut(16).enumerate() {
+                e[..4].copy_from_slice(&0xc000_0103u32.to_le_bytes());
+                e[4..8].fill(0);
+                e[8..].copy_from_slice(&(i as u64 + u64::from(id)).to_le_bytes());
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
 /// The frame fields of a PV `vcpu_guest_context`, in stream form (pfns).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frames {
@@ -177,10 +248,12 @@ pub const PV_VCPU_FRAMES: Frames =
     Frames { start_info: 2, gdt_ents: 16, gdt: [3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], cr3: 21, cr1: None };
 
 /// An X86_PV_VCPU_BASIC body for vcpu `id` of a guest `width` (4 or 8) bytes wide: the
-/// pattern of [`vcpu`] with the frame fields of `f` written in. The offsets are spelled out
+/// pattern of [`vcpu`], made loadable ([`make_loadable`]), with the frame fields of `f`
+/// written in. The offsets are spelled out
 /// here (Xen's `vcpu_guest_context` and its compat layout), not taken from sr-format.
 pub fn basic(id: u32, width: u8, f: &Frames) -> Vec<u8> {
     let mut out = vcpu(id, if width == 8 { 5168 } else { 2800 });
+    make_loadable(&mut out[8..], width);
     let blob = &mut out[8..];
     if width == 8 {
         let mut put = |at: usize, v: u64| blob[at..at + 8].copy_from_slice(&v.to_le_bytes());
@@ -260,10 +333,19 @@ pub fn shared_info_page() -> Vec<u8> {
     (0..4096).map(|i| (i % 253) as u8).collect()
 }
 
-pub const HVM_BLOB: &[u8] =
-    b"\x01\x00\x00\x00\x18\x00\x00\x00hvm-context-blob-for-tests!!\x00\x00\x00\x00\x00\x00\x00\x00";
+/// The minimal x86 HVM context Xen loads: HEADER (HVM_FILE_MAGIC, version 1, changeset,
+/// cpuid, gtsc_khz) and END. ARM streams carry it too (their blob is opaque to xsr).
+pub const HVM_BLOB: &[u8] = b"\x01\x00\x00\x00\x18\x00\x00\x00\x86\x12\x38\x54\x01\x00\x00\x00\
+    \xff\xff\xff\xff\xff\xff\xff\xff\xb1\x0f\x06\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+
+/// [`HVM_BLOB`] with `tag` as its gtsc_khz: distinct contexts Xen loads alike.
+pub fn hvm_blob(tag: u32) -> Vec<u8> {
+    let mut b = HVM_BLOB.to_vec();
+    b[28..32].copy_from_slice(&tag.to_le_bytes());
+    b
+}
 pub const CPUID_LEAF: [u32; 6] = [0xD, 1, 0x11, 0x22, 0x33, 0x44];
-pub const MSR_ENTRY: (u32, u32, u64) = (0xC000_0080, 0, 0xD01);
+pub const MSR_ENTRY: (u32, u32, u64) = (0x10A, 0, 0xD01);
 pub const TSC: (u32, u32, u64, u32) = (1, 2_400_000, 123_456_789, 7);
 
 // ------------------------------------------------------------------------------------------

@@ -201,7 +201,75 @@ pub fn memory(shift: u32, pages: u64) -> RamMemory {
     mem
 }
 
-/// A complete state of `dtype` at Xen 4.17, v3, with every optional record the type has.
+/// Makes a 64-bit `vcpu_guest_context` one Xen's `arch_set_info_guest` loads: canonical
+/// addresses (the fields it checks, cut to the lower half), kernel mode, no LDT, no
+/// vm_assist (offsets of Xen's layout).
+pub fn make_loadable(b: &mut [u8]) {
+    let mut edit = |at: usize, f: &dyn Fn(u64) -> u64| {
+        let v = u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        b[at..at + 8].copy_from_slice(&f(v).to_le_bytes());
+    };
+    edit(512, &|v| v | 1 << 2);
+    for at in [648, 672, 4976, 5144, 5152, 5160, 5112, 5120, 5128].into_iter().chain((0..256).map(|i| 728 + 16 * i)) {
+        edit(at, &|v| v & 0x0000_7fff_ffff_f000);
+    }
+    for at in [4816, 4824, 5136] {
+        edit(at, &|_| 0);
+    }
+}
+
+/// An X86_PV_VCPU_EXTENDED blob Xen loads: `pattern` with its size field, canonical
+/// callbacks and MCG_CAP 2 banks.
+pub fn extended_blob(pattern: &[u8]) -> Vec<u8> {
+    let mut b = pattern.to_vec();
+    let len = b.len() as u32;
+    b[4..8].copy_from_slice(&len.to_le_bytes());
+    b[8..24].fill(0);
+    b[32..40].copy_from_slice(&2u64.to_le_bytes());
+    b
+}
+
+/// An X86_PV_VCPU_XSAVE blob of `len` bytes (592: the size Xen wants for it): xcr0 = xcr0_accum = x87|SSE,
+/// xstate_bv x87|SSE, the legacy region's bytes a pattern.
+pub fn xsave_blob(len: usize) -> Vec<u8> {
+    let mut b: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(7)).collect();
+    b[..16].copy_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]);
+    b[16 + 512..].fill(0);
+    b[16 + 512] = 3;
+    b
+}
+
+/// An X86_PV_VCPU_MSRS blob of `(index, value)` entries.
+pub fn msrs_blob(entries: &[(u32, u64)]) -> Vec<u8> {
+    entries.iter().flat_map(|(i, v)| i.to_le_bytes().into_iter().chain([0; 4]).chain(v.to_le_bytes())).collect()
+}
+
+/// An x86 HVM context Xen loads: HEADER (gtsc_khz `tag`), one CPU record (real-mode reset
+/// state: CR0 ET, rip `tag`), END.
+pub fn hvm_context(tag: u32) -> Vec<u8> {
+    let mut b = Vec::new();
+    let mut entry = |code: u16, payload: &[u8]| {
+        b.extend_from_slice(&code.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        b.extend_from_slice(payload);
+    };
+    let mut header = 0x5438_1286u32.to_le_bytes().to_vec();
+    header.extend_from_slice(&1u32.to_le_bytes());
+    header.extend_from_slice(&u64::MAX.to_le_bytes());
+    header.extend_from_slice(&0x60fb1u32.to_le_bytes());
+    header.extend_from_slice(&tag.to_le_bytes());
+    entry(1, &header);
+    let mut cpu = vec![0u8; 1032];
+    cpu[640..648].copy_from_slice(&u64::from(tag).to_le_bytes()); // rip
+    cpu[656..664].copy_from_slice(&0x10u64.to_le_bytes()); // cr0: ET
+    entry(2, &cpu);
+    entry(0, &[]);
+    b
+}
+
+/// A complete state of `dtype` at Xen 4.17, v3, with every optional libxc record the type
+/// has (device-model records: [`add_emulator`]).
 pub fn state(dtype: DomainType, shift: u32) -> DomainState {
     let mut s = DomainState::new(dtype, shift as u16);
     s.xen_major = 4;
@@ -209,8 +277,10 @@ pub fn state(dtype: DomainType, shift: u32) -> DomainState {
     s.stream_version = 3;
     let x86 = dtype != DomainType::ARM;
     if x86 {
-        s.cpuid =
-            vec![[0, 0, 0xd, 0x756e_6547, 0x6c65_746e, 0x4965_6e69], [1, 0, 0x906ea, 0x800, 0x7ffa_fbff, 0xbfeb_fbff]];
+        s.cpuid = vec![
+            [0, u32::MAX, 0xd, 0x756e_6547, 0x6c65_746e, 0x4965_6e69],
+            [1, u32::MAX, 0x906ea, 0x800, 0x7ffa_fbff, 0xbfeb_fbff],
+        ];
         s.msrs = vec![(0xce, 0, 0x8000_0000), (0x10a, 0, 0x0c)];
         s.tsc = Some(TscState { mode: 0, khz: 2_592_000, nsec: 123_456_789, incarnation: 2 });
     }
@@ -224,6 +294,7 @@ pub fn state(dtype: DomainType, shift: u32) -> DomainState {
             // NOTAB pages of the low run, CR3 (and vcpu 1's CR1) the pinned L4 at pfn 20.
             let basic = |seed: u8, frames: VcpuFrames| {
                 let mut b = blob(VCPU_CONTEXT_64, seed);
+                make_loadable(&mut b);
                 frames.write(&mut b, 8);
                 b
             };
@@ -236,9 +307,9 @@ pub fn state(dtype: DomainType, shift: u32) -> DomainState {
                 0,
                 VcpuState {
                     basic: Some(basic(3, vcpu0)),
-                    extended: Some(blob(64, 5)),
-                    xsave: Some(blob(832, 7)),
-                    msrs: Some(blob(32, 9)),
+                    extended: Some(extended_blob(&blob(64, 5))),
+                    xsave: Some(xsave_blob(592)),
+                    msrs: Some(msrs_blob(&[(0xc000_0103, 9), (0x48, 1)])),
                 },
             );
             s.vcpus.insert(1, VcpuState { basic: Some(basic(11, vcpu1)), ..Default::default() });
@@ -255,12 +326,18 @@ pub fn state(dtype: DomainType, shift: u32) -> DomainState {
             }
         }
         _ => {
-            s.hvm_context = Some((0..1024u32).map(|i| (i * 7) as u8).collect());
+            s.hvm_context = Some(hvm_context(0x7777));
             s.hvm_params = vec![(1, 0xfeffc), (17, 0xfefff), (12, 0xfeffd000)];
         }
     }
     s.page_types.insert(HOLE, PageType::XTAB);
-    if dtype == DomainType::X86_HVM {
+    s
+}
+
+/// Adds QEMU's device-model records (libxl EMULATOR_XENSTORE_DATA and EMULATOR_CONTEXT) to
+/// an HVM state: only a libxl or xl container carries them (a libxc save refuses them).
+pub fn add_emulator(s: &mut DomainState) {
+    if s.domain_type == DomainType::X86_HVM {
         s.emulator = vec![
             EmulatorState {
                 kind: LibxlRecordType::EMULATOR_XENSTORE_DATA,
@@ -276,7 +353,6 @@ pub fn state(dtype: DomainType, shift: u32) -> DomainState {
             },
         ];
     }
-    s
 }
 
 /// A guest of `dtype` with `pages` low pages.
