@@ -259,7 +259,8 @@ pub fn receive_domain(
                     }
                     Err(e) => {
                         // Where READY would be: the reason, for an xsr sender.
-                        let line = Message::Error { code: exit_code(&e), message: format!("{e:#}") }.encode();
+                        let code = exit_code(&e, crate::outcome::Command::Receive);
+                        let line = Message::Error { code, message: crate::outcome::render(&e) }.encode();
                         let _ = ack.write_all(&line).and_then(|()| ack.flush());
                         Err(e)
                     }

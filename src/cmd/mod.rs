@@ -19,3 +19,4 @@ pub mod save;
 #[cfg(feature = "xen")]
 pub mod save_domain;
 pub mod verify;
+pub mod xen;
