@@ -125,6 +125,10 @@ fn outside_dom0_the_xen_commands_say_so_in_one_line() {
         vec!["dump", "--domain", "guest", "--out", out.to_str().unwrap(), "--format", "stream"],
         vec!["save", "--domain", "guest", "--out", out.to_str().unwrap()],
         vec!["send", "--domain", "guest", "--to", "127.0.0.1:1"],
+        vec!["migrate", "-s", "", "guest", "true"],
+        vec!["migrate-receive"],
+        vec!["receive", "--domain", "--from", "-"],
+        vec!["receive", "--domain", "--listen", "127.0.0.1:0"],
     ] {
         let o = xsr(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
