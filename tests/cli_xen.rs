@@ -68,7 +68,13 @@ fn hvm_xl_file() -> Vec<u8> {
     w.write_record(RecordType::STATIC_DATA_END, &[]).unwrap();
     let word = PfnEntry::new(3, PageType::NOTAB).encode().to_le_bytes();
     w.write_page_data(1, 1, 4096, &word, &[&[0x42; 4096]]).unwrap();
-    w.write_record(RecordType::HVM_CONTEXT, b"\x01\x00\x00\x00\x08\x00\x00\x00saverec!").unwrap();
+    // An HVM context Xen 4.17 loads: its 24-byte HEADER (magic, version 1) and END.
+    let mut ctx = b"\x01\x00\x00\x00\x18\x00\x00\x00".to_vec();
+    ctx.extend_from_slice(&0x5438_1286u32.to_le_bytes());
+    ctx.extend_from_slice(&1u32.to_le_bytes());
+    ctx.resize(8 + 24, 0);
+    ctx.extend_from_slice(&[0; 8]);
+    w.write_record(RecordType::HVM_CONTEXT, &ctx).unwrap();
     w.write_record(RecordType::END, &[]).unwrap();
     w.write_libxl_record(LibxlRecordType::END, &[]).unwrap();
     w.into_inner()
