@@ -408,3 +408,28 @@ wait_incoming() {
         _i=$((_i+1)); [ $_i -gt 600 ] && { log "no $GUEST--incoming"; return 1; }; sleep 0.1
     done
 }
+# xl_into_xsr_job: stock `xl migrate` (Xen's helper saving) into `xsr migrate-receive` (Xen's
+# helper disabled in the receiver's mount namespace), twice; each time exactly one copy runs with
+# the heartbeat continuing and the pattern md5 (the body of the migrate-receive-{pvh,hvm} jobs)
+xl_into_xsr_job() {
+    ./xsr --version
+    printf '#!/bin/sh\necho "Xen'"'"'s libxl-save-helper is disabled by this job ($*)" >&2\nexit 99\n' > /tmp/no-save-helper
+    chmod 755 /tmp/no-save-helper
+    for round in 1 2; do
+        hb=$(last_heartbeat "$(console_of)")
+        src=$(xl domid "$GUEST")
+        ms xl migrate -s '' "$GUEST" "exec unshare -m sh -c 'mount --bind /tmp/no-save-helper $XEN_HELPER && exec $IN/xsr migrate-receive'" \
+            > "$OUT/from-xl-$round.txt" 2>&1; rc=$?
+        cat "$OUT/from-xl-$round.txt"
+        log "xl migrate into xsr migrate-receive ($GUEST_TYPE, round $round): exit $rc"
+        check [ $rc -eq 0 ]
+        check grep -q "Migration successful" "$OUT/from-xl-$round.txt"
+        check grep -q "received domain" "$OUT/from-xl-$round.txt"
+        check [ "$(xl domid "$GUEST")" != "$src" ]
+        migrated_to
+        check one_copy
+        check beats_on "$(console_of)" "$hb"
+        check vcpus_online "$GUEST"
+        figure "xl-migrate-to-xsr-ms-$round" "$MS"
+    done
+}
