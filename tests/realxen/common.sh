@@ -302,8 +302,9 @@ beats_on() {
 }
 # console_of: the console log name of the running copy (its name when its console appeared)
 console_of() { if [ "$(xl domid "$GUEST" 2>/dev/null)" = "$(cat /tmp/migrated-domid 2>/dev/null)" ]; then echo "$GUEST--incoming"; else echo "$GUEST"; fi; }
-# migrated_to: note the domain id the guest now runs as after a migration into a new domain
-migrated_to() { xl domid "$GUEST" > /tmp/migrated-domid 2>/dev/null; }
+# migrated_to SRC: after a migration attempt from domain SRC, note the domain id the guest now
+# runs as when it is another one (a migrated copy, whose console log is GUEST--incoming)
+migrated_to() { _now=$(xl domid "$GUEST" 2>/dev/null); [ -n "$_now" ] && [ "$_now" != "$1" ] && echo "$_now" > /tmp/migrated-domid; true; }
 # migration_downtime LABEL CMD...: run CMD (a migration within this host) while a sampler asks Xen
 # every millisecond for the state of the source domain and of the next 16 domain ids (where the
 # destination's copy appears), as `polled` does for one domain. Sets MS and DOWNTIME_MS: from the
@@ -426,7 +427,7 @@ xl_into_xsr_job() {
         check grep -q "Migration successful" "$OUT/from-xl-$round.txt"
         check grep -q "received domain" "$OUT/from-xl-$round.txt"
         check [ "$(xl domid "$GUEST")" != "$src" ]
-        migrated_to
+        migrated_to "$src"
         check one_copy
         check beats_on "$(console_of)" "$hb"
         check vcpus_online "$GUEST"

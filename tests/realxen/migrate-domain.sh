@@ -50,7 +50,7 @@ check [ "$(json_str_retry "$OUT/tls-send.json" outcome)" = destroyed ]
 check [ "$(xl domid "$GUEST")" != "$src" ]
 check [ "$(json_field "$OUT/tls-recv.json" domid)" = "$(xl domid "$GUEST")" ]
 check grep -q "TLS 1.3" "$OUT/tls-recv.err"
-migrated_to
+migrated_to "$src"
 check one_copy
 check beats_on "$(console_of)" "$hb"
 check vcpus_online "$GUEST"
@@ -66,7 +66,7 @@ log "xsr migrate into xl migrate-receive: exit $rc"
 check [ $rc -eq 0 ]
 check [ "$(xl domid "$GUEST")" != "$src" ]
 check grep -q "migration target: Domain started successsfully" "$OUT/to-xl.txt"
-migrated_to
+migrated_to "$src"
 check one_copy
 check beats_on "$(console_of)" "$hb"
 
@@ -84,7 +84,7 @@ check [ $rc -eq 0 ]
 check grep -q "Migration successful" "$OUT/from-xl.txt"
 check grep -q "received domain" "$OUT/from-xl.txt"
 check [ "$(xl domid "$GUEST")" != "$src" ]
-migrated_to
+migrated_to "$src"
 check one_copy
 check beats_on "$(console_of)" "$hb"
 
@@ -93,18 +93,20 @@ check beats_on "$(console_of)" "$hb"
 rpid=$!
 check listening 7953
 hb=$(last_heartbeat "$(console_of)")
+src=$(xl domid "$GUEST")
 migration_downtime xsr-down ./xsr send --domain "$GUEST" --live --to 127.0.0.1:7953 --json; rc=$?
 xsr_down=$DOWNTIME_MS xsr_ms=$MS
 wait_for $rpid 60
 check [ $rc -eq 0 ]
-migrated_to
+migrated_to "$src"
 check one_copy
 check beats_on "$(console_of)" "$hb"
 hb=$(last_heartbeat "$(console_of)")
+src=$(xl domid "$GUEST")
 migration_downtime xl-down xl migrate -s '' "$GUEST" "env LIBXL_SAVE_HELPER=$IN/xsr xl migrate-receive -e"; rc=$?
 xl_down=$DOWNTIME_MS xl_ms=$MS
 check [ $rc -eq 0 ]
-migrated_to
+migrated_to "$src"
 check one_copy
 check beats_on "$(console_of)" "$hb"
 

@@ -19,7 +19,7 @@ SLOW="--max-iterations 30 --dirty-threshold 0"
 port=7960
 # start_pair [HOLD_SENDER] [HOLD_RECEIVER] [VIA_RELAY]: a receiver and a sender in the background
 start_pair() {
-    port=$((port + 2)); hb=$(last_heartbeat "$(console_of)")
+    port=$((port + 2)); hb=$(last_heartbeat "$(console_of)"); src=$(xl domid "$GUEST")
     : > "$OUT/recv.txt"; : > "$OUT/send.txt"
     env XSR_TEST_HOLD="$2" ./xsr receive --domain --listen 127.0.0.1:$port >> "$OUT/recv.txt" 2>&1 &
     rpid=$!
@@ -49,7 +49,7 @@ source_kept() {
 # dest_runs LABEL: the received copy runs as GUEST, the source is left suspended, renamed away
 dest_runs() {
     check one_running
-    migrated_to
+    migrated_to "$src"
     check beats_on "$(console_of)" "$hb"
     check xl list "$GUEST--migratedaway"
     xl destroy "$GUEST--migratedaway"
