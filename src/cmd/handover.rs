@@ -33,9 +33,9 @@ use sr_proto::xl_migrate::{
 };
 
 use crate::cmd::helper::{HelperReport, REPORT_ENV};
+use crate::cmd::net::hold;
 use crate::cmd::restore_domain::HelperFailed;
 use crate::outcome::exit_code;
-use crate::cmd::net::hold;
 use crate::transfer::Message;
 
 /// How to receive.
@@ -146,7 +146,9 @@ fn restore_stream(stream: &mut dyn Read, settings: &DomainReceiveSettings, repor
             }
             config.to_vec()
         }
-        Some(_) => bail!("the migration stream is not an xl stream (no xl header): a new domain needs its configuration"),
+        Some(_) => {
+            bail!("the migration stream is not an xl stream (no xl header): a new domain needs its configuration")
+        }
         None => bail!("the migration stream is empty"),
     };
     let parsed: serde_json::Value = serde_json::from_slice(config.strip_suffix(&[0]).unwrap_or(&config))
@@ -280,7 +282,8 @@ pub fn receive_domain(
                     // The sender has given its copy up: if this process dies now, its
                     // supervisor starts this copy rather than destroy it.
                     if let Some(state) = &settings.state_file {
-                        let _ = std::fs::OpenOptions::new().append(true).open(state).and_then(|mut f| f.write_all(b"\ngo"));
+                        let _ =
+                            std::fs::OpenOptions::new().append(true).open(state).and_then(|mut f| f.write_all(b"\ngo"));
                     }
                     hold("go");
                 }
@@ -355,10 +358,7 @@ fn finish(
         ReceiverOutcome::Running => {
             let r = restored.context("running without a domain")?;
             if !errors.is_empty() {
-                eprintln!(
-                    "xsr: domain {} ({}) runs, but the sender was not told: {:#}",
-                    r.domid, r.name, errors[0]
-                );
+                eprintln!("xsr: domain {} ({}) runs, but the sender was not told: {:#}", r.domid, r.name, errors[0]);
             }
             summary.domid = r.domid;
             summary.name = r.name;

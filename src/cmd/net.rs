@@ -1400,6 +1400,104 @@ mod tests {
             }
         }
 
+        /// A large stream over TLS, written in uneven vectored pieces while the ack channel is
+        /// read on another thread, arrives byte for byte and the hand-over completes.
+        #[test]
+        fn a_large_stream_over_tls_arrives_intact() {
+            use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+            const BIG: usize = 24 << 20;
+            let byte = |i: usize| (i.wrapping_mul(2_654_435_761) >> 13) as u8;
+            let dir = tempfile::tempdir().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+            let ca_pem = dir.path().join("ca.crt");
+            std::fs::write(&ca_pem, ca.pem()).unwrap();
+            let leaf = |name: &str| {
+                let key = KeyPair::generate().unwrap();
+                let cert = CertificateParams::new(vec![name.to_string()]).unwrap().signed_by(&key, &ca).unwrap();
+                let (c, k) = (dir.path().join(format!("{name}.crt")), dir.path().join(format!("{name}.key")));
+                std::fs::write(&c, cert.pem()).unwrap();
+                std::fs::write(&k, key.serialize_pem()).unwrap();
+                crate::tls::TlsFiles { cert: c, key: k, ca: ca_pem.clone() }
+            };
+            let (server, client) = (leaf("dst.example"), leaf("src.example"));
+            let (config, authz) = crate::tls::server_config(&server, &[]).unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let receiver = std::thread::spawn(move || {
+                let (sock, peer) = listener.accept().unwrap();
+                let t = Duration::from_secs(20);
+                let session = Session::accept(sock, config, authz, peer.to_string(), t).unwrap();
+                let mut r = TlsReader::new(Arc::clone(&session), t);
+                let mut w = TlsWriter::new(Arc::clone(&session), t);
+                struct Check(usize);
+                impl ReceiverActions for Check {
+                    fn receive_stream(&mut self, stream: &mut dyn Read) -> Result<(), BoxError> {
+                        let mut b = vec![0u8; 1 << 20];
+                        while self.0 < BIG {
+                            let n = stream.read(&mut b[..(BIG - self.0).min(1 << 20)])?;
+                            if n == 0 {
+                                return Err("short".into());
+                            }
+                            for (k, &v) in b[..n].iter().enumerate() {
+                                let i = self.0 + k;
+                                if v != (i.wrapping_mul(2_654_435_761) >> 13) as u8 {
+                                    return Err(format!("byte {i} differs").into());
+                                }
+                            }
+                            self.0 += n;
+                        }
+                        Ok(())
+                    }
+                    fn start(&mut self) -> Result<(), (u8, BoxError)> {
+                        Ok(())
+                    }
+                    fn destroy(&mut self) -> Result<(), BoxError> {
+                        Ok(())
+                    }
+                }
+                let ended = run_receiver(&mut r, &mut w, &mut Check(0));
+                let _ = session.close_notify(t);
+                (ended.outcome, ended.error.map(|e| e.to_string()))
+            });
+            let peer = Peer::tcp(&format!("127.0.0.1:{port}"), Some(&client), Some("dst.example"), false).unwrap();
+            let data: Vec<u8> = (0..BIG).map(byte).collect();
+            let mut away = Away::default();
+            let sent = send_with(
+                &peer,
+                Duration::from_secs(20),
+                &mut |mut w| {
+                    let mut at = 0;
+                    let mut k = 0usize;
+                    while at < BIG {
+                        // Three slices of uneven sizes per call, resumed after partial writes.
+                        let sizes = [4096 * (1 + k % 7), 24 + k % 5, 4096 * (1 + k % 3)];
+                        let mut parts = Vec::new();
+                        let mut p = at;
+                        for s in sizes {
+                            let e = (p + s).min(BIG);
+                            parts.push(&data[p..e]);
+                            p = e;
+                        }
+                        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+                        let mut rest = &mut slices[..];
+                        while !rest.is_empty() {
+                            let n = w.write_vectored(rest)?;
+                            at += n;
+                            IoSlice::advance_slices(&mut rest, n);
+                        }
+                        k += 1;
+                    }
+                    Ok(SaveStats::default())
+                },
+                Some(&mut away),
+            );
+            let (outcome, error) = receiver.join().unwrap();
+            assert_eq!(outcome, ReceiverOutcome::Running, "{error:?}");
+            sent.unwrap();
+        }
+
         #[test]
         fn the_guest_runs_at_the_receiver() {
             let mut away = Away::default();

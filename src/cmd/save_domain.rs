@@ -240,8 +240,8 @@ impl Handover for AwayName {
     }
 
     fn rename_away(&mut self) -> Result<()> {
-        let name = sr_xen::domain_name(self.domid)?
-            .with_context(|| format!("domain {} has no name to rename", self.domid))?;
+        let name =
+            sr_xen::domain_name(self.domid)?.with_context(|| format!("domain {} has no name to rename", self.domid))?;
         let away = format!("{name}{}", sr_xen::MIGRATED_AWAY);
         sr_xen::restore::rename_domain(self.domid, &name, &away)
             .with_context(|| format!("cannot rename domain {} from {name} to {away}", self.domid))?;

@@ -175,10 +175,18 @@ fn tls_certs(ctx: &Ctx) -> Result<Vec<PathBuf>, Error> {
              -extfile {host}.ext -out {host}.crt"
         ))?;
     }
-    Ok(["ca.crt", "dst.example.crt", "dst.example.key", "src.example.crt", "src.example.key", "rogue.example.crt", "rogue.example.key"]
-        .iter()
-        .map(|f| dir.join(f))
-        .collect())
+    Ok([
+        "ca.crt",
+        "dst.example.crt",
+        "dst.example.key",
+        "src.example.crt",
+        "src.example.key",
+        "rogue.example.crt",
+        "rogue.example.key",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .collect())
 }
 
 /// The ratios the jobs measured (figures named `ratio-*`), one line each over the rounds:

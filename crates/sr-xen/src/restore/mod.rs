@@ -40,9 +40,7 @@ use sr_restore::{PageBatch, RestoreError, RestoreOptions, RestoreTarget, Restore
 use crate::error::XenError;
 use crate::ffi::{DomainInfo, XenCtrl};
 
-pub use create::{
-    CreateRestore, create_restore, destroy_domain, rename_domain, set_helper_env, unpause_domain,
-};
+pub use create::{CreateRestore, create_restore, destroy_domain, rename_domain, set_helper_env, unpause_domain};
 pub use pv::PvFrameError;
 
 /// `XGR_SDD_MISSING_CPUID`: the stream carried no CPUID policy.
