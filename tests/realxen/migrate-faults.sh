@@ -110,7 +110,7 @@ check wait_incoming
 sleep 1; kill -KILL "$(worker $spid)"
 end_pair kill-sender-stream
 source_kept
-check grep -q "has been resumed" "$OUT/send.txt"
+check grep -q "died of signal 9" "$OUT/send.txt"
 
 # The sender killed renamed away, before GO: its supervisor renames it back and resumes it.
 start_pair renamed:30 ""
