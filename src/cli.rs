@@ -67,14 +67,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Restore a stream into a directory: memory.img (sparse raw image) and domain.json.
+    /// Restore a stream into a directory: memory.img (sparse raw image) and domain.json. With
+    /// --domain (Xen builds): an `xl` save file into a new running Xen domain.
     #[command(after_help = Cmd::Restore.exit_codes())]
     Restore {
         /// The stream (`-` for standard input).
         file: PathBuf,
         /// Output directory (must not exist unless --force; written atomically).
+        #[arg(long, required_unless_present = "domain", conflicts_with = "domain")]
+        out: Option<PathBuf>,
+        /// Restore into a new Xen domain (as `xl restore` does, with xsr as libxl's save helper)
+        /// and print its id.
         #[arg(long)]
-        out: PathBuf,
+        domain: bool,
+        /// With --domain: the new domain's name instead of the saved one.
+        #[arg(long, requires = "domain")]
+        name: Option<String>,
+        /// With --domain: leave the new domain paused.
+        #[arg(long, requires = "domain")]
+        paused: bool,
         #[command(flatten)]
         force: ForceArg,
         #[command(flatten)]
@@ -273,8 +284,17 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         from: Option<PathBuf>,
         /// Output directory (must not exist unless --force; written atomically).
-        #[arg(long, required_unless_present = "out_file", conflicts_with = "out_file")]
+        #[arg(long, required_unless_present_any = ["out_file", "domain"], conflicts_with_all = ["out_file", "domain"])]
         out: Option<PathBuf>,
+        /// Restore the arriving guest into a new Xen domain and start it there, with xl's
+        /// hand-over (`xl migrate`'s protocol): the sender (`send --domain`, `xsr migrate`,
+        /// `xl migrate`) destroys its copy only once this one runs. Needs a build with Xen
+        /// support.
+        #[arg(long, conflicts_with = "out_file")]
+        domain: bool,
+        /// With --domain: leave the domain paused once it is handed over (`xl migrate-receive -p`).
+        #[arg(long, requires = "domain")]
+        paused: bool,
         /// Keep the stream as received, byte for byte, in this file (an `xl` save file when
         /// the sender sends one, for `xl restore`), checked by the restore rules as it arrives;
         /// written atomically and synced before the sender is told.
@@ -300,6 +320,64 @@ pub enum Command {
         /// standard output carries the handshake).
         #[arg(long)]
         json: bool,
+    },
+    /// Migrate a running domain to another host with `xl migrate`'s protocol: run
+    /// `SSHCMD HOST xl migrate-receive` (by default `ssh HOST ...`; with `-s ''`, HOST is the
+    /// whole command, e.g. 'ssh host xsr migrate-receive'), send the domain live, and destroy
+    /// it here only once the receiver reports that its copy runs. Needs a build with Xen
+    /// support.
+    #[command(after_help = Cmd::Send.exit_codes())]
+    Migrate {
+        /// The domain (id or name).
+        guest: String,
+        /// The destination host (with `-s ''`: the command to run).
+        host: String,
+        /// The ssh command (passed to sh); empty: HOST is the whole command.
+        #[arg(short = 's', value_name = "SSHCMD", default_value = "ssh")]
+        ssh: String,
+        /// Ask the receiver not to wait in the background for the domain's death (xl's `-e`).
+        #[arg(short = 'e')]
+        no_monitor: bool,
+        /// Ask the receiver to stay in the foreground (xl's `-F`; passed as `-e`, as xl does).
+        #[arg(short = 'F')]
+        foreground: bool,
+        /// Ask the receiver to leave the domain paused (xl's `-p`).
+        #[arg(short = 'p')]
+        paused: bool,
+        /// Ask the receiver for debug output (xl's `--debug`, passed as `-d`).
+        #[arg(long)]
+        debug: bool,
+        /// Accepted for compatibility (xl ignores it too): a migration is always live.
+        #[arg(long)]
+        live: bool,
+        /// How long the receiver may stay silent (before the banner, READY, the report):
+        /// seconds, or with a unit (500ms, 30s, 5m, 1h).
+        #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = "60")]
+        timeout: Duration,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The receiving end of `xl migrate` / `xsr migrate`: the stream on standard input, xl's
+    /// acknowledgements on standard output; restores into a new domain (`NAME--incoming`),
+    /// starts it on the sender's permission, and reports. Needs a build with Xen support.
+    #[command(name = "migrate-receive", after_help = Cmd::Receive.exit_codes())]
+    MigrateReceive {
+        /// Accepted (xl: stay in the foreground); xsr never daemonizes.
+        #[arg(short = 'F')]
+        foreground: bool,
+        /// Accepted (xl: no monitor for the domain's death); xsr never keeps one.
+        #[arg(short = 'e')]
+        no_monitor: bool,
+        /// Accepted (xl: debug output).
+        #[arg(short = 'd')]
+        debug: bool,
+        /// Leave the domain paused once handed over.
+        #[arg(short = 'p')]
+        paused: bool,
+        /// How long the sender may stay silent: seconds, or with a unit.
+        #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = "60")]
+        timeout: Duration,
     },
 }
 
@@ -565,7 +643,8 @@ impl Command {
             Command::Read(_) => Cmd::Read,
             Command::Grep { .. } => Cmd::Grep,
             Command::Diff { .. } => Cmd::Diff,
-            Command::Receive { .. } => Cmd::Receive,
+            Command::Receive { .. } | Command::MigrateReceive { .. } => Cmd::Receive,
+            Command::Migrate { .. } => Cmd::Send,
         }
     }
 
@@ -575,6 +654,8 @@ impl Command {
         match self {
             Command::Dump { .. } => true,
             Command::Save { domain, .. } | Command::Send { domain, .. } => domain.domain.is_some(),
+            Command::Restore { domain, .. } | Command::Receive { domain, .. } => *domain,
+            Command::Migrate { .. } | Command::MigrateReceive { .. } => true,
             _ => false,
         }
     }
@@ -594,6 +675,7 @@ impl Command {
             Command::Extract { out, .. } | Command::Save { out, .. } => out.as_os_str() != "-",
             // A transfer's product is the transfer: a broken pipe or connection anywhere fails it.
             Command::Send { .. } | Command::Receive { .. } => false,
+            Command::Migrate { .. } | Command::MigrateReceive { .. } => false,
         }
     }
 }

@@ -232,8 +232,9 @@ fn run(command: Command) -> Result<ExitCode> {
                     if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, &[])? {
                         return Ok(ExitCode::from(code));
                     }
-                    let (summary, receiver) =
-                        xsr::cmd::save_domain::send_domain(&settings, |save| net::send_with(&peer, timeout, save))?;
+                    let (summary, receiver) = xsr::cmd::save_domain::send_domain(&settings, |save, handover| {
+                        net::send_with(&peer, timeout, save, Some(handover))
+                    })?;
                     if json {
                         let mut v = serde_json::to_value(&summary)?;
                         v["receiver"] = receiver.into();
@@ -273,7 +274,21 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Receive { listen, from, out, out_file, force, timeout, tls, tls_allow, stream, memory, json } => {
+        Command::Receive {
+            listen,
+            from,
+            out,
+            domain,
+            paused,
+            out_file,
+            force,
+            timeout,
+            tls,
+            tls_allow,
+            stream,
+            memory,
+            json,
+        } => {
             let mut rules = OutputRules::new(force.force);
             if let Some(from) = &from {
                 rules = rules.input(from);
@@ -286,6 +301,9 @@ fn run(command: Command) -> Result<ExitCode> {
                 None => net::Source::listen(&listen, tls.files().as_ref(), &tls_allow, tls.insecure)?,
             };
             let piped = matches!(source, net::Source::Path(_));
+            if domain {
+                return receive_domain(&source, paused, json, timeout);
+            }
             let options = memory.bound(stream.options(Strictness::Lenient));
             let target = match (&out, &out_file) {
                 (Some(dir), _) => net::Target::Dir(dir),
@@ -305,6 +323,25 @@ fn run(command: Command) -> Result<ExitCode> {
                 writeln!(sink.writer(), "{line}")?;
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { guest, host, ssh, no_monitor, foreground, paused, debug, live: _, timeout, json } => {
+            // xl's command line for the receiver (main_migrate in tools/xl/xl_migrate.c).
+            let rune = if ssh.is_empty() {
+                host
+            } else {
+                use std::io::IsTerminal;
+                format!(
+                    "exec {ssh} {host} xl{} migrate-receive{}{}{}",
+                    if std::io::stderr().is_terminal() { " -t" } else { "" },
+                    if no_monitor || foreground { " -e" } else { "" },
+                    if debug { " -d" } else { "" },
+                    if paused { " -p" } else { "" },
+                )
+            };
+            migrate(guest, rune, timeout, json)
+        }
+        Command::MigrateReceive { foreground: _, no_monitor: _, debug: _, paused, timeout } => {
+            receive_domain(&net::Source::Path(std::path::PathBuf::from("-")), paused, false, timeout)
         }
         Command::Inspect { file, json } => {
             let (scan, compression) = Scan::open_detecting(&file)?;
@@ -364,7 +401,26 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             Ok(if report.identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Restore { file, out, force, stream, memory, json } => {
+        Command::Restore { file, out, domain, name, paused, force, stream, memory, json } => {
+            if domain {
+                #[cfg(not(feature = "xen"))]
+                {
+                    let _ = (name, paused);
+                    return Err(XenUnavailable { what: "restore --domain".into() }.into());
+                }
+                #[cfg(feature = "xen")]
+                {
+                    let settings = xsr::cmd::restore_domain::DomainRestoreSettings { file, name, paused };
+                    let summary = xsr::cmd::restore_domain::restore_domain(&settings)?;
+                    if json {
+                        print_json(&summary)?;
+                    } else {
+                        xsr::cmd::restore_domain::print_summary(&summary, &mut std::io::stdout().lock())?;
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            let out = anyhow::Context::context(out, "--out DIR is needed")?;
             let rules = OutputRules::new(force.force).input(&file);
             let options = memory.bound(stream.options(Strictness::Lenient));
             let restored = restore::restore(&file, &out, options, memory.max_memory, &rules)?;
@@ -408,9 +464,76 @@ fn json_sink(command: &Command) -> Option<JsonSink> {
         Command::Extract { json, out, .. } | Command::Save { json, out, .. } => (*json, out.as_os_str() == "-"),
         Command::Send { json, to, .. } => (*json, to.as_deref() == Some("-")),
         Command::Receive { json, from, .. } => (*json, from.is_some()),
+        Command::Migrate { json, .. } => (*json, false),
+        Command::MigrateReceive { .. } => (false, true),
         Command::Read(a) => (a.json, a.out.as_deref().is_some_and(|o| o.as_os_str() == "-")),
     };
     json.then_some(JsonSink::unless_stdout_carries(product_on_stdout))
+}
+
+/// `xsr migrate`: a live `send --domain` through `rune` (xl's transport command), with xl's
+/// hand-over.
+#[cfg(feature = "xen")]
+fn migrate(guest: String, rune: String, timeout: Duration, json: bool) -> Result<ExitCode> {
+    let settings = xsr::cmd::save_domain::DomainSaveSettings {
+        domain: guest.clone(),
+        live: Some(PrecopyPolicy::default()),
+        keep_running: false,
+        workers: 0,
+        batch: sr_save::SaveOptions::default().batch_pfns,
+        suspend_timeout: Duration::from_secs(60),
+    };
+    if let Some(code) = xsr::cmd::save_domain::supervise(&guest, &[])? {
+        return Ok(ExitCode::from(code));
+    }
+    let peer = net::Peer::Via(rune);
+    let (summary, receiver) = xsr::cmd::save_domain::send_domain(&settings, |save, handover| {
+        net::send_with(&peer, timeout, save, Some(handover))
+    })?;
+    if json {
+        print_json(&summary)?;
+    } else {
+        xsr::cmd::save_domain::print_summary(&summary, &mut std::io::stderr().lock())?;
+    }
+    eprintln!("migration successful: {receiver}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "xen"))]
+fn migrate(_: String, _: String, _: Duration, _: bool) -> Result<ExitCode> {
+    Err(XenUnavailable { what: "xsr migrate".into() }.into())
+}
+
+/// `receive --domain` and `migrate-receive`: supervised (a receiver killed by a signal leaves
+/// no half-made domain), with the save helper set up while the process has one thread.
+#[cfg(feature = "xen")]
+fn receive_domain(source: &net::Source, paused: bool, json: bool, timeout: Duration) -> Result<ExitCode> {
+    use xsr::cmd::handover;
+    xsr::cmd::xen::check_host()?;
+    let state = tempfile::NamedTempFile::new()?;
+    let report = handover::prepare()?;
+    if let Some(code) = handover::supervise(state.path())? {
+        return Ok(ExitCode::from(code));
+    }
+    let settings = handover::DomainReceiveSettings {
+        paused,
+        state_file: Some(state.path().to_path_buf()),
+        report_file: Some(report.path().to_path_buf()),
+    };
+    let mut received = net::receive_domain(source, &settings, timeout, |addr| eprintln!("listening on {addr}"))?;
+    handover::add_report(&mut received, report.path(), paused);
+    // With --from - (and migrate-receive) standard output is the ack channel.
+    if json && !matches!(source, net::Source::Path(_)) {
+        print_json(&received)?;
+    } else {
+        handover::print_summary(&received, &mut std::io::stderr().lock())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "xen"))]
+fn receive_domain(_: &net::Source, _: bool, _: bool, _: Duration) -> Result<ExitCode> {
+    Err(XenUnavailable { what: "receive --domain".into() }.into())
 }
 
 /// Prints a failure: the `xsr:` line on standard error, and with `--json` the JSON error
@@ -429,6 +552,12 @@ fn report_failure(e: &anyhow::Error, code: u8, json: Option<JsonSink>) {
 }
 
 fn main() -> ExitCode {
+    // libxl runs its save helper as `HELPER --restore-domain ...` / `--save-domain ...`:
+    // answered before any other parsing, with nothing but protocol frames on stdout.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if xsr::cmd::helper::is_helper_invocation(&args) {
+        return ExitCode::from(xsr::cmd::helper::run(&args));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -127,6 +127,8 @@ pub fn is_invalid(e: &RestoreError) -> bool {
         RestoreError::BoundReached { .. } => false,
         // The destination failed (a full disk, an allocation).
         RestoreError::Memory { .. } => false,
+        // The destination (a Xen domain) failed to apply what passed every rule.
+        RestoreError::Target { .. } => false,
         RestoreError::NoConsistentCheckpoint { source } | RestoreError::BrokeAfterCheckpoint { source, .. } => {
             is_invalid(source)
         }
@@ -159,6 +161,11 @@ pub fn classify(e: &anyhow::Error) -> Failure {
                 // Bounds of the index, and I/O.
                 _ => Failure::Error,
             };
+        }
+        // The save helper of `xsr restore --domain` failed: a stream rule (1) or Xen (2).
+        #[cfg(feature = "xen")]
+        if let Some(h) = cause.downcast_ref::<crate::cmd::restore_domain::HelperFailed>() {
+            return if h.invalid_stream { Failure::Invalid } else { Failure::Error };
         }
         // A save that refuses because restore would reject the domain: the domain is invalid.
         if let Some(sr_save::SaveError::Rejected(_) | sr_save::SaveError::RejectedRecord { .. }) =

@@ -3,7 +3,9 @@
 //! libxenctrl: `libxen-sys` has no libxl bindings. The allowlist keeps them to what
 //! `XenDomain::config_json` and `XenDomain::destroy` need (and the types those pull in), so
 //! struct layouts such as `libxl_domain_config` come from the headers, never guessed; bindgen's
-//! layout assertions check them at compile time.
+//! layout assertions check them at compile time. `xsr restore --domain` adds what `xl restore`
+//! calls (`libxl_domain_config_from_json`, `libxl_domain_create_restore` and its params,
+//! `libxl_domain_unpause`); the hand-over of a migration `libxl_domain_rename`.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -23,7 +25,9 @@ fn main() {
         .allowlist_function(
             "libxl_ctx_alloc|libxl_ctx_free|libxl_domain_config_init|libxl_domain_config_dispose|\
              libxl_retrieve_domain_configuration|libxl_domain_config_to_json|libxl_domain_destroy|\
-             libxl_domain_resume|xtl_createlogger_stdiostream|xtl_logger_destroy",
+             libxl_domain_resume|xtl_createlogger_stdiostream|xtl_logger_destroy|\
+             libxl_domain_config_from_json|libxl_domain_create_restore|libxl_domain_restore_params_init|\
+             libxl_domain_restore_params_dispose|libxl_domain_unpause|libxl_domain_rename",
         )
         .allowlist_var("LIBXL_VERSION|XTL_STDIOSTREAM_HIDE_PROGRESS|stderr")
         .allowlist_type("xentoollog_level")

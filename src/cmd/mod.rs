@@ -6,10 +6,15 @@ pub mod diff;
 pub mod dump;
 pub mod extract;
 pub mod grep;
+#[cfg(feature = "xen")]
+pub mod handover;
+pub mod helper;
 pub mod inspect;
 pub mod net;
 pub mod read;
 pub mod restore;
+#[cfg(feature = "xen")]
+pub mod restore_domain;
 pub mod save;
 #[cfg(feature = "xen")]
 pub mod save_domain;

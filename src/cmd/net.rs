@@ -3,7 +3,7 @@
 //! the handshake).
 
 use std::fs::File;
-use std::io::{self, BufReader, IoSlice, Read, Write};
+use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
@@ -30,6 +30,7 @@ use crate::output::OutputRules;
 use crate::tls::{Authz, TlsReader, TlsWriter};
 use crate::tls::{Session, TlsFailure, TlsFiles};
 use crate::transfer::{Message, ReadError, ReceiverFailed, TimeoutReader, read_message};
+use sr_proto::xl_migrate::{self as xl, XlMigrateError};
 
 /// The default for `--timeout`: how long a peer may stay silent.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -175,6 +176,66 @@ pub struct Sent {
     pub summary: String,
     /// Over TLS: the session (cipher suite, key exchange, the receiver's certificate names).
     pub tls: Option<String>,
+}
+
+/// The environment variable that makes a migration wait at one stage (`STAGE:SECONDS`), so
+/// that the fault tests can cut the network or kill a process there. Stages: the sender's
+/// `sent` (stream written, READY not yet read), `renamed` (renamed away, GO not yet sent),
+/// `go` (GO sent, no report yet); the receiver's `restored` (before READY), `go` (GO read,
+/// not yet started), `started` (running, report not yet written).
+pub const HOLD_ENV: &str = "XSR_TEST_HOLD";
+
+/// Waits at `stage` when [`HOLD_ENV`] names it.
+pub fn hold(stage: &str) {
+    let Some(v) = std::env::var_os(HOLD_ENV) else { return };
+    let v = v.to_string_lossy();
+    let Some((at, secs)) = v.split_once(':') else { return };
+    if at == stage
+        && let Ok(secs) = secs.parse::<u64>()
+    {
+        eprintln!("xsr: holding at {stage} for {secs} s ({HOLD_ENV})");
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+}
+
+/// Where the sender notes that it is about to send GO, for its supervising process (see
+/// [`set_go_note`]).
+static GO_NOTE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Names the file in which the sender writes `go` just before it sends GO: a supervising
+/// process that finds its saver dead and the domain renamed away learns from it whether GO
+/// may have left (then the domain must stay suspended) or not (then it is renamed back and
+/// resumed).
+pub fn set_go_note(path: PathBuf) {
+    let _ = GO_NOTE.set(path);
+}
+
+fn note_go() {
+    if let Some(path) = GO_NOTE.get() {
+        let _ = std::fs::write(path, "go");
+    }
+}
+
+/// The sender's part of a hand-over (`send --domain` into a receiver that restores into a
+/// domain and speaks xl's migration protocol).
+pub trait Handover {
+    /// Whether this send may hand the guest over (checked once the receiver's banner came,
+    /// before the stream).
+    fn can_hand_over(&self) -> Result<()>;
+    /// Renames the source `NAME--migratedaway`; GO follows at once (xl's point of no return).
+    fn rename_away(&mut self) -> Result<()>;
+}
+
+/// The hand-over ended without a report: GO was sent (or may have been), and whether the
+/// receiver's copy runs is unknown. The source must stay as it is (suspended, renamed away).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the migration failed during the final hand-over ({why}): the state of the domain is undefined. The source is \
+     left suspended and renamed NAME--migratedaway: check both ends for a running copy before resuming at most one"
+)]
+pub struct HandoverUndefined {
+    /// What failed.
+    pub why: String,
 }
 
 /// State shared by the sender, its back-channel reader and its watchdog.
@@ -422,19 +483,24 @@ fn tls_failure(e: &io::Error) -> Option<&TlsFailure> {
 /// a closed back channel, a silent peer (`timeout`), a local failure otherwise.
 pub fn send(dir: &Path, peer: &Peer, settings: &SaveSettings, timeout: Duration) -> Result<Sent> {
     let guest = DirGuest::open(dir)?;
-    send_with(peer, timeout, &mut |w| save_to(&guest, settings, w))
+    send_with(peer, timeout, &mut |w| save_to(&guest, settings, w), None)
 }
 
 /// Like [`send`], with the stream written by `save` into the forward channel it is given
-/// (which fails as soon as the receiver reports an error).
+/// (which fails as soon as the receiver reports an error). A receiver that answers with xl's
+/// migration banner (`receive --domain`, `migrate-receive`, stock `xl migrate-receive`) gets
+/// the hand-over of xl's protocol with `handover`'s actions; without them it is refused
+/// before anything is sent. Errors as [`send`]; [`HandoverUndefined`] when GO was sent and no
+/// report came back.
 pub fn send_with(
     peer: &Peer,
     timeout: Duration,
     save: &mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>,
+    handover: Option<&mut dyn Handover>,
 ) -> Result<Sent> {
     let name = peer.name();
     let mut link = Link::open(peer, timeout)?;
-    let mut result = exchange(&mut link, &name, timeout, save);
+    let mut result = exchange(&mut link, &name, timeout, save, handover);
     if let (Ok(sent), Some(session)) = (&mut result, &link.tls) {
         sent.tls = Some(session.describe());
     }
@@ -448,6 +514,7 @@ fn exchange(
     name: &str,
     timeout: Duration,
     save: &mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>,
+    handover: Option<&mut dyn Handover>,
 ) -> Result<Sent> {
     let shared = Arc::new(Shared {
         start: Instant::now(),
@@ -459,32 +526,52 @@ fn exchange(
 
     // The back channel is read by its own thread for the whole transfer, so an ERROR stops
     // the stream while it is being written.
-    let (tx, rx) = mpsc::channel::<Incoming>();
+    let (tx, rx) = mpsc::channel::<Back>();
     let open_back = link.back.take().context("back channel already used")?;
     let reader_shared = Arc::clone(&shared);
     std::thread::spawn(move || {
         let back = match open_back() {
             Ok(b) => b,
             Err(e) => {
-                let _ = tx.send(Err(ReadError::Io(e)));
+                let _ = tx.send(Back::Line(Err(ReadError::Io(e))));
                 return;
             }
         };
         let mut back = BufReader::new(back);
+        // xl's banner starts with 'x', every XSR-TRANSFER message with 'X'.
+        if matches!(back.fill_buf().map(|b| b.first().copied()), Ok(Some(b'x'))) {
+            read_xl_acks(&mut back, &tx, &reader_shared);
+            return;
+        }
         loop {
             let m = read_message(&mut back);
             let more = matches!(m, Ok(Some(Message::Ready)));
             if matches!(m, Ok(Some(Message::Error { .. }))) {
                 reader_shared.peer_failed.store(true, Ordering::Release);
             }
-            if tx.send(m).is_err() || !more {
+            if tx.send(Back::Line(m)).is_err() || !more {
                 return;
             }
         }
     });
 
-    // 1. READY.
-    match rx.recv_timeout(timeout) {
+    // 1. READY (or xl's banner).
+    let first = match rx.recv_timeout(timeout) {
+        Ok(Back::Line(m)) => Ok(m),
+        Ok(Back::Xl(XlAck::Banner)) => {
+            let Some(handover) = handover else {
+                bail!(
+                    "{name} restores into a Xen domain (it answered with xl's migration banner): only `send --domain` \
+                     can hand a running guest over to it"
+                );
+            };
+            handover.can_hand_over()?;
+            return xl_exchange(link, name, timeout, save, handover, &shared, &rx);
+        }
+        Ok(Back::Xl(other)) => bail!("{name}: {}", other.describe()),
+        Err(e) => Err(e),
+    };
+    match first {
         Ok(Ok(Some(Message::Ready))) => {}
         Ok(Ok(Some(Message::Error { code, message }))) => return Err(ReceiverFailed { code, message }.into()),
         Ok(Ok(Some(Message::Ok(_)))) => bail!("{name} reported success before the stream was sent"),
@@ -499,34 +586,20 @@ fn exchange(
     }
 
     // 2. The stream, under the watchdog.
-    let abort = link.aborter();
-    let dog_shared = Arc::clone(&shared);
-    let watchdog = std::thread::spawn(move || {
-        let limit: u64 = timeout.as_millis().try_into().unwrap_or(u64::MAX);
-        let tick = (timeout / 10).clamp(Duration::from_millis(5), Duration::from_millis(100));
-        while !dog_shared.done.load(Ordering::Acquire) {
-            let since = dog_shared.write_since.load(Ordering::Acquire);
-            if since != u64::MAX && dog_shared.now_ms().saturating_sub(since) > limit {
-                dog_shared.stalled.store(true, Ordering::Release);
-                abort();
-                return;
-            }
-            // Woken early when the stream is done, so the join below does not wait a tick.
-            std::thread::park_timeout(tick);
-        }
-    });
     let forward = link.forward.take().context("forward channel already used")?;
-    let saved = save(Box::new(Guarded { inner: forward, shared: Arc::clone(&shared) }));
+    let saved = write_stream(link, forward, &shared, timeout, save);
     link.close_forward();
-    shared.done.store(true, Ordering::Release);
-    watchdog.thread().unpark();
-    let _ = watchdog.join();
     if shared.stalled.load(Ordering::Acquire) {
         bail!("{name} did not read the stream for {} s (--timeout)", timeout.as_secs_f64());
     }
 
     // 3. The outcome.
-    let outcome = rx.recv_timeout(timeout);
+    let outcome = match rx.recv_timeout(timeout) {
+        Ok(Back::Line(m)) => Ok(m),
+        // The reader sends xl acks only after xl's banner.
+        Ok(Back::Xl(_)) => Ok(Ok(None)),
+        Err(e) => Err(e),
+    };
     let transport_failed = match &saved {
         Ok(_) => false,
         Err(e) => e.chain().any(|c| matches!(c.downcast_ref::<SaveError>(), Some(SaveError::Io { .. }))),
@@ -556,6 +629,277 @@ fn exchange(
                 Ok(_) => Err(anyhow!(why)),
                 Err(e) => Err(e.context(format!("sending to {name} failed ({why})"))),
             }
+        }
+    }
+}
+
+/// Writes the stream with `save` into `forward`, under a watchdog that aborts the link when a
+/// write stays blocked longer than `timeout` (then `shared.stalled` is set).
+fn write_stream(
+    link: &Link,
+    forward: Box<dyn Write + Send>,
+    shared: &Arc<Shared>,
+    timeout: Duration,
+    save: &mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>,
+) -> Result<SaveStats> {
+    let abort = link.aborter();
+    let dog_shared = Arc::clone(shared);
+    shared.done.store(false, Ordering::Release);
+    let watchdog = std::thread::spawn(move || {
+        let limit: u64 = timeout.as_millis().try_into().unwrap_or(u64::MAX);
+        let tick = (timeout / 10).clamp(Duration::from_millis(5), Duration::from_millis(100));
+        while !dog_shared.done.load(Ordering::Acquire) {
+            let since = dog_shared.write_since.load(Ordering::Acquire);
+            if since != u64::MAX && dog_shared.now_ms().saturating_sub(since) > limit {
+                dog_shared.stalled.store(true, Ordering::Release);
+                abort();
+                return;
+            }
+            // Woken early when the stream is done, so the join below does not wait a tick.
+            std::thread::park_timeout(tick);
+        }
+    });
+    let saved = save(Box::new(Guarded { inner: forward, shared: Arc::clone(shared) }));
+    shared.done.store(true, Ordering::Release);
+    watchdog.thread().unpark();
+    let _ = watchdog.join();
+    saved
+}
+
+/// What the back channel carried.
+enum Back {
+    /// An `XSR-TRANSFER/1` message (or the end of the channel, or its failure).
+    Line(Incoming),
+    /// A step of xl's migration protocol.
+    Xl(XlAck),
+}
+
+/// What an xl-protocol receiver said, in order.
+#[derive(Debug)]
+enum XlAck {
+    /// The banner: ready for the stream.
+    Banner,
+    /// The domain is restored, paused: ready to unpause.
+    Ready,
+    /// The receiver failed before READY and said why (an `XSR-TRANSFER/1 ERROR` line where
+    /// READY would be).
+    Error(ReceiverFailed),
+    /// The report and its status byte.
+    Status(u8),
+    /// After a failure status: permission to resume the source.
+    Permission,
+    /// The channel ended or carried something else.
+    Failed(XlMigrateError),
+}
+
+impl XlAck {
+    fn describe(&self) -> String {
+        match self {
+            XlAck::Banner => "the banner came twice".into(),
+            XlAck::Ready => "READY came before the stream".into(),
+            XlAck::Error(e) => e.to_string(),
+            XlAck::Status(s) => format!("a status ({s}) came before the stream"),
+            XlAck::Permission => "permission to resume came before the stream".into(),
+            XlAck::Failed(e) => e.to_string(),
+        }
+    }
+}
+
+/// Reads an xl-protocol ack channel to its end, passing each step on: the banner, READY (or
+/// the receiver's error line), the report's status and, after a failure status, the
+/// permission to resume. A failure before READY stops the stream at the next write.
+fn read_xl_acks(back: &mut BufReader<Box<dyn Read + Send>>, tx: &mpsc::Sender<Back>, shared: &Shared) {
+    let failed = |e: XlMigrateError| {
+        shared.peer_failed.store(true, Ordering::Release);
+        let _ = tx.send(Back::Xl(XlAck::Failed(e)));
+    };
+    if let Err(e) = xl::read_message(back, xl::Channel::Ack, xl::Message::Banner) {
+        return failed(e);
+    }
+    if tx.send(Back::Xl(XlAck::Banner)).is_err() {
+        return;
+    }
+    // READY, or an xsr receiver's reason for failing.
+    if matches!(back.fill_buf().map(|b| b.first().copied()), Ok(Some(b'X'))) {
+        shared.peer_failed.store(true, Ordering::Release);
+        let ack = match read_message(back) {
+            Ok(Some(Message::Error { code, message })) => XlAck::Error(ReceiverFailed { code, message }),
+            _ => XlAck::Failed(XlMigrateError::Unexpected {
+                channel: xl::Channel::Ack,
+                what: xl::Message::Ready,
+                offset: 0,
+                received: b"X".to_vec(),
+            }),
+        };
+        let _ = tx.send(Back::Xl(ack));
+        return;
+    }
+    if let Err(e) = xl::read_message(back, xl::Channel::Ack, xl::Message::Ready) {
+        return failed(e);
+    }
+    if tx.send(Back::Xl(XlAck::Ready)).is_err() {
+        return;
+    }
+    let status = xl::read_message(back, xl::Channel::Ack, xl::Message::Report)
+        .and_then(|()| xl::read_status(back, xl::Channel::Ack));
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    if tx.send(Back::Xl(XlAck::Status(status))).is_err() || status == xl::STATUS_OK {
+        return;
+    }
+    match xl::read_message(back, xl::Channel::Ack, xl::Message::Go) {
+        Ok(()) => {
+            let _ = tx.send(Back::Xl(XlAck::Permission));
+        }
+        Err(e) => failed(e),
+    }
+}
+
+/// A writer shared between the stream (given away to the saver) and GO, written after it.
+struct SharedWriter(Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
+    }
+}
+
+/// The sender's side of xl's protocol after the banner, driven by sr-proto's [`xl::Sender`]:
+/// the stream, READY, rename away, GO, the report. Returns once the guest runs at the
+/// receiver; otherwise an error, [`HandoverUndefined`] when GO went out and no report came.
+fn xl_exchange(
+    link: &mut Link,
+    name: &str,
+    timeout: Duration,
+    save: &mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>,
+    handover: &mut dyn Handover,
+    shared: &Arc<Shared>,
+    rx: &mpsc::Receiver<Back>,
+) -> Result<Sent> {
+    use xl::{SenderOutcome, SenderStep};
+    let mut machine = xl::Sender::new();
+    machine.succeeded(); // the banner
+    let forward = Arc::new(Mutex::new(link.forward.take().context("forward channel already used")?));
+    let mut stats = None;
+    let mut errors: Vec<anyhow::Error> = Vec::new();
+    let next = |what: &str| -> Result<XlAck> {
+        match rx.recv_timeout(timeout) {
+            Ok(Back::Xl(XlAck::Failed(e))) => Err(anyhow!(e).context(format!("no {what} from {name}"))),
+            Ok(Back::Xl(XlAck::Error(e))) => Err(e.into()),
+            Ok(Back::Xl(ack)) => Ok(ack),
+            Ok(Back::Line(_)) | Err(RecvTimeoutError::Disconnected) => {
+                bail!("{name} closed the ack channel before its {what}")
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                bail!("no {what} from {name} within {} s (--timeout)", timeout.as_secs_f64())
+            }
+        }
+    };
+    let outcome = loop {
+        let result: Result<()> = match machine.step() {
+            SenderStep::Done(outcome) => break outcome,
+            SenderStep::ReadBanner => Ok(()),
+            SenderStep::WriteStream => {
+                let saved = write_stream(link, Box::new(SharedWriter(Arc::clone(&forward))), shared, timeout, save);
+                if shared.stalled.load(Ordering::Acquire) {
+                    Err(anyhow!("{name} did not read the stream for {} s (--timeout)", timeout.as_secs_f64()))
+                } else {
+                    match saved {
+                        Ok(s) => {
+                            stats = Some(s);
+                            hold("sent");
+                            Ok(())
+                        }
+                        // The receiver's reason, when it gave one, says more than the write.
+                        Err(e) => match rx.recv_timeout(Duration::from_millis(500)) {
+                            Ok(Back::Xl(XlAck::Error(f))) => Err(f.into()),
+                            _ => Err(e.context(format!("sending the stream to {name} failed"))),
+                        },
+                    }
+                }
+            }
+            SenderStep::ReadReady => match next("READY") {
+                Ok(XlAck::Ready) => Ok(()),
+                Ok(other) => Err(anyhow!("{name}: {}", other.describe())),
+                Err(e) => Err(e),
+            },
+            SenderStep::RenameAway => handover.rename_away().map(|()| hold("renamed")),
+            SenderStep::WriteGo => {
+                note_go();
+                let mut w = forward.lock().unwrap_or_else(|e| e.into_inner());
+                let first = loop {
+                    match w.write(xl::GO) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        r => break r,
+                    }
+                };
+                match first {
+                    // The transport took none of GO: it never left, so the receiver cannot
+                    // start its copy and this one is still the guest (xl counts every failure
+                    // of this write as undefined).
+                    Err(_) | Ok(0) => {
+                        let e = first.err().map_or_else(|| anyhow!("the channel took no byte"), |e| anyhow!(e));
+                        errors.push(e.context(format!("cannot send GO to {name} (none of it left)")));
+                        break SenderOutcome::KeepSource;
+                    }
+                    // From here the receiver may have GO: no way back.
+                    Ok(n) => w
+                        .write_all(&xl::GO[n..])
+                        .and_then(|()| w.flush())
+                        .map(|()| hold("go"))
+                        .with_context(|| format!("cannot send GO to {name}")),
+                }
+            }
+            SenderStep::ReadReport => Ok(()),
+            SenderStep::ReadStatus => match next("report") {
+                Ok(XlAck::Status(s)) => {
+                    machine.status_read(s);
+                    continue;
+                }
+                Ok(other) => Err(anyhow!("{name}: {}", other.describe())),
+                Err(e) => Err(e),
+            },
+            SenderStep::ReadPermission { status } => {
+                errors.push(anyhow!("{name} could not start its copy (status {status}) and destroyed it"));
+                match next("permission to resume") {
+                    Ok(XlAck::Permission) => Ok(()),
+                    Ok(other) => Err(anyhow!("{name}: {}", other.describe())),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match result {
+            Ok(()) => machine.succeeded(),
+            Err(e) => {
+                errors.push(e);
+                machine.failed()
+            }
+        };
+    };
+    // The end of the stream channel (TLS: close_notify).
+    drop(forward);
+    link.close_forward();
+    match outcome {
+        SenderOutcome::Migrated => Ok(Sent {
+            stats: stats.context("migrated without a stream")?,
+            summary: format!("{name} runs the guest (it reported status 0)"),
+            tls: None,
+        }),
+        SenderOutcome::KeepSource => {
+            let e = if errors.is_empty() { anyhow!("the migration failed") } else { errors.remove(0) };
+            Err(e.context(format!("migrating to {name} failed before the hand-over")))
+        }
+        SenderOutcome::Undefined => {
+            let why = errors.iter().map(|e| format!("{e:#}")).collect::<Vec<_>>().join("; ");
+            Err(HandoverUndefined { why }.into())
         }
     }
 }
@@ -708,6 +1052,73 @@ pub fn receive(
             let forward = TimeoutReader::new(forward, timeout);
             let name = if path.as_os_str() == "-" { "standard input".to_string() } else { path.display().to_string() };
             serve(Box::new(forward), Box::new(drain), &mut back, &name, out, prepared, options, max_memory)
+        }
+    }
+}
+
+/// Receives one migration from `source` into a new Xen domain (see
+/// [`crate::cmd::handover`]); `listening` is called with the bound address before accepting.
+#[cfg(feature = "xen")]
+pub fn receive_domain(
+    source: &Source,
+    settings: &crate::cmd::handover::DomainReceiveSettings,
+    timeout: Duration,
+    listening: impl FnOnce(SocketAddr),
+) -> Result<crate::cmd::handover::DomainReceived> {
+    use crate::cmd::handover::receive_domain as run;
+    match source {
+        Source::Listen { addrs, spec, tls } => {
+            let listener = TcpListener::bind(&addrs[..]).with_context(|| format!("cannot listen on {spec}"))?;
+            listening(listener.local_addr()?);
+            let (stream, peer) = accept_within(&listener, timeout)?;
+            stream.set_nodelay(true).ok();
+            match tls {
+                None => {
+                    let mut forward =
+                        TimeoutReader::new(stream.try_clone().context("cannot clone the connection")?, timeout);
+                    let mut back = &stream;
+                    let result = run(&mut forward, &mut back, settings);
+                    if result.is_err() {
+                        // Read what the sender still sends until it closes: closing with unread
+                        // data would reset the connection, and the reset can discard the reason.
+                        let _ = io::copy(&mut forward, &mut io::sink());
+                    }
+                    let _ = stream.shutdown(Shutdown::Both);
+                    result
+                }
+                Some(tls) => {
+                    let session = Session::accept(
+                        stream,
+                        Arc::clone(&tls.config),
+                        Arc::clone(&tls.authz),
+                        peer.to_string(),
+                        timeout,
+                    )
+                    .context("refused the connection")?;
+                    eprintln!("accepted {peer}: {}", session.describe());
+                    let mut forward = TlsReader::new(Arc::clone(&session), timeout);
+                    let mut back = TlsWriter::new(Arc::clone(&session), timeout);
+                    let result = run(&mut forward, &mut back, settings);
+                    if result.is_err() {
+                        let _ = io::copy(&mut forward, &mut io::sink());
+                    }
+                    let _ = session.close_notify(timeout);
+                    let _ = session.socket().shutdown(Shutdown::Both);
+                    result
+                }
+            }
+        }
+        Source::Path(path) => {
+            let forward = if path.as_os_str() == "-" {
+                let fd = io::stdin().as_fd().try_clone_to_owned().context("cannot use standard input")?;
+                crate::pipe::widen(&fd);
+                File::from(fd)
+            } else {
+                open_input(path)?
+            };
+            let mut forward = TimeoutReader::new(forward, timeout);
+            let mut back = File::from(io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?);
+            run(&mut forward, &mut back, settings)
         }
     }
 }
@@ -945,5 +1356,251 @@ mod tests {
         assert_eq!(host_of("example.org:7878"), "example.org");
         assert_eq!(host_of("[::1]:7878"), "::1");
         assert_eq!(host_of("10.1.2.3:1"), "10.1.2.3");
+    }
+
+    /// The hand-over from the sender's side, against a scripted xl-protocol receiver over
+    /// loopback TCP (sr-proto's `run_receiver`), with no Xen: the stream is 4096 bytes.
+    mod handover {
+        use super::*;
+        use sr_proto::xl_migrate::{BoxError, ReceiverActions, ReceiverOutcome, run_receiver};
+
+        const STREAM: usize = 4096;
+
+        /// The receiver's actions: read the stream, then start (or fail to).
+        struct Acts {
+            start_status: Option<u8>,
+        }
+        impl ReceiverActions for Acts {
+            fn receive_stream(&mut self, stream: &mut dyn Read) -> Result<(), BoxError> {
+                let mut b = vec![0u8; STREAM];
+                stream.read_exact(&mut b)?;
+                Ok(())
+            }
+            fn start(&mut self) -> Result<(), (u8, BoxError)> {
+                match self.start_status {
+                    None => Ok(()),
+                    Some(s) => Err((s, "cannot unpause".into())),
+                }
+            }
+            fn destroy(&mut self) -> Result<(), BoxError> {
+                Ok(())
+            }
+        }
+
+        /// What the sender's hand-over did.
+        #[derive(Default)]
+        struct Away {
+            renamed: u32,
+            refuse: bool,
+        }
+        impl Handover for Away {
+            fn can_hand_over(&self) -> Result<()> {
+                if self.refuse { bail!("refused here") } else { Ok(()) }
+            }
+            fn rename_away(&mut self) -> Result<()> {
+                self.renamed += 1;
+                Ok(())
+            }
+        }
+
+        /// Runs a receiver `serve` on a loopback port and a sender against it.
+        fn run(
+            serve: impl FnOnce(TcpStream) -> Option<ReceiverOutcome> + Send + 'static,
+            away: Option<&mut Away>,
+        ) -> (Result<Sent>, Option<ReceiverOutcome>, u64) {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let receiver = std::thread::spawn(move || serve(listener.accept().unwrap().0));
+            let peer = Peer::tcp(&format!("127.0.0.1:{port}"), None, None, false).unwrap();
+            let mut written = 0u64;
+            let sent = send_with(
+                &peer,
+                Duration::from_secs(10),
+                &mut |mut w| {
+                    w.write_all(&[7u8; STREAM])?;
+                    written += STREAM as u64;
+                    Ok(SaveStats::default())
+                },
+                away.map(|a| a as &mut dyn Handover),
+            );
+            (sent, receiver.join().unwrap(), written)
+        }
+
+        fn xl_receiver(start_status: Option<u8>) -> impl FnOnce(TcpStream) -> Option<ReceiverOutcome> + Send {
+            move |s| {
+                let mut r = s.try_clone().unwrap();
+                let mut w = s;
+                Some(run_receiver(&mut r, &mut w, &mut Acts { start_status }).outcome)
+            }
+        }
+
+        /// A large stream over TLS, written in uneven vectored pieces while the ack channel is
+        /// read on another thread, arrives byte for byte and the hand-over completes.
+        #[test]
+        fn a_large_stream_over_tls_arrives_intact() {
+            use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+            const BIG: usize = 24 << 20;
+            let byte = |i: usize| (i.wrapping_mul(2_654_435_761) >> 13) as u8;
+            let dir = tempfile::tempdir().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+            let ca_pem = dir.path().join("ca.crt");
+            std::fs::write(&ca_pem, ca.pem()).unwrap();
+            let leaf = |name: &str| {
+                let key = KeyPair::generate().unwrap();
+                let cert = CertificateParams::new(vec![name.to_string()]).unwrap().signed_by(&key, &ca).unwrap();
+                let (c, k) = (dir.path().join(format!("{name}.crt")), dir.path().join(format!("{name}.key")));
+                std::fs::write(&c, cert.pem()).unwrap();
+                std::fs::write(&k, key.serialize_pem()).unwrap();
+                crate::tls::TlsFiles { cert: c, key: k, ca: ca_pem.clone() }
+            };
+            let (server, client) = (leaf("dst.example"), leaf("src.example"));
+            let (config, authz) = crate::tls::server_config(&server, &[]).unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let receiver = std::thread::spawn(move || {
+                let (sock, peer) = listener.accept().unwrap();
+                let t = Duration::from_secs(20);
+                let session = Session::accept(sock, config, authz, peer.to_string(), t).unwrap();
+                let mut r = TlsReader::new(Arc::clone(&session), t);
+                let mut w = TlsWriter::new(Arc::clone(&session), t);
+                struct Check(usize);
+                impl ReceiverActions for Check {
+                    fn receive_stream(&mut self, stream: &mut dyn Read) -> Result<(), BoxError> {
+                        let mut b = vec![0u8; 1 << 20];
+                        while self.0 < BIG {
+                            let n = stream.read(&mut b[..(BIG - self.0).min(1 << 20)])?;
+                            if n == 0 {
+                                return Err("short".into());
+                            }
+                            for (k, &v) in b[..n].iter().enumerate() {
+                                let i = self.0 + k;
+                                if v != (i.wrapping_mul(2_654_435_761) >> 13) as u8 {
+                                    return Err(format!("byte {i} differs").into());
+                                }
+                            }
+                            self.0 += n;
+                        }
+                        Ok(())
+                    }
+                    fn start(&mut self) -> Result<(), (u8, BoxError)> {
+                        Ok(())
+                    }
+                    fn destroy(&mut self) -> Result<(), BoxError> {
+                        Ok(())
+                    }
+                }
+                let ended = run_receiver(&mut r, &mut w, &mut Check(0));
+                let _ = session.close_notify(t);
+                (ended.outcome, ended.error.map(|e| e.to_string()))
+            });
+            let peer = Peer::tcp(&format!("127.0.0.1:{port}"), Some(&client), Some("dst.example"), false).unwrap();
+            let data: Vec<u8> = (0..BIG).map(byte).collect();
+            let mut away = Away::default();
+            let sent = send_with(
+                &peer,
+                Duration::from_secs(20),
+                &mut |mut w| {
+                    let mut at = 0;
+                    let mut k = 0usize;
+                    while at < BIG {
+                        // Three slices of uneven sizes per call, resumed after partial writes.
+                        let sizes = [4096 * (1 + k % 7), 24 + k % 5, 4096 * (1 + k % 3)];
+                        let mut parts = Vec::new();
+                        let mut p = at;
+                        for s in sizes {
+                            let e = (p + s).min(BIG);
+                            parts.push(&data[p..e]);
+                            p = e;
+                        }
+                        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+                        let mut rest = &mut slices[..];
+                        while !rest.is_empty() {
+                            let n = w.write_vectored(rest)?;
+                            at += n;
+                            IoSlice::advance_slices(&mut rest, n);
+                        }
+                        k += 1;
+                    }
+                    Ok(SaveStats::default())
+                },
+                Some(&mut away),
+            );
+            let (outcome, error) = receiver.join().unwrap();
+            assert_eq!(outcome, ReceiverOutcome::Running, "{error:?}");
+            sent.unwrap();
+        }
+
+        #[test]
+        fn the_guest_runs_at_the_receiver() {
+            let mut away = Away::default();
+            let (sent, outcome, written) = run(xl_receiver(None), Some(&mut away));
+            let sent = sent.unwrap();
+            assert!(sent.summary.contains("runs the guest"), "{}", sent.summary);
+            assert_eq!(outcome, Some(ReceiverOutcome::Running));
+            assert_eq!((away.renamed, written), (1, STREAM as u64));
+        }
+
+        #[test]
+        fn a_failed_start_keeps_the_source() {
+            let mut away = Away::default();
+            let (sent, outcome, _) = run(xl_receiver(Some(5)), Some(&mut away));
+            let e = sent.unwrap_err();
+            assert!(e.downcast_ref::<HandoverUndefined>().is_none(), "{e:#}");
+            assert!(format!("{e:#}").contains("could not start its copy (status 5)"), "{e:#}");
+            assert_eq!(outcome, Some(ReceiverOutcome::NoCopy));
+            assert_eq!(away.renamed, 1, "renamed away; the caller renames it back");
+        }
+
+        #[test]
+        fn the_receivers_reason_before_ready() {
+            let serve = |mut s: TcpStream| {
+                s.write_all(xl::BANNER).unwrap();
+                let mut b = vec![0u8; STREAM];
+                s.read_exact(&mut b).unwrap();
+                let line = Message::Error { code: 2, message: "libxl could not create the domain".into() };
+                s.write_all(&line.encode()).unwrap();
+                let _ = io::copy(&mut s, &mut io::sink());
+                None
+            };
+            let mut away = Away::default();
+            let (sent, _, _) = run(serve, Some(&mut away));
+            let e = sent.unwrap_err();
+            assert_eq!(crate::outcome::exit_code(&e, crate::outcome::Command::Send), 2);
+            assert!(format!("{e:#}").contains("libxl could not create the domain"), "{e:#}");
+            assert_eq!(away.renamed, 0);
+        }
+
+        #[test]
+        fn no_report_after_go_is_undefined() {
+            let serve = |mut s: TcpStream| {
+                s.write_all(xl::BANNER).unwrap();
+                let mut b = vec![0u8; STREAM];
+                s.read_exact(&mut b).unwrap();
+                s.write_all(xl::READY).unwrap();
+                let mut go = [0u8; 44];
+                s.read_exact(&mut go).unwrap();
+                assert_eq!(&go, xl::GO);
+                None // closed without a report
+            };
+            let mut away = Away::default();
+            let (sent, _, _) = run(serve, Some(&mut away));
+            let e = sent.unwrap_err();
+            assert!(e.downcast_ref::<HandoverUndefined>().is_some(), "{e:#}");
+            assert_eq!(away.renamed, 1);
+        }
+
+        #[test]
+        fn no_hand_over_without_a_domain_or_when_refused() {
+            // A directory send: refused after the banner, nothing sent.
+            let (sent, outcome, written) = run(xl_receiver(None), None);
+            assert!(format!("{:#}", sent.unwrap_err()).contains("only `send --domain`"));
+            assert_eq!((outcome, written), (Some(ReceiverOutcome::NoCopy), 0));
+            let mut away = Away { refuse: true, ..Away::default() };
+            let (sent, _, written) = run(xl_receiver(None), Some(&mut away));
+            assert!(format!("{:#}", sent.unwrap_err()).contains("refused here"));
+            assert_eq!((away.renamed, written), (0, 0));
+        }
     }
 }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use sr_save::{Container, Guest, PrecopyPolicy, SaveOptions, SaveStats, Saver};
 use sr_xen::{DomainKind, HvmSaveGuest, Interrupt, PvSaveGuest, XenDomain};
 
-use crate::cmd::net::Sent;
+use crate::cmd::net::{Handover, HandoverUndefined, Sent};
 use crate::cmd::save::progress_handler;
 use crate::output::{OutputRules, partial_name};
 
@@ -321,18 +321,63 @@ pub fn save_domain(settings: &DomainSaveSettings, out: &Path, rules: &OutputRule
     finish(opened, settings, saved, sync)
 }
 
+/// The source's side of a hand-over: renamed `NAME--migratedaway` just before GO, as
+/// `xl migrate` does, and back when the migration fails before the receiver may start.
+struct AwayName {
+    domid: u32,
+    keep_running: bool,
+    /// (the name, the name while away) once renamed.
+    renamed: Option<(String, String)>,
+}
+
+impl Handover for AwayName {
+    fn can_hand_over(&self) -> Result<()> {
+        if self.keep_running {
+            bail!(
+                "the receiver starts the guest (it restores into a domain), so --keep-running would run it twice; \
+                 nothing was sent"
+            );
+        }
+        Ok(())
+    }
+
+    fn rename_away(&mut self) -> Result<()> {
+        let name =
+            sr_xen::domain_name(self.domid)?.with_context(|| format!("domain {} has no name to rename", self.domid))?;
+        let away = format!("{name}{}", sr_xen::MIGRATED_AWAY);
+        sr_xen::restore::rename_domain(self.domid, &name, &away)
+            .with_context(|| format!("cannot rename domain {} from {name} to {away}", self.domid))?;
+        self.renamed = Some((name, away));
+        Ok(())
+    }
+}
+
+impl AwayName {
+    fn rename_back(&mut self) -> Result<()> {
+        if let Some((name, away)) = self.renamed.take() {
+            sr_xen::restore::rename_domain(self.domid, &away, &name)
+                .with_context(|| format!("cannot rename domain {} back from {away} to {name}", self.domid))?;
+        }
+        Ok(())
+    }
+}
+
 /// `xsr send --domain D ...`: the stream goes through `exchange` (the transfer with the
-/// receiver's acknowledgement, which calls the save it is given with its forward channel);
-/// the domain is destroyed (or resumed) only after the receiver's OK. Returns the summary and
-/// the receiver's own.
+/// receiver's acknowledgement, which calls the save it is given with its forward channel,
+/// and the hand-over actions when the receiver restores into a domain); the domain is
+/// destroyed (or resumed) only after the receiver's OK or its report that the guest runs.
+/// A failure before the hand-over resumes the guest here (renamed back); one after GO leaves
+/// it suspended and renamed away ([`HandoverUndefined`]). Returns the summary and the
+/// receiver's own.
 pub fn send_domain(
     settings: &DomainSaveSettings,
-    exchange: impl FnOnce(&mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>) -> Result<Sent>,
+    exchange: impl FnOnce(&mut dyn FnMut(Box<dyn Write + Send>) -> Result<SaveStats>, &mut dyn Handover) -> Result<Sent>,
 ) -> Result<(DomainSaveSummary, String)> {
     let opened = open(settings)?;
     let mut extra = None;
-    let sent = guarded(&opened, || {
-        exchange(&mut |w| {
+    let mut away = AwayName { domid: opened.domain.domid(), keep_running: settings.keep_running, renamed: None };
+    let result = exchange(
+        &mut |w| {
             let (tee, verifier) = VerifyingWriter::new(w);
             let saved = save_into(&opened, settings, tee)?;
             // Before the transfer waits for the receiver's OK: a stream that does not verify
@@ -341,8 +386,24 @@ pub fn send_domain(
             let stats = saved.stats.clone();
             extra = Some(saved);
             Ok(stats)
-        })
-    })?;
+        },
+        &mut away,
+    );
+    let sent = match result {
+        Ok(sent) => sent,
+        Err(e) if e.downcast_ref::<HandoverUndefined>().is_some() => {
+            opened.domain.leave_suspended();
+            return Err(e);
+        }
+        Err(e) => {
+            let back = away.rename_back();
+            let e = guarded(&opened, || Err::<(), _>(e)).unwrap_err();
+            return Err(match back {
+                Ok(()) => e,
+                Err(b) => e.context(format!("{b:#}")),
+            });
+        }
+    };
     let mut saved = extra.context("the transfer reported success without a save")?;
     saved.stats = sent.stats;
     let summary = finish(opened, settings, saved, Duration::ZERO)?;
@@ -477,14 +538,32 @@ impl std::io::Read for ChannelReader {
 pub fn supervise(domain: &str, outs: &[&Path]) -> Result<Option<u8>> {
     crate::cmd::xen::check_host()?;
     let domid = sr_xen::resolve_domain(domain)?;
+    let note = tempfile::NamedTempFile::new().context("cannot create the hand-over note")?;
+    crate::cmd::net::set_go_note(note.path().to_path_buf());
     match sr_xen::supervise(domid).context("cannot start the saver process")? {
         sr_xen::Supervision::Child => Ok(None),
         sr_xen::Supervision::Exited(code) => Ok(Some(code)),
-        sr_xen::Supervision::Killed { pid, signal, held, recovery } => {
+        sr_xen::Supervision::Killed { pid, signal, held, mut recovery } => {
             let pid = u32::try_from(pid).unwrap_or_default();
             for out in outs.iter().filter(|o| o.as_os_str() != "-") {
                 if let Some(name) = out.file_name() {
                     let _ = std::fs::remove_file(out.with_file_name(partial_name(&name.to_string_lossy(), pid)));
+                }
+            }
+            // Renamed away but GO never attempted: the receiver cannot start, so the guest is
+            // this copy: its name back, then resumed.
+            let go = std::fs::read_to_string(note.path()).unwrap_or_default() == "go";
+            let mut renamed_back = None;
+            if matches!(recovery, Ok(sr_xen::Recovery::HandedOver)) && !go {
+                match rename_back(domid) {
+                    Ok(()) => {
+                        renamed_back = Some("renamed back (GO was never sent); ");
+                        recovery = sr_xen::recover_domain(
+                            domid,
+                            held & !(sr_xen::held::LOG_DIRTY | sr_xen::held::DM_LOG_DIRTY),
+                        );
+                    }
+                    Err(e) => eprintln!("xsr: cannot rename domain {domid} back: {e:#}"),
                 }
             }
             let what = match recovery {
@@ -493,8 +572,13 @@ pub fn supervise(domain: &str, outs: &[&Path]) -> Result<Option<u8>> {
                 }
                 Ok(sr_xen::Recovery::Released { .. }) => format!("{}; it was not suspended", released(held)),
                 Ok(sr_xen::Recovery::Gone) => "it no longer exists".to_string(),
+                Ok(sr_xen::Recovery::HandedOver) => "it was renamed away and GO may have reached the receiver (the \
+                     receiver may run the guest), so it was left suspended: check both ends before resuming at most \
+                     one copy"
+                    .to_string(),
                 Err(e) => format!("it could not be put back: {e}"),
             };
+            let what = format!("{}{what}", renamed_back.unwrap_or(""));
             eprintln!("xsr: the process {pid} died of signal {signal}; domain {domid}: {what}; no output is left");
             Ok(Some(2))
         }
@@ -511,6 +595,14 @@ fn released(held: u8) -> String {
     ];
     let done: Vec<&str> = names.iter().filter(|(b, _)| held & b != 0).map(|(_, n)| *n).collect();
     if done.is_empty() { "nothing was held".to_string() } else { done.join(", ") }
+}
+
+/// Renames a domain `NAME--migratedaway` back to `NAME`.
+fn rename_back(domid: u32) -> Result<()> {
+    let away = sr_xen::domain_name(domid)?.context("the domain has no name")?;
+    let name = away.strip_suffix(sr_xen::MIGRATED_AWAY).context("not renamed away")?;
+    sr_xen::restore::rename_domain(domid, &away, name)?;
+    Ok(())
 }
 
 /// Prints the summary as text.

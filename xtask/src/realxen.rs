@@ -84,12 +84,16 @@ pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
             let name = job.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let text = fs::read_to_string(job).map_err(|e| io_err("cannot read", job, e))?;
             let guest = text.lines().find_map(|l| l.strip_prefix("# realxen-guest: ")).unwrap_or("32:1").trim();
+            // `# realxen-guest-type: pv|pvh|hvm` (default pv) picks the standard guest's type.
             let gtype = text.lines().find_map(|l| l.strip_prefix("# realxen-guest-type: ")).unwrap_or("pv").trim();
             println!("==> realxen job {name} (round {round}/{runs}, guest {guest}, {gtype})");
             let started = Instant::now();
+            // `# realxen-tls` jobs get TLS certificates made here with openssl (dom0 has none).
+            let certs = if text.lines().any(|l| l.trim() == "# realxen-tls") { tls_certs(ctx)? } else { Vec::new() };
             let out = Command::new(&script)
                 .args(["job".as_ref(), job.as_os_str(), "target/release/xsr".as_ref()])
                 .args(libs.iter().map(|l| l.as_os_str()))
+                .args(&certs)
                 .env("REALXEN_GUEST", guest)
                 .env("REALXEN_GUEST_TYPE", gtype)
                 .stderr(Stdio::inherit())
@@ -140,6 +144,53 @@ pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
     } else {
         Err(err(format!("realxen jobs failed: {}", failures.join(", "))))
     }
+}
+
+/// Certificates for the TLS jobs, made with openssl as docs/migrating.md shows: one CA
+/// (`ca.crt`) signing `dst.example` and `src.example` (each `.crt` and `.key`, serverAuth and
+/// clientAuth), and `rogue.example` signed by another CA. Returns the files.
+fn tls_certs(ctx: &Ctx) -> Result<Vec<PathBuf>, Error> {
+    let dir = ctx.root.join("target/realxen-tls");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
+    let sh = |script: &str| -> Result<(), Error> {
+        let status = Command::new("sh")
+            .arg("-ec")
+            .arg(script)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| err(format!("cannot run openssl: {e}")))?;
+        if status.success() { Ok(()) } else { Err(err(format!("openssl failed: {script}"))) }
+    };
+    for ca in ["ca", "rogue-ca"] {
+        sh(&format!(
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj '/CN={ca}' \
+             -keyout {ca}.key -out {ca}.crt"
+        ))?;
+    }
+    for (host, ca) in [("dst.example", "ca"), ("src.example", "ca"), ("rogue.example", "rogue-ca")] {
+        sh(&format!(
+            "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj '/CN={host}' -keyout {host}.key \
+             -out {host}.csr
+             printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' {host} > {host}.ext
+             openssl x509 -req -in {host}.csr -CA {ca}.crt -CAkey {ca}.key -CAcreateserial -days 30 \
+             -extfile {host}.ext -out {host}.crt"
+        ))?;
+    }
+    Ok([
+        "ca.crt",
+        "dst.example.crt",
+        "dst.example.key",
+        "src.example.crt",
+        "src.example.key",
+        "rogue.example.crt",
+        "rogue.example.key",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .collect())
 }
 
 /// The ratios the jobs measured (figures named `ratio-*`), one line each over the rounds:

@@ -189,6 +189,14 @@ impl<S: ByteSource> StreamReader<S> {
         self
     }
 
+    /// Counts offsets from `offset` instead of 0: for a stream that starts inside a file (a
+    /// save helper reads the libxc stream from the middle of an `xl` file), so that every
+    /// offset in items and errors is the file's.
+    pub fn starting_at(mut self, offset: u64) -> Self {
+        self.offset = offset;
+        self
+    }
+
     /// Lowers the record length limit below [`REC_LENGTH_MAX`] (never raises it).
     pub fn length_limit(mut self, limit: u32) -> Self {
         self.length_limit = limit.min(REC_LENGTH_MAX);

@@ -13,4 +13,11 @@
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+
+pub mod helper;
 pub mod xl_migrate;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

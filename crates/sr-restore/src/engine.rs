@@ -18,6 +18,7 @@ use crate::options::{RestoreOptions, StreamKind};
 use crate::pages::PageApplier;
 use crate::report::{Container, Stats, Warning};
 use crate::skipped::SkippedChecks;
+use crate::target::{RestoreTarget, TargetError};
 
 /// The outcome of a successful restore.
 #[derive(Debug)]
@@ -66,6 +67,11 @@ impl GuestMemory for NoMemory {
     fn take_dirty(&self) -> sr_memory::PfnBitmap {
         match *self {}
     }
+}
+
+/// A destination's failure while applying `rec`.
+fn target_err(rec: &Record<'_>, source: TargetError) -> RestoreError {
+    RestoreError::Target { offset: rec.offset, index: Some(rec.index), record: rec.rtype, source }
 }
 
 /// A record kept while a checkpoint is being received.
@@ -133,22 +139,23 @@ impl<'p> Restorer<'p> {
         self.run(reader, None::<fn(&DomainHeader) -> Result<NoMemory, MemoryError>>)
     }
 
-    /// Restores a stream into memory that `open` creates once the domain header says the
-    /// domain type and page size. The memory's page shift must match the stream's.
+    /// Restores a stream into the destination that `open` creates once the domain header says
+    /// the domain type and page size: any [`GuestMemory`], or a [`RestoreTarget`] that takes the
+    /// stream's moments too. The destination's page shift must match the stream's.
     pub fn restore<S, M, F>(&mut self, reader: StreamReader<S>, open: F) -> Result<Restored<M>, RestoreError>
     where
         S: ByteSource,
-        M: GuestMemory,
+        M: RestoreTarget,
         F: FnOnce(&DomainHeader) -> Result<M, MemoryError>,
     {
         self.run(reader, Some(open))
     }
 
-    /// Restores from any reader into memory created by `open`.
+    /// Restores from any reader into the destination created by `open`.
     pub fn restore_read<R, M, F>(&mut self, reader: R, open: F) -> Result<Restored<M>, RestoreError>
     where
         R: Read,
-        M: GuestMemory,
+        M: RestoreTarget,
         F: FnOnce(&DomainHeader) -> Result<M, MemoryError>,
     {
         let reader = StreamReader::from_read(reader).strictness(self.options.strictness);
@@ -158,7 +165,7 @@ impl<'p> Restorer<'p> {
     fn run<S, M, F>(&mut self, reader: StreamReader<S>, open: Option<F>) -> Result<Restored<M>, RestoreError>
     where
         S: ByteSource,
-        M: GuestMemory,
+        M: RestoreTarget,
         F: FnOnce(&DomainHeader) -> Result<M, MemoryError>,
     {
         let mut reader = reader.strictness(self.options.strictness);
@@ -222,7 +229,7 @@ struct Session<M> {
     ended: bool,
 }
 
-impl<'o, M: GuestMemory> Run<'o, M> {
+impl<'o, M: RestoreTarget> Run<'o, M> {
     fn new(options: &'o RestoreOptions) -> Self {
         Self {
             options,
@@ -322,7 +329,7 @@ impl<'o, M: GuestMemory> Run<'o, M> {
                 self.lint_empty(rec)?;
                 // Records after the last CHECKPOINT were never completed: dropped, as Xen does.
                 self.session().buffer = None;
-                self.complete(rec.offset)?;
+                self.complete(rec.offset, Some(rec))?;
                 self.session().ended = true;
                 Ok(())
             }
@@ -399,18 +406,26 @@ impl<'o, M: GuestMemory> Run<'o, M> {
         let options = self.options;
         let Run { session, stats, warnings, .. } = self;
         let s = session.as_mut().expect("the reader yields the domain header before any record");
+        let static_open = s.static_data == StaticData::Open;
         let mut cx = Context { state: &mut s.state, static_data: &mut s.static_data, warnings, options, pfn_limit };
         match (rec.rtype, body) {
             (RecordType::PAGE_DATA, RecordBody::PageData(pages)) => {
                 cx.require_static_data_end(rec)?;
                 let bound = s.handler.pfn_bound(&cx).map_err(|why| reject(rec, why))?;
-                let memory = s.memory.as_ref().map(|m| m as &dyn GuestMemory);
+                if static_open {
+                    // A v2 stream: STATIC_DATA_END is inferred here, before the memory.
+                    if let Some(target) = s.memory.as_mut() {
+                        target.static_data_end(cx.state).map_err(|e| target_err(rec, e))?;
+                    }
+                }
+                let memory = s.memory.as_mut().map(|m| m as &mut dyn RestoreTarget);
                 let pt_max_pfn = s.handler.page_table_max_pfn();
                 let bounds = crate::pages::Bounds {
                     domain: bound,
                     destination: cx.pfn_limit,
                     populated_pages: options.max_populated_bytes >> page_shift.min(63),
                     pt_max_pfn,
+                    page_types: options.hvm_page_types || s.handler.page_types_matter(),
                 };
                 s.pages.apply(rec, &pages, &bounds, memory, s.verify_mode, cx.state, stats)
             }
@@ -423,16 +438,27 @@ impl<'o, M: GuestMemory> Run<'o, M> {
                     return Err(reject(rec, "second STATIC_DATA_END"));
                 }
                 *cx.static_data = StaticData::Explicit;
-                Ok(())
+                match s.memory.as_mut() {
+                    Some(target) => target.static_data_end(cx.state).map_err(|e| target_err(rec, e)),
+                    None => Ok(()),
+                }
             }
             (RecordType::TOOLSTACK | RecordType::CHECKPOINT_DIRTY_PFN_LIST, _) => {
                 Err(reject(rec, format!("{} is not accepted in a forward stream", rec.rtype)))
             }
             _ => match s.handler.handle(&mut cx, rec)? {
                 // What the hypervisor checks when libxc loads the record (sr_rules, which
-                // the saver applies to what it writes).
-                Handled::Yes => sr_rules::check_record(cx.state, rec.rtype, rec.body, rec.offset + 8)
-                    .map_err(|v| reject(rec, v.to_string())),
+                // the saver applies to what it writes), before the target sees it.
+                Handled::Yes => {
+                    sr_rules::check_record(cx.state, rec.rtype, rec.body, rec.offset + 8)
+                        .map_err(|v| reject(rec, v.to_string()))?;
+                    let Some(target) = s.memory.as_mut() else { return Ok(()) };
+                    if static_open && *cx.static_data != StaticData::Open {
+                        // A v2 x86 PV stream: inferred at X86_PV_P2M_FRAMES.
+                        target.static_data_end(cx.state).map_err(|e| target_err(rec, e))?;
+                    }
+                    target.state_record(rec, cx.state).map_err(|e| target_err(rec, e))
+                }
                 Handled::NotProcessed if rec.rtype.is_optional() && !rec.rtype.is_known() => {
                     if replay {
                         return Err(reject(
@@ -456,8 +482,9 @@ impl<'o, M: GuestMemory> Run<'o, M> {
         }
     }
 
-    /// Runs the domain type's END checks.
-    fn complete(&mut self, end_offset: u64) -> Result<(), RestoreError> {
+    /// Runs the domain type's END checks, then hands the complete state to the destination.
+    /// `end` is the END record (`None` when failing over at a stream break).
+    fn complete(&mut self, end_offset: u64, end: Option<&Record<'_>>) -> Result<(), RestoreError> {
         let pfn_limit = self.pfn_limit();
         let options = self.options;
         let Run { session, warnings, .. } = self;
@@ -470,6 +497,14 @@ impl<'o, M: GuestMemory> Run<'o, M> {
         let pages = memory.is_some().then_some(&read as sr_rules::PageReader<'_>);
         let skipped = s.handler.complete(&mut cx, end_offset, &|pfn| populated.contains(pfn), pages)?;
         s.pages.skipped.start_info = skipped.start_info;
+        if let Some(target) = s.memory.as_mut() {
+            target.end(&s.state).map_err(|source| RestoreError::Target {
+                offset: end_offset,
+                index: end.map(|r| r.index),
+                record: end.map_or(RecordType::END, |r| r.rtype),
+                source,
+            })?;
+        }
         Ok(())
     }
 
@@ -553,7 +588,7 @@ impl<'o, M: GuestMemory> Run<'o, M> {
         s.buffer = None;
         s.checkpoint_pending = false;
         s.emulator.clear();
-        self.complete(offset)?;
+        self.complete(offset, None)?;
         self.stats.failed_over = true;
         self.stats.bytes = offset;
         self.warnings.push(Warning {

@@ -107,6 +107,21 @@ pub enum RestoreError {
         #[source]
         source: MemoryError,
     },
+    /// The destination ([`RestoreTarget`](crate::RestoreTarget)) failed to apply a record that
+    /// passed every rule: a hypervisor call, an I/O error. `record` is the record being applied
+    /// (END for the final state; on failover at a stream break `index` is `None`).
+    #[error("{}: the destination failed: {source}", target_place(*offset, *index, *record))]
+    Target {
+        /// Offset of the record header (or of the break, on failover).
+        offset: u64,
+        /// Record index; `None` on failover at a stream break.
+        index: Option<u64>,
+        /// The record being applied.
+        record: RecordType,
+        /// What failed.
+        #[source]
+        source: crate::TargetError,
+    },
     /// A checkpointed stream broke before any checkpoint completed.
     #[error("stream broke before the first checkpoint completed: {source}")]
     NoConsistentCheckpoint {
@@ -137,7 +152,8 @@ impl RestoreError {
             | RestoreError::PageContents { offset, .. }
             | RestoreError::BoundReached { offset, .. }
             | RestoreError::Incomplete { offset, .. }
-            | RestoreError::Memory { offset, .. } => *offset,
+            | RestoreError::Memory { offset, .. }
+            | RestoreError::Target { offset, .. } => *offset,
             RestoreError::NoConsistentCheckpoint { source } | RestoreError::BrokeAfterCheckpoint { source, .. } => {
                 source.offset()
             }
@@ -148,6 +164,14 @@ impl RestoreError {
     /// which is when a checkpointed restore may fail over.
     pub fn is_broken_channel(&self) -> bool {
         matches!(self, RestoreError::Format(sr_format::Error::Truncated { .. } | sr_format::Error::Io { .. }))
+    }
+}
+
+fn target_place(offset: u64, index: Option<u64>, record: RecordType) -> String {
+    match index {
+        Some(index) if record == RecordType::END => format!("END (record {index}) at byte {offset}"),
+        Some(index) => format!("record {index} ({record}) at byte {offset}"),
+        None => format!("last complete checkpoint (stream broke at byte {offset})"),
     }
 }
 

@@ -4,7 +4,9 @@
 //! [`sr_format::StreamReader`], which detects the `xl`, libxl and libxc layers), validates it
 //! against every rule of Xen's restorer (and, in [strict](sr_format::Strictness::Strict)
 //! mode, Xen's Python verifier), dispatches each record to the handler of the stream's domain
-//! type (x86 PV, x86 HVM, PVH, ARM), and applies pages to a [`sr_memory::GuestMemory`].
+//! type (x86 PV, x86 HVM, PVH, ARM), and applies what passed to a [`RestoreTarget`]: any
+//! [`sr_memory::GuestMemory`], or a richer destination (a live hypervisor domain) that also takes
+//! the stream's moments (STATIC_DATA_END, each state record, END) and each page's type.
 //!
 //! The result is the domain's [`DomainState`](sr_format::state::DomainState) plus
 //! [`Stats`] and [`Warning`]s. Memory use is bounded by one record (plus, for checkpointed
@@ -38,12 +40,14 @@ mod pages;
 mod report;
 mod skipped;
 mod sparse;
+mod target;
 
 pub use engine::{NoMemory, Restored, Restorer};
 pub use error::{Bound, RestoreError};
 pub use options::{RestoreOptions, StreamKind};
 pub use report::{Container, MAX_MISMATCH_PFNS, MAX_WARNINGS, Stats, Warning};
 pub use skipped::SkippedChecks;
+pub use target::{PageBatch, RestoreTarget, TargetError};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -37,6 +37,13 @@ pub struct RestoreOptions {
     /// fails with [`Bound::Span`](crate::Bound). A caller creating its destination from the
     /// domain header sizes its bookkeeping from this. Default (`u64::MAX`): unbounded.
     pub max_span_bytes: u64,
+    /// Whether the restore of a domain type whose page types carry no rule (x86 HVM, PVH,
+    /// ARM: Xen's restorer ignores them) records the types of its pfns in
+    /// [`DomainState::page_types`](sr_format::state::DomainState) (the XTAB pfns of the holes
+    /// a saver sends, about a million for a guest spanning 4 GiB). x86 PV always records them
+    /// (its END rules and a live restore's pinning read them). Default `true`; a destination
+    /// that needs no record of them (a live Xen domain) turns it off.
+    pub hvm_page_types: bool,
 }
 
 impl Default for RestoreOptions {
@@ -50,6 +57,7 @@ impl Default for RestoreOptions {
             pfn_limit: 1 << 40,
             max_populated_bytes: u64::MAX,
             max_span_bytes: u64::MAX,
+            hvm_page_types: true,
         }
     }
 }

@@ -1,15 +1,14 @@
 //! Applying PAGE_DATA to guest memory: bounds first, then populate, types, and one batched
 //! write (or compare, after VERIFY) of all the record's page bodies.
 
-use sr_format::body::PageData;
-use sr_format::state::DomainState;
-use sr_format::{PFN_MASK, PageType, Record};
-use sr_memory::GuestMemory;
-
 use crate::error::{Bound, RestoreError};
 use crate::report::{MAX_MISMATCH_PFNS, Stats};
 use crate::skipped::SkippedChecks;
 use crate::sparse::SparsePfnSet;
+use crate::target::{PageBatch, RestoreTarget};
+use sr_format::body::PageData;
+use sr_format::state::DomainState;
+use sr_format::{PFN_MASK, PageType, Record};
 
 /// The bounds one PAGE_DATA record is applied under.
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +21,8 @@ pub(crate) struct Bounds {
     pub populated_pages: u64,
     /// x86 PV: the last pfn page-table entries may name.
     pub pt_max_pfn: Option<u64>,
+    /// Record each entry's type in the state's page-type map.
+    pub page_types: bool,
 }
 
 /// Per-restore PAGE_DATA state; its vectors are reused from record to record.
@@ -30,7 +31,7 @@ pub(crate) struct PageApplier {
     pub populated: SparsePfnSet,
     to_populate: Vec<u64>,
     data_pfns: Vec<u64>,
-    scratch: Vec<u8>,
+    data_types: Vec<PageType>,
     pub type_counts: [u64; 16],
     /// Keep `populated` even without a destination (the domain's END checks use it).
     pub track_populated: bool,
@@ -57,20 +58,25 @@ impl PageApplier {
         rec: &Record<'_>,
         pages: &PageData<'_>,
         bounds: &Bounds,
-        memory: Option<&dyn GuestMemory>,
+        memory: Option<&mut dyn RestoreTarget>,
         compare: bool,
         state: &mut DomainState,
         stats: &mut Stats,
     ) -> Result<(), RestoreError> {
         self.to_populate.clear();
         self.data_pfns.clear();
-        // Bounds first, in one branch-free pass, so a record with a bad pfn changes nothing.
+        self.data_types.clear();
+        // Bounds first, in one branch-free pass (which also counts the types), so a record with
+        // a bad pfn changes nothing.
         let (mut lo, mut hi) = stats.pfn_range.unwrap_or((u64::MAX, 0));
         let (mut rec_lo, mut rec_hi) = (u64::MAX, 0);
+        let mut counts = [0u64; 16];
         for w in pages.words {
-            let pfn = w.get() & PFN_MASK;
+            let w = w.get();
+            let pfn = w & PFN_MASK;
             rec_lo = rec_lo.min(pfn);
             rec_hi = rec_hi.max(pfn);
+            counts[(w >> 60) as usize] += 1;
         }
         let bound = bounds.domain.min(bounds.destination);
         if rec_hi >= bound {
@@ -102,19 +108,29 @@ impl PageApplier {
         // whose END checks ask for it.
         let with_memory = memory.is_some();
         let track_populated = with_memory || self.track_populated;
-        for e in pages.entries() {
+        for (total, n) in self.type_counts.iter_mut().zip(counts) {
+            *total += n;
+        }
+        // A record of holes only (XTAB, BROKEN: what a saver sends for the gaps of an HVM
+        // guest's span, about a million entries for 4 GiB) populates and writes nothing: unless
+        // its types are recorded, there is nothing more to do per entry.
+        let populating = pages.data_pages() > 0 || counts[usize::from(PageType::XALLOC.nibble())] > 0;
+        let walk = bounds.page_types || (populating && (track_populated || with_memory));
+        for e in pages.entries().filter(|_| walk) {
             let t = e.page_type;
-            self.type_counts[usize::from(t.nibble())] += 1;
             if track_populated && t.populates() && self.populated.insert(e.pfn) && with_memory {
                 self.to_populate.push(e.pfn);
             }
             if with_memory && t.has_data() {
                 self.data_pfns.push(e.pfn);
+                self.data_types.push(t);
             }
-            if t != PageType::NOTAB {
-                state.page_types.insert(e.pfn, t);
-            } else if !state.page_types.is_empty() {
-                state.page_types.remove(&e.pfn);
+            if bounds.page_types {
+                if t != PageType::NOTAB {
+                    state.page_types.insert(e.pfn, t);
+                } else if !state.page_types.is_empty() {
+                    state.page_types.remove(&e.pfn);
+                }
             }
         }
         stats.pfn_range = Some((lo, hi));
@@ -142,32 +158,32 @@ impl PageApplier {
         if !pages.has_bodies() {
             return Err(crate::domain::reject(rec, "page bodies were skipped by the reader; a restore needs them"));
         }
-        if !self.to_populate.is_empty() {
-            memory.populate(&self.to_populate).map_err(mem_err)?;
-        }
-        if self.data_pfns.is_empty() {
-            return Ok(());
-        }
         // Written or compared, the page bodies count as applied.
         stats.data_pages += self.data_pfns.len() as u64;
         stats.data_bytes += data_bytes;
+        if self.to_populate.is_empty() && self.data_pfns.is_empty() {
+            return Ok(());
+        }
+        let batch = PageBatch {
+            index: rec.index,
+            offset: rec.offset,
+            populate: &self.to_populate,
+            pfns: &self.data_pfns,
+            types: &self.data_types,
+            data: pages.pages,
+        };
         if compare {
-            self.scratch.resize(pages.pages.len(), 0);
-            memory.read_pages(&self.data_pfns, &mut self.scratch).map_err(mem_err)?;
-            let size = pages.page_size();
-            for ((pfn, want), got) in
-                self.data_pfns.iter().zip(pages.pages.chunks_exact(size)).zip(self.scratch.chunks_exact(size))
-            {
-                stats.verified_pages += 1;
-                if want != got {
+            memory
+                .compare_pages(&batch, &mut |pfn| {
                     stats.verify_mismatches += 1;
                     if stats.mismatch_pfns.len() < MAX_MISMATCH_PFNS {
-                        stats.mismatch_pfns.push(*pfn);
+                        stats.mismatch_pfns.push(pfn);
                     }
-                }
-            }
+                })
+                .map_err(mem_err)?;
+            stats.verified_pages += self.data_pfns.len() as u64;
         } else {
-            memory.write_pages(&self.data_pfns, pages.pages).map_err(mem_err)?;
+            memory.apply_pages(&batch).map_err(mem_err)?;
         }
         Ok(())
     }

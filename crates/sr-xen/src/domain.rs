@@ -216,12 +216,22 @@ pub enum Recovery {
         /// What was released.
         released: u8,
     },
+    /// It is named `NAME--migratedaway`: a migration had handed it over (or was about to), so
+    /// the receiver may run the guest; log-dirty modes were turned off but it was otherwise left
+    /// as it was (suspended), for a person to decide, as `xl migrate` leaves it when the
+    /// hand-over fails.
+    HandedOver,
 }
+
+/// The suffix `xl migrate` gives the source domain's name just before it lets the receiver
+/// start its copy (`tools/xl/xl_migrate.c`).
+pub const MIGRATED_AWAY: &str = "--migratedaway";
 
 /// Puts back a domain whose saver or dumper process died without cleaning up (killed with
 /// SIGKILL, or crashed inside a library), given what that process reported holding
 /// ([`held`](crate::held) bits, see [`supervise`](crate::supervise)): in the order its
-/// [`DomainGuard`] would have, log-dirty mode off, the device model's log-dirty mode off, the
+/// [`DomainGuard`] would have, log-dirty mode off, the device model's log-dirty mode off, then,
+/// unless the domain was handed over to a migration's receiver ([`Recovery::HandedOver`]), the
 /// pause released, the device model's `cont`, and, if the domain is shut down with reason
 /// suspend, the cooperative resume (`xc_domain_resume` with suspend cancel, then
 /// `xs_resume_domain`). It never pauses or suspends; every step is tried, the first error is
@@ -260,6 +270,11 @@ pub fn recover_domain(domid: u32, holding: u8) -> Result<Recovery, XenError> {
     {
         keep(dm.set_log_dirty(false, || {}));
     }
+    match domain_name(domid) {
+        Ok(Some(name)) if name.ends_with(MIGRATED_AWAY) => return result.map(|()| Recovery::HandedOver),
+        Ok(_) => {}
+        Err(e) => keep(Err(e)),
+    }
     if holding & held::PAUSED != 0 {
         keep(ctrl.unpause(domid));
     }
@@ -294,6 +309,15 @@ fn physmap_hints(domid: u32) -> Result<Vec<std::ops::Range<u64>>, XenError> {
             Some(start..start.checked_add(size.div_ceil(4096))?)
         })
         .collect())
+}
+
+/// The domain's name (xenstore's `/local/domain/DOMID/name`, as `xl list` shows it), if it
+/// has one.
+///
+/// # Errors
+/// [`XenError`] when xenstore cannot be opened.
+pub fn domain_name(domid: u32) -> Result<Option<String>, XenError> {
+    Ok(XenStore::open()?.read(&format!("/local/domain/{domid}/name")))
 }
 
 /// Resolves `DOMID` or a domain name (xenstore's `/local/domain/*/name`, as `xl domid` does).
@@ -677,6 +701,17 @@ impl XenDomain {
         crate::libxl::Libxl::open()?.destroy(self.info.domid)?;
         g.disarm();
         Ok(())
+    }
+
+    /// Leaves the domain as it is now (suspended) when this process ends: log-dirty off, and
+    /// the guard disarmed, so that nothing resumes or unpauses it. For a migration whose
+    /// hand-over failed after the receiver was told to start its copy: resuming this one
+    /// could run the guest twice.
+    pub fn leave_suspended(&self) {
+        let mut g = self.guard();
+        self.memory.log_dirty.store(false, Ordering::SeqCst);
+        let _ = g.disable_log_dirty();
+        g.disarm();
     }
 
     /// Puts the domain back as found: log-dirty off, then unpause, then resume it if this

@@ -128,7 +128,7 @@ pub(crate) fn ext_vcpu_context_bytes(evc: &sys::xen_domctl_ext_vcpucontext, vmce
 
 /// A libxenctrl hypercall buffer (`xc__hypercall_buffer_alloc`), freed on drop: memory Xen may
 /// write (locked, not moved) for the domctls libxenctrl has no wrapper for.
-struct HypercallBuffer<'a> {
+pub(crate) struct HypercallBuffer<'a> {
     ctrl: &'a XenCtrl,
     // Boxed so its address stays put between alloc and free (libxenctrl keeps nothing of it,
     // but the descriptor is what it frees).
@@ -138,7 +138,7 @@ struct HypercallBuffer<'a> {
 }
 
 impl<'a> HypercallBuffer<'a> {
-    fn alloc(ctrl: &'a XenCtrl, len: usize, call: &'static str) -> Result<Self, XenError> {
+    pub(crate) fn alloc(ctrl: &'a XenCtrl, len: usize, call: &'static str) -> Result<Self, XenError> {
         // The DECLARE_HYPERCALL_BUFFER initialiser of xenctrl.h: no buffer yet, no bounce.
         let mut desc = Box::new(sys::xc_hypercall_buffer {
             hbuf: std::ptr::null_mut(),
@@ -164,8 +164,16 @@ impl<'a> HypercallBuffer<'a> {
         out
     }
 
-    fn as_ptr<T>(&self) -> *mut T {
+    pub(crate) fn as_ptr<T>(&self) -> *mut T {
         self.ptr.as_ptr().cast()
+    }
+
+    /// Copies `data` (at most the allocation) to the start of the buffer, for Xen to read.
+    pub(crate) fn fill(&mut self, data: &[u8]) {
+        let n = data.len().min(self.len);
+        // SAFETY: the buffer holds `len >= n` bytes and no hypercall uses it now (`&mut self`);
+        // `data` is a distinct allocation.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr(), n) };
     }
 }
 
@@ -194,11 +202,11 @@ pub(crate) fn m2p_map_len(max_mfn: u64) -> usize {
     usize::try_from(bytes.div_ceil(CHUNK).saturating_mul(CHUNK)).unwrap_or(usize::MAX)
 }
 
-fn errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-fn call_error(call: &'static str) -> XenError {
+pub(crate) fn call_error(call: &'static str) -> XenError {
     XenError::Call { call, errno: errno() }
 }
 
@@ -229,6 +237,9 @@ pub struct DomainInfo {
     pub nr_online_vcpus: u32,
     /// The domain's handle (its UUID, as libxl names the domain's files).
     pub handle: [u8; 16],
+    /// `arch_config.emulation_flags` (`XEN_X86_EMU_*`): 0 for PV, `XEN_X86_EMU_LAPIC` alone
+    /// for PVH, most of them for HVM.
+    pub emulation_flags: u32,
 }
 
 /// An open libxenctrl handle (`xc_interface`), closed on drop.
@@ -280,6 +291,7 @@ impl XenCtrl {
             max_vcpu_id: info.max_vcpu_id,
             nr_online_vcpus: info.nr_online_vcpus,
             handle: info.handle,
+            emulation_flags: info.arch_config.emulation_flags,
         })
     }
 
@@ -704,6 +716,10 @@ unsafe impl Send for ForeignMemory {}
 unsafe impl Sync for ForeignMemory {}
 
 impl ForeignMemory {
+    pub(crate) fn raw(&self) -> *mut sys::xenforeignmemory_handle {
+        self.fmem.as_ptr()
+    }
+
     /// Opens libxenforeignmemory.
     pub fn open() -> Result<Self, XenError> {
         // SAFETY: null logger selects the default; flags 0.

@@ -40,6 +40,7 @@ mod domain;
 mod error;
 mod ffi;
 mod ffi_hvm;
+mod ffi_restore;
 mod hvm;
 mod hvm_save;
 mod interrupt;
@@ -49,14 +50,19 @@ mod memory;
 pub mod normalise;
 pub mod p2m;
 mod qmp;
+pub mod restore;
 mod save;
 mod supervise;
 
 pub use control::{DomainControl, DomainGuard, SHUTDOWN_SUSPEND, SUSPEND_GRACE, SUSPEND_POLL};
 pub use device_model::{GuestType, XEN_LIB_DIR, XEN_RUN_DIR};
-pub use domain::{Control, DomainKind, PV32_REFUSAL, Recovery, SuspendBy, XenDomain, recover_domain, resolve_domain};
+pub use domain::{
+    Control, DomainKind, MIGRATED_AWAY, PV32_REFUSAL, Recovery, SuspendBy, XenDomain, domain_name, recover_domain,
+    resolve_domain,
+};
 pub use error::XenError;
 pub use ffi::{DomainInfo, PAGE_SIZE, PAGE_TYPE_BATCH, TscInfo};
+pub use ffi_restore::inherited_fd;
 pub use interrupt::Interrupt;
 
 /// The README's examples, compiled as doc tests.
@@ -67,4 +73,4 @@ pub use hvm::GfnScanInfo;
 pub use hvm_save::{EMULATOR_QEMU_UPSTREAM, HvmSaveGuest};
 pub use memory::{MAX_WINDOWS, WINDOW_PFNS, XenMemory};
 pub use save::PvSaveGuest;
-pub use supervise::{Supervision, held, supervise};
+pub use supervise::{Supervised, Supervision, held, supervise, supervise_child};

@@ -120,3 +120,139 @@ impl Drop for ConfigGuard {
         unsafe { sys::libxl_domain_config_dispose(self.ptr()) };
     }
 }
+
+/// `INVALID_DOMID` (`xen/include/public/xen.h`): libxl picks the new domain's id.
+const INVALID_DOMID: u32 = 0x7ff4;
+/// `DOMID_FIRST_RESERVED`: ids from here on are not guests' (`libxl_domid_valid_guest`).
+const DOMID_FIRST_RESERVED: u32 = 0x7ff0;
+
+/// An initialised `libxl_domain_restore_params`, disposed on drop.
+struct ParamsGuard(Box<MaybeUninit<sys::libxl_domain_restore_params>>);
+
+impl Drop for ParamsGuard {
+    fn drop(&mut self) {
+        // SAFETY: initialised by libxl_domain_restore_params_init; disposed once.
+        unsafe { sys::libxl_domain_restore_params_dispose(self.0.as_mut_ptr()) };
+    }
+}
+
+impl Libxl {
+    /// What `xl restore` does with a save file (`create_domain` in `tools/xl/xl_vmcontrol.c`):
+    /// the configuration from the file's JSON (`libxl_domain_config_from_json`; `name`
+    /// replaces its name; a domid that is not a guest's, as `xl save` writes 0, lets libxl
+    /// pick one), then `libxl_domain_create_restore` over `stream_fd` positioned at the libxl
+    /// stream (`stream_version` 2, not checkpointed, no back channel), synchronously. libxl
+    /// creates the domain paused, runs its save helper for the libxc stream (the program named
+    /// by `LIBXL_SAVE_HELPER` in this process's environment, or Xen's), adds the devices and
+    /// destroys the domain again if anything fails. Returns the new domain's id, paused.
+    pub(crate) fn create_restore(
+        &self,
+        config_json: &[u8],
+        name: Option<&str>,
+        stream_fd: c_int,
+    ) -> Result<u32, XenError> {
+        let json = CStr::from_bytes_until_nul(config_json).map_err(|_| XenError::Layout {
+            what: "xl configuration without its NUL",
+            value: config_json.len() as u64,
+        })?;
+        let mut config = Box::new(MaybeUninit::<sys::libxl_domain_config>::zeroed());
+        // SAFETY: writable storage of the binding's size; init fills libxl's defaults.
+        unsafe { sys::libxl_domain_config_init(config.as_mut_ptr()) };
+        let config = ConfigGuard(config);
+        // SAFETY: an open context, an initialised config, a NUL-terminated JSON text.
+        let rc = unsafe { sys::libxl_domain_config_from_json(self.ctx.as_ptr(), config.ptr(), json.as_ptr()) };
+        if rc != 0 {
+            return Err(libxl_error("libxl_domain_config_from_json", rc));
+        }
+        if let Some(name) = name {
+            let name = std::ffi::CString::new(name)
+                .map_err(|_| XenError::Layout { what: "domain name with a NUL", value: 0 })?;
+            // SAFETY: reading one pointer field of the initialised config.
+            let old = unsafe { (*config.ptr()).c_info.name };
+            // SAFETY: the config's name is libxl-owned malloc'd memory (or null), freed here
+            // once and replaced just below by a malloc'd copy that libxl_domain_config_dispose
+            // frees.
+            unsafe { libc::free(old.cast()) };
+            // SAFETY: strdup of a NUL-terminated string; the result is stored at once.
+            let dup = unsafe { libc::strdup(name.as_ptr()) };
+            if dup.is_null() {
+                return Err(XenError::Call { call: "strdup", errno: libc::ENOMEM });
+            }
+            // SAFETY: writing one pointer field of the initialised config.
+            unsafe { (*config.ptr()).c_info.name = dup };
+        }
+        // SAFETY: reading one integer field of the initialised config.
+        let domid = unsafe { (*config.ptr()).c_info.domid };
+        if domid == 0 || domid >= DOMID_FIRST_RESERVED {
+            // SAFETY: writing one integer field of the initialised config.
+            unsafe { (*config.ptr()).c_info.domid = INVALID_DOMID };
+        }
+        let mut params = ParamsGuard(Box::new(MaybeUninit::zeroed()));
+        // SAFETY: writable storage of the binding's size.
+        unsafe { sys::libxl_domain_restore_params_init(params.0.as_mut_ptr()) };
+        let p = params.0.as_mut_ptr();
+        // SAFETY: the params are initialised; one integer field.
+        unsafe { (*p).checkpointed_stream = 0 };
+        // SAFETY: as above.
+        unsafe { (*p).stream_version = 2 };
+        let mut domid: u32 = INVALID_DOMID;
+        // SAFETY: an open context, an initialised config and params, a valid out pointer; null
+        // ao_how (synchronous) and no console callback.
+        let rc = unsafe {
+            sys::libxl_domain_create_restore(
+                self.ctx.as_ptr(),
+                config.ptr(),
+                &mut domid,
+                stream_fd,
+                -1,
+                params.0.as_ptr(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            return Err(libxl_error("libxl_domain_create_restore", rc));
+        }
+        Ok(domid)
+    }
+
+    /// `libxl_domain_rename(ctx, domid, old, new)`, as `xl migrate` renames the
+    /// source `NAME--migratedaway` and `xl migrate-receive` its copy from `NAME--incoming` to
+    /// `NAME` (libxl refuses a name another domain has, and an `old` that is not the name).
+    pub(crate) fn rename(&self, domid: u32, old: &str, new: &str) -> Result<(), XenError> {
+        let cstr = |s: &str| {
+            std::ffi::CString::new(s).map_err(|_| XenError::Layout { what: "domain name with a NUL", value: 0 })
+        };
+        let (old, new) = (cstr(old)?, cstr(new)?);
+        // SAFETY: an open context; two NUL-terminated names that outlive the call (libxl copies
+        // what it keeps; it checks the old name and writes the new one in one transaction).
+        let rc = unsafe { sys::libxl_domain_rename(self.ctx.as_ptr(), domid, old.as_ptr(), new.as_ptr()) };
+        if rc != 0 { Err(libxl_error("libxl_domain_rename", rc)) } else { Ok(()) }
+    }
+
+    /// `libxl_domain_unpause(ctx, domid, NULL)` (for HVM it first lets QEMU run).
+    pub(crate) fn unpause(&self, domid: u32) -> Result<(), XenError> {
+        // SAFETY: an open context; null ao_how: synchronous.
+        let rc = unsafe { sys::libxl_domain_unpause(self.ctx.as_ptr(), domid, std::ptr::null()) };
+        if rc != 0 { Err(libxl_error("libxl_domain_unpause", rc)) } else { Ok(()) }
+    }
+}
+
+/// Sets `vars` in this process's environment, for the save helper libxl runs (it inherits the
+/// environment: `LIBXL_SAVE_HELPER` names the helper, `libxl_save_callout.c`). Only while the
+/// process has one thread: the environment is not safe to change while another thread may
+/// read it.
+pub(crate) fn set_env(vars: &[(&str, &std::ffi::OsStr)]) -> Result<(), XenError> {
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|n| n.trim().parse::<u64>().ok()));
+    if threads != Some(1) {
+        return Err(XenError::Call { call: "setenv (the process must have one thread)", errno: libc::EBUSY });
+    }
+    for (k, v) in vars {
+        // SAFETY: the process has exactly one thread (checked above), so no other thread reads
+        // the environment while it changes.
+        unsafe { std::env::set_var(k, v) };
+    }
+    Ok(())
+}

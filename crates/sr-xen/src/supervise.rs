@@ -83,12 +83,46 @@ pub enum Supervision {
 /// [`XenError::Call`] if the process has more than one thread (fork would copy only this
 /// one: call it before starting any), or if pipe, fork or wait fail.
 pub fn supervise(domid: u32) -> Result<Supervision, XenError> {
+    Ok(match supervise_child()? {
+        Supervised::Child => Supervision::Child,
+        Supervised::Exited(code) => Supervision::Exited(code),
+        Supervised::Killed { pid, signal, held } => {
+            Supervision::Killed { pid, signal, held, recovery: recover_domain(domid, held) }
+        }
+    })
+}
+
+/// Where [`supervise_child`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supervised {
+    /// In the child process: do the work, and exit with its outcome.
+    Child,
+    /// In the parent: the child exited with this status.
+    Exited(u8),
+    /// In the parent: the child died of `signal`; the caller cleans up after it.
+    Killed {
+        /// The child's pid.
+        pid: i32,
+        /// The signal.
+        signal: i32,
+        /// What the child held when it died ([`held`] bits).
+        held: u8,
+    },
+}
+
+/// Forks as [`supervise`] does (the child's [`held`] reports included), leaving what to do
+/// after the child's death by a signal to the caller (a migration receiver destroys the copy
+/// it was making).
+///
+/// # Errors
+/// As [`supervise`].
+pub fn supervise_child() -> Result<Supervised, XenError> {
     let (mut reader, writer) =
         std::io::pipe().map_err(|e| XenError::Call { call: "pipe", errno: e.raw_os_error().unwrap_or(0) })?;
     let Some(pid) = ffi::fork_single_threaded()? else {
         drop(reader);
         let _ = REPORT.set(Mutex::new(writer));
-        return Ok(Supervision::Child);
+        return Ok(Supervised::Child);
     };
     drop(writer);
     // Never block on the pipe: a grandchild of the saver (libxl forks helpers) may hold its
@@ -115,10 +149,8 @@ pub fn supervise(domid: u32) -> Result<Supervision, XenError> {
         if let Some(status) = ffi::try_wait(pid)? {
             drain(&mut mask);
             return Ok(match status {
-                ffi::ChildEnd::Exited(code) => Supervision::Exited(u8::try_from(code).unwrap_or(2)),
-                ffi::ChildEnd::Signaled(signal) => {
-                    Supervision::Killed { pid, signal, held: mask, recovery: recover_domain(domid, mask) }
-                }
+                ffi::ChildEnd::Exited(code) => Supervised::Exited(u8::try_from(code).unwrap_or(2)),
+                ffi::ChildEnd::Signaled(signal) => Supervised::Killed { pid, signal, held: mask },
             });
         }
         let signal = pending.swap(0, Ordering::SeqCst);

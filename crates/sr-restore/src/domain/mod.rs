@@ -112,6 +112,13 @@ pub(crate) trait DomainHandler {
         None
     }
 
+    /// Whether the types of PAGE_DATA entries carry rules or meaning for this domain type
+    /// (x86 PV: END rules, pinning), so they are recorded whatever
+    /// [`RestoreOptions::hvm_page_types`] says.
+    fn page_types_matter(&self) -> bool {
+        false
+    }
+
     /// Whether libxl device-model (EMULATOR_*) records belong to this domain type.
     fn accepts_emulator_records(&self) -> bool {
         false

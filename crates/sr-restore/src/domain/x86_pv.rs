@@ -120,6 +120,10 @@ impl DomainHandler for X86Pv {
         true
     }
 
+    fn page_types_matter(&self) -> bool {
+        true
+    }
+
     fn pfn_bound(&self, _cx: &Context<'_>) -> Result<u64, &'static str> {
         match self.max_pfn {
             Some(m) => Ok(u64::from(m) + 1),

@@ -1,0 +1,342 @@
+//! `xsr --restore-domain ...` and `xsr --save-domain ...`: xsr as libxl's save helper.
+//!
+//! libxl runs the program named by `$LIBXL_SAVE_HELPER` (default Xen's `libxl-save-helper`)
+//! with the helper's command line (`sr_proto::helper::HelperArgs`) and talks to it over its
+//! standard input and output (`sr_proto::helper::HelperMessage`). So
+//! `LIBXL_SAVE_HELPER=/usr/local/bin/xsr xl restore FILE` runs stock `xl`, with libxl doing the
+//! domain, xenstore, console, devices and device model, and xsr the memory and CPU half:
+//! `sr_xen::restore::restore_into`, which reads the libxc stream from the descriptor libxl
+//! passes exactly up to END (libxl reads its own records after it from the same descriptor).
+//!
+//! The channel: before anything else the real standard output is moved to a private
+//! descriptor for the protocol and descriptor 1 is pointed at standard error, so nothing but
+//! protocol frames can reach libxl's pipe. Then, as `libxl_save_helper.c` does: the
+//! `static_data_done` callback (when libxl implements it, bit 8 of `cbflags`), then
+//! `restore_results` (the ring frames, always sent) and `complete` (0, or -1 and an errno,
+//! after a `log` message at error level with the rule and the file offset, or the Xen call,
+//! that failed), libxl's reply to `complete`, exit 0. libxl destroys the domain when the
+//! result is a failure.
+//!
+//! Save mode is not done yet: it answers a `log` saying so and a failed `complete`
+//! (`EOPNOTSUPP`), and libxl fails the save (the guest keeps running).
+//!
+//! `XSR_HELPER_REPORT=PATH` in the environment makes the helper write a JSON summary there
+//! ([`HelperReport`]); `xsr restore --domain` reads it for its own summary.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize};
+use sr_proto::helper::{HelperArgs, HelperMessage, StreamType, level, read_reply};
+
+/// The environment variable naming the report file.
+pub const REPORT_ENV: &str = "XSR_HELPER_REPORT";
+
+/// The log context of xsr's messages in libxl's log (Xen's helper uses "libxl-save-helper").
+const CONTEXT: &str = "xsr";
+
+/// What a helper run did, written to `$XSR_HELPER_REPORT`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HelperReport {
+    /// The domain restored into.
+    pub domid: u32,
+    /// Whether the restore completed.
+    pub ok: bool,
+    /// Why not (the rule and byte offset, or the Xen call).
+    pub error: Option<String>,
+    /// Whether the error is about the stream (exit 1) rather than Xen or I/O (exit 2).
+    pub invalid_stream: bool,
+    /// The xenstore ring's frame handed to libxl.
+    pub store_gfn: u64,
+    /// The console ring's frame handed to libxl.
+    pub console_gfn: u64,
+    /// Pages written into the domain.
+    pub pages: u64,
+    /// Frames populated.
+    pub populated: u64,
+    /// Page tables localised and pinned (x86 PV).
+    pub page_tables: u64,
+    /// Page tables pinned (x86 PV).
+    pub pinned: u64,
+    /// Bytes of libxc stream read.
+    pub bytes: u64,
+    /// Wall time of the restore, milliseconds.
+    pub restore_ms: f64,
+    /// Of which at END (vcpus, pinning, p2m, grants or the HVM context), milliseconds.
+    pub end_ms: f64,
+    /// Of which in the domain's work (populate, map, write, state, END), milliseconds; the rest
+    /// is reading and checking the stream.
+    pub domain_ms: f64,
+    /// From the process's start (its exec) to the restore's start, milliseconds (from
+    /// `/proc/self/stat`, so in steps of the kernel's clock tick, 10 ms); `None` if unknown.
+    #[serde(default)]
+    pub startup_ms: Option<f64>,
+}
+
+/// Milliseconds since this process started (exec), from its start time in `/proc/self/stat`
+/// (clock ticks since boot, field 22) and `/proc/uptime`; `None` where they cannot be read.
+/// For the helper's timing figures: libxl's view of a helper includes its exec and startup.
+pub fn since_exec_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let start_ticks: f64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
+    let tick = rustix::param::clock_ticks_per_second() as f64;
+    Some((uptime - start_ticks / tick) * 1e3)
+}
+
+/// Whether the arguments after the program name are the helper's (checked before any other
+/// command-line parsing).
+pub fn is_helper_invocation(args: &[OsString]) -> bool {
+    args.first().is_some_and(|a| HelperArgs::is_helper_mode(a))
+}
+
+/// The protocol channel: frames to the saved standard output, replies from standard input.
+struct Channel {
+    out: File,
+}
+
+impl Channel {
+    /// Moves standard output out of the way (see the module docs).
+    fn open() -> io::Result<Self> {
+        let out = rustix::io::dup(io::stdout())?;
+        rustix::stdio::dup2_stdout(io::stderr())?;
+        Ok(Self { out: File::from(out) })
+    }
+
+    fn send(&mut self, m: &HelperMessage) -> io::Result<()> {
+        m.write_to(&mut self.out)
+    }
+
+    /// Sends `m` and waits for libxl's reply.
+    fn call(&mut self, m: &HelperMessage) -> io::Result<i32> {
+        self.send(m)?;
+        read_reply(&mut io::stdin().lock())
+    }
+
+    /// A `log` message; `errnoval` `None` is sent as -1, which libxl's logger prints without
+    /// an errno text (0 would print ": Success").
+    fn log(&mut self, lvl: u32, errnoval: Option<i32>, text: &str) -> io::Result<()> {
+        let errnoval = errnoval.map_or(u32::MAX, |e| e.unsigned_abs());
+        self.send(&HelperMessage::log(lvl, errnoval, CONTEXT, text))
+    }
+
+    /// `complete`, libxl's reply, and the exit status Xen's helper gives: 0 once libxl has
+    /// replied, 2 when the reply channel broke.
+    fn complete(&mut self, retval: i32, errnoval: i32) -> u8 {
+        match self.call(&HelperMessage::Complete { retval, errnoval }) {
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!("xsr: libxl did not answer the save helper's completion: {e}");
+                2
+            }
+        }
+    }
+}
+
+fn write_report(report: &HelperReport) {
+    let Some(path) = std::env::var_os(REPORT_ENV) else { return };
+    let written = serde_json::to_vec_pretty(report).map_err(io::Error::other).and_then(|b| {
+        let mut f = File::create(&path)?;
+        f.write_all(&b)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        eprintln!("xsr: cannot write the helper report to {}: {e}", path.to_string_lossy());
+    }
+}
+
+/// Runs the helper; returns the exit status.
+pub fn run(args: &[OsString]) -> u8 {
+    let parsed = match HelperArgs::parse(args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("xsr: save helper: {e}");
+            return 2;
+        }
+    };
+    let mut channel = match Channel::open() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xsr: save helper: cannot set up the channel to libxl: {e}");
+            return 2;
+        }
+    };
+    match parsed {
+        HelperArgs::Save { domid, .. } => {
+            let text = format!(
+                "save mode not supported by this xsr yet (domain {domid}): use Xen's libxl-save-helper to save"
+            );
+            eprintln!("xsr: {text}");
+            let _ = channel.log(level::ERROR, Some(libc_eopnotsupp()), &text);
+            channel.complete(-1, libc_eopnotsupp())
+        }
+        HelperArgs::Restore { stream_type, domid, .. } if stream_type != StreamType::Plain => {
+            let text = format!(
+                "checkpointed streams ({stream_type:?}) are not restored by xsr (domain {domid}): use Xen's libxl-save-helper"
+            );
+            refuse(&mut channel, domid, &text)
+        }
+        HelperArgs::Restore { .. } => restore(&parsed, channel),
+    }
+}
+
+/// `EOPNOTSUPP` on Linux.
+fn libc_eopnotsupp() -> i32 {
+    95
+}
+
+/// A restore refused before it started: results 0, failed completion.
+fn refuse(channel: &mut Channel, domid: u32, text: &str) -> u8 {
+    eprintln!("xsr: {text}");
+    write_report(&HelperReport { domid, error: Some(text.to_string()), ..HelperReport::default() });
+    let _ = channel.log(level::ERROR, Some(libc_eopnotsupp()), text);
+    let _ = channel.send(&HelperMessage::RestoreResults { store_gfn: 0, console_gfn: 0 });
+    channel.complete(-1, libc_eopnotsupp())
+}
+
+#[cfg(not(feature = "xen"))]
+fn restore(args: &HelperArgs, mut channel: Channel) -> u8 {
+    let HelperArgs::Restore { domid, .. } = *args else { unreachable!("restore mode") };
+    refuse(&mut channel, domid, "this xsr was built without the xen feature: it cannot restore into a domain")
+}
+
+#[cfg(feature = "xen")]
+fn restore(args: &HelperArgs, channel: Channel) -> u8 {
+    use std::io::Seek;
+    use std::time::Instant;
+
+    use sr_format::StreamReader;
+    use sr_restore::RestoreOptions;
+    use sr_xen::restore::{RestoreShell, restore_into};
+
+    let HelperArgs::Restore { stream_fd, domid, store_evtchn, store_domid, console_evtchn, console_domid, .. } = *args
+    else {
+        unreachable!("restore mode")
+    };
+    let channel = std::cell::RefCell::new(channel);
+    let mut report = HelperReport { domid, ..HelperReport::default() };
+    let file = match sr_xen::inherited_fd(stream_fd) {
+        Ok(f) => f,
+        Err(e) => return refuse(&mut channel.borrow_mut(), domid, &format!("the stream descriptor {stream_fd}: {e}")),
+    };
+    // A regular file: offsets in errors are the file's (libxl hands the descriptor over
+    // positioned at the libxc stream). A pipe: from the libxc stream's start.
+    let base = (&file).stream_position().unwrap_or(0);
+    let shell = RestoreShell { domid, store_evtchn, store_domid, console_evtchn, console_domid };
+    // Page types of HVM holes mean nothing to Xen (and cost a map entry per XTAB pfn).
+    let options = RestoreOptions { max_span_bytes: 1 << 40, hvm_page_types: false, ..RestoreOptions::default() };
+    let started = Instant::now();
+    report.startup_ms = since_exec_ms();
+    let wants_sdd = args.has_callback(8);
+    let result = {
+        let static_data_done = Box::new(|missing: u32| -> Result<(), String> {
+            if !wants_sdd {
+                return Ok(());
+            }
+            match channel.borrow_mut().call(&HelperMessage::StaticDataDone { missing }) {
+                Ok(0) => Ok(()),
+                Ok(r) => Err(format!("libxl answered {r} (missing {missing:#x})")),
+                Err(e) => Err(format!("no answer from libxl: {e}")),
+            }
+        });
+        let reader = StreamReader::from_read(&file).starting_at(base);
+        restore_into(reader, &shell, options, static_data_done).map(|restored| {
+            let target = restored.memory.expect("a restore returns its destination");
+            (target.results().unwrap_or_default(), target.stats(), restored.stats.bytes)
+        })
+    };
+    report.restore_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut channel = channel.into_inner();
+    match result {
+        Ok((results, stats, bytes)) => {
+            report.ok = true;
+            report.store_gfn = results.store_gfn;
+            report.console_gfn = results.console_gfn;
+            report.pages = stats.pages_written;
+            report.populated = stats.populated;
+            report.page_tables = stats.page_tables;
+            report.pinned = stats.pinned;
+            report.bytes = bytes.saturating_sub(base);
+            report.end_ms = stats.end.as_secs_f64() * 1e3;
+            report.domain_ms = stats.busy.as_secs_f64() * 1e3;
+            let _ = channel.log(
+                level::INFO,
+                None,
+                &format!(
+                    "restored domain {domid}: {} pages in {:.0} ms ({:.0} ms in the domain, END {:.0} ms; started {} ms after exec), xenstore frame {:#x}, console frame {:#x}",
+                    stats.pages_written,
+                    report.restore_ms,
+                    report.domain_ms,
+                    report.end_ms,
+                    report.startup_ms.map_or("?".into(), |ms| format!("{ms:.0}")),
+                    results.store_gfn,
+                    results.console_gfn
+                ),
+            );
+            write_report(&report);
+            if channel
+                .send(&HelperMessage::RestoreResults { store_gfn: results.store_gfn, console_gfn: results.console_gfn })
+                .is_err()
+            {
+                eprintln!("xsr: libxl closed the save helper channel");
+                return 2;
+            }
+            channel.complete(0, 0)
+        }
+        Err(e) => {
+            let (text, errno, invalid) = describe(&e);
+            eprintln!("xsr: restore of domain {domid} failed: {text}");
+            report.error = Some(text.clone());
+            report.invalid_stream = invalid;
+            write_report(&report);
+            let _ = channel.log(level::ERROR, Some(errno), &format!("restore of domain {domid} failed: {text}"));
+            let _ = channel.send(&HelperMessage::RestoreResults { store_gfn: 0, console_gfn: 0 });
+            channel.complete(-1, errno)
+        }
+    }
+}
+
+/// The error's text, the errno for libxl, and whether the stream is at fault.
+#[cfg(feature = "xen")]
+fn describe(e: &sr_restore::RestoreError) -> (String, i32, bool) {
+    use sr_restore::RestoreError;
+    use sr_xen::XenError;
+    use sr_xen::restore::XenRestoreError;
+
+    let text = crate::outcome::render(&anyhow::Error::msg(error_chain(e)));
+    let invalid = crate::outcome::is_invalid(e) && !matches!(e, RestoreError::Memory { .. });
+    let xen_errno = |x: &XenError| match x {
+        XenError::Call { errno, .. } | XenError::Frame { errno, .. } => Some(*errno),
+        _ => None,
+    };
+    let errno = match e {
+        RestoreError::Target { source, .. } => match source.downcast_ref::<XenRestoreError>() {
+            Some(XenRestoreError::Xen(x) | XenRestoreError::At { source: x, .. }) => xen_errno(x),
+            Some(XenRestoreError::CpuPolicy { errno, .. }) => Some(*errno),
+            _ => None,
+        },
+        RestoreError::Format(sr_format::Error::Io { .. }) => Some(5),
+        _ => None,
+    }
+    .unwrap_or(if invalid { 22 } else { 5 });
+    (text, errno, invalid)
+}
+
+/// `e` and its sources, each once.
+#[cfg(feature = "xen")]
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cause = c.source();
+    }
+    out
+}
