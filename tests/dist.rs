@@ -10,8 +10,22 @@ use xsr::cli::Cli;
 
 /// Every subcommand, written out here so that a new one fails this test until its page and
 /// completions are checked (and docs/commands.md has it).
-const SUBCOMMANDS: [&str; 12] =
-    ["inspect", "verify", "restore", "extract", "dump", "save", "demo", "send", "read", "grep", "diff", "receive"];
+const SUBCOMMANDS: [&str; 14] = [
+    "inspect",
+    "verify",
+    "restore",
+    "extract",
+    "dump",
+    "save",
+    "demo",
+    "send",
+    "read",
+    "grep",
+    "diff",
+    "receive",
+    "migrate",
+    "migrate-receive",
+];
 
 /// roff escapes `-` as `\-`.
 fn roff(s: &str) -> String {
