@@ -1,4 +1,4 @@
-//! A saved domain image directory as a [`Guest`] the saver can write out again.
+//! A saved domain image directory as a [`sr_save::Guest`] the saver can write out again.
 
 use std::path::Path;
 

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -439,73 +439,11 @@ pub fn parse_manifest(
     })
 }
 
-/// An output (a directory or a file) written under a temporary name beside its final one,
-/// renamed into place by [`commit`](Self::commit) and removed if dropped before that: a
-/// failed command never leaves output that looks complete.
-#[derive(Debug)]
-pub struct AtomicOutput {
-    tmp: PathBuf,
-    dest: PathBuf,
-    dir: bool,
-    committed: bool,
-}
-
+pub use crate::output::AtomicOutput;
 /// A directory written atomically (see [`AtomicOutput`]).
 pub type AtomicDir = AtomicOutput;
 /// A file written atomically (see [`AtomicOutput`]).
 pub type AtomicFile = AtomicOutput;
-
-impl AtomicOutput {
-    fn temporary(dest: &Path, dir: bool) -> Result<Self> {
-        let name = dest.file_name().with_context(|| format!("{} has no file name", dest.display()))?;
-        let tmp = dest.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
-        Ok(Self { tmp, dest: dest.to_path_buf(), dir, committed: false })
-    }
-
-    /// Starts writing the directory `dest`, which must not exist yet; the temporary
-    /// directory is created.
-    pub fn create(dest: &Path) -> Result<Self> {
-        if dest.exists() {
-            bail!("{} already exists; refusing to overwrite it", dest.display());
-        }
-        let out = Self::temporary(dest, true)?;
-        let _ = fs::remove_dir_all(&out.tmp);
-        fs::create_dir_all(&out.tmp).with_context(|| format!("cannot create {}", out.tmp.display()))?;
-        Ok(out)
-    }
-
-    /// Starts writing the file `dest` (replaced if it exists); the caller creates the
-    /// temporary file at [`path`](Self::path).
-    pub fn new(dest: &Path) -> Result<Self> {
-        Self::temporary(dest, false)
-    }
-
-    /// The temporary path to write.
-    pub fn path(&self) -> &Path {
-        &self.tmp
-    }
-
-    /// Where the output appears on [`commit`](Self::commit).
-    pub fn final_path(&self) -> &Path {
-        &self.dest
-    }
-
-    /// Renames the finished output into place.
-    pub fn commit(mut self) -> Result<()> {
-        fs::rename(&self.tmp, &self.dest)
-            .with_context(|| format!("cannot rename {} to {}", self.tmp.display(), self.dest.display()))?;
-        self.committed = true;
-        Ok(())
-    }
-}
-
-impl Drop for AtomicOutput {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = if self.dir { fs::remove_dir_all(&self.tmp) } else { fs::remove_file(&self.tmp) };
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -515,21 +453,5 @@ mod tests {
     fn runs_coalesce() {
         assert_eq!(runs([1, 2, 3, 7, 8, 10]), vec![[1, 3], [7, 2], [10, 1]]);
         assert!(runs([]).is_empty());
-    }
-
-    #[test]
-    fn atomic_dir_is_removed_unless_committed() {
-        let base = tempfile::tempdir().unwrap();
-        let dest = base.path().join("out");
-        {
-            let d = AtomicDir::create(&dest).unwrap();
-            fs::write(d.path().join("x"), b"1").unwrap();
-        }
-        assert!(!dest.exists());
-        assert_eq!(fs::read_dir(base.path()).unwrap().count(), 0);
-        let d = AtomicDir::create(&dest).unwrap();
-        d.commit().unwrap();
-        assert!(dest.is_dir());
-        assert!(AtomicDir::create(&dest).is_err());
     }
 }

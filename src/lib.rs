@@ -11,10 +11,12 @@ pub mod image_dir;
 pub mod input;
 pub mod mapped;
 pub mod outcome;
+pub mod output;
 pub mod pipe;
 pub mod progress;
 pub mod size;
 pub mod synthetic;
+pub mod text;
 pub mod tls;
 pub mod transfer;
 

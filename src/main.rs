@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -11,14 +12,24 @@ use sr_restore::{RestoreOptions, Restorer, StreamKind};
 use sr_save::PrecopyPolicy;
 use xsr::cmd::demo::{DemoSettings, DemoType};
 use xsr::cmd::extract::ExtractFormat;
-use xsr::cmd::read::{Address, PagingArg};
+use xsr::cmd::read::{Address, PagingArg, ReadOutput};
 use xsr::cmd::save::{ContainerArg, SaveSettings, ZeroPagesArg};
+use xsr::cmd::xen::DumpFormat;
+#[cfg(not(feature = "xen"))]
+use xsr::cmd::xen::XenUnavailable;
 use xsr::cmd::{demo, diff, extract, grep, inspect, net, read, restore, save, verify};
 use xsr::input::Scan;
-use xsr::size::{parse_addr, parse_len, parse_size};
+use xsr::outcome::{self, Command as Cmd, EXIT_TABLE};
+use xsr::output::OutputRules;
+use xsr::size::{parse_addr, parse_bound, parse_len, parse_size, parse_timeout, parse_workers};
 
 #[derive(Parser, Debug)]
-#[command(name = "xsr", version, about = "Xen domain save images and migration streams (libxc v2/v3, libxl, xl)")]
+#[command(
+    name = "xsr",
+    version,
+    about = "Xen domain save images and migration streams (libxc v2/v3, libxl, xl)",
+    after_help = EXIT_TABLE
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +38,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// List every layer, header and record with its offset, type and length, plus totals.
+    #[command(after_help = Cmd::Inspect.exit_codes())]
     Inspect {
         /// The stream (`-` for standard input).
         file: PathBuf,
@@ -34,7 +46,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check every rule that depends on the stream alone. Exit 0 valid, 1 invalid, 2 error.
+    /// Check every rule that depends on the stream alone.
+    #[command(after_help = Cmd::Verify.exit_codes())]
     Verify {
         /// The stream (`-` for standard input).
         file: PathBuf,
@@ -50,26 +63,25 @@ enum Command {
     },
     /// Restore a stream into a directory: memory.img (sparse raw image) and domain.json. With
     /// --domain (Xen builds): an `xl` save file into a new running Xen domain.
+    #[command(after_help = Cmd::Restore.exit_codes())]
     Restore {
         /// The stream (`-` for standard input).
         file: PathBuf,
-        /// Output directory (must not exist; written atomically).
-        #[cfg_attr(feature = "xen", arg(long, required_unless_present = "domain", conflicts_with = "domain"))]
-        #[cfg_attr(not(feature = "xen"), arg(long, required = true))]
+        /// Output directory (must not exist unless --force; written atomically).
+        #[arg(long, required_unless_present = "domain", conflicts_with = "domain")]
         out: Option<PathBuf>,
         /// Restore into a new Xen domain (as `xl restore` does, with xsr as libxl's save helper)
         /// and print its id.
-        #[cfg(feature = "xen")]
         #[arg(long)]
         domain: bool,
         /// With --domain: the new domain's name instead of the saved one.
-        #[cfg(feature = "xen")]
         #[arg(long, requires = "domain")]
         name: Option<String>,
         /// With --domain: leave the new domain paused.
-        #[cfg(feature = "xen")]
         #[arg(long, requires = "domain")]
         paused: bool,
+        #[command(flatten)]
+        force: ForceArg,
         #[command(flatten)]
         stream: StreamArgs,
         #[command(flatten)]
@@ -79,15 +91,19 @@ enum Command {
         json: bool,
     },
     /// Extract guest memory as a raw sparse image, an ELF64 core with the vcpus' registers, or LiME.
+    #[command(after_help = Cmd::Extract.exit_codes())]
     Extract {
         /// The stream (`-` for standard input).
         file: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value = "raw")]
         format: ExtractFormat,
-        /// Output file (written atomically; `-`: standard output, the summary then goes to stderr).
+        /// Output file (must not exist unless --force; written atomically; `-`: standard
+        /// output, the summary then goes to stderr).
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        force: ForceArg,
         #[command(flatten)]
         stream: StreamArgs,
         #[command(flatten)]
@@ -97,17 +113,20 @@ enum Command {
         json: bool,
     },
     /// Dump a running Xen domain's memory from dom0 (paused, or live with a short pause).
-    #[cfg(feature = "xen")]
+    /// Needs a build with Xen support (--features xen).
+    #[command(after_help = Cmd::Dump.exit_codes())]
     Dump {
         /// Domain id or name.
         #[arg(long)]
         domain: String,
-        /// Output file (written atomically).
+        /// Output file (must not exist unless --force; written atomically).
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        force: ForceArg,
         /// Output format.
         #[arg(long, value_enum, default_value = "elf")]
-        format: xsr::cmd::dump::DumpFormat,
+        format: DumpFormat,
         /// Copy while the guest runs (log-dirty pre-copy), then pause only for the last dirty pages.
         #[arg(long)]
         live: bool,
@@ -129,17 +148,19 @@ enum Command {
     },
     /// Write a domain image directory (from `xsr restore`) as a stream: the inverse of
     /// restore. With --domain (Xen builds): save a running x86 PV domain as `xl save` does.
+    #[command(after_help = Cmd::Save.exit_codes())]
     Save {
         /// The directory.
-        #[cfg_attr(feature = "xen", arg(required_unless_present = "domain", conflicts_with = "domain"))]
-        #[cfg_attr(not(feature = "xen"), arg(required = true))]
+        #[arg(required_unless_present = "domain", conflicts_with = "domain")]
         dir: Option<PathBuf>,
-        /// Output file (`-` for standard output; a file is written atomically).
+        /// Output file (`-` for standard output; a file must not exist unless --force, and
+        /// is written atomically).
         #[arg(long)]
         out: PathBuf,
         #[command(flatten)]
+        force: ForceArg,
+        #[command(flatten)]
         save: SaveArgs,
-        #[cfg(feature = "xen")]
         #[command(flatten)]
         domain: DomainArgs,
         /// Print a JSON summary (on standard output; on standard error with `--out -`).
@@ -147,8 +168,10 @@ enum Command {
         json: bool,
     },
     /// Live-migrate a synthetic guest over loopback TCP into a restorer and compare the result.
+    #[command(after_help = Cmd::Demo.exit_codes())]
     Demo {
-        /// Guest memory.
+        /// Guest memory (at least 256K, whole 4K pages; the guest and its copy must fit in
+        /// the host's available memory).
         #[arg(long, value_parser = parse_size, default_value = "256M")]
         memory: u64,
         /// Guest type.
@@ -157,8 +180,8 @@ enum Command {
         /// Pages the running guest dirties per second.
         #[arg(long, default_value_t = 20_000)]
         dirty_rate: u64,
-        /// Saver worker threads (0: one per core).
-        #[arg(long, default_value_t = 0)]
+        /// Saver worker threads (0: one per core; at most 256).
+        #[arg(long, default_value = "0", value_parser = parse_workers)]
         workers: usize,
         /// Precopy: most live passes before pausing.
         #[arg(long, default_value_t = 5)]
@@ -175,25 +198,28 @@ enum Command {
     },
     /// Send a domain image directory to `xsr receive`; exits 0 only when the receiver
     /// reports that its directory is complete (see the handshake in docs/transfers.md).
+    #[command(after_help = Cmd::Send.exit_codes())]
     Send {
         /// The directory.
-        #[cfg_attr(feature = "xen", arg(required_unless_present = "domain", conflicts_with = "domain"))]
-        #[cfg_attr(not(feature = "xen"), arg(required = true))]
+        #[arg(required_unless_present = "domain", conflicts_with = "domain")]
         dir: Option<PathBuf>,
         /// The receiver: HOST:PORT over TCP, or `-` (the stream on standard output, the
         /// receiver's messages read from --reply).
         #[arg(long, required_unless_present = "via", conflicts_with = "via")]
         to: Option<String>,
         /// Run this shell command as the transport (e.g. `ssh host xsr receive --from - --out DIR`):
-        /// the stream goes to its standard input, the receiver's messages come from its standard output.
+        /// the stream goes to its standard input, the receiver's messages come from its standard
+        /// output. It runs in its own process group, killed whole on a timeout or an interrupt
+        /// (so it cannot prompt on the terminal: use ssh keys).
         #[arg(long, value_name = "CMD")]
         via: Option<String>,
         /// With `--to -`: where the receiver's messages come from (a named pipe, /dev/fd/N).
         #[arg(long, value_name = "PATH")]
         reply: Option<PathBuf>,
-        /// Seconds the receiver may stay silent (before READY, on a blocked write, before the outcome).
-        #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, default_value = "60")]
-        timeout: std::time::Duration,
+        /// How long the receiver may stay silent (before READY, on a blocked write, before
+        /// the outcome): seconds, or with a unit (500ms, 30s, 5m, 1h).
+        #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = "60")]
+        timeout: Duration,
         #[command(flatten)]
         tls: TlsArgs,
         /// TLS: the name the receiver's certificate must carry (default: HOST of --to).
@@ -201,19 +227,19 @@ enum Command {
         tls_name: Option<String>,
         #[command(flatten)]
         save: SaveArgs,
-        #[cfg(feature = "xen")]
         #[command(flatten)]
         domain: DomainArgs,
-        /// Print a JSON summary of a --domain send on standard output.
-        #[cfg(feature = "xen")]
+        /// Print a JSON summary (on standard output; on standard error with `--to -`).
         #[arg(long)]
         json: bool,
     },
     /// Read guest memory at a guest-physical or guest-virtual address: a hex dump, or raw
     /// bytes with --out.
+    #[command(after_help = Cmd::Read.exit_codes())]
     Read(ReadArgs),
     /// Search guest memory for text or bytes: one line per match, its guest-physical address
-    /// first. Exit 0 when something matched, 1 when nothing did, 2 on errors.
+    /// first.
+    #[command(after_help = Cmd::Grep.exit_codes())]
     Grep {
         /// The stream (`-` for standard input; compressed files are read too).
         file: PathBuf,
@@ -229,8 +255,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Compare the guests of two streams: pages and state records. Exit 0 identical, 1
-    /// different, 2 on errors.
+    /// Compare the guests of two streams: pages and state records.
+    #[command(after_help = Cmd::Diff.exit_codes())]
     Diff {
         /// The first stream.
         a: PathBuf,
@@ -242,6 +268,7 @@ enum Command {
     },
     /// Receive one stream (TCP or a pipe), restore it into a directory (or keep it as a
     /// file) and report the outcome to the sender.
+    #[command(after_help = Cmd::Receive.exit_codes())]
     Receive {
         /// Address to listen on (loopback unless told otherwise; port 0 picks one).
         #[arg(long, default_value = "127.0.0.1:7878", conflicts_with = "from")]
@@ -250,7 +277,7 @@ enum Command {
         /// handshake messages on standard output, instead of listening.
         #[arg(long, value_name = "PATH")]
         from: Option<PathBuf>,
-        /// Output directory (must not exist; written atomically).
+        /// Output directory (must not exist unless --force; written atomically).
         #[arg(long, required_unless_present = "out_file", conflicts_with = "out_file")]
         out: Option<PathBuf>,
         /// Keep the stream as received, byte for byte, in this file (an `xl` save file when
@@ -258,9 +285,12 @@ enum Command {
         /// written atomically and synced before the sender is told.
         #[arg(long, value_name = "FILE")]
         out_file: Option<PathBuf>,
-        /// Seconds the sender may stay silent (also the bound on the TLS handshake).
-        #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, default_value = "60")]
-        timeout: std::time::Duration,
+        #[command(flatten)]
+        force: ForceArg,
+        /// How long the sender may stay silent, the wait for it to connect and the TLS
+        /// handshake included: seconds, or with a unit (500ms, 30s, 5m, 1h).
+        #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = "60")]
+        timeout: Duration,
         #[command(flatten)]
         tls: TlsArgs,
         /// TLS: accept only a sender whose certificate carries this name (a DNS subject
@@ -271,7 +301,20 @@ enum Command {
         stream: StreamArgs,
         #[command(flatten)]
         memory: MemoryArgs,
+        /// Print a JSON summary (on standard output; on standard error with --from, whose
+        /// standard output carries the handshake).
+        #[arg(long)]
+        json: bool,
     },
+}
+
+/// `--force`, the same for every command that writes a file or a directory.
+#[derive(Args, Debug, Clone, Copy)]
+struct ForceArg {
+    /// Replace an existing output (a file, or a domain image directory) once the new one is
+    /// complete. Never replaces an input.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Arguments of `xsr read`.
@@ -296,29 +339,35 @@ struct ReadArgs {
     #[arg(long, value_parser = parse_len)]
     len: u64,
     /// With --virt: the vcpu whose CR3 and paging mode translate the address.
-    #[arg(long, default_value_t = 0, requires = "virt")]
-    vcpu: u32,
+    #[arg(long, requires = "virt", conflicts_with = "phys")]
+    vcpu: Option<u32>,
     /// With --virt: CR3 to translate with instead of the vcpu's (e.g. for HVM streams).
-    #[arg(long, value_parser = parse_addr, requires = "virt")]
+    #[arg(long, value_parser = parse_addr, requires = "virt", conflicts_with = "phys")]
     cr3: Option<u64>,
-    /// With --virt: paging mode instead of the vcpu's.
-    #[arg(long, value_enum, requires = "virt")]
+    /// With --virt: paging mode instead of the vcpu's (`none`: the address is physical).
+    #[arg(long, value_enum, requires = "virt", conflicts_with = "phys")]
     paging: Option<PagingArg>,
     /// Read unpopulated memory (and, with --virt, unmapped pages) as zeros instead of failing.
     #[arg(long)]
     zeros: bool,
-    /// Write the raw bytes to this file (atomically; `-`: standard output) instead of a hex dump.
+    /// Write the raw bytes to this file (must not exist unless --force; written atomically;
+    /// `-`: standard output) instead of a hex dump.
     #[arg(long)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    force: ForceArg,
+    /// Print JSON: the address, the translation, and the bytes as hex digits (at most 16M),
+    /// or with --out the file written (on standard error with `--out -`).
+    #[arg(long)]
+    json: bool,
 }
 
-/// A running domain to save (`xsr save --domain`, `xsr send --domain`).
-#[cfg(feature = "xen")]
+/// A running domain to save (`xsr save --domain`, `xsr send --domain`), in Xen builds.
 #[derive(Args, Debug)]
 struct DomainArgs {
     /// Save this running x86 PV domain (id or name) as `xl save` does: an `xl` file with
     /// its configuration that `xl restore` resumes. The domain is destroyed after a
-    /// successful save unless --keep-running.
+    /// successful save unless --keep-running. Needs a build with Xen support.
     #[arg(long, value_name = "DOMID|NAME")]
     domain: Option<String>,
     /// With --domain: send memory while the guest runs (pre-copy), then suspend it for the
@@ -337,14 +386,15 @@ struct DomainArgs {
     /// With --domain: resume the guest after the save instead of destroying it (`xl save -c`).
     #[arg(long, requires = "domain")]
     keep_running: bool,
-    /// With --domain: seconds the guest may take to suspend.
-    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, default_value = "60", requires = "domain")]
-    suspend_timeout: std::time::Duration,
+    /// With --domain: how long the guest may take to suspend (seconds, or 500ms, 30s, 5m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = "60", requires = "domain")]
+    suspend_timeout: Duration,
 }
 
-#[cfg(feature = "xen")]
 impl DomainArgs {
-    /// The settings of a domain save, refusing the directory-only options.
+    /// The settings of a domain save, refusing the directory-only options; `None` without
+    /// --domain.
+    #[cfg(feature = "xen")]
     fn settings(&self, save: &SaveArgs) -> Result<Option<xsr::cmd::save_domain::DomainSaveSettings>> {
         let Some(domain) = &self.domain else { return Ok(None) };
         let dir_only = [
@@ -362,13 +412,22 @@ impl DomainArgs {
             live: self.live.then_some(PrecopyPolicy {
                 max_iterations: self.max_iterations,
                 dirty_threshold: self.dirty_threshold,
-                downtime_target: self.downtime_ms.map(std::time::Duration::from_millis),
+                downtime_target: self.downtime_ms.map(Duration::from_millis),
             }),
             keep_running: self.keep_running,
             workers: save.workers,
             batch: save.batch,
             suspend_timeout: self.suspend_timeout,
         }))
+    }
+
+    /// Without Xen support, --domain is refused with what is missing.
+    #[cfg(not(feature = "xen"))]
+    fn settings(&self, _: &SaveArgs) -> Result<Option<std::convert::Infallible>> {
+        match &self.domain {
+            Some(_) => Err(XenUnavailable { what: "--domain".into() }.into()),
+            None => Ok(None),
+        }
     }
 }
 
@@ -389,8 +448,8 @@ struct SaveArgs {
     /// After the memory, send VERIFY and every page again (the receiver compares).
     #[arg(long)]
     verify: bool,
-    /// Worker threads preparing batches (0: one per core).
-    #[arg(long, default_value_t = 0)]
+    /// Worker threads preparing batches (0: one per core; at most 256).
+    #[arg(long, default_value = "0", value_parser = parse_workers)]
     workers: usize,
     /// Write a PVH guest as HVM (domain type 2), as current Xen does.
     #[arg(long)]
@@ -459,12 +518,12 @@ struct StreamArgs {
 
 #[derive(Args, Debug)]
 struct MemoryArgs {
-    /// Most guest memory the stream may populate (pages restored), e.g. 64G.
-    #[arg(long, value_parser = parse_size, default_value = "64G")]
+    /// Most guest memory the stream may populate (pages restored), e.g. 64G or 0x40000000.
+    #[arg(long, value_parser = parse_bound, default_value = "64G")]
     max_memory: u64,
     /// Largest guest-physical span accepted (highest address a pfn or a PV p2m may reach),
     /// e.g. 1T; its bookkeeping costs up to 2 bits per page of span (64 MiB per TiB).
-    #[arg(long, value_parser = parse_size, default_value = "1T")]
+    #[arg(long, value_parser = parse_bound, default_value = "1T")]
     max_span: u64,
 }
 
@@ -486,19 +545,38 @@ impl StreamArgs {
     }
 }
 
-/// `--timeout`: seconds, fractions allowed.
-fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
-    match s.parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => Ok(std::time::Duration::from_secs_f64(secs)),
-        _ => Err(format!("{s:?} is not a positive number of seconds")),
+/// Where a command's JSON (its summary, or its error) goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JsonSink {
+    Stdout,
+    /// Standard output carries the command's product (a stream, an image, the handshake).
+    Stderr,
+}
+
+impl JsonSink {
+    fn writer(self) -> Box<dyn Write> {
+        match self {
+            JsonSink::Stdout => Box::new(std::io::stdout().lock()),
+            JsonSink::Stderr => Box::new(std::io::stderr().lock()),
+        }
+    }
+
+    /// Where the summary of a command whose product may be on standard output goes.
+    fn unless_stdout_carries(product_on_stdout: bool) -> Self {
+        if product_on_stdout { JsonSink::Stderr } else { JsonSink::Stdout }
     }
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+fn write_json<T: serde::Serialize>(value: &T, sink: JsonSink) -> Result<()> {
+    let mut out = sink.writer();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
+    out.flush()?;
     Ok(())
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    write_json(value, JsonSink::Stdout)
 }
 
 /// Runs `xsr verify`; returns the exit code.
@@ -509,8 +587,8 @@ fn run_verify(file: &Path, strict: bool, stream: &StreamArgs, json: bool) -> Res
         Scan::File(src) => restorer.verify(StreamReader::new(src).skip_page_bodies(true)),
         Scan::Stream(src) => restorer.verify(StreamReader::new(src).skip_page_bodies(true)),
     };
-    if let Err(sr_restore::RestoreError::Format(sr_format::Error::Io { .. })) = &result {
-        anyhow::bail!("{}", result.err().map(|e| e.to_string()).unwrap_or_default());
+    if let Err(sr_restore::RestoreError::Format(e @ sr_format::Error::Io { .. })) = result {
+        return Err(anyhow::Error::new(e).context(format!("cannot read {}", file.display())));
     }
     let report = verify::VerifyReport::new(&result);
     if json {
@@ -521,107 +599,106 @@ fn run_verify(file: &Path, strict: bool, stream: &StreamArgs, json: bool) -> Res
     Ok(if report.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Where a save's summary goes: standard output, unless that carries the stream (`--out -`).
-fn summary_sink(out: &std::path::Path) -> Box<dyn Write> {
-    if out.as_os_str() == "-" { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) }
-}
-
 fn print_save_summary(stats: &sr_save::SaveStats, sink: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         sink,
-        "saved {} pages, {} bytes in {:.3} s{}",
-        stats.pages,
+        "saved {}, {} bytes in {:.3} s{}",
+        xsr::text::count(stats.pages, "page"),
         stats.bytes,
         stats.duration.as_secs_f64(),
         if stats.zero_copy { " (zero-copy page path)" } else { "" }
     )
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
-        #[cfg(feature = "xen")]
-        Command::Dump { domain, out, format, live, max_iterations, dirty_threshold, downtime_ms, batch, json } => {
-            let policy = live.then_some(PrecopyPolicy {
-                max_iterations,
-                dirty_threshold,
-                downtime_target: downtime_ms.map(std::time::Duration::from_millis),
-            });
-            if format == xsr::cmd::dump::DumpFormat::Stream {
-                // A restorable stream of a running PV domain is a save that resumes the guest.
-                let settings = xsr::cmd::save_domain::DomainSaveSettings {
-                    domain,
-                    live: policy,
-                    keep_running: true,
-                    workers: 0,
-                    batch,
-                    suspend_timeout: std::time::Duration::from_secs(60),
-                };
-                if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, Some(&out))? {
-                    return Ok(ExitCode::from(code));
+fn precopy(max_iterations: u32, dirty_threshold: u64, downtime_ms: Option<u64>) -> PrecopyPolicy {
+    PrecopyPolicy { max_iterations, dirty_threshold, downtime_target: downtime_ms.map(Duration::from_millis) }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Dump {
+            domain,
+            out,
+            force,
+            format,
+            live,
+            max_iterations,
+            dirty_threshold,
+            downtime_ms,
+            batch,
+            json,
+        } => {
+            #[cfg(not(feature = "xen"))]
+            {
+                let _ = (domain, out, force, format, live, max_iterations, dirty_threshold, downtime_ms, batch, json);
+                Err(XenUnavailable { what: "xsr dump".into() }.into())
+            }
+            #[cfg(feature = "xen")]
+            {
+                let policy = live.then_some(precopy(max_iterations, dirty_threshold, downtime_ms));
+                let rules = OutputRules::new(force.force);
+                if format == DumpFormat::Stream {
+                    // A restorable stream of a running PV domain is a save that resumes the guest.
+                    let settings = xsr::cmd::save_domain::DomainSaveSettings {
+                        domain,
+                        live: policy,
+                        keep_running: true,
+                        workers: 0,
+                        batch,
+                        suspend_timeout: Duration::from_secs(60),
+                    };
+                    if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, Some(&out))? {
+                        return Ok(ExitCode::from(code));
+                    }
+                    let summary = xsr::cmd::save_domain::save_domain(&settings, &out, &rules)?;
+                    if json {
+                        print_json(&summary)?;
+                    } else {
+                        xsr::cmd::save_domain::print_summary(&summary, &mut std::io::stdout().lock())?;
+                    }
+                    return Ok(ExitCode::SUCCESS);
                 }
-                let summary = xsr::cmd::save_domain::save_domain(&settings, &out)?;
+                let settings = xsr::cmd::dump::DumpSettings { domain, out, format, live: policy, batch };
+                let summary = xsr::cmd::dump::dump(&settings, &rules)?;
                 if json {
                     print_json(&summary)?;
                 } else {
-                    xsr::cmd::save_domain::print_summary(&summary, &mut std::io::stdout().lock())?;
+                    xsr::cmd::dump::print_summary(&summary, &mut std::io::stdout().lock())?;
                 }
-                return Ok(ExitCode::SUCCESS);
+                Ok(ExitCode::SUCCESS)
             }
-            let settings = xsr::cmd::dump::DumpSettings {
-                domain,
-                out,
-                format,
-                live: live.then_some(PrecopyPolicy {
-                    max_iterations,
-                    dirty_threshold,
-                    downtime_target: downtime_ms.map(std::time::Duration::from_millis),
-                }),
-                batch,
-            };
-            let summary = xsr::cmd::dump::dump(&settings)?;
-            if json {
-                print_json(&summary)?;
-            } else {
-                xsr::cmd::dump::print_summary(&summary, &mut std::io::stdout().lock())?;
-            }
-            Ok(ExitCode::SUCCESS)
         }
-        Command::Save {
-            dir,
-            out,
-            save,
-            #[cfg(feature = "xen")]
-            domain,
-            json,
-        } => {
-            #[cfg(feature = "xen")]
+        Command::Save { dir, out, force, save, domain, json } => {
+            let sink = JsonSink::unless_stdout_carries(out.as_os_str() == "-");
             if let Some(settings) = domain.settings(&save)? {
-                if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, Some(&out))? {
-                    return Ok(ExitCode::from(code));
+                #[cfg(not(feature = "xen"))]
+                match settings {}
+                #[cfg(feature = "xen")]
+                {
+                    if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, Some(&out))? {
+                        return Ok(ExitCode::from(code));
+                    }
+                    let summary = xsr::cmd::save_domain::save_domain(&settings, &out, &OutputRules::new(force.force))?;
+                    if json {
+                        write_json(&summary, sink)?;
+                    } else {
+                        xsr::cmd::save_domain::print_summary(&summary, &mut sink.writer())?;
+                    }
+                    return Ok(ExitCode::SUCCESS);
                 }
-                let summary = xsr::cmd::save_domain::save_domain(&settings, &out)?;
-                let mut sink = summary_sink(&out);
-                if json {
-                    serde_json::to_writer_pretty(&mut sink, &summary)?;
-                    writeln!(sink)?;
-                } else {
-                    xsr::cmd::save_domain::print_summary(&summary, &mut sink)?;
-                }
-                return Ok(ExitCode::SUCCESS);
             }
             let dir = anyhow::Context::context(dir, "a directory (or --domain) is needed")?;
-            let stats = save::save(&dir, &out, &save.settings())?;
-            let mut sink = summary_sink(&out);
+            let rules = OutputRules::new(force.force).input_dir(&dir);
+            let stats = save::save(&dir, &out, &save.settings(), &rules)?;
             if json {
                 let summary = serde_json::json!({
                     "pages": stats.pages,
                     "bytes": stats.bytes,
                     "seconds": stats.duration.as_secs_f64(),
                 });
-                serde_json::to_writer_pretty(&mut sink, &summary)?;
-                writeln!(sink)?;
+                write_json(&summary, sink)?;
             } else {
-                print_save_summary(&stats, &mut sink)?;
+                print_save_summary(&stats, &mut sink.writer())?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -631,11 +708,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 dtype,
                 dirty_rate,
                 workers,
-                policy: PrecopyPolicy {
-                    max_iterations,
-                    dirty_threshold,
-                    downtime_target: downtime_ms.map(std::time::Duration::from_millis),
-                },
+                policy: precopy(max_iterations, dirty_threshold, downtime_ms),
             };
             let summary = demo::demo(&settings)?;
             if json {
@@ -645,20 +718,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(if summary.identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Send {
-            dir,
-            to,
-            via,
-            reply,
-            timeout,
-            tls,
-            tls_name,
-            save,
-            #[cfg(feature = "xen")]
-            domain,
-            #[cfg(feature = "xen")]
-            json,
-        } => {
+        Command::Send { dir, to, via, reply, timeout, tls, tls_name, save, domain, json } => {
             // Checked before anything is read or any domain touched: the TLS files, and the
             // refusal of plaintext off loopback.
             let peer = match (to, via, reply) {
@@ -678,39 +738,63 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (Some(to), None, None) => net::Peer::tcp(&to, tls.files().as_ref(), tls_name.as_deref(), tls.insecure)?,
                 _ => anyhow::bail!("--reply goes with --to - only"),
             };
-            #[cfg(feature = "xen")]
+            // With --to -, standard output carries the stream.
+            let stdout_is_stream = matches!(peer, net::Peer::Stdout { .. });
+            let sink = JsonSink::unless_stdout_carries(stdout_is_stream);
             if let Some(settings) = domain.settings(&save)? {
-                if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, None)? {
-                    return Ok(ExitCode::from(code));
+                #[cfg(not(feature = "xen"))]
+                match settings {}
+                #[cfg(feature = "xen")]
+                {
+                    if let Some(code) = xsr::cmd::save_domain::supervise(&settings.domain, None)? {
+                        return Ok(ExitCode::from(code));
+                    }
+                    let (summary, receiver) =
+                        xsr::cmd::save_domain::send_domain(&settings, |save| net::send_with(&peer, timeout, save))?;
+                    if json {
+                        let mut v = serde_json::to_value(&summary)?;
+                        v["receiver"] = receiver.into();
+                        write_json(&v, sink)?;
+                    } else {
+                        xsr::cmd::save_domain::print_summary(&summary, &mut std::io::stderr().lock())?;
+                        eprintln!("the receiver committed it: {receiver}");
+                    }
+                    return Ok(ExitCode::SUCCESS);
                 }
-                let (summary, receiver) =
-                    xsr::cmd::save_domain::send_domain(&settings, |save| net::send_with(&peer, timeout, save))?;
-                // With --to -, standard output carries the stream.
-                let stdout_is_stream = matches!(peer, net::Peer::Stdout { .. });
-                if json && !stdout_is_stream {
-                    print_json(&summary)?;
-                } else {
-                    xsr::cmd::save_domain::print_summary(&summary, &mut std::io::stderr().lock())?;
-                }
-                eprintln!("the receiver committed it: {receiver}");
-                return Ok(ExitCode::SUCCESS);
             }
             let dir = anyhow::Context::context(dir, "a directory (or --domain) is needed")?;
+            if stdout_is_stream {
+                OutputRules::default().input_dir(&dir).check_stdout()?;
+            }
             let sent = net::send(&dir, &peer, &save.settings(), timeout)?;
             if let Some(tls) = &sent.tls {
                 eprintln!("{tls}");
             }
             let stats = &sent.stats;
-            eprintln!(
-                "sent {} pages, {} bytes in {:.3} s; the receiver committed it: {}",
-                stats.pages,
-                stats.bytes,
-                stats.duration.as_secs_f64(),
-                sent.summary
-            );
+            if json {
+                let summary = serde_json::json!({
+                    "pages": stats.pages,
+                    "bytes": stats.bytes,
+                    "seconds": stats.duration.as_secs_f64(),
+                    "receiver": sent.summary,
+                });
+                write_json(&summary, sink)?;
+            } else {
+                eprintln!(
+                    "sent {}, {} bytes in {:.3} s; the receiver committed it: {}",
+                    xsr::text::count(stats.pages, "page"),
+                    stats.bytes,
+                    stats.duration.as_secs_f64(),
+                    sent.summary
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Receive { listen, from, out, out_file, timeout, tls, tls_allow, stream, memory } => {
+        Command::Receive { listen, from, out, out_file, force, timeout, tls, tls_allow, stream, memory, json } => {
+            let mut rules = OutputRules::new(force.force);
+            if let Some(from) = &from {
+                rules = rules.input(from);
+            }
             let source = match from {
                 Some(path) => {
                     tls.only_for("--listen")?;
@@ -725,14 +809,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 (None, Some(file)) => net::Target::File(file),
                 (None, None) => anyhow::bail!("--out DIR or --out-file FILE is needed"),
             };
-            let (_, line) = net::receive(&source, target, options, memory.max_memory, timeout, |addr| {
-                eprintln!("listening on {addr}");
-            })?;
+            let (received, line) =
+                net::receive(&source, target, options, memory.max_memory, timeout, &rules, |addr| {
+                    eprintln!("listening on {addr}");
+                })?;
             // With --from, standard output carries the handshake: the summary goes to stderr.
-            if piped {
-                eprintln!("{line}");
+            let sink = JsonSink::unless_stdout_carries(piped);
+            if json {
+                let out = out.as_deref().or(out_file.as_deref()).unwrap_or(Path::new(""));
+                write_json(&net::ReceiveSummary::new(&received, out, &line), sink)?;
             } else {
-                println!("{line}");
+                writeln!(sink.writer(), "{line}")?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -742,6 +829,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Scan::File(src) => inspect::inspect(StreamReader::new(src).skip_page_bodies(true)),
                 Scan::Stream(src) => inspect::inspect(StreamReader::new(src).skip_page_bodies(true)),
             };
+            // Reading failed (not the stream): an error, not the answer "invalid".
+            if let Some(e) = report.read_error.take() {
+                return Err(anyhow::Error::new(e).context(format!("cannot read {}", file.display())));
+            }
             // A compressed file shows its compression as the outermost layer.
             if let Some(c) = compression {
                 report.layers.insert(0, c.name());
@@ -757,11 +848,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Read(a) => {
             let address = match (a.address.phys, a.address.virt) {
                 (Some(p), _) => Address::Phys(p),
-                (None, Some(va)) => Address::Virt { va, vcpu: a.vcpu, cr3: a.cr3, paging: a.paging.map(Into::into) },
+                (None, Some(va)) => {
+                    Address::Virt { va, vcpu: a.vcpu.unwrap_or(0), cr3: a.cr3, paging: a.paging.map(Into::into) }
+                }
                 (None, None) => anyhow::bail!("give --phys or --virt"),
             };
             let holes = if a.zeros { sr_image::Holes::Zero } else { sr_image::Holes::Error };
-            read::read(&a.file, address, a.len, a.out.as_deref(), holes)?;
+            let output = match (&a.out, a.json) {
+                (Some(path), _) => ReadOutput::Raw(path),
+                (None, true) => ReadOutput::Json,
+                (None, false) => ReadOutput::HexDump,
+            };
+            let rules = OutputRules::new(a.force.force).input(&a.file);
+            let summary = read::read(&a.file, address, a.len, output, holes, &rules)?;
+            if a.json {
+                let raw_on_stdout = a.out.as_deref().is_some_and(|o| o.as_os_str() == "-");
+                write_json(&summary, JsonSink::unless_stdout_carries(raw_on_stdout))?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Grep { file, pattern, hex, max_count, json } => {
@@ -778,33 +881,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(if report.identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Restore {
-            file,
-            out,
-            #[cfg(feature = "xen")]
-            domain,
-            #[cfg(feature = "xen")]
-            name,
-            #[cfg(feature = "xen")]
-            paused,
-            stream,
-            memory,
-            json,
-        } => {
-            #[cfg(feature = "xen")]
+        Command::Restore { file, out, domain, name, paused, force, stream, memory, json } => {
             if domain {
-                let settings = xsr::cmd::restore_domain::DomainRestoreSettings { file, name, paused };
-                let summary = xsr::cmd::restore_domain::restore_domain(&settings)?;
-                if json {
-                    print_json(&summary)?;
-                } else {
-                    xsr::cmd::restore_domain::print_summary(&summary, &mut std::io::stdout().lock())?;
+                #[cfg(not(feature = "xen"))]
+                {
+                    let _ = (name, paused);
+                    return Err(XenUnavailable { what: "xsr restore --domain".into() }.into());
                 }
-                return Ok(ExitCode::SUCCESS);
+                #[cfg(feature = "xen")]
+                {
+                    let settings = xsr::cmd::restore_domain::DomainRestoreSettings { file, name, paused };
+                    let summary = xsr::cmd::restore_domain::restore_domain(&settings)?;
+                    if json {
+                        print_json(&summary)?;
+                    } else {
+                        xsr::cmd::restore_domain::print_summary(&summary, &mut std::io::stdout().lock())?;
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
             }
             let out = anyhow::Context::context(out, "--out DIR is needed")?;
-            let restored =
-                restore::restore(&file, &out, memory.bound(stream.options(Strictness::Lenient)), memory.max_memory)?;
+            let rules = OutputRules::new(force.force).input(&file);
+            let options = memory.bound(stream.options(Strictness::Lenient));
+            let restored = restore::restore(&file, &out, options, memory.max_memory, &rules)?;
             let summary = restore::RestoreSummary::new(&restored, &out);
             if json {
                 print_json(&summary)?;
@@ -813,33 +912,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Extract { file, format, out, stream, memory, json } => {
-            let done = extract::extract(
-                &file,
-                &out,
-                format,
-                memory.bound(stream.options(Strictness::Lenient)),
-                memory.max_memory,
-            )?;
+        Command::Extract { file, format, out, force, stream, memory, json } => {
+            let rules = OutputRules::new(force.force).input(&file);
+            let options = memory.bound(stream.options(Strictness::Lenient));
+            let done = extract::extract(&file, &out, format, options, memory.max_memory, &rules)?;
             if let Some(w) = &done.warning {
                 eprintln!("warning: {w}");
             }
             // With `--out -` the image is on standard output: the summary goes to stderr.
-            let mut o: Box<dyn Write> =
-                if out.as_os_str() == "-" { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+            let sink = JsonSink::unless_stdout_carries(out.as_os_str() == "-");
             if json {
-                serde_json::to_writer_pretty(&mut o, &done)?;
-                writeln!(o)?;
+                write_json(&done, sink)?;
             } else {
-                writeln!(
-                    o,
-                    "extracted {} pages in {} runs to {} ({} bytes{})",
-                    done.pages,
-                    done.runs,
-                    out.display(),
-                    done.bytes,
-                    if done.vcpus > 0 { format!(", registers of {} vcpus", done.vcpus) } else { String::new() }
-                )?;
+                extract::print_summary(&done, &out, &mut sink.writer())?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -847,6 +932,55 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 impl Command {
+    /// The command, for its exit codes.
+    fn kind(&self) -> Cmd {
+        match self {
+            Command::Inspect { .. } => Cmd::Inspect,
+            Command::Verify { .. } => Cmd::Verify,
+            Command::Restore { .. } => Cmd::Restore,
+            Command::Extract { .. } => Cmd::Extract,
+            Command::Dump { .. } => Cmd::Dump,
+            Command::Save { .. } => Cmd::Save,
+            Command::Demo { .. } => Cmd::Demo,
+            Command::Send { .. } => Cmd::Send,
+            Command::Read(_) => Cmd::Read,
+            Command::Grep { .. } => Cmd::Grep,
+            Command::Diff { .. } => Cmd::Diff,
+            Command::Receive { .. } => Cmd::Receive,
+        }
+    }
+
+    /// Where this command's JSON goes with `--json`; `None` without it.
+    fn json_sink(&self) -> Option<JsonSink> {
+        let (json, product_on_stdout) = match self {
+            Command::Inspect { json, .. }
+            | Command::Verify { json, .. }
+            | Command::Restore { json, .. }
+            | Command::Dump { json, .. }
+            | Command::Demo { json, .. }
+            | Command::Grep { json, .. }
+            | Command::Diff { json, .. } => (*json, false),
+            Command::Extract { json, out, .. } | Command::Save { json, out, .. } => (*json, out.as_os_str() == "-"),
+            Command::Send { json, to, .. } => (*json, to.as_deref() == Some("-")),
+            Command::Receive { json, from, .. } => (*json, from.is_some()),
+            Command::Read(a) => (a.json, a.out.as_deref().is_some_and(|o| o.as_os_str() == "-")),
+        };
+        json.then_some(JsonSink::unless_stdout_carries(product_on_stdout))
+    }
+
+    /// Whether the command talks to Xen: it handles its own signals (stopping between
+    /// batches and putting the domain back), and may fork a supervising parent first.
+    fn touches_xen(&self) -> bool {
+        match self {
+            Command::Dump { .. } => true,
+            Command::Save { domain, .. } | Command::Send { domain, .. } => domain.domain.is_some(),
+            // restore --domain handles SIGINT/SIGTERM itself: the restore finishes, then the new
+            // domain is destroyed (a half-built domain is never left by a signal).
+            Command::Restore { domain, .. } => *domain,
+            _ => false,
+        }
+    }
+
     /// Whether everything the command writes on standard output is a report, so a reader
     /// that stops early (`xsr inspect FILE | head`) cuts nothing that matters. A stream or
     /// an image on standard output (`save --out -`, `extract --out -`, `send --to -`, the
@@ -856,7 +990,6 @@ impl Command {
             Command::Inspect { .. } | Command::Verify { .. } | Command::Demo { .. } | Command::Restore { .. } => true,
             Command::Grep { .. } | Command::Diff { .. } => true,
             // The dump goes to a file (written atomically); standard output has the summary.
-            #[cfg(feature = "xen")]
             Command::Dump { .. } => true,
             // A hex dump is a report; raw bytes on standard output (`--out -`) are the product.
             Command::Read(a) => a.out.as_deref().is_none_or(|o| o.as_os_str() != "-"),
@@ -867,6 +1000,21 @@ impl Command {
     }
 }
 
+/// Prints a failure: the `xsr:` line on standard error, and with `--json` the JSON error
+/// object where the command's JSON goes.
+fn report_failure(e: &anyhow::Error, code: u8, json: Option<JsonSink>) {
+    let line = format!("xsr: {}", outcome::render(e));
+    match json {
+        Some(sink) => {
+            let _ = write_json(&outcome::json_error(e, code), sink);
+            if sink == JsonSink::Stdout {
+                eprintln!("{line}");
+            }
+        }
+        None => eprintln!("{line}"),
+    }
+}
+
 fn main() -> ExitCode {
     // libxl runs its save helper as `HELPER --restore-domain ...` / `--save-domain ...`:
     // answered before any other parsing, with nothing but protocol frames on stdout.
@@ -874,18 +1022,38 @@ fn main() -> ExitCode {
     if xsr::cmd::helper::is_helper_invocation(&args) {
         return ExitCode::from(xsr::cmd::helper::run(&args));
     }
-    let cli = Cli::parse();
-    let report = cli.command.output_is_report();
-    match run(cli) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors exit 2 (clap's own); with --json also as a JSON error object.
+            if e.use_stderr() && std::env::args_os().any(|a| a == "--json") {
+                let message = e.kind().as_str().map_or_else(|| e.to_string(), str::to_string);
+                let first = e.to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+                let v = serde_json::json!({ "error": if first.is_empty() { message } else { first }, "exit_code": 2 });
+                let _ = write_json(&v, JsonSink::Stdout);
+            }
+            e.exit();
+        }
+    };
+    let command = cli.command;
+    let report = command.output_is_report();
+    let kind = command.kind();
+    let json = command.json_sink();
+    if !command.touches_xen()
+        && let Err(e) = xsr::output::remove_partials_on_signals()
+    {
+        report_failure(&e, 2, json);
+        return ExitCode::from(2);
+    }
+    match run(command) {
         Ok(code) => code,
         Err(e) => {
-            if report && xsr::outcome::is_closed_output(&e) {
+            if report && outcome::is_closed_output(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("xsr: {}", xsr::outcome::render(&e));
-            // A stream that breaks a rule or ends early is "invalid" (1); usage and I/O
-            // problems are 2; a transfer the receiver refused exits with the receiver's code.
-            ExitCode::from(xsr::outcome::exit_code(&e))
+            let code = outcome::exit_code(&e, kind);
+            report_failure(&e, code, json);
+            ExitCode::from(code)
         }
     }
 }

@@ -234,7 +234,7 @@ pub fn hole_pfn(pages: u64) -> u64 {
     pages - pages.div_ceil(512) - 1
 }
 
-/// A synthetic guest whose memory a background thread keeps writing until [`Guest::pause`].
+/// A synthetic guest whose memory a background thread keeps writing until [`sr_save::Guest::pause`].
 pub struct SyntheticGuest {
     memory: Arc<RamMemory>,
     state: Mutex<DomainState>,

@@ -213,6 +213,7 @@ impl ClientCertVerifier for Authz {
         true
     }
 
+    /// None: the certificate request names no CA (a sender has one certificate to offer).
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         &[]
     }

@@ -102,7 +102,7 @@ fn extract_bounds_the_populated_memory_like_restore_from_a_file_and_a_pipe() {
         let args =
             ["extract", if from_stdin { "-" } else { &big }, "--out", raw.to_str().unwrap(), "--max-memory", "16M"];
         let o = if from_stdin { xsr_stdin(&args, &big) } else { xsr(&args) };
-        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert_eq!(o.status.code(), Some(2), "a bound, not an invalid stream: {}", stderr(&o));
         let err = stderr(&o);
         assert!(err.contains("failed (raise --max-memory: at least "), "{err}");
         assert!(!raw.exists());
@@ -135,4 +135,47 @@ fn xsr_stdin(args: &[&str], input: &str) -> std::process::Output {
         .stdin(std::fs::File::open(input).unwrap())
         .output()
         .unwrap()
+}
+
+#[test]
+fn demo_memory_is_checked_against_the_host_before_anything_is_allocated() {
+    let start = std::time::Instant::now();
+    let o = common::xsr(&["demo", "--memory", "1T"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--memory 1T: the demo holds the guest and its restored copy in RAM (2T in all), more than the")
+            && err.contains("this host has available (MemAvailable in /proc/meminfo)"),
+        "{err}"
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    let o = common::xsr(&["demo", "--memory", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--memory 0: the demo guest needs at least 256K (64 pages)"), "{}", stderr(&o));
+    let o = common::xsr(&["demo", "--memory", "300000"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a whole number of 4K pages"), "{}", stderr(&o));
+}
+
+#[test]
+fn worker_counts_are_capped_with_a_message_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = dir.path().join("x.save");
+    for args in [
+        vec!["save", d, "--out", out.to_str().unwrap(), "--workers", "100000"],
+        vec!["send", d, "--to", "127.0.0.1:1", "--workers", "100000"],
+        vec!["demo", "--workers", "100000"],
+    ] {
+        let start = std::time::Instant::now();
+        let o = common::xsr(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&o).contains("100000 is more than the limit of 256 worker threads (0: one per core)"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    }
+    assert!(!out.exists());
 }

@@ -251,13 +251,14 @@ fn over_tcp_the_receivers_own_bound_refuses_early() {
     let start = Instant::now();
     let o = send(&[&f.guest, "--to", &addr]);
     let (code, text) = finish(receiver, err);
-    assert_eq!(code, Some(1), "{text}");
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // A bound of the receiver: 2 on both sides (the stream may well be valid).
+    assert_eq!(code, Some(2), "{text}");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     // The receiver's message, word for word, at the sender; and it refused early: within
     // the first PAGE_DATA record (at 0x763, 4202504 bytes long), not at END.
     let why = text.trim_end().rsplit("xsr: ").next().unwrap().to_string();
     assert!(why.contains("restore of the stream from"), "{text}");
-    assert!(stderr(&o).contains(&format!("the receiver failed (exit 1): {why}")), "{why}\n{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("the receiver failed (exit 2): {why}")), "{why}\n{}", stderr(&o));
     assert!(error_offset(&why) < 0x763 + 4202504 + 16, "{why}");
     assert!(start.elapsed() < Duration::from_secs(30));
     f.assert_nothing_at(&out);
@@ -415,9 +416,9 @@ fn over_a_pipe_pair_via_a_transport_command() {
     // The receiver's own bound, early.
     let out = f.path("bounded");
     let o = send(&[&f.guest, "--via", &via(&out, "--max-memory 16K")]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "a bound: {}", stderr(&o));
     let text = stderr(&o);
-    let why = text.split("the receiver failed (exit 1): ").nth(1).unwrap_or_else(|| panic!("{text}"));
+    let why = text.split("the receiver failed (exit 2): ").nth(1).unwrap_or_else(|| panic!("{text}"));
     assert!(why.starts_with("restore of standard input failed"), "{text}");
     assert!(error_offset(why) < 0x763 + 4202504 + 16, "{why}");
     f.assert_nothing_at(&out);
@@ -630,4 +631,136 @@ fn out_file_and_out_are_exclusive_and_one_is_needed() {
     let o = xsr(&["receive", "--from", "-"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--out"), "{}", stderr(&o));
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet: it runs no more).
+fn process_gone(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn a_transport_command_that_times_out_is_killed_with_everything_it_started() {
+    let f = fixture();
+    // The command starts two processes of its own (as `ssh` with a ProxyCommand, or a shell
+    // pipeline would) and never answers.
+    let pids = f.path("pids");
+    let cmd = format!("sleep 300 & echo $! > '{p}'; sleep 301 & echo $! >> '{p}'; wait", p = pids.display());
+    let start = Instant::now();
+    let o = xsr(&["send", &f.guest, "--via", &cmd, "--timeout", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("did not say it was ready within 1 s (--timeout)"), "{}", stderr(&o));
+    assert!(start.elapsed() < Duration::from_secs(20));
+    let pids: Vec<u32> = fs::read_to_string(&pids).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(pids.len(), 2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pids.iter().all(|&p| process_gone(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for p in pids {
+        assert!(process_gone(p), "process {p} that the transport command started still runs");
+    }
+}
+
+#[test]
+fn an_interrupted_send_kills_its_transport_command_too() {
+    let f = fixture();
+    let pids = f.path("pids");
+    let cmd = format!("sleep 300 & echo $! > '{p}'; wait", p = pids.display());
+    let mut child =
+        xsr_cmd(&["send", &f.guest, "--via", &cmd, "--timeout", "100"]).stderr(Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while fs::read_to_string(&pids).map_or(true, |s| !s.ends_with('\n')) {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid: u32 = fs::read_to_string(&pids).unwrap().trim().parse().unwrap();
+    let xsr_pid = rustix::process::Pid::from_raw(child.id().cast_signed()).unwrap();
+    rustix::process::kill_process(xsr_pid, rustix::process::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(15));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !process_gone(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(process_gone(pid), "the transport's process {pid} still runs");
+}
+
+#[test]
+fn receive_timeout_bounds_the_wait_for_a_sender() {
+    let f = fixture();
+    let out = f.path("copy");
+    let start = Instant::now();
+    let o = xsr(&["receive", "--listen", "127.0.0.1:0", "--out", out.to_str().unwrap(), "--timeout", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no sender connected within 1 s (--timeout)"), "{}", stderr(&o));
+    assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
+    f.assert_nothing_at(&out);
+    // A named pipe nobody opens for writing.
+    let fifo = f.path("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let start = Instant::now();
+    let o = xsr(&["receive", "--from", fifo.to_str().unwrap(), "--out", out.to_str().unwrap(), "--timeout", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(--timeout)"), "{}", stderr(&o));
+    assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
+    f.assert_nothing_at(&out);
+    // An output that cannot be written fails at once, not after the wait for a sender.
+    let start = Instant::now();
+    let o = xsr(&["receive", "--listen", "127.0.0.1:0", "--out", &f.guest]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("listening on"), "{}", stderr(&o));
+    assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
+}
+
+#[test]
+fn send_and_receive_print_json_summaries() {
+    let f = fixture();
+    let out = f.path("copy");
+    let (receiver, addr, err) = tcp_receiver(&out, &["--json"]);
+    let o = send(&[&f.guest, "--to", &addr, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)));
+    assert_eq!(s["pages"], 8192);
+    assert!(s["receiver"].as_str().unwrap().starts_with("received x86 PV domain: 8192 pages"), "{s}");
+    let r = receiver.wait_with_output().unwrap();
+    drop(err);
+    assert_eq!(r.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&r)));
+    assert_eq!(v["kind"], "directory");
+    assert_eq!(v["pages"], 8192);
+    assert_eq!(v["domain_type"], "x86 PV");
+    assert_eq!(v["out"], out.to_str().unwrap());
+    // With --from, standard output carries the handshake: the JSON goes to standard error.
+    let file = f.path("copy.save");
+    let o = xsr(&[
+        "receive",
+        "--from",
+        f.path("real.save").to_str().unwrap(),
+        "--out-file",
+        file.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("XSR-TRANSFER/1 READY\nXSR-TRANSFER/1 OK "), "{}", stdout(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    assert_eq!(v["kind"], "file");
+    assert_eq!(v["bytes"], f.stream.len());
+    // A failure is a JSON error object with the exit code.
+    let o = xsr(&[
+        "receive",
+        "--from",
+        f.path("real.save").to_str().unwrap(),
+        "--out-file",
+        file.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    assert_eq!(v["exit_code"], 2);
+    assert!(v["error"].as_str().unwrap().contains("already exists"), "{v}");
 }

@@ -117,3 +117,26 @@ fn restore_domain_options_go_with_domain_only() {
     }
     assert!(!d.exists());
 }
+
+#[test]
+fn outside_dom0_the_xen_commands_say_so_in_one_line() {
+    if std::path::Path::new("/dev/xen/privcmd").exists() {
+        eprintln!("note: this host has /dev/xen/privcmd; the outside-dom0 message is not shown here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    for args in [
+        vec!["dump", "--domain", "1", "--out", out.to_str().unwrap()],
+        vec!["dump", "--domain", "guest", "--out", out.to_str().unwrap(), "--format", "stream"],
+        vec!["save", "--domain", "guest", "--out", out.to_str().unwrap()],
+        vec!["send", "--domain", "guest", "--to", "127.0.0.1:1"],
+    ] {
+        let o = xsr(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line, not the libraries' own: {err}");
+        assert!(err.starts_with("xsr: this host is not a usable Xen dom0: /dev/xen/privcmd is missing"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{args:?} wrote something");
+    }
+}

@@ -247,7 +247,7 @@ fn extract_refuses_streams_that_do_not_validate() {
         "--max-span",
         "64K",
     ]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "a bound: {}", stderr(&o));
     assert!(stderr(&o).contains("pfn limit"), "{}", stderr(&o));
     // A stream cut short.
     let mut cut = hvm_stream();

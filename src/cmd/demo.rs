@@ -93,8 +93,48 @@ pub struct DemoSummary {
     pub differences: Vec<String>,
 }
 
+/// The smallest demo guest: the synthetic guest's state (page tables, the hole below the
+/// top) needs 64 pages.
+pub const MIN_MEMORY: u64 = 64 << 12;
+
+/// What the host has available for new allocations (`MemAvailable` in `/proc/meminfo`), in
+/// bytes; `None` when it does not say.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 =
+        info.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Checks `--memory` before anything is allocated: whole 4 KiB pages, at least
+/// [`MIN_MEMORY`], and the guest and its restored copy (twice the memory, both held in RAM)
+/// within what the host has available (`available`, bytes).
+pub fn check_memory(memory: u64, available: Option<u64>) -> Result<()> {
+    use crate::size::format_size_up;
+    if memory < MIN_MEMORY {
+        anyhow::bail!("--memory {memory}: the demo guest needs at least {} (64 pages)", format_size_up(MIN_MEMORY));
+    }
+    if !memory.is_multiple_of(4096) {
+        anyhow::bail!("--memory {memory} is not a whole number of 4K pages");
+    }
+    let needed = memory.saturating_mul(2);
+    if let Some(available) = available
+        && needed > available
+    {
+        anyhow::bail!(
+            "--memory {}: the demo holds the guest and its restored copy in RAM ({} in all), more than the {} \
+             this host has available (MemAvailable in /proc/meminfo)",
+            format_size_up(memory),
+            format_size_up(needed),
+            format_size_up(available)
+        );
+    }
+    Ok(())
+}
+
 /// Runs the demo.
 pub fn demo(settings: &DemoSettings) -> Result<DemoSummary> {
+    check_memory(settings.memory, available_memory())?;
     let dtype = settings.dtype.domain_type();
     let guest = SyntheticGuest::new(dtype, 12, settings.memory).context("cannot build the synthetic guest")?;
     let pages = guest.pages();
@@ -110,11 +150,8 @@ pub fn demo(settings: &DemoSettings) -> Result<DemoSummary> {
     };
     guest.start_dirtying(settings.dirty_rate);
     let start = Instant::now();
-    let bar = indicatif::ProgressBar::new(pages);
-    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} pages {per_sec}") {
-        bar.set_style(style.progress_chars("=> "));
-    }
+    let bar = crate::progress::pages_bar();
+    bar.set_length(pages);
     let (saved, restored) = std::thread::scope(|scope| {
         let receiver = scope.spawn(move || -> Result<_> {
             let (stream, _) = listener.accept().context("accept failed")?;
@@ -219,9 +256,9 @@ fn mib(bytes: u64) -> f64 {
 pub fn print_summary(s: &DemoSummary, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{} guest, {} pages ({:.0} MiB), live-migrated over loopback TCP",
+        "{} guest, {} ({:.0} MiB), live-migrated over loopback TCP",
         s.domain_type,
-        s.pages,
+        crate::text::count(s.pages, "page"),
         mib(s.pages * 4096)
     )?;
     for p in &s.passes {
@@ -253,5 +290,19 @@ pub fn print_summary(s: &DemoSummary, out: &mut dyn Write) -> std::io::Result<()
         writeln!(out, "verdict: PASS - restored memory and state equal the source at the pause")
     } else {
         writeln!(out, "verdict: FAIL - {}", s.differences.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_is_checked_against_the_host() {
+        assert!(check_memory(0, None).unwrap_err().to_string().contains("at least 256K"));
+        assert!(check_memory(MIN_MEMORY + 1, None).unwrap_err().to_string().contains("whole number of 4K pages"));
+        let e = check_memory(1 << 40, Some(8 << 30)).unwrap_err().to_string();
+        assert!(e.contains("--memory 1T") && e.contains("2T in all") && e.contains("8G"), "{e}");
+        check_memory(256 << 20, Some(8 << 30)).unwrap();
     }
 }

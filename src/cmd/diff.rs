@@ -183,16 +183,19 @@ pub fn print_text(r: &DiffReport, out: &mut dyn Write) -> std::io::Result<()> {
     }
     let c = r.counts;
     if r.identical {
-        writeln!(out, "identical: {} pages, same state records", r.pages[0])
+        writeln!(out, "identical: {}, same state records", crate::text::count(r.pages[0], "page"))
     } else {
+        use crate::text::{count, count_usize};
         writeln!(
             out,
-            "differ: {} pages differ, {} only in A, {} only in B, {} with another type; {} state records differ",
-            c.differ,
+            "differ: {} {}, {} only in A, {} only in B, {} with another type; {} {}",
+            count(c.differ, "page"),
+            if c.differ == 1 { "differs" } else { "differ" },
             c.only_in_a,
             c.only_in_b,
             c.type_differs,
-            r.state.len()
+            count_usize(r.state.len(), "state record"),
+            if r.state.len() == 1 { "differs" } else { "differ" }
         )
     }
 }

@@ -7,14 +7,14 @@
 //! * **paused** (default): pause, reread the p2m, copy every populated page, take the vcpu
 //!   state, unpause: the guest is stopped for the whole copy, as with `xl dump-core`;
 //! * **live** (`--live`): log-dirty on, copy everything while the guest runs, then the pages it
-//!   dirtied, pass after pass, until sr-save's [`PrecopyPolicy`] says stop; then pause, reread
+//!   dirtied, pass after pass, until [`sr_save::PrecopyPolicy`] says stop; then pause, reread
 //!   the p2m, copy the last dirty pages, take the vcpu state, log-dirty off, unpause. The image
 //!   is the guest's memory as of the pause.
 //!
 //! The domain is put back as found on every path out ([`sr_xen::DomainGuard`]), and SIGINT or
 //! SIGTERM stop the copy within one batch.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,26 +27,12 @@ use sr_xen::{DomainKind, Interrupt, XenDomain, XenMemory};
 use sr_dump::{CoreInput, Cpus, Machine, RawImageSource};
 use sr_format::body::{VcpuFrames, hvm_context, pv_vcpu_regs};
 
-use crate::cmd::extract::{ExtractFormat, write_output};
-use crate::image_dir::{AtomicFile, runs};
+use crate::cmd::extract::{ExtractFormat, write_core};
+use crate::image_dir::runs;
+use crate::output::OutputRules;
 use crate::progress::bytes_bar;
 
-/// Output format of `dump`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DumpFormat {
-    /// Sparse raw image: pfn p at byte p << 12.
-    Raw,
-    /// ELF64 core: NT_PRSTATUS and QEMU notes per vcpu, one PT_LOAD per run of populated pfns
-    /// (as `extract` writes it).
-    Elf,
-    /// LiME: one range per run of populated pfns.
-    Lime,
-    /// A restorable `xl` save file (x86 PV): what `xsr save --domain --keep-running` writes.
-    /// A PV guest is restorable only from its suspend path, so the guest is suspended
-    /// cooperatively (not paused) for the final pass, then resumed.
-    Stream,
-}
+pub use crate::cmd::xen::DumpFormat;
 
 /// What `dump` is asked to do.
 #[derive(Clone, Debug)]
@@ -117,20 +103,29 @@ pub struct DumpSummary {
     pub hvm_context_bytes: usize,
 }
 
-/// Dumps the domain's memory as `settings` say. The domain is put back as found on every path.
-pub fn dump(settings: &DumpSettings) -> Result<DumpSummary> {
+/// Dumps the domain's memory as `settings` say into `settings.out`, written atomically under
+/// `rules` (checked and created before the domain is touched). The domain is put back as
+/// found on every path.
+pub fn dump(settings: &DumpSettings, rules: &OutputRules) -> Result<DumpSummary> {
     if settings.batch == 0 || settings.batch > 32_768 {
         bail!("--batch must be 1..=32768 pfns, not {}", settings.batch);
     }
-    let interrupt = Interrupt::install().context("cannot install the SIGINT/SIGTERM handlers")?;
+    if settings.format == DumpFormat::Stream {
+        bail!("--format stream is written by save_domain, not by the memory copier");
+    }
+    crate::cmd::xen::check_host()?;
+    let (dest, out) = rules.file(&settings.out)?;
+    let interrupt = Interrupt::install().context("cannot install the signal handlers")?;
     let domid = sr_xen::resolve_domain(&settings.domain)?;
     let domain =
         XenDomain::open(domid, interrupt).with_context(|| format!("cannot open domain {}", settings.domain))?;
-    let result = run(&domain, settings);
+    let result = run(&domain, settings, &out);
     // Explicitly (the drop would too), so that a failure to restore is reported.
     let restored = domain.restore().context("cannot put the domain back as found (log-dirty off, unpause)");
     let summary = result?;
     restored?;
+    drop(out);
+    dest.commit()?;
     Ok(summary)
 }
 
@@ -138,6 +133,8 @@ pub fn dump(settings: &DumpSettings) -> Result<DumpSummary> {
 struct Copier<'a> {
     memory: &'a dyn GuestMemory,
     image: &'a File,
+    /// What the image is, for messages ("/out/d.raw", "the raw image of /out/d.elf").
+    image_name: String,
     batch: usize,
     interrupt: &'a Interrupt,
 }
@@ -180,9 +177,10 @@ impl Copier<'_> {
         let started = Instant::now();
         let total = pfns.count_ones();
         let bar = bytes_bar(total * 4096, &format!("compare pass {number}{}", if paused { " (paused)" } else { "" }));
-        // SAFETY: the image is this process's own temporary file (created with create_new under a
-        // name of our own); nothing truncates it while mapped, and our writes go through pwrite,
-        // which the shared page cache makes visible to this mapping.
+        // SAFETY: the image is this process's own temporary file (the output's partial file,
+        // created with create_new under a name of our own, or an unnamed one); nothing truncates
+        // it while mapped, and our writes go through pwrite, which the shared page cache makes
+        // visible to this mapping.
         #[allow(unsafe_code)]
         let image = unsafe { memmap2::Mmap::map(self.image) }.context("cannot map the image")?;
         let mut buf = vec![0u8; SMALL * 4096];
@@ -231,7 +229,7 @@ impl Copier<'_> {
             }
             self.image
                 .write_all_at(&data[i * 4096..j * 4096], pfns[i] << 12)
-                .with_context(|| format!("cannot write pfn {:#x} to the image", pfns[i]))?;
+                .with_context(|| format!("cannot write pfn {:#x} to {}", pfns[i], self.image_name))?;
             i = j;
         }
         Ok(())
@@ -290,24 +288,26 @@ fn stats_of(pass: &PassSummary) -> IterationStats {
     }
 }
 
-fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
+fn run(domain: &XenDomain, settings: &DumpSettings, out: &File) -> Result<DumpSummary> {
     let started = Instant::now();
     let memory: &XenMemory = domain.memory();
     let limit = memory.pfn_limit();
-    let raw_dest = match settings.format {
-        DumpFormat::Raw => AtomicFile::new(&settings.out)?,
-        DumpFormat::Elf | DumpFormat::Lime => AtomicFile::new(&settings.out.with_extension("raw-tmp"))?,
-        DumpFormat::Stream => bail!("--format stream is written by save_domain, not by the memory copier"),
+    // A raw dump is the image itself; a core is made from an unnamed raw image beside it.
+    let scratch;
+    let image = match settings.format {
+        DumpFormat::Raw => out,
+        _ => {
+            scratch = crate::output::scratch_file(&settings.out)?;
+            &scratch
+        }
     };
-    let image = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(raw_dest.path())
-        .with_context(|| format!("cannot create {}", raw_dest.path().display()))?;
-    image.set_len(limit << 12).context("cannot size the raw image")?;
+    image.set_len(limit << 12).with_context(|| format!("cannot size the raw image of {}", settings.out.display()))?;
+    let image_name = match settings.format {
+        DumpFormat::Raw => settings.out.display().to_string(),
+        _ => format!("the raw image of {}", settings.out.display()),
+    };
     let copier =
-        Copier { memory: &**domain.memory(), image: &image, batch: settings.batch, interrupt: domain.interrupt() };
+        Copier { memory: &**domain.memory(), image, image_name, batch: settings.batch, interrupt: domain.interrupt() };
 
     let mut passes = Vec::new();
     let paused_at;
@@ -391,16 +391,11 @@ fn run(domain: &XenDomain, settings: &DumpSettings) -> Result<DumpSummary> {
     };
     let registers = cpus.len();
     let bytes = match settings.format {
-        DumpFormat::Raw => {
-            let bytes = image.metadata()?.len();
-            raw_dest.commit()?;
-            bytes
-        }
-        DumpFormat::Stream => unreachable!("refused before the copy"),
+        DumpFormat::Raw | DumpFormat::Stream => image.metadata()?.len(),
         DumpFormat::Elf | DumpFormat::Lime => {
             let format = if settings.format == DumpFormat::Elf { ExtractFormat::Elf } else { ExtractFormat::Lime };
             let input = CoreInput { page_shift: 12, runs: pfn_runs.clone(), machine: Machine::X86_64, cpus };
-            write_output(&settings.out, format, &input, &mut RawImageSource::new(&image))?
+            write_core(out, &settings.out, format, &input, &mut RawImageSource::new(image))?
         }
     };
     let seconds = started.elapsed().as_secs_f64();
@@ -438,12 +433,12 @@ pub fn print_summary(s: &DumpSummary, out: &mut impl std::io::Write) -> std::io:
     };
     writeln!(
         out,
-        "dumped domain {} ({}) {}: {} pages in {} runs, {} bytes of {format}, {:.3} s ({:.1} MiB/s)",
+        "dumped domain {} ({}) {}: {} in {}, {} bytes of {format}, {:.3} s ({:.1} MiB/s)",
         s.domid,
         s.kind,
         if s.live { format!("live ({} pre-copy)", s.dirty_tracking) } else { "paused".to_string() },
-        s.pages,
-        s.runs,
+        crate::text::count(s.pages, "page"),
+        crate::text::count_usize(s.runs, "run"),
         s.bytes,
         s.seconds,
         s.mib_per_sec
@@ -491,7 +486,13 @@ mod tests {
     fn copy_pass_puts_pages_at_their_pfn_and_leaves_zero_pages_as_holes() {
         let (mem, image) = setup(&[(1, 0xaa), (2, 0), (3, 0xbb), (40, 0xcc)]);
         let interrupt = Interrupt::none();
-        let copier = Copier { memory: &mem, image: image.as_file(), batch: 2, interrupt: &interrupt };
+        let copier = Copier {
+            memory: &mem,
+            image: image.as_file(),
+            image_name: "x.raw".into(),
+            batch: 2,
+            interrupt: &interrupt,
+        };
         let p = copier.pass(0, &mem.populated(), true, false).unwrap();
         assert_eq!((p.pages, p.written), (4, 4));
         assert_eq!(page_at(image.as_file(), 1), [0xaa; 4096]);
@@ -512,7 +513,13 @@ mod tests {
         let (mem, image) = setup(&[(1, 1), (2, 2), (3, 3)]);
         let interrupt = Interrupt::none();
         interrupt.raise(15);
-        let copier = Copier { memory: &mem, image: image.as_file(), batch: 1, interrupt: &interrupt };
+        let copier = Copier {
+            memory: &mem,
+            image: image.as_file(),
+            image_name: "x.raw".into(),
+            batch: 1,
+            interrupt: &interrupt,
+        };
         let e = copier.pass(0, &mem.populated(), true, true).unwrap_err();
         let text = format!("{e:#}");
         assert!(
@@ -576,7 +583,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.starts_with(
-                "dumped domain 3 (pv) live (compare pre-copy): 8192 pages in 1 runs, 33554464 bytes of LiME"
+                "dumped domain 3 (pv) live (compare pre-copy): 8192 pages in 1 run, 33554464 bytes of LiME"
             )
         );
         assert!(text.contains("  pass 1: 8192 pages read, 7 written, 0.500 s (paused)\n"));

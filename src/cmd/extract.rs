@@ -11,7 +11,7 @@
 //! (`sr_dump`). Standard input and pipes cannot be seeked: they are restored into a
 //! temporary raw image beside the output first, then written from it.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
@@ -23,10 +23,10 @@ use sr_image::{IndexError, IndexLimits, PageIndex, PageLocation};
 use sr_memory::GuestMemory;
 use sr_restore::{RestoreOptions, Restorer};
 
-use crate::cmd::restore::{bound_hint, restore_to_image};
-use crate::image_dir::AtomicFile;
+use crate::cmd::restore::{bound_hint, name_output, restore_to_image};
 use crate::input::Input;
 use crate::mapped::MappedFile;
+use crate::output::OutputRules;
 
 /// Output format of `extract`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -57,33 +57,41 @@ pub struct Extracted {
     pub warning: Option<String>,
 }
 
-/// Extracts the memory of `input` into `out`; `-` is standard output (the image is built in
-/// a temporary file, then copied: holes of a raw image become zeros on the pipe).
+/// Extracts the memory of `input` into `out` (written atomically under `rules`); `-` is
+/// standard output (the image is built in an unnamed temporary file, then copied: holes of a
+/// raw image become zeros on the pipe). The output is checked and created before the input
+/// is read, so an output that cannot be written fails at once.
 pub fn extract(
     input: &Path,
     out: &Path,
     format: ExtractFormat,
     options: RestoreOptions,
     max_memory: u64,
+    rules: &OutputRules,
 ) -> Result<Extracted> {
     if out.as_os_str() != "-" {
-        return extract_to(input, out, format, options, max_memory);
+        let (dest, file) = rules.file(out)?;
+        let done = extract_into(input, &file, out, format, options, max_memory)?;
+        drop(file);
+        dest.commit()?;
+        return Ok(done);
     }
-    // Committed under a private name, opened and unlinked at once: nothing is left behind.
-    let tmp = std::env::temp_dir().join(format!("xsr-extract-{}", std::process::id()));
-    let done = extract_to(input, &tmp, format, options, max_memory)?;
-    let image = File::open(&tmp).with_context(|| format!("cannot reopen {}", tmp.display()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut image = image?;
+    rules.check_stdout()?;
+    let image = tempfile::tempfile().context("cannot create a temporary file for the image")?;
+    let done = extract_into(input, &image, out, format, options, max_memory)?;
     use std::os::fd::AsFd;
     let fd = std::io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?;
     crate::pipe::widen(&fd);
+    let mut image = &image;
+    image.seek(SeekFrom::Start(0)).context("cannot rewind the temporary image")?;
     std::io::copy(&mut image, &mut File::from(fd)).context("cannot write the image to standard output")?;
     Ok(done)
 }
 
-fn extract_to(
+/// Extracts `input` into the empty file `file`, which becomes `out` (named in messages).
+fn extract_into(
     input: &Path,
+    file: &File,
     out: &Path,
     format: ExtractFormat,
     options: RestoreOptions,
@@ -91,14 +99,14 @@ fn extract_to(
 ) -> Result<Extracted> {
     let name = input.display().to_string();
     if input.as_os_str() != "-" {
-        let file = File::open(input).with_context(|| format!("cannot open {name}"))?;
-        if file.metadata().with_context(|| format!("cannot stat {name}"))?.is_file() {
+        let f = File::open(input).with_context(|| format!("cannot open {name}"))?;
+        if f.metadata().with_context(|| format!("cannot stat {name}"))?.is_file() {
             // A compressed file is decompressed into an unlinked temporary file first.
             let seekable = crate::input::Seekable::open(input)?;
-            return one_pass(seekable.file, &name, out, format, options, max_memory);
+            return one_pass(seekable.file, &name, file, out, format, options, max_memory);
         }
     }
-    via_restore(Input::open(input)?, &name, out, format, options, max_memory)
+    via_restore(Input::open(input)?, &name, file, out, format, options, max_memory)
 }
 
 fn machine_of(state: &DomainState) -> Machine {
@@ -113,33 +121,27 @@ fn cpus_of(state: &DomainState) -> (Cpus, Option<String>) {
     }
 }
 
-/// Creates the output under its temporary name, writes it and renames it into place.
-pub(crate) fn write_output(
+/// Writes the image of `input` in `format` into `file` (empty), which becomes `out` (named
+/// in messages). Returns the bytes written.
+pub(crate) fn write_core(
+    file: &File,
     out: &Path,
     format: ExtractFormat,
     input: &CoreInput,
     pages: &mut dyn PageSource,
 ) -> Result<u64> {
-    let dest = AtomicFile::new(out)?;
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dest.path())
-        .with_context(|| format!("cannot create {}", dest.path().display()))?;
-    let bytes = match format {
-        ExtractFormat::Raw => sr_dump::write_raw(&file, input, pages),
-        ExtractFormat::Elf => sr_dump::write_elf(&file, input, pages),
-        ExtractFormat::Lime => sr_dump::write_lime(&file, input, pages),
+    match format {
+        ExtractFormat::Raw => sr_dump::write_raw(file, input, pages),
+        ExtractFormat::Elf => sr_dump::write_elf(file, input, pages),
+        ExtractFormat::Lime => sr_dump::write_lime(file, input, pages),
     }
-    .with_context(|| format!("cannot write {}", out.display()))?;
-    drop(file);
-    dest.commit()?;
-    Ok(bytes)
+    .with_context(|| format!("cannot write {}", out.display()))
 }
 
 fn one_pass(
     file: File,
     name: &str,
+    dest: &File,
     out: &Path,
     format: ExtractFormat,
     mut options: RestoreOptions,
@@ -240,7 +242,7 @@ fn one_pass(
     let map = MappedFile::map(file.try_clone().with_context(|| format!("cannot reopen {name}"))?, Path::new(name))?
         .with_context(|| format!("{name} is empty"))?;
     let mut source = SliceExtents::new(map.bytes(), lookup, |offset| map.window(offset));
-    let bytes = write_output(out, format, &input, &mut source)?;
+    let bytes = write_core(dest, out, format, &input, &mut source)?;
     Ok(Extracted {
         bytes,
         pages: input.pages(),
@@ -254,6 +256,7 @@ fn one_pass(
 fn via_restore(
     source: Input,
     name: &str,
+    dest: &File,
     out: &Path,
     format: ExtractFormat,
     options: RestoreOptions,
@@ -261,17 +264,19 @@ fn via_restore(
 ) -> Result<Extracted> {
     if format == ExtractFormat::Raw {
         // The restore's own image is the raw output.
-        let dest = AtomicFile::new(out)?;
-        let restored = restore_to_image(source, "extract", name, dest.path(), options, max_memory)?;
+        let restored = restore_to_image(source, "extract", name, dest, options, max_memory)
+            .map_err(|e| name_output(e, &out.display().to_string()))?;
         let memory = restored.memory.context("no memory restored")?;
         let populated = memory.populated();
-        let bytes = std::fs::metadata(dest.path())?.len();
+        let bytes = dest.metadata().with_context(|| format!("cannot stat {}", out.display()))?.len();
         let runs = CoreInput::runs_of(populated.iter_ones()).len();
-        dest.commit()?;
         return Ok(Extracted { bytes, pages: populated.count_ones(), runs, vcpus: 0, one_pass: false, warning: None });
     }
-    let raw = AtomicFile::new(&out.with_extension("raw-tmp"))?;
-    let restored = restore_to_image(source, "extract", name, raw.path(), options, max_memory)?;
+    // The raw image the core is made from: an unnamed file beside the output (the same file
+    // system), which disappears with the process whatever happens to it.
+    let raw = crate::output::scratch_file(out)?;
+    let restored = restore_to_image(source, "extract", name, &raw, options, max_memory)
+        .map_err(|e| name_output(e, &out.display().to_string()))?;
     let memory = restored.memory.context("no memory restored")?;
     let (cpus, warning) = cpus_of(&restored.state);
     let input = CoreInput {
@@ -280,8 +285,7 @@ fn via_restore(
         machine: machine_of(&restored.state),
         cpus: if format == ExtractFormat::Elf { cpus } else { Cpus::None },
     };
-    let image = File::open(raw.path()).context("cannot reopen the raw image")?;
-    let bytes = write_output(out, format, &input, &mut RawImageSource::new(&image))?;
+    let bytes = write_core(dest, out, format, &input, &mut RawImageSource::new(&raw))?;
     Ok(Extracted {
         bytes,
         pages: input.pages(),
@@ -290,4 +294,19 @@ fn via_restore(
         one_pass: false,
         warning: if format == ExtractFormat::Elf { warning } else { None },
     })
+}
+
+/// Prints the one-line summary of an extraction into `out`.
+pub fn print_summary(done: &Extracted, out: &Path, sink: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use crate::text::{count, count_usize};
+    let registers =
+        if done.vcpus > 0 { format!(", registers of {}", count_usize(done.vcpus, "vcpu")) } else { String::new() };
+    let to = if out.as_os_str() == "-" { "standard output".to_string() } else { out.display().to_string() };
+    writeln!(
+        sink,
+        "extracted {} in {} to {to} ({} bytes{registers})",
+        count(done.pages, "page"),
+        count_usize(done.runs, "run"),
+        done.bytes,
+    )
 }

@@ -60,6 +60,10 @@ pub struct Report {
     pub error: Option<String>,
     /// Offset of that error.
     pub error_offset: Option<u64>,
+    /// Reading failed (an I/O error, not the stream): the listing is incomplete and the
+    /// command fails instead of answering "invalid".
+    #[serde(skip)]
+    pub read_error: Option<sr_format::Error>,
 }
 
 /// One vcpu's registers and where they came from.
@@ -198,6 +202,10 @@ pub fn inspect<S: ByteSource>(mut reader: StreamReader<S>) -> Report {
         let item = match reader.next_item() {
             Ok(Some(item)) => item,
             Ok(None) => break,
+            Err(e @ sr_format::Error::Io { .. }) => {
+                report.read_error = Some(e);
+                break;
+            }
             Err(e) => {
                 report.error_offset = Some(e.offset());
                 report.error = Some(e.to_string());
@@ -332,7 +340,9 @@ pub fn print_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "pfn range: {lo:#x}..={hi:#x}")?;
     }
     if !t.vcpus.is_empty() {
-        writeln!(out, "vcpus: {}", t.vcpus.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))?;
+        let ids = t.vcpus.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
+        let label = if t.vcpus.len() == 1 { "id" } else { "ids" };
+        writeln!(out, "vcpus: {} ({label} {ids})", t.vcpus.len())?;
     }
     for v in &report.vcpu_registers {
         let r = &v.registers;

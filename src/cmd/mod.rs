@@ -17,3 +17,4 @@ pub mod save;
 #[cfg(feature = "xen")]
 pub mod save_domain;
 pub mod verify;
+pub mod xen;

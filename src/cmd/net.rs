@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, BufReader, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,7 +24,8 @@ use crate::cmd::save::{SaveSettings, save_to};
 use crate::dir_guest::DirGuest;
 use crate::image_dir::{AtomicDir, AtomicFile};
 use crate::input::Input;
-use crate::outcome::exit_code;
+use crate::outcome::{exit_code, render};
+use crate::output::OutputRules;
 use crate::tls::{Authz, Session, TlsFailure, TlsFiles, TlsReader, TlsWriter};
 use crate::transfer::{Message, ReadError, ReceiverFailed, TimeoutReader, read_message};
 
@@ -250,13 +252,19 @@ impl Link {
                 })
             }
             Peer::Via(cmd) => {
+                // Its own process group, so that a timeout or an interrupt ends the command
+                // with everything it started (an ssh and its ProxyCommand, both sides of a
+                // shell pipeline), not only the shell.
                 let mut child = Command::new("sh")
                     .arg("-c")
                     .arg(cmd)
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
+                    .process_group(0)
                     .spawn()
                     .with_context(|| format!("cannot start `{cmd}`"))?;
+                let pgid = i32::try_from(child.id()).context("process id out of range")?;
+                crate::output::kill_process_group_on_signals(pgid);
                 let forward = child.stdin.take().context("no pipe to the command")?;
                 crate::pipe::widen(&forward);
                 let back = child.stdout.take().context("no pipe from the command")?;
@@ -305,7 +313,7 @@ impl Link {
             if let Some(c) = &child
                 && let Ok(mut c) = c.lock()
             {
-                let _ = c.kill();
+                kill_transport(&mut c);
             }
             if stdout {
                 eprintln!("xsr: the receiver has not read the stream for the whole timeout (--timeout); giving up");
@@ -326,8 +334,10 @@ impl Link {
         }
     }
 
-    /// Ends the transfer: the transport command gets `timeout` to exit, then is killed.
-    fn finish(&mut self, timeout: Duration) {
+    /// Ends the transfer: the transport command gets `grace` to exit, then its whole process
+    /// group is killed; after a failure (`!ok`) the group is killed even when the command
+    /// itself has exited (what it started may not have).
+    fn finish(&mut self, grace: Duration, ok: bool) {
         if self.forward.is_some() {
             self.close_forward();
         }
@@ -337,16 +347,27 @@ impl Link {
         if let Some(child) = self.child.take()
             && let Ok(mut c) = child.lock()
         {
-            let deadline = Instant::now() + timeout;
-            while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
+            let deadline = Instant::now().checked_add(grace);
+            while matches!(c.try_wait(), Ok(None)) && deadline.is_none_or(|d| Instant::now() < d) {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            if matches!(c.try_wait(), Ok(None)) {
-                let _ = c.kill();
-                let _ = c.wait();
+            if !ok || matches!(c.try_wait(), Ok(None)) {
+                kill_transport(&mut c);
+            }
+            if let Ok(pgid) = i32::try_from(c.id()) {
+                crate::output::forget_process_group(pgid);
             }
         }
     }
+}
+
+/// Kills the transport command's process group (SIGKILL) and reaps the command.
+fn kill_transport(c: &mut Child) {
+    if let Ok(pgid) = i32::try_from(c.id()) {
+        crate::output::kill_process_group(pgid);
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 fn connect(to: &str, timeout: Duration) -> Result<TcpStream> {
@@ -393,7 +414,8 @@ pub fn send_with(
     if let (Ok(sent), Some(session)) = (&mut result, &link.tls) {
         sent.tls = Some(session.describe());
     }
-    link.finish(if result.is_ok() { timeout } else { Duration::from_millis(500) });
+    let ok = result.is_ok();
+    link.finish(if ok { timeout } else { Duration::from_millis(500) }, ok);
     result
 }
 
@@ -570,22 +592,36 @@ pub enum Received {
     File(Restored<NoMemory>),
 }
 
-/// Receives one stream from `source` into `target` and reports the outcome to the sender;
-/// returns it and the summary line the sender was sent. `listening` is called with the
-/// bound address before accepting (port 0 picks a free port).
+/// Receives one stream from `source` into `target` (written atomically under `rules`) and
+/// reports the outcome to the sender; returns it and the summary line the sender was sent.
+/// `listening` is called with the bound address before accepting (port 0 picks a free port).
+/// The wait for a sender (a connection, or a writer on a named pipe) is bounded by `timeout`
+/// like every other wait.
+#[allow(clippy::too_many_arguments)]
 pub fn receive(
     source: &Source,
     target: Target<'_>,
     options: RestoreOptions,
     max_memory: u64,
     timeout: Duration,
+    rules: &OutputRules,
     listening: impl FnOnce(SocketAddr),
 ) -> Result<(Received, String)> {
+    // The output is checked and created first: a receiver that cannot write it says so at
+    // once (to the sender too, on a pipe), instead of after waiting for a sender.
+    let prepared = match target {
+        Target::Dir(out) => rules.dir(out).map(Prepared::Dir),
+        Target::File(out) => rules.file(out).map(|(dest, file)| Prepared::File(dest, file)),
+    };
+    let out = match target {
+        Target::Dir(out) | Target::File(out) => out,
+    };
     match source {
         Source::Listen { addrs, spec, tls } => {
+            let prepared = prepared?;
             let listener = TcpListener::bind(&addrs[..]).with_context(|| format!("cannot listen on {spec}"))?;
             listening(listener.local_addr()?);
-            let (stream, peer) = listener.accept().context("accept failed")?;
+            let (stream, peer) = accept_within(&listener, timeout)?;
             stream.set_nodelay(true).ok();
             let name = format!("the stream from {peer}");
             match tls {
@@ -594,11 +630,11 @@ pub fn receive(
                         TimeoutReader::new(stream.try_clone().context("cannot clone the connection")?, timeout);
                     let drain = TimeoutReader::new(stream.try_clone().context("cannot clone the connection")?, timeout);
                     let mut back = &stream;
-                    serve(Box::new(forward), Box::new(drain), &mut back, &name, target, options, max_memory)
+                    serve(Box::new(forward), Box::new(drain), &mut back, &name, out, prepared, options, max_memory)
                 }
                 Some(tls) => {
-                    // Nothing is prepared before the sender is authenticated: a refused peer
-                    // gets one TLS alert, and nothing is created.
+                    // A refused peer gets one TLS alert; the prepared output is removed and
+                    // the command fails.
                     let session = Session::accept(
                         stream,
                         Arc::clone(&tls.config),
@@ -612,7 +648,7 @@ pub fn receive(
                     let drain = TlsReader::new(Arc::clone(&session), timeout);
                     let mut back = TlsWriter::new(Arc::clone(&session), timeout);
                     let result =
-                        serve(Box::new(forward), Box::new(drain), &mut back, &name, target, options, max_memory);
+                        serve(Box::new(forward), Box::new(drain), &mut back, &name, out, prepared, options, max_memory);
                     let _ = session.close_notify(timeout);
                     let _ = session.socket().shutdown(Shutdown::Both);
                     result
@@ -620,20 +656,67 @@ pub fn receive(
             }
         }
         Source::Path(path) => {
+            let mut back = File::from(io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?);
+            let prepared = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    report_error(&mut back, &e);
+                    return Err(e);
+                }
+            };
             let forward = if path.as_os_str() == "-" {
                 let fd = io::stdin().as_fd().try_clone_to_owned().context("cannot use standard input")?;
                 crate::pipe::widen(&fd);
                 File::from(fd)
             } else {
-                File::open(path).with_context(|| format!("cannot open {}", path.display()))?
+                open_input(path)?
             };
             let drain = TimeoutReader::new(forward.try_clone().context("cannot duplicate the input")?, timeout);
             let forward = TimeoutReader::new(forward, timeout);
-            let mut back = File::from(io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?);
             let name = if path.as_os_str() == "-" { "standard input".to_string() } else { path.display().to_string() };
-            serve(Box::new(forward), Box::new(drain), &mut back, &name, target, options, max_memory)
+            serve(Box::new(forward), Box::new(drain), &mut back, &name, out, prepared, options, max_memory)
         }
     }
+}
+
+/// Tells the sender that the transfer failed, with the exit code and message.
+fn report_error(back: &mut dyn Write, e: &anyhow::Error) {
+    let code = exit_code(e, crate::outcome::Command::Receive);
+    let _ = Message::Error { code, message: render(e) }.write_to(back);
+}
+
+/// Accepts one connection, waiting at most `timeout` for it.
+fn accept_within(listener: &TcpListener, timeout: Duration) -> Result<(TcpStream, SocketAddr)> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let limit = Timespec {
+        tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    loop {
+        let mut fds = [PollFd::new(listener, PollFlags::IN)];
+        match poll(&mut fds, Some(&limit)) {
+            Ok(0) => bail!("no sender connected within {} s (--timeout)", timeout.as_secs_f64()),
+            Ok(_) => return listener.accept().context("accept failed"),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(anyhow::Error::new(io::Error::from(e)).context("waiting for a sender failed")),
+        }
+    }
+}
+
+/// Opens the file or named pipe `path` for reading without waiting for a writer (the wait
+/// is the first read's, under the timeout).
+fn open_input(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed())
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // Reads block again (each one after a poll of at most the timeout).
+    rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty())
+        .map_err(io::Error::from)
+        .with_context(|| format!("cannot use {}", path.display()))?;
+    Ok(file)
 }
 
 /// A target made ready before READY is sent.
@@ -642,16 +725,22 @@ enum Prepared {
     File(AtomicFile, File),
 }
 
-/// Copies every byte `reader` gives into `out` as it is read.
+/// Copies every byte `reader` gives into `out` as it is read. A failed write is kept in
+/// `failed` (and fails the read), so that the error names the output, not the stream.
 struct Tee<R> {
     inner: R,
     out: io::BufWriter<File>,
+    failed: Option<io::Error>,
 }
 
 impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
+        if let Err(e) = self.out.write_all(&buf[..n]) {
+            let kind = e.kind();
+            self.failed = Some(e);
+            return Err(io::Error::new(kind, "the output file could not be written"));
+        }
         Ok(n)
     }
 }
@@ -668,35 +757,77 @@ fn receive_file(
     max_memory: u64,
 ) -> Result<(Received, String)> {
     options.max_populated_bytes = options.max_populated_bytes.min(max_memory);
-    let mut tee = Tee { inner: reader, out: io::BufWriter::with_capacity(1 << 20, file) };
-    let verified = sr_restore::Restorer::new(options)
-        .verify(sr_format::StreamReader::from_read(&mut tee))
-        .map_err(|e| anyhow::Error::new(e).context(format!("receive of {name} failed")))?;
+    let out = dest.final_path().to_path_buf();
+    let cannot_write = |e: io::Error| anyhow::Error::new(e).context(format!("cannot write {}", out.display()));
+    let mut tee = Tee { inner: reader, out: io::BufWriter::with_capacity(1 << 20, file), failed: None };
+    let verified = sr_restore::Restorer::new(options).verify(sr_format::StreamReader::from_read(&mut tee));
+    if let Some(e) = tee.failed.take() {
+        return Err(cannot_write(e));
+    }
+    let verified = verified.map_err(|e| anyhow::Error::new(e).context(format!("receive of {name} failed")))?;
     let mut rest = [0u8; 1];
     if tee.inner.read(&mut rest).context("reading after the end of the stream failed")? != 0 {
         bail!("receive of {name} failed: bytes follow the end of the stream");
     }
-    let file = tee.out.into_inner().map_err(|e| anyhow!(e.into_error())).context("cannot write the output file")?;
-    file.sync_all().context("cannot sync the output file")?;
-    let out = dest.final_path().to_path_buf();
+    let file = tee.out.into_inner().map_err(|e| cannot_write(e.into_error()))?;
+    file.sync_all().map_err(cannot_write)?;
+    drop(file);
     dest.commit()?;
     let line = format!(
-        "received {} domain: {} pages, {} bytes into {}",
+        "received {} domain: {}, {} bytes into {}",
         verified.state.domain_type,
-        verified.stats.data_pages,
+        crate::text::count(verified.stats.data_pages, "page"),
         verified.stats.bytes,
         out.display()
     );
     Ok((Received::File(verified), line))
 }
 
+/// What `xsr receive --json` prints.
+#[derive(Debug, serde::Serialize)]
+pub struct ReceiveSummary {
+    /// "directory" (`--out`) or "file" (`--out-file`).
+    pub kind: &'static str,
+    /// What was written.
+    pub out: PathBuf,
+    /// Domain type name.
+    pub domain_type: String,
+    /// Guest pages populated (a directory) or page bodies received (a file).
+    pub pages: u64,
+    /// Stream bytes received.
+    pub bytes: u64,
+    /// The line the sender was sent with OK.
+    pub summary: String,
+}
+
+impl ReceiveSummary {
+    /// The summary of `received`, written to `out`, whose OK line was `line`.
+    pub fn new(received: &Received, out: &Path, line: &str) -> Self {
+        let (kind, state, pages, bytes) = match received {
+            Received::Dir(r) => {
+                let pages = r.memory.as_ref().map_or(0, |m| m.populated().count_ones());
+                ("directory", &r.state, pages, r.stats.bytes)
+            }
+            Received::File(r) => ("file", &r.state, r.stats.data_pages, r.stats.bytes),
+        };
+        ReceiveSummary {
+            kind,
+            out: out.to_path_buf(),
+            domain_type: state.domain_type.to_string(),
+            pages,
+            bytes,
+            summary: line.to_string(),
+        }
+    }
+}
+
 /// The one-line summary of a received domain.
 pub fn summary(restored: &Restored<FileMemory>, out: &Path) -> String {
     let pages = restored.memory.as_ref().map_or(0, |m| m.populated().count_ones());
     format!(
-        "received {} domain: {} pages ({} bytes) into {}",
+        "received {} domain: {} ({} bytes) into {}",
         restored.state.domain_type,
-        pages,
+        crate::text::count(pages, "page"),
         restored.stats.bytes,
         out.display()
     )
@@ -704,44 +835,24 @@ pub fn summary(restored: &Restored<FileMemory>, out: &Path) -> String {
 
 /// Runs the receiver's side of the handshake around the restore. `forward` and `drain` read
 /// the same stream (each read bounded by the timeout); `drain` empties it after a failure.
+#[allow(clippy::too_many_arguments)]
 fn serve(
     forward: Box<dyn Read + Send>,
     mut drain: Box<dyn Read + Send>,
     back: &mut dyn Write,
     name: &str,
-    target: Target<'_>,
+    out: &Path,
+    prepared: Prepared,
     options: RestoreOptions,
     max_memory: u64,
 ) -> Result<(Received, String)> {
-    let report_error = |back: &mut dyn Write, e: &anyhow::Error| {
-        let _ = Message::Error { code: exit_code(e), message: format!("{e:#}") }.write_to(back);
-    };
-    let prepared = match target {
-        Target::Dir(out) => AtomicDir::create(out).map(Prepared::Dir),
-        Target::File(out) => AtomicFile::new(out).and_then(|dest| {
-            let file = File::create(dest.path()).with_context(|| format!("cannot create {}", out.display()))?;
-            Ok(Prepared::File(dest, file))
-        }),
-    };
-    let prepared = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            report_error(back, &e);
-            return Err(e);
-        }
-    };
     Message::Ready.write_to(back).context("cannot tell the sender we are ready")?;
     let reader = forward;
     let received = match prepared {
-        Prepared::Dir(dir) => {
-            let out = match target {
-                Target::Dir(out) | Target::File(out) => out,
-            };
-            restore_into(dir, Input::Reader(reader), name, options, max_memory).map(|r| {
-                let line = summary(&r, out);
-                (Received::Dir(r), line)
-            })
-        }
+        Prepared::Dir(dir) => restore_into(dir, Input::Reader(reader), name, options, max_memory).map(|r| {
+            let line = summary(&r, out);
+            (Received::Dir(r), line)
+        }),
         Prepared::File(dest, file) => receive_file(reader, name, dest, file, options, max_memory),
     };
     match received {

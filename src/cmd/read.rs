@@ -1,14 +1,13 @@
 //! `xsr read`: guest memory at a guest-physical or guest-virtual address, as raw bytes or a
 //! hex dump.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use sr_image::{Backing, GuestImage, Holes, PagingMode, TranslateError, VcpuPaging, translate, vcpu_paging};
 
-use crate::image_dir::AtomicFile;
+use crate::output::OutputRules;
 
 /// Bytes read and written per step: memory stays bounded whatever `--len` is.
 const CHUNK: usize = 1 << 20;
@@ -74,6 +73,8 @@ pub fn paging_for<B: Backing>(
 ) -> Result<VcpuPaging> {
     match (cr3, paging) {
         (Some(cr3), Some(mode)) => Ok(VcpuPaging { mode, cr3 }),
+        // Paging off: the virtual address is the physical one, no CR3 is used.
+        (None, Some(PagingMode::None)) => Ok(VcpuPaging { mode: PagingMode::None, cr3: 0 }),
         _ => {
             let from_stream = vcpu_paging(image.index(), vcpu).with_context(|| {
                 format!("vcpu {vcpu}: no paging state (give --cr3 and --paging to translate explicitly)")
@@ -109,9 +110,70 @@ pub fn read_at<B: Backing>(
     Ok(())
 }
 
-/// Runs `xsr read`: `len` bytes at `address` to `out` (raw; `-` is standard output) or
-/// standard output (hex dump with addresses). Returns the bytes read.
-pub fn read(file: &Path, address: Address, len: u64, out: Option<&Path>, holes: Holes) -> Result<u64> {
+/// The most bytes `--json` prints as hex on standard output (larger reads go to a file with
+/// `--out`).
+pub const MAX_JSON_LEN: u64 = 16 << 20;
+
+/// What `xsr read` read (`--json`).
+#[derive(Debug, serde::Serialize)]
+pub struct ReadSummary {
+    /// The address given.
+    pub address: u64,
+    /// "physical" or "virtual".
+    pub space: &'static str,
+    /// With a virtual address: the vcpu, CR3 and paging mode that translated it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vcpu: Option<u32>,
+    /// The CR3 used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cr3: Option<u64>,
+    /// The paging mode used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paging: Option<&'static str>,
+    /// Bytes read.
+    pub length: u64,
+    /// The file written (`--out`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out: Option<std::path::PathBuf>,
+    /// The bytes as hex digits, when they are not written to a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+/// Where `xsr read` puts the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOutput<'a> {
+    /// A hex dump with addresses on standard output.
+    HexDump,
+    /// The bytes as hex digits in the summary (`--json`), at most [`MAX_JSON_LEN`].
+    Json,
+    /// The raw bytes into a file (written atomically) or standard output (`-`).
+    Raw(&'a Path),
+}
+
+/// Runs `xsr read`: `len` bytes at `address`, to `out`. A file output is checked against
+/// `rules` and created before the stream is read. Returns what was read.
+pub fn read(
+    file: &Path,
+    address: Address,
+    len: u64,
+    out: ReadOutput<'_>,
+    holes: Holes,
+    rules: &OutputRules,
+) -> Result<ReadSummary> {
+    if out == ReadOutput::Json && len > MAX_JSON_LEN {
+        bail!(
+            "--json prints at most {MAX_JSON_LEN} bytes as hex ({len} asked); write larger reads to a file with --out"
+        );
+    }
+    let dest = match out {
+        ReadOutput::Raw(path) if path.as_os_str() == "-" => {
+            rules.check_stdout()?;
+            None
+        }
+        ReadOutput::Raw(path) => Some(rules.file(path)?),
+        _ => None,
+    };
     let image = crate::input::open_image(file)?;
     let (start, paging) = match address {
         Address::Phys(a) => (a, None),
@@ -121,7 +183,12 @@ pub fn read(file: &Path, address: Address, len: u64, out: Option<&Path>, holes: 
         bail!("{start:#x} + {len} overflows the address space");
     }
     let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK))];
-    let mut emit = |out: &mut dyn Write, hex: bool| -> Result<()> {
+    // Write errors name the file written (`sink`); read errors say what could not be read.
+    let mut emit = |out: &mut dyn Write, hex: bool, sink: Option<&Path>| -> Result<()> {
+        let named = |e: std::io::Error| match sink {
+            Some(path) => anyhow::Error::new(e).context(format!("cannot write {}", path.display())),
+            None => anyhow::Error::new(e),
+        };
         let mut done = 0u64;
         while done < len {
             let n = (len - done).min(buf.len() as u64) as usize;
@@ -129,27 +196,49 @@ pub fn read(file: &Path, address: Address, len: u64, out: Option<&Path>, holes: 
             read_at(&image, at, paging, &mut buf[..n], holes)?;
             if hex {
                 let cfg = pretty_hex::HexConfig { title: false, display_offset: at as usize, ..Default::default() };
-                writeln!(out, "{}", pretty_hex::config_hex(&&buf[..n], cfg))?;
+                writeln!(out, "{}", pretty_hex::config_hex(&&buf[..n], cfg)).map_err(named)?;
             } else {
-                out.write_all(&buf[..n])?;
+                out.write_all(&buf[..n]).map_err(named)?;
             }
             done += n as u64;
         }
-        out.flush()?;
+        out.flush().map_err(named)?;
         Ok(())
     };
-    match out {
-        // Raw bytes on standard output: the product, so a closed pipe is an error (exit 2).
-        Some(path) if path.as_os_str() == "-" => emit(&mut std::io::stdout().lock(), false)?,
-        Some(path) => {
-            let dest = AtomicFile::new(path)?;
-            let f = File::create(dest.path()).with_context(|| format!("cannot create {}", dest.path().display()))?;
+    let mut summary = ReadSummary {
+        address: start,
+        space: if paging.is_some() { "virtual" } else { "physical" },
+        vcpu: match address {
+            Address::Virt { vcpu, .. } => Some(vcpu),
+            Address::Phys(_) => None,
+        },
+        cr3: paging.map(|p| p.cr3),
+        paging: paging.map(|p| p.mode.name()),
+        length: len,
+        out: None,
+        data: None,
+    };
+    match (out, dest) {
+        (ReadOutput::Raw(path), Some((dest, f))) => {
             let mut w = BufWriter::new(f);
-            emit(&mut w, false)?;
-            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            emit(&mut w, false, Some(path))?;
+            let f = w
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            f.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
+            drop(f);
             dest.commit()?;
+            summary.out = Some(path.to_path_buf());
         }
-        None => emit(&mut std::io::stdout().lock(), true)?,
+        // Raw bytes on standard output: the product, so a closed pipe is an error (exit 2).
+        (ReadOutput::Raw(_), _) => emit(&mut std::io::stdout().lock(), false, None)?,
+        (ReadOutput::Json, _) => {
+            let mut bytes = Vec::with_capacity(len as usize);
+            emit(&mut bytes, false, None)?;
+            summary.data = Some(bytes.iter().map(|b| format!("{b:02x}")).collect());
+        }
+        (ReadOutput::HexDump, _) => emit(&mut std::io::stdout().lock(), true, None)?,
     }
-    Ok(len)
+    Ok(summary)
 }

@@ -1,19 +1,20 @@
 //! `xsr restore` (and `xsr receive`): a stream into a domain image directory.
 
-use std::io::Read;
+use std::fs::File;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use sr_format::{ByteSource, StreamReader};
-use sr_memory::{FileMemory, GuestMemory};
+use sr_memory::{FileMemory, GuestMemory, MemoryError};
 use sr_restore::{Bound, RestoreError, RestoreOptions, Restored, Restorer};
 
 use crate::image_dir::{AtomicDir, DomainImage, MEMORY_FILE, write_manifest};
 use crate::input::Input;
+use crate::output::OutputRules;
 use crate::progress::bytes_bar;
 
-/// Restores `input` (a mapped file or a reader) into a sparse raw image at `image` (pfn p at
-/// p << page_shift) populating at most `max_memory` bytes of guest memory (and at most
+/// Restores `input` (a mapped file or a reader) into a sparse raw image in the empty file
+/// `image` (pfn p at p << page_shift) populating at most `max_memory` bytes of guest memory (and at most
 /// `options.max_populated_bytes`), over a span of at most `options.max_span_bytes`. `verb`
 /// ("restore", "extract") and `name` (the source) head the error message, which also says
 /// which option raises a bound the stream hit.
@@ -21,7 +22,7 @@ pub fn restore_to_image(
     input: Input,
     verb: &str,
     name: &str,
-    image: &Path,
+    image: &File,
     mut options: RestoreOptions,
     max_memory: u64,
 ) -> Result<Restored<FileMemory>> {
@@ -48,6 +49,19 @@ pub fn restore_to_image(
     Ok(restored)
 }
 
+/// `e` with the output `out` named when the output is what failed (a full disk), so the
+/// message says what could not be written.
+pub(crate) fn name_output(e: anyhow::Error, out: &str) -> anyhow::Error {
+    let destination = e.chain().any(|c| matches!(c.downcast_ref::<RestoreError>(), Some(RestoreError::Memory { .. })));
+    match (destination, out) {
+        (false, _) => e,
+        (true, "-") => {
+            e.context(format!("cannot write the image for standard output in {}", std::env::temp_dir().display()))
+        }
+        (true, _) => e.context(format!("cannot write {out}")),
+    }
+}
+
 /// When `e` is a bound of the destination, which option raises it and the least value the
 /// stream needs (it may need more further on); when a checkpointed stream broke after a
 /// complete checkpoint, the option that restores it.
@@ -69,7 +83,7 @@ fn run<S: ByteSource>(
     reader: StreamReader<S>,
     total: u64,
     mut consumed: impl FnMut(u64),
-    image: &Path,
+    image: &File,
     options: RestoreOptions,
 ) -> Result<Restored<FileMemory>, sr_restore::RestoreError> {
     let bar = bytes_bar(total, "restoring");
@@ -83,25 +97,15 @@ fn run<S: ByteSource>(
             // the span allowed; the sparse file itself grows with the pages written.
             let shift = u32::from(h.page_shift.get());
             let span = (options.max_span_bytes >> shift).clamp(1, sr_memory::MAX_PFN_LIMIT);
-            FileMemory::create(image, shift, span)
+            let file = image.try_clone().map_err(|source| MemoryError::Image { op: "dup", source })?;
+            FileMemory::from_file(file, shift, span)
         });
     bar.finish_and_clear();
     restored
 }
 
-/// Restores `input` into the directory `out` (written atomically).
-pub fn restore_input(
-    input: Input,
-    name: &str,
-    out: &Path,
-    options: RestoreOptions,
-    max_memory: u64,
-) -> Result<Restored<FileMemory>> {
-    restore_into(AtomicDir::create(out)?, input, name, options, max_memory)
-}
-
-/// Restores `input` into `dir` (created by [`AtomicDir::create`]) and commits it: on
-/// success the directory is in place when this returns; on failure it is removed.
+/// Restores `input` into `dir` (made by [`OutputRules::dir`]) and commits it: on success the
+/// directory is in place when this returns; on failure it is removed.
 pub fn restore_into(
     dir: AtomicDir,
     input: Input,
@@ -109,7 +113,16 @@ pub fn restore_into(
     options: RestoreOptions,
     max_memory: u64,
 ) -> Result<Restored<FileMemory>> {
-    let restored = restore_to_image(input, "restore", name, &dir.path().join(MEMORY_FILE), options, max_memory)?;
+    let out = dir.final_path().display().to_string();
+    let image = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(dir.path().join(MEMORY_FILE))
+        .with_context(|| format!("cannot create {out}/{MEMORY_FILE}"))?;
+    let restored =
+        restore_to_image(input, "restore", name, &image, options, max_memory).map_err(|e| name_output(e, &out))?;
+    drop(image);
     let memory = restored.memory.as_ref().context("stream restored without memory")?;
     let populated: Vec<u64> = memory.populated().iter_ones().collect();
     let pages = populated.last().map_or(0, |p| p + 1);
@@ -121,26 +134,24 @@ pub fn restore_into(
         populated,
         pages,
     };
-    write_manifest(dir.path(), &image)?;
+    write_manifest(dir.path(), &image).with_context(|| format!("cannot write {out}"))?;
     dir.commit()?;
     Ok(restored)
 }
 
-/// Restores a stream read from `reader` (a socket, a pipe) into the directory `out`.
-pub fn restore_reader(
-    reader: impl Read + Send + 'static,
-    name: &str,
+/// Restores the file `input` (`-` is standard input) into the directory `out`, written
+/// atomically under `rules`. The directory is checked and created before the input is read.
+pub fn restore(
+    input: &Path,
     out: &Path,
     options: RestoreOptions,
     max_memory: u64,
+    rules: &OutputRules,
 ) -> Result<Restored<FileMemory>> {
-    restore_input(Input::Reader(Box::new(reader)), name, out, options, max_memory)
-}
-
-/// Restores the file `input` (`-` is standard input) into the directory `out`.
-pub fn restore(input: &Path, out: &Path, options: RestoreOptions, max_memory: u64) -> Result<Restored<FileMemory>> {
+    let dir = rules.dir(out)?;
     let source = Input::open(input)?;
-    restore_input(source, &input.display().to_string(), out, options, max_memory)
+    let name = if input.as_os_str() == "-" { "standard input".to_string() } else { input.display().to_string() };
+    restore_into(dir, source, &name, options, max_memory)
 }
 
 /// What `xsr restore` reports: the guest's pages (not the page bodies the stream carried,

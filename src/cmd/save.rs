@@ -8,7 +8,7 @@ use indicatif::ProgressBar;
 use sr_save::{Container, SaveEvent, SaveOptions, SaveStats, Saver, ZeroPages};
 
 use crate::dir_guest::DirGuest;
-use crate::image_dir::AtomicFile;
+use crate::output::OutputRules;
 
 /// The wrapper to write around the libxc stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -110,12 +110,7 @@ pub fn progress_handler(bar: &ProgressBar) -> impl FnMut(&SaveEvent) + Send + '_
 
 /// The pages progress bar of a save (on standard error, hidden when it is not a terminal).
 pub fn pages_bar() -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} pages {per_sec}") {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
+    crate::progress::pages_bar()
 }
 
 /// Saves `guest` into `out`.
@@ -126,10 +121,12 @@ pub fn save_to(guest: &DirGuest, settings: &SaveSettings, out: impl Write + Send
     Ok(stats)
 }
 
-/// `xsr save DIR --out FILE` (`-`: standard output). A file is written atomically.
-pub fn save(dir: &Path, out: &Path, settings: &SaveSettings) -> Result<SaveStats> {
-    let guest = DirGuest::open(dir)?;
+/// `xsr save DIR --out FILE` (`-`: standard output). A file is written atomically under
+/// `rules` (checked and created before the directory is read).
+pub fn save(dir: &Path, out: &Path, settings: &SaveSettings, rules: &OutputRules) -> Result<SaveStats> {
     if out.as_os_str() == "-" {
+        rules.check_stdout()?;
+        let guest = DirGuest::open(dir)?;
         // A duplicate of fd 1 as a File: unbuffered, and `writev` reaches the pipe directly.
         use std::os::fd::AsFd;
         let fd = std::io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?;
@@ -137,9 +134,10 @@ pub fn save(dir: &Path, out: &Path, settings: &SaveSettings) -> Result<SaveStats
         return save_to(&guest, settings, std::fs::File::from(fd))
             .context("writing the stream to standard output failed");
     }
-    let dest = AtomicFile::new(out)?;
-    let file = std::fs::File::create(dest.path()).with_context(|| format!("cannot create {}", out.display()))?;
+    let (dest, file) = rules.file(out)?;
+    let guest = DirGuest::open(dir)?;
     let stats = save_to(&guest, settings, &file).with_context(|| format!("save to {} failed", out.display()))?;
+    drop(file);
     // Like cp, no fsync: the rename below is what makes the file look complete.
     dest.commit()?;
     Ok(stats)

@@ -20,7 +20,7 @@ use sr_xen::{Interrupt, PvSaveGuest, XenDomain};
 
 use crate::cmd::net::Sent;
 use crate::cmd::save::progress_handler;
-use crate::image_dir::AtomicFile;
+use crate::output::{OutputRules, partial_name};
 
 /// What to save and how.
 #[derive(Clone, Debug)]
@@ -88,7 +88,7 @@ struct Opened {
 
 fn open(settings: &DomainSaveSettings) -> Result<Opened> {
     let started = Instant::now();
-    let interrupt = Interrupt::install().context("cannot install the SIGINT/SIGTERM handlers")?;
+    let interrupt = Interrupt::install().context("cannot install the signal handlers")?;
     let domid = sr_xen::resolve_domain(&settings.domain)?;
     let domain =
         XenDomain::open(domid, interrupt).with_context(|| format!("cannot open domain {}", settings.domain))?;
@@ -186,20 +186,25 @@ fn guarded<T>(opened: &Opened, attempt: impl FnOnce() -> Result<T>) -> Result<T>
     }
 }
 
-/// `xsr save --domain D --out FILE` (`-`: standard output).
-pub fn save_domain(settings: &DomainSaveSettings, out: &Path) -> Result<DomainSaveSummary> {
+/// `xsr save --domain D --out FILE` (`-`: standard output). The file is written atomically
+/// under `rules`, checked and created before the domain is touched.
+pub fn save_domain(settings: &DomainSaveSettings, out: &Path, rules: &OutputRules) -> Result<DomainSaveSummary> {
+    let target = if out.as_os_str() == "-" {
+        rules.check_stdout()?;
+        None
+    } else {
+        Some(rules.file(out)?)
+    };
     let opened = open(settings)?;
     let mut sync = Duration::ZERO;
     let saved = guarded(&opened, || {
-        if out.as_os_str() == "-" {
+        let Some((dest, file)) = target else {
             use std::os::fd::AsFd;
             let fd = std::io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?;
             crate::pipe::widen(&fd);
             return save_into(&opened, settings, std::fs::File::from(fd))
                 .context("writing the stream to standard output failed");
-        }
-        let dest = AtomicFile::new(out)?;
-        let file = std::fs::File::create(dest.path()).with_context(|| format!("cannot create {}", out.display()))?;
+        };
         let saved = save_into(&opened, settings, &file).with_context(|| format!("save to {} failed", out.display()))?;
         if !settings.keep_running {
             // The domain is destroyed next: the file, its only copy, must be on disk first.
@@ -207,6 +212,7 @@ pub fn save_domain(settings: &DomainSaveSettings, out: &Path) -> Result<DomainSa
             file.sync_all().with_context(|| format!("cannot sync {}", out.display()))?;
             sync = started.elapsed();
         }
+        drop(file);
         dest.commit()?;
         Ok(saved)
     })?;
@@ -240,6 +246,7 @@ pub fn send_domain(
 /// end with. If the child died of a signal, the domain was put back and the child's partial
 /// `out` file is removed here.
 pub fn supervise(domain: &str, out: Option<&Path>) -> Result<Option<u8>> {
+    crate::cmd::xen::check_host()?;
     let domid = sr_xen::resolve_domain(domain)?;
     match sr_xen::supervise(domid).context("cannot start the saver process")? {
         sr_xen::Supervision::Child => Ok(None),
@@ -248,7 +255,8 @@ pub fn supervise(domain: &str, out: Option<&Path>) -> Result<Option<u8>> {
             if let Some(out) = out.filter(|o| o.as_os_str() != "-")
                 && let Some(name) = out.file_name()
             {
-                let _ = std::fs::remove_file(out.with_file_name(format!(".{}.partial-{pid}", name.to_string_lossy())));
+                let pid = u32::try_from(pid).unwrap_or_default();
+                let _ = std::fs::remove_file(out.with_file_name(partial_name(&name.to_string_lossy(), pid)));
             }
             let what = match recovery {
                 Ok(sr_xen::Recovery::Resumed) => "it was left suspended and has been resumed".to_string(),

@@ -1,5 +1,6 @@
 //! `xsr verify`: every check that depends on the stream alone.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
@@ -22,8 +23,9 @@ pub struct VerifyReport {
     pub layer: Option<String>,
     /// libxc records.
     pub records: u64,
-    /// PAGE_DATA entries by type.
-    pub pages_by_type: Vec<(String, u64)>,
+    /// PAGE_DATA entries by type name (the same object as `inspect --json`'s
+    /// `totals.pages_by_type`).
+    pub pages_by_type: BTreeMap<String, u64>,
     /// Page bodies.
     pub data_pages: u64,
     /// Checkpoints.
@@ -87,7 +89,7 @@ impl VerifyReport {
                 stream_version: None,
                 layer: None,
                 records: 0,
-                pages_by_type: Vec::new(),
+                pages_by_type: BTreeMap::new(),
                 data_pages: 0,
                 checkpoints: 0,
                 bytes: 0,
@@ -105,11 +107,11 @@ impl VerifyReport {
         let pages: Vec<String> = self.pages_by_type.iter().map(|(t, n)| format!("{t} {n}")).collect();
         writeln!(
             out,
-            "valid: {} stream v{} ({}), {} records, {} bytes",
+            "valid: {} stream v{} ({}), {}, {} bytes",
             self.domain_type.as_deref().unwrap_or("?"),
             self.stream_version.unwrap_or(0),
             self.layer.as_deref().unwrap_or("?"),
-            self.records,
+            crate::text::count(self.records, "record"),
             self.bytes
         )?;
         if !pages.is_empty() {

@@ -6,6 +6,18 @@
 . ./common.sh
 # wait_copying FILE: until the dump's temporary file holds some data
 wait_copying() { i=0; while [ $i -lt 400 ]; do [ "$(du -k "$1" 2>/dev/null | cut -f1)" -gt 64 ] 2>/dev/null && return 0; sleep 0.05; i=$((i+1)); done; return 1; }
+# wait_copying_pid PID: until a file process PID has open holds some data (the raw image a
+# core is made from has no name: an O_TMPFILE beside the output)
+wait_copying_pid() {
+    i=0
+    while [ $i -lt 400 ]; do
+        for f in /proc/"$1"/fd/*; do
+            [ "$(stat -L -c %b "$f" 2>/dev/null || echo 0)" -gt 128 ] && return 0
+        done
+        sleep 0.05; i=$((i+1))
+    done
+    return 1
+}
 
 # 1. Paused dump, SIGTERM mid-copy: the guest was paused by the dump.
 ./xsr dump --domain "$GUEST" --out "$OUT/term.raw" --format raw --batch 1 > "$OUT/term.txt" 2>&1 &
@@ -21,6 +33,18 @@ check [ ! -e "$OUT/term.raw" ]
 check [ -z "$(ls -A "$OUT" | grep partial)" ]
 check runs_on
 
+# 1b. The same with SIGHUP (the terminal or ssh session that ran it went away).
+./xsr dump --domain "$GUEST" --out "$OUT/hup.raw" --format raw --batch 1 > "$OUT/hup.txt" 2>&1 &
+pid=$!
+check wait_copying "$OUT/.hup.raw.partial-$pid"
+kill -HUP $pid; wait $pid; rc=$?
+log "SIGHUP: exit $rc: $(cat "$OUT/hup.txt")"
+check [ $rc -eq 2 ]
+check grep -q "interrupted by signal 1" "$OUT/hup.txt"
+check [ ! -e "$OUT/hup.raw" ]
+check [ -z "$(ls -A "$OUT" | grep partial)" ]
+check runs_on
+
 # 2. Live dump, SIGINT mid-copy. Where Xen has log-dirty mode for the guest, a second live
 #    dump meanwhile must fail (Xen refuses to enable it twice); where it has not (Debian's
 #    4.17 is built without shadow paging, so PV guests have none) xsr uses compare pre-copy.
@@ -30,7 +54,7 @@ log "live dump dirty tracking on this Xen: $tracking"
 rm -f "$OUT/probe.elf"
 ./xsr dump --domain "$GUEST" --out "$OUT/int.elf" --live --batch 1 > "$OUT/int.txt" 2>&1 &
 pid=$!
-check wait_copying "$OUT/.int.raw-tmp.partial-$pid"
+check wait_copying_pid $pid
 if [ "$tracking" = log-dirty ]; then
     ./xsr dump --domain "$GUEST" --out "$OUT/second.elf" --live > "$OUT/second.txt" 2>&1; rc2=$?
     log "second live dump while the first runs: exit $rc2: $(cat "$OUT/second.txt")"
@@ -41,6 +65,7 @@ kill -INT $pid; wait $pid; rc=$?
 log "SIGINT: exit $rc: $(cat "$OUT/int.txt")"
 check [ $rc -ne 0 ]
 check grep -q "interrupted by signal 2" "$OUT/int.txt"
+check [ -z "$(ls -A "$OUT" | grep partial)" ]
 check runs_on
 check ./xsr dump --domain "$GUEST" --out "$OUT/after-int.elf" --live
 check runs_on

@@ -23,6 +23,18 @@ check grep -qi interrupt "$OUT/term.txt"
 check empty "$OUT/term"
 check runs_on
 
+# 1b. SIGHUP (the terminal or ssh session went away), passed on by the supervising parent.
+mkdir -p "$OUT/hup"
+./xsr save --domain "$GUEST" --out "$OUT/hup/guest.save" > "$OUT/hup.txt" 2>&1 &
+pid=$!
+check wait_writing "$OUT/hup"
+kill -HUP $pid; wait_for $pid 120; rc=$?
+log "SIGHUP: exit $rc: $(cat "$OUT/hup.txt")"
+check [ $rc -eq 2 ]
+check grep -qi interrupt "$OUT/hup.txt"
+check empty "$OUT/hup"
+check runs_on
+
 # 2. SIGINT during the live pre-copy (the guest runs meanwhile).
 mkdir -p "$OUT/int"
 ./xsr save --domain "$GUEST" --out "$OUT/int/guest.save" --live --max-iterations 20 --dirty-threshold 0 > "$OUT/int.txt" 2>&1 &

@@ -244,7 +244,8 @@ pub(crate) fn task_interop(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
             continue;
         }
         let mut cmd = Command::new(&xsr);
-        cmd.args(["extract", "--format", format, "--out"]).arg(&out).arg(&save);
+        // --force: the work directory is kept between runs.
+        cmd.args(["extract", "--format", format, "--force", "--out"]).arg(&out).arg(&save);
         match run(cmd) {
             Ok(()) => {
                 checks.add(&name, Verdict::Pass, out.strip_prefix(&ctx.root).unwrap_or(&out).display().to_string())

@@ -53,7 +53,7 @@ pub(crate) fn task_package(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
 }
 
 /// The `[package] name`s of the root manifest and of every `crates/*/Cargo.toml`.
-fn workspace_package_names(root: &Path) -> Result<Vec<String>, Error> {
+pub(crate) fn workspace_package_names(root: &Path) -> Result<Vec<String>, Error> {
     let mut manifests = vec![root.join("Cargo.toml")];
     let crates = root.join("crates");
     for entry in fs::read_dir(&crates).map_err(|e| io_err("cannot list", &crates, e))? {

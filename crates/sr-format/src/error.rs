@@ -41,7 +41,7 @@ pub enum Error {
         message: String,
     },
     /// The input starts with none of the known layers (xl file, libxl stream, libxc stream).
-    #[error("byte {offset}: not a Xen save image (starts with {found:02x?})")]
+    #[error("byte {offset}: not a Xen save image (starts with {})", hex_bytes(found))]
     UnknownLayer {
         /// Offset of the first byte inspected.
         offset: u64,
@@ -390,4 +390,9 @@ impl Error {
     pub fn io(offset: u64, err: &std::io::Error) -> Self {
         Error::Io { offset, kind: err.kind(), message: err.to_string() }
     }
+}
+
+/// Bytes as `0x`-prefixed hex, space-separated: `0x58 0x65 0x6e`.
+fn hex_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:#04x}")).collect::<Vec<_>>().join(" ")
 }

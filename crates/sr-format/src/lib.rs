@@ -10,7 +10,7 @@
 //! * the **`xl` save file** header ([`xl`]) with the domain configuration, or the header
 //!   **`virsh save`** writes for a libxl domain ([`virsh`]) with the domain XML.
 //!
-//! Wire structs are `#[repr(C)]` [`zerocopy`] types with explicit byte-order fields, so they
+//! Wire structs are `#[repr(C)]` [`zerocopy`](https://docs.rs/zerocopy) types with explicit byte-order fields, so they
 //! parse from any offset on any host. Reading goes through one pull parser,
 //! [`StreamReader`], over a slice (no copies) or any [`std::io::Read`] (one reused buffer);
 //! writing through [`RecordWriter`], which sends PAGE_DATA with vectored writes. Every length

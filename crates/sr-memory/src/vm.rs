@@ -18,8 +18,9 @@ use crate::{
     GuestMemory, MemoryError, Pfn, check_batch, check_geometry, check_page_shift, check_pfns, consecutive_runs,
 };
 
-/// [`GuestMemory`] over any vm-memory [`GuestMemoryBackend`], e.g. a
-/// [`GuestMemoryMmap`].
+/// [`GuestMemory`] over any vm-memory
+/// [`GuestMemoryBackend`](https://docs.rs/vm-memory/0.18/vm_memory/trait.GuestMemoryBackend.html), e.g. a
+/// [`GuestMemoryMmap`](https://docs.rs/vm-memory/0.18/vm_memory/mmap/type.GuestMemoryMmap.html).
 ///
 /// pfn `p` is the page at `GuestAddress(p << page_shift)`. The memory map is fixed:
 /// every page inside a region is populated from the start, pages in holes between

@@ -1,4 +1,4 @@
-//! SIGINT and SIGTERM as a flag checked once per batch, so an interrupted dump stops between
+//! SIGINT, SIGTERM and SIGHUP as a flag checked once per batch, so an interrupted dump stops between
 //! batches and the [`DomainGuard`](crate::DomainGuard) puts the domain back as found.
 //!
 //! The handlers (signal-hook's `flag::register_usize`) only store the signal number; the
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use signal_hook::SigId;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::error::XenError;
 
@@ -27,11 +27,11 @@ struct Inner {
 }
 
 impl Interrupt {
-    /// Installs handlers for SIGINT and SIGTERM.
+    /// Installs handlers for SIGINT, SIGTERM and SIGHUP (a closed terminal or ssh session).
     pub fn install() -> Result<Self, XenError> {
         let signal = Arc::new(AtomicUsize::new(0));
         let mut ids = Vec::new();
-        for sig in [SIGINT, SIGTERM] {
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
             let id = signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
                 .map_err(|e| XenError::Call { call: "sigaction", errno: e.raw_os_error().unwrap_or(libc::EINVAL) })?;
             ids.push(id);

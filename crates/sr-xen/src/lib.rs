@@ -14,7 +14,7 @@
 //!   enable, clean, off), so sr-save's live pre-copy and `xsr dump --live` drive it;
 //! * **pause/unpause, log-dirty and cooperative suspend** go through a [`DomainGuard`] that
 //!   puts the domain back as found (log-dirty off, then unpaused, then resumed if this process
-//!   suspended it) on every way out, and SIGINT/SIGTERM set an [`Interrupt`] flag every batch
+//!   suspended it) on every way out, and SIGINT/SIGTERM/SIGHUP set an [`Interrupt`] flag every batch
 //!   and every suspend wait checks;
 //! * **vcpu state**: [`XenDomain::vcpu_contexts`] (PV) and [`XenDomain::hvm_context`] (HVM);
 //!   for a PV saver also the extended context, xsave state and MSRs of each vcpu, the CPU

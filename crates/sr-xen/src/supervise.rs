@@ -29,7 +29,7 @@ pub enum Supervision {
 }
 
 /// Forks: the child returns [`Supervision::Child`] at once; the parent waits for it, passing
-/// on SIGINT and SIGTERM it receives (the child handles them itself), and when the child dies
+/// on SIGINT, SIGTERM and SIGHUP it receives (the child handles them itself), and when the child dies
 /// of a signal runs [`recover_domain`] for `domid`.
 ///
 /// # Errors
@@ -38,7 +38,7 @@ pub enum Supervision {
 pub fn supervise(domid: u32) -> Result<Supervision, XenError> {
     let Some(pid) = ffi::fork_single_threaded()? else { return Ok(Supervision::Child) };
     let pending = Arc::new(AtomicI32::new(0));
-    for signal in [libc::SIGINT, libc::SIGTERM] {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         let flag = Arc::clone(&pending);
         ffi::on_signal(signal, move || flag.store(signal, Ordering::SeqCst))?;
     }
