@@ -71,7 +71,7 @@ enum Command {
         #[arg(long, required_unless_present = "domain", conflicts_with = "domain")]
         out: Option<PathBuf>,
         /// Restore into a new Xen domain (as `xl restore` does, with xsr as libxl's save helper)
-        /// and print its id. Needs a build with Xen support.
+        /// and print its id.
         #[arg(long)]
         domain: bool,
         /// With --domain: the new domain's name instead of the saved one.
@@ -990,7 +990,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 #[cfg(not(feature = "xen"))]
                 {
                     let _ = (name, paused);
-                    return Err(XenUnavailable { what: "restore --domain".into() }.into());
+                    return Err(XenUnavailable { what: "xsr restore --domain".into() }.into());
                 }
                 #[cfg(feature = "xen")]
                 {
@@ -1081,6 +1081,10 @@ impl Command {
         match self {
             Command::Dump { .. } => true,
             Command::Save { domain, .. } | Command::Send { domain, .. } => domain.domain.is_some(),
+            // restore --domain handles SIGINT/SIGTERM itself: the restore finishes, then the new
+            // domain is destroyed (a half-built domain is never left by a signal). receive
+            // --domain and migrate-receive run under a supervisor that destroys (or, after GO,
+            // starts) the copy their worker was making; migrate is send --domain.
             Command::Restore { domain, .. } | Command::Receive { domain, .. } => *domain,
             Command::Migrate { .. } | Command::MigrateReceive { .. } => true,
             _ => false,
