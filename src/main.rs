@@ -406,7 +406,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 #[cfg(not(feature = "xen"))]
                 {
                     let _ = (name, paused);
-                    return Err(XenUnavailable { what: "restore --domain".into() }.into());
+                    return Err(XenUnavailable { what: "xsr restore --domain".into() }.into());
                 }
                 #[cfg(feature = "xen")]
                 {

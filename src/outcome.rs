@@ -125,10 +125,9 @@ pub fn is_invalid(e: &RestoreError) -> bool {
         RestoreError::Format(f) => format_is_invalid(f),
         // A bound of the destination (--max-memory, --max-span): the stream may be valid.
         RestoreError::BoundReached { .. } => false,
-        // The destination failed (a full disk, an allocation).
-        RestoreError::Memory { .. } => false,
-        // The destination (a Xen domain) failed to apply what passed every rule.
-        RestoreError::Target { .. } => false,
+        // The destination failed (a full disk, an allocation; a Xen domain refusing what
+        // passed every rule).
+        RestoreError::Memory { .. } | RestoreError::Target { .. } => false,
         RestoreError::NoConsistentCheckpoint { source } | RestoreError::BrokeAfterCheckpoint { source, .. } => {
             is_invalid(source)
         }

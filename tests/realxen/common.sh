@@ -147,11 +147,18 @@ timed_helper() {
     echo "/tmp/helper-$1"
 }
 # vcpus_online NAME: every vcpu of the domain is online (vcpu-list's State has r or b and no p;
-# an offline or paused vcpu shows "--p"), as many as xl list's VCPUs column
+# an offline or paused vcpu shows "--p"), as many as xl list's VCPUs column. Asked up to three
+# times a second apart, as `running` does: xl itself sometimes fails here (harness quirk 3; seen
+# once with vcpu-list showing the one vcpu "-b-"); an offline vcpu stays offline, so a retry
+# cannot hide one.
 vcpus_online() {
-    xl vcpu-list "$1"
-    _want=$(xl list "$1" | awk 'NR == 2 { print $4 }')
-    [ -n "$_want" ] && [ "$(xl vcpu-list "$1" | awk 'NR > 1 && $5 ~ /[rb]/ && $5 !~ /p/' | wc -l)" = "$_want" ]
+    for _try in 1 2 3; do
+        _list=$(xl vcpu-list "$1") && _want=$(xl list "$1" | awk 'NR == 2 { print $4 }') && [ -n "$_want" ] &&
+            [ "$(echo "$_list" | awk 'NR > 1 && $5 ~ /[rb]/ && $5 !~ /p/' | wc -l)" = "$_want" ] && { echo "$_list"; return 0; }
+        log "vcpus of $1 (try $_try): want '${_want:-}', vcpu-list: $(echo "$_list" | tail -n +2 | tr '\n' ';')"
+        sleep 1
+    done
+    return 1
 }
 # restore_job: the body of the restore-{pv,pv-2vcpu,pvh,hvm} jobs. A stock `xl save` of the
 # standard guest, then with Xen's helper disabled (and a stock `xl restore` shown to fail):
