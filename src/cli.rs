@@ -654,6 +654,10 @@ impl Command {
         match self {
             Command::Dump { .. } => true,
             Command::Save { domain, .. } | Command::Send { domain, .. } => domain.domain.is_some(),
+            // restore --domain handles SIGINT/SIGTERM itself: the restore finishes, then the new
+            // domain is destroyed (a half-built domain is never left by a signal). receive
+            // --domain and migrate-receive run under a supervisor that destroys (or, after GO,
+            // starts) the copy their worker was making; migrate is send --domain.
             Command::Restore { domain, .. } | Command::Receive { domain, .. } => *domain,
             Command::Migrate { .. } | Command::MigrateReceive { .. } => true,
             _ => false,
