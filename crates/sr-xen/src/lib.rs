@@ -55,5 +55,5 @@ pub use interrupt::Interrupt;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 pub use memory::{MAX_WINDOWS, WINDOW_PFNS, XenMemory};
-pub use save::PvSaveGuest;
+pub use save::{PvSaveGuest, SuspendHook};
 pub use supervise::{Supervision, supervise};
