@@ -36,15 +36,31 @@ fn frames(out: &[u8], mode: Mode) -> Vec<HelperMessage> {
 }
 
 #[test]
-fn save_mode_is_refused_in_the_protocol() {
+#[cfg_attr(not(feature = "xen"), ignore = "save mode needs the xen feature")]
+fn a_save_without_a_suspend_callback_or_a_stream_fails_in_the_protocol() {
+    // cbflags 0: libxl implements no suspend callback, which xc_domain_save needs.
     let o = helper(&["--save-domain", "3", "-1", "7", "0", "0", "0"], &encode_reply(0));
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let msgs = frames(&o.stdout, Mode::Save);
     assert_eq!(msgs.len(), 2, "{msgs:?}");
     let HelperMessage::Log { level: l, errnoval, context, formatted } = &msgs[0] else { panic!("{msgs:?}") };
-    assert_eq!((*l, *errnoval, context.as_str()), (level::ERROR, 95, "xsr"));
-    assert!(formatted.contains("save mode not supported by this xsr yet"), "{formatted}");
-    assert_eq!(msgs[1], HelperMessage::Complete { retval: -1, errnoval: 95 });
+    assert_eq!((*l, context.as_str()), (level::ERROR, "xsr"));
+    assert!(formatted.contains("save of domain 7 failed: libxl passed no suspend callback"), "{formatted}");
+    assert_eq!(*errnoval, 22);
+    assert_eq!(msgs[1], HelperMessage::Complete { retval: -1, errnoval: 22 });
+    // The suspend callback (bit 3) but descriptor 99, which is not open in the helper.
+    let o = helper(&["--save-domain", "99", "-1", "7", "1", "8", "0"], &encode_reply(0));
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let msgs = frames(&o.stdout, Mode::Save);
+    let HelperMessage::Log { formatted, .. } = &msgs[0] else { panic!("{msgs:?}") };
+    assert!(formatted.contains("the stream descriptor 99"), "{formatted}");
+    assert_eq!(msgs.last(), Some(&HelperMessage::Complete { retval: -1, errnoval: 9 }));
+    // A checkpointed save (Remus) is refused in words.
+    let o = helper(&["--save-domain", "3", "-1", "7", "0", "40", "1"], &encode_reply(0));
+    let msgs = frames(&o.stdout, Mode::Save);
+    let HelperMessage::Log { formatted, .. } = &msgs[0] else { panic!("{msgs:?}") };
+    assert!(formatted.contains("checkpointed saves (Remus) are not done by xsr"), "{formatted}");
+    assert_eq!(msgs.last(), Some(&HelperMessage::Complete { retval: -1, errnoval: 95 }));
 }
 
 #[test]

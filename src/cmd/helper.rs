@@ -17,8 +17,12 @@
 //! that failed), libxl's reply to `complete`, exit 0. libxl destroys the domain when the
 //! result is a failure.
 //!
-//! Save mode is not done yet: it answers a `log` saying so and a failed `complete`
-//! (`EOPNOTSUPP`), and libxl fails the save (the guest keeps running).
+//! Save mode (`xl save`, `xl migrate`): the domain's libxc stream written to the descriptor
+//! libxl passes, by sr-save through `sr_xen::PvSaveGuest`, with the guest suspended by libxl
+//! (the `suspend` callback, answered before the final pass) and, live, pre-copy with Xen's
+//! log-dirty mode or, where Xen refuses it for PV, by comparison; then `complete`. x86 PV
+//! only for now: an HVM or PVH domain, and checkpointed streams, are refused in the protocol
+//! (a `log` saying so, a failed `complete`; libxl fails the save and the guest runs on).
 //!
 //! `XSR_HELPER_REPORT=PATH` in the environment makes the helper write a JSON summary there
 //! ([`HelperReport`]); `xsr restore --domain` reads it for its own summary.
@@ -165,14 +169,15 @@ pub fn run(args: &[OsString]) -> u8 {
         }
     };
     match parsed {
-        HelperArgs::Save { domid, .. } => {
+        HelperArgs::Save { stream_type, domid, .. } if stream_type != StreamType::Plain => {
             let text = format!(
-                "save mode not supported by this xsr yet (domain {domid}): use Xen's libxl-save-helper to save"
+                "checkpointed saves ({stream_type:?}) are not done by xsr (domain {domid}): use Xen's libxl-save-helper"
             );
             eprintln!("xsr: {text}");
             let _ = channel.log(level::ERROR, Some(libc_eopnotsupp()), &text);
             channel.complete(-1, libc_eopnotsupp())
         }
+        HelperArgs::Save { .. } => save(&parsed, channel),
         HelperArgs::Restore { stream_type, domid, .. } if stream_type != StreamType::Plain => {
             let text = format!(
                 "checkpointed streams ({stream_type:?}) are not restored by xsr (domain {domid}): use Xen's libxl-save-helper"
@@ -180,6 +185,138 @@ pub fn run(args: &[OsString]) -> u8 {
             refuse(&mut channel, domid, &text)
         }
         HelperArgs::Restore { .. } => restore(&parsed, channel),
+    }
+}
+
+/// `XCFLAGS_LIVE` of `xc_domain_save`'s flags (xenguest.h): a live (pre-copy) save.
+const XCFLAGS_LIVE: u32 = 1;
+
+#[cfg(not(feature = "xen"))]
+fn save(args: &HelperArgs, mut channel: Channel) -> u8 {
+    let HelperArgs::Save { domid, .. } = *args else { unreachable!("save mode") };
+    let text = format!("this xsr was built without the xen feature: it cannot save domain {domid}");
+    eprintln!("xsr: {text}");
+    let _ = channel.log(level::ERROR, Some(libc_eopnotsupp()), &text);
+    channel.complete(-1, libc_eopnotsupp())
+}
+
+/// Save mode: the libxc stream of the domain written to `io_fd` by sr-save, as
+/// `xc_domain_save` writes it (`libxl_save_helper.c`'s `--save-domain`). The guest is
+/// suspended by libxl (the `suspend` callback; libxl also saves the device model and resumes
+/// the guest when the save fails); live (`XCFLAGS_LIVE`, `xl migrate`) pre-copies with
+/// Xen's log-dirty mode or, where Xen refuses it (x86 PV on a Xen without shadow paging), by
+/// comparing pages with what was sent. The domain is left as found on failure (log-dirty
+/// off); libxl destroys it after a successful `xl save`.
+#[cfg(feature = "xen")]
+fn save(args: &HelperArgs, channel: Channel) -> u8 {
+    use std::io::BufWriter;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    use sr_save::{Container, PrecopyPolicy, SaveOptions, Saver};
+    use sr_xen::{DomainKind, Interrupt, PvSaveGuest, XenDomain};
+
+    let HelperArgs::Save { io_fd, domid, flags, cbflags, .. } = *args else { unreachable!("save mode") };
+    let channel = Mutex::new(channel);
+    let lock = || channel.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let fail = |channel: &mut Channel, text: String, errno: i32| -> u8 {
+        eprintln!("xsr: save of domain {domid} failed: {text}");
+        write_report(&HelperReport { domid, error: Some(text.clone()), ..HelperReport::default() });
+        let _ = channel.log(level::ERROR, Some(errno), &format!("save of domain {domid} failed: {text}"));
+        channel.complete(-1, errno)
+    };
+    if cbflags & (1 << HelperMessage::Suspend.number()) == 0 {
+        return fail(&mut lock(), "libxl passed no suspend callback".into(), 22);
+    }
+    let out = match sr_xen::inherited_fd(io_fd) {
+        Ok(f) => f,
+        Err(e) => return fail(&mut lock(), format!("the stream descriptor {io_fd}: {e}"), 9),
+    };
+    let interrupt = match Interrupt::install() {
+        Ok(i) => i,
+        Err(e) => return fail(&mut lock(), format!("cannot install the signal handlers: {e}"), 5),
+    };
+    let domain = match XenDomain::open(domid, interrupt) {
+        Ok(d) => d,
+        Err(e) => return fail(&mut lock(), format!("cannot open the domain: {e}"), 5),
+    };
+    if domain.kind() == DomainKind::Hvm {
+        return fail(&mut lock(), "HVM and PVH domains are not saved by this xsr's helper mode yet".into(), 95);
+    }
+    let live = flags & XCFLAGS_LIVE != 0;
+    // The saver's statistics, the dirty tracking used, when the suspend was asked and took.
+    type Saved = (sr_save::SaveStats, &'static str, Option<(Instant, Duration)>);
+    let attempt = || -> Result<Saved, String> {
+        let mut tracking = "none";
+        if live {
+            tracking = match domain.enable_log_dirty() {
+                Ok(()) => "log-dirty",
+                Err(e) if e.is_unsupported() => {
+                    domain.memory().track_by_compare();
+                    "compare"
+                }
+                Err(e) => return Err(format!("cannot turn log-dirty mode on: {e}")),
+            };
+        }
+        let guest = PvSaveGuest::new(&domain, Duration::from_secs(60)).map_err(|e| e.to_string())?.suspended_by(|| {
+            match lock().call(&HelperMessage::Suspend) {
+                // libxl answers 1 for a suspended domain (xc_domain_save checks non-zero)
+                Ok(0) => Err("libxl's suspend callback failed".into()),
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("no answer from libxl to the suspend callback: {e}")),
+            }
+        });
+        let options = SaveOptions {
+            live: live.then(PrecopyPolicy::default),
+            container: Container::Libxc,
+            xen_version: domain.xen_version().map_err(|e| e.to_string())?,
+            ..SaveOptions::default()
+        };
+        let mut writer = BufWriter::with_capacity(1 << 20, &out);
+        let stats = Saver::new(options).save(&guest, &mut writer).map_err(|e| error_chain(&e))?;
+        writer.into_inner().map_err(|e| format!("writing the stream: {}", e.error()))?;
+        if tracking == "log-dirty" {
+            domain.disable_log_dirty().map_err(|e| e.to_string())?;
+        }
+        Ok((stats, tracking, guest.suspended()))
+    };
+    match attempt() {
+        Ok((stats, tracking, suspended)) => {
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let report = HelperReport {
+                domid,
+                ok: true,
+                pages: stats.pages,
+                bytes: stats.bytes,
+                restore_ms: ms(started.elapsed()),
+                ..HelperReport::default()
+            };
+            write_report(&report);
+            let mut channel = lock();
+            let _ = channel.log(
+                level::INFO,
+                None,
+                &format!(
+                    "saved domain {domid}: {} pages, {} bytes in {:.0} ms ({} live passes, dirty tracking {tracking}, suspended {:.0} ms after the request)",
+                    stats.pages,
+                    stats.bytes,
+                    report.restore_ms,
+                    stats.live_passes(),
+                    suspended.map_or(0.0, |(_, took)| ms(took)),
+                ),
+            );
+            channel.complete(0, 0)
+        }
+        Err(text) => {
+            // Log-dirty off and nothing of ours left on the domain; libxl resumes the guest
+            // it suspended.
+            let text = match domain.restore() {
+                Ok(()) => text,
+                Err(r) => format!("{text}; and the domain could not be put back as found: {r}"),
+            };
+            fail(&mut lock(), text, 5)
+        }
     }
 }
 

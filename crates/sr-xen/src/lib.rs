@@ -72,5 +72,5 @@ pub struct ReadmeDoctests;
 pub use hvm::GfnScanInfo;
 pub use hvm_save::{EMULATOR_QEMU_UPSTREAM, HvmSaveGuest};
 pub use memory::{MAX_WINDOWS, WINDOW_PFNS, XenMemory};
-pub use save::PvSaveGuest;
+pub use save::{PvSaveGuest, SuspendHook};
 pub use supervise::{Supervised, Supervision, held, supervise, supervise_child};

@@ -46,6 +46,22 @@ pub struct PvSaveGuest<'d> {
     suspend_timeout: Duration,
     /// When the suspend was requested, and how long the guest took to suspend.
     suspended: Mutex<Option<(Instant, Duration)>>,
+    /// Who suspends the guest instead of this process (libxl, through the save helper's
+    /// `suspend` callback).
+    suspend_hook: Option<Hook<'d>>,
+}
+
+/// A suspend done by someone else (see [`PvSaveGuest::suspended_by`]): returns once the
+/// domain is suspended, or says why not.
+pub type SuspendHook<'d> = Box<dyn Fn() -> Result<(), String> + Send + Sync + 'd>;
+
+/// A [`SuspendHook`] in a struct that can be `Debug`.
+struct Hook<'d>(SuspendHook<'d>);
+
+impl std::fmt::Debug for Hook<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SuspendHook")
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,7 +96,18 @@ impl<'d> PvSaveGuest<'d> {
             sent_live: AtomicBool::new(false),
             suspend_timeout,
             suspended: Mutex::new(None),
+            suspend_hook: None,
         })
+    }
+
+    /// The guest is suspended by `hook` instead of by this process: libxl's `suspend`
+    /// callback when xsr is libxl's save helper (`libxl__domain_suspend_callback`, which
+    /// also suspends the device model and waits for the guest). After the hook returns, Xen
+    /// must report the domain shut down with reason suspend; nothing resumes it on failure
+    /// (the caller that suspended it does that: libxl resumes the guest when a save fails).
+    pub fn suspended_by(mut self, hook: impl Fn() -> Result<(), String> + Send + Sync + 'd) -> Self {
+        self.suspend_hook = Some(Hook(Box::new(hook)));
+        self
     }
 
     /// When the suspend was requested and how long the guest took to suspend, once it has.
@@ -207,7 +234,19 @@ impl Guest for PvSaveGuest<'_> {
             return Ok(());
         }
         let requested = Instant::now();
-        let took = self.domain.suspend(self.suspend_timeout).map_err(xen)?;
+        let took = match &self.suspend_hook {
+            None => self.domain.suspend(self.suspend_timeout).map_err(xen)?,
+            Some(Hook(hook)) => {
+                hook().map_err(|e| SaveError::Guest(format!("suspending the domain: {e}")))?;
+                if !self.domain.suspended_now().map_err(xen)? {
+                    return Err(SaveError::Guest(format!(
+                        "domain {} is not suspended after its suspend callback returned",
+                        self.domain.domid()
+                    )));
+                }
+                requested.elapsed()
+            }
+        };
         *lock(&self.suspended) = Some((requested, took));
         self.running.store(false, Ordering::SeqCst);
         // From here the guest cannot write its memory: the writer may send the mapped frames.
