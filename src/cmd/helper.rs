@@ -189,6 +189,7 @@ pub fn run(args: &[OsString]) -> u8 {
 }
 
 /// `XCFLAGS_LIVE` of `xc_domain_save`'s flags (xenguest.h): a live (pre-copy) save.
+#[cfg(feature = "xen")]
 const XCFLAGS_LIVE: u32 = 1;
 
 #[cfg(not(feature = "xen"))]
