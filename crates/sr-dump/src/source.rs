@@ -99,26 +99,6 @@ impl<F: FnMut(u64) -> Option<PageBody>> PageSource for FileExtents<'_, F> {
     }
 }
 
-/// The largest `pwrite` of page bodies, and the alignment of its end in the output.
-const WRITE_PIECE: usize = 64 << 10;
-
-/// Writes one extent of page bodies at `offset` in pieces that end on multiples of 64 KiB in
-/// the output. Whole 4 MiB extents at 2 MiB-aligned offsets took 3 to 5 times the kernel
-/// time of `cp` from run to run on Linux 6.18 with ext4 (the page cache's largest folios);
-/// 64 KiB pieces as long as `cp`, steadily. See `write_run_at` in sr-memory's `FileMemory`
-/// for the figures.
-fn write_extent_at(out: &File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
-    while !bytes.is_empty() {
-        // Up to the next multiple of WRITE_PIECE in the output.
-        let room = WRITE_PIECE as u64 - offset % WRITE_PIECE as u64;
-        let (piece, rest) = bytes.split_at(bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX)));
-        out.write_all_at(piece, offset)?;
-        offset += piece.len() as u64;
-        bytes = rest;
-    }
-    Ok(())
-}
-
 /// Walks the pages `first .. first + count` of a run through `lookup` and calls
 /// `copy(source offset, output offset, length)` once per extent of bodies that are
 /// consecutive in the source; zero pages are skipped.
@@ -204,7 +184,8 @@ impl<F: FnMut(u64) -> Option<PageBody>, W: FnMut(u64)> PageSource for SliceExten
                     )
                 })?;
             window(s);
-            write_extent_at(out, body, d)
+            // Pieces aligned in the output, as restore writes its image (see there for why).
+            sr_memory::file::write_run_at(out, body, d)
         })
     }
 }

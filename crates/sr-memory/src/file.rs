@@ -194,7 +194,12 @@ const WRITE_PIECE: usize = 64 << 10;
 /// 0.28 to 0.30 s, as `cp` (0.28 to 0.29 s; its kernel copy writes 64 KiB at a time).
 /// Writing the first 64 KiB of each run apart (0.28 to 2.35 s) or 1 MiB pieces still
 /// varied. 16 `pwrite`s per 4 MiB cost no measurable time.
-fn write_run_at(file: &File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
+///
+/// Shared with sr-dump's core writers, which write page bodies the same way.
+///
+/// # Errors
+/// The first `pwrite(2)` error.
+pub fn write_run_at(file: &File, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
     while !bytes.is_empty() {
         // Up to the next multiple of WRITE_PIECE in the file.
         let room = WRITE_PIECE as u64 - offset % WRITE_PIECE as u64;
