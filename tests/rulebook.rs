@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use common::{LIMIT, TestGuest, guest};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use sr_format::body::VcpuFrames;
 use sr_format::state::DomainState;
 use sr_format::{DomainType, PageType, StreamReader, Strictness};
@@ -170,7 +170,11 @@ fn assert_memory(restored: &RamMemory, g: &TestGuest) {
 /// Runs the property for guests of `dtype`; returns (refused, saved) counts.
 fn property(dtype: DomainType, shift: u32, cases: u32) -> (u32, u32) {
     let (refused, saved) = (std::cell::Cell::new(0u32), std::cell::Cell::new(0u32));
-    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    // A fixed seed: the refused/saved counts asserted below are then the same on every run
+    // (with a random seed, 48 ARM cases once drew only 2 refusals and CI went red). Explore
+    // further locally by raising `cases`.
+    let config = Config { cases, failure_persistence: None, ..Config::default() };
+    let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     let result = runner.run(&edits(), |e| {
         let g = guest(dtype, shift, 60);
         apply(&g, &e);
