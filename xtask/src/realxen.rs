@@ -42,7 +42,9 @@ pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
         Some(("check", [job, out_dir])) => {
             // The host-side checks of an earlier run's outputs, without booting Xen again.
             run(ctx.cargo(["build", "--release", "--features", "xen"]))?;
-            let lines = host_checks(job.trim_end_matches(".sh"), Path::new(out_dir))?;
+            let job = job.trim_end_matches(".sh");
+            let text = fs::read_to_string(Path::new(REALXEN_DIR).join(format!("{job}.sh"))).unwrap_or_default();
+            let lines = job_host_checks(job, &text, Path::new(out_dir))?;
             lines.iter().for_each(|l| println!("    CHECK-OK {l}"));
             return Ok(());
         }
@@ -74,6 +76,12 @@ pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
         .filter(|p| only.is_empty() || only.iter().any(|o| p.file_stem() == Some(OsStr::new(o))))
         .collect();
     jobs.sort();
+    if only.is_empty() {
+        // A job that is a part of another runs there only.
+        let texts: Vec<String> = jobs.iter().filter_map(|j| fs::read_to_string(j).ok()).collect();
+        let parts: Vec<&str> = texts.iter().flat_map(|t| job_parts(t)).map(|(_, j)| j).collect();
+        jobs.retain(|j| !parts.iter().any(|p| j.file_stem() == Some(OsStr::new(p))));
+    }
     if jobs.is_empty() {
         return Err(err(format!("no jobs in {REALXEN_DIR}")));
     }
@@ -90,9 +98,12 @@ pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
             let started = Instant::now();
             // `# realxen-tls` jobs get TLS certificates made here with openssl (dom0 has none).
             let certs = if text.lines().any(|l| l.trim() == "# realxen-tls") { tls_certs(ctx)? } else { Vec::new() };
+            let part_scripts: Vec<PathBuf> =
+                job_parts(&text).iter().map(|(_, j)| Path::new(REALXEN_DIR).join(format!("{j}.sh"))).collect();
             let out = Command::new(&script)
                 .args(["job".as_ref(), job.as_os_str(), "target/release/xsr".as_ref()])
                 .args(libs.iter().map(|l| l.as_os_str()))
+                .args(part_scripts.iter().map(|p| p.as_os_str()))
                 .args(&certs)
                 .env("REALXEN_GUEST", guest)
                 .env("REALXEN_GUEST_TYPE", gtype)
@@ -115,7 +126,7 @@ pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
                     figures.push((format!("{name}/{k} (round {round})"), v.to_string()));
                 }
             }
-            match host_checks(&name, &out_dir) {
+            match job_host_checks(&name, &text, &out_dir) {
                 Ok(lines) => lines.iter().for_each(|l| println!("    CHECK-OK {l}")),
                 Err(e) => {
                     println!("    CHECK-FAIL {e}");
@@ -213,6 +224,34 @@ fn print_ratios(figures: &[(String, String)]) {
         let median = vals.get(vals.len().saturating_sub(1) / 2).map_or("-".to_string(), |m| format!("{m:.2}"));
         println!("    {name}: {} -> median {median}", each.join(", "));
     }
+}
+
+/// The parts of a job that runs several job bodies in one boot (one guest boot instead of
+/// several: an HVM guest takes 15-20 s to boot under TCG): its `part DIR JOB` lines
+/// (`lib-parts.sh`), each running `JOB.sh` into `$OUT/DIR`, whose outputs get JOB's host-side
+/// checks.
+fn job_parts(text: &str) -> Vec<(&str, &str)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("part "))
+        .filter_map(|p| match p.split_whitespace().collect::<Vec<_>>()[..] {
+            [dir, job] => Some((dir, job)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The host-side checks of a job's outputs, and of each of its parts' ([`job_parts`]), the
+/// part's lines prefixed with its folder.
+fn job_host_checks(job: &str, text: &str, out: &Path) -> Result<Vec<String>, Error> {
+    let mut lines = host_checks(job, out)?;
+    let mut failures = Vec::new();
+    for (dir, part) in job_parts(text) {
+        match host_checks(part, &out.join(dir)) {
+            Ok(done) => lines.extend(done.into_iter().map(|l| format!("{dir}: {l}"))),
+            Err(e) => failures.push(format!("{dir}: {}", e.0)),
+        }
+    }
+    if failures.is_empty() { Ok(lines) } else { Err(err(failures.join(" | "))) }
 }
 
 /// The host-side checks of a job's outputs; a line per check passed.
@@ -435,6 +474,13 @@ mod tests {
 
     pub(super) fn pattern(n: usize) -> Vec<u8> {
         format!("REALXEN-PAGE-{n:06}-").bytes().cycle().take(4096).collect()
+    }
+
+    #[test]
+    fn a_job_names_its_parts() {
+        let text = "# realxen-guest: 128:2:256\n# part x y in a comment\npart dump dump-hvm\npart  save  save-hvm \npart broken\nexit $fail\n";
+        assert_eq!(job_parts(text), vec![("dump", "dump-hvm"), ("save", "save-hvm")]);
+        assert!(job_parts("# realxen-guest: 32:1\n").is_empty());
     }
 
     #[test]
