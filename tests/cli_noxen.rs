@@ -24,8 +24,10 @@ fn the_xen_commands_and_flags_are_there_and_say_what_is_missing() {
         }
     }
     for (args, what) in [
-        (vec!["dump", "--domain", "1", "--out", out], "xsr dump"),
-        (vec!["dump", "--domain", "guest", "--out", out, "--format", "raw", "--live"], "xsr dump"),
+        (vec!["dump", "--domain", "1", "--out", out], "dump"),
+        (vec!["dump", "--domain", "guest", "--out", out, "--format", "raw", "--live"], "dump"),
+        (vec!["migrate", "guest", "host"], "migrate"),
+        (vec!["restore", "--domain", "/nonexistent"], "restore --domain"),
         (vec!["save", "--domain", "guest", "--out", out], "--domain"),
         (vec!["save", "--domain", "guest", "--out", out, "--live", "--keep-running"], "--domain"),
         (vec!["send", "--domain", "guest", "--to", "127.0.0.1:1"], "--domain"),
