@@ -1,6 +1,6 @@
 //! An xsr built without the `xen` feature keeps every Xen command and flag (in `--help` too)
 //! and answers them with what is missing, exit 2, before anything is written. `cargo xtask
-//! test` builds and runs this file without features (`cargo nextest run -p xsr --test
+//! test` builds and runs this file without features (`cargo test -p xsr --test
 //! cli_noxen`), since its main run builds with `--all-features`.
 #![cfg(not(feature = "xen"))]
 
