@@ -1,4 +1,5 @@
 # realxen-guest: 128:2:256
+# realxen-xfer-mb: 1536
 # realxen job: the PV dump and save jobs in one boot of one 128 MiB, 2-vcpu PV guest rewriting 256 pages a
 # second (see lib-parts.sh; each part's outputs in $OUT/PART).
 . ./lib-parts.sh

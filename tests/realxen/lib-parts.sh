@@ -8,6 +8,8 @@
 # PART-FRESH-GUEST and a failed check) so that the next part still runs.
 . ./common.sh
 . ./lib-hvm.sh
+# The room for the outputs (`# realxen-xfer-mb:`, cargo xtask realxen's xfer-room file) freed.
+rm -f ./xfer-room
 part() {
     _top=$OUT
     mkdir -p "$_top/$1"

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::env;
 use std::ffi::OsStr;
 use std::fs;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -122,7 +123,13 @@ pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
             println!("==> realxen job {name} (round {round}/{runs}, guest {guest}, {gtype}, cpu {cpu})");
             let started = Instant::now();
             // `# realxen-tls` jobs get TLS certificates made here with openssl (dom0 has none).
-            let certs = if text.lines().any(|l| l.trim() == "# realxen-tls") { tls_certs(ctx)? } else { Vec::new() };
+            let mut certs =
+                if text.lines().any(|l| l.trim() == "# realxen-tls") { tls_certs(ctx)? } else { Vec::new() };
+            // `# realxen-xfer-mb: N`: N MiB more room for the job's outputs (see `xfer_room`).
+            if let Some(mb) = text.lines().find_map(|l| l.strip_prefix("# realxen-xfer-mb: ")) {
+                let mb = mb.trim().parse().map_err(|_| err(format!("{name}: realxen-xfer-mb is not a number")))?;
+                certs.push(xfer_room(ctx, mb)?);
+            }
             let part_scripts: Vec<PathBuf> =
                 job_parts(&text).iter().map(|(_, j)| Path::new(REALXEN_DIR).join(format!("{j}.sh"))).collect();
             let out = Command::new(&script)
@@ -228,6 +235,24 @@ fn tls_certs(ctx: &Ctx) -> Result<Vec<PathBuf>, Error> {
     .iter()
     .map(|f| dir.join(f))
     .collect())
+}
+
+/// A file of `mb` MiB of zeros, `target/realxen-xfer/xfer-room`, passed to a job to make its
+/// transfer disk bigger: `realxen.sh job` sizes the disk that carries the job's files in and its
+/// outputs back as 1 GiB plus its inputs, too small for the saves and dumps of a 128 MiB guest
+/// in one boot. The job deletes it first thing (`lib-parts.sh`), leaving the room to its outputs.
+fn xfer_room(ctx: &Ctx, mb: u64) -> Result<PathBuf, Error> {
+    let dir = ctx.root.join("target/realxen-xfer");
+    let path = dir.join("xfer-room");
+    let want = mb * 1024 * 1024;
+    if fs::metadata(&path).map(|m| m.len()).ok() == Some(want) {
+        return Ok(path);
+    }
+    fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
+    let mut f = fs::File::create(&path).map_err(|e| io_err("cannot create", &path, e))?;
+    // Written, not sparse: the harness measures its inputs with `du`.
+    std::io::copy(&mut std::io::repeat(0).take(want), &mut f).map_err(|e| io_err("cannot write", &path, e))?;
+    Ok(path)
 }
 
 /// The ratios the jobs measured (figures named `ratio-*`), one line each over the rounds:
