@@ -86,15 +86,16 @@ with open(out, "w") as o:
     # CMD starts once the sampler has written its first sample (python starts slowly here)
     _i=0; while [ ! -s "$OUT/$_label.poll" ] && [ $_i -lt 400 ]; do sleep 0.05; _i=$((_i+1)); done
     _a=$(date +%s%N)
-    "$@" < /dev/null > "$OUT/$_label.out" 2>&1; _rc=$?
+    # (its own variable: wait_for below sets _rc to the sampler's status)
+    "$@" < /dev/null > "$OUT/$_label.out" 2>&1; _prc=$?
     _b=$(date +%s%N); MS=$(( (_b - _a) / 1000000 ))
     sleep 1; touch "$OUT/$_label.stop"; wait_for $_s 30
     set -- $(awk '$3 != "up" && $3 != "end" && !f { f = 1; dp = $1; dn = $2 }
         f && $3 == "up" && !u { u = 1; up = $1; un = $2 }
         END { if (f && u) printf "%d %d\n", (up - dn) / 1000000, (un - dp) / 1000000 }' "$OUT/$_label.poll")
     DOWN_LO=${1:-} DOWN_HI=${2:-}
-    log "$_label: exit $_rc, ${MS} ms, guest down between ${DOWN_LO:-?} and ${DOWN_HI:-?} ms: $(tr '\n' ';' < "$OUT/$_label.poll")"
-    return $_rc
+    log "$_label: exit $_prc, ${MS} ms, guest down between ${DOWN_LO:-?} and ${DOWN_HI:-?} ms: $(tr '\n' ';' < "$OUT/$_label.poll")"
+    return $_prc
 }
 # wait_for PID SECONDS: wait for PID's exit status, killing it after SECONDS (a process that
 # never ends would otherwise hold the job until the harness kills the nested machine)
@@ -368,13 +369,14 @@ with open(out, "w") as o:
     _s=$!
     sleep 2
     _a=$(date +%s%N)
-    "$@" < /dev/null > "$OUT/$_label.out" 2>&1; _rc=$?
+    # (its own variable: wait_for below sets _rc to the sampler's status)
+    "$@" < /dev/null > "$OUT/$_label.out" 2>&1; _prc=$?
     _b=$(date +%s%N); MS=$(( (_b - _a) / 1000000 ))
     sleep 1; touch "$OUT/$_label.stop"; wait_for $_s 30
     DOWNTIME_MS=$(awk '$1 == "down" { d = $2 } $1 == "up" { u = $2 } END { if (d && u) printf "%d", (u - d) / 1000000 }' "$OUT/$_label.down")
-    log "$_label: exit $_rc, ${MS} ms, guest down for ${DOWNTIME_MS:-?} ms: $(tr '\n' ';' < "$OUT/$_label.down")"
+    log "$_label: exit $_prc, ${MS} ms, guest down for ${DOWNTIME_MS:-?} ms: $(tr '\n' ';' < "$OUT/$_label.down")"
     cat "$OUT/$_label.out"
-    return $_rc
+    return $_prc
 }
 # one_running: exactly one running domain of the guest's family, named GUEST (a suspended
 # GUEST--migratedaway may be there too: it does not run)
