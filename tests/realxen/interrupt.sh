@@ -4,14 +4,23 @@
 # "log-dirty off" is shown by Xen itself: enabling log-dirty fails while it is on (a second
 # --live dump during the first fails), and works again once the killed dump has cleaned up.
 . ./common.sh
-# wait_copying FILE: until the dump's temporary file holds some data
-wait_copying() { i=0; while [ $i -lt 400 ]; do [ "$(du -k "$1" 2>/dev/null | cut -f1)" -gt 64 ] 2>/dev/null && return 0; sleep 0.05; i=$((i+1)); done; return 1; }
-# wait_copying_pid PID: until a file process PID has open holds some data (the raw image a
-# core is made from has no name: an O_TMPFILE beside the output)
+# wait_copying PREFIX: until the dump's temporary file PREFIX* holds some data (its name ends in
+# the pid of the working process, the supervised child of the xsr started here)
+wait_copying() {
+    i=0
+    while [ $i -lt 400 ]; do
+        for f in "$1"*; do [ "$(du -k "$f" 2>/dev/null | cut -f1)" -gt 64 ] 2>/dev/null && return 0; done
+        sleep 0.05; i=$((i+1))
+    done
+    return 1
+}
+# wait_copying_pid PID: until a file the working process of xsr PID (its supervised child) has
+# open holds some data (the raw image a core is made from has no name: an O_TMPFILE beside the
+# output)
 wait_copying_pid() {
     i=0
     while [ $i -lt 400 ]; do
-        for f in /proc/"$1"/fd/*; do
+        for f in /proc/"$1"/fd/* /proc/$(pgrep -P "$1" | head -n 1)/fd/*; do
             [ "$(stat -L -c %b "$f" 2>/dev/null || echo 0)" -gt 128 ] && return 0
         done
         sleep 0.05; i=$((i+1))
@@ -22,7 +31,7 @@ wait_copying_pid() {
 # 1. Paused dump, SIGTERM mid-copy: the guest was paused by the dump.
 ./xsr dump --domain "$GUEST" --out "$OUT/term.raw" --format raw --batch 1 > "$OUT/term.txt" 2>&1 &
 pid=$!
-check wait_copying "$OUT/.term.raw.partial-$pid"
+check wait_copying "$OUT/.term.raw.partial-"
 state=$(dom_state "$GUEST"); log "state while the paused dump copies: '$state'"
 check [ "${state#*p}" != "$state" ]
 kill -TERM $pid; wait $pid; rc=$?
@@ -36,7 +45,7 @@ check runs_on
 # 1b. The same with SIGHUP (the terminal or ssh session that ran it went away).
 ./xsr dump --domain "$GUEST" --out "$OUT/hup.raw" --format raw --batch 1 > "$OUT/hup.txt" 2>&1 &
 pid=$!
-check wait_copying "$OUT/.hup.raw.partial-$pid"
+check wait_copying "$OUT/.hup.raw.partial-"
 kill -HUP $pid; wait $pid; rc=$?
 log "SIGHUP: exit $rc: $(cat "$OUT/hup.txt")"
 check [ $rc -eq 2 ]
