@@ -33,7 +33,7 @@ log "guest booted after $n failed boots: domain $DOMID"
 . ./common.sh
 . ./lib-hvm.sh
 ./xsr --version
-mkdir -p /mnt/small && mount -t tmpfs -o size=6m tmpfs /mnt/small
+mkdir -p /tmp/small && mount -t tmpfs -o size=6m tmpfs /tmp/small
 # vcpu0's rax and rip (xc_vcpu_getcontext, x86_64 layout: fpu 512, flags 8, then r15..r8, rax; rip after rdi+error/entry)
 ctx() {
     python3 - "$(xl domid "$GUEST")" <<'PY'
@@ -59,8 +59,8 @@ alive() {
 log "HVM_PARAM_CALLBACK_IRQ: $(hvm_param 0)"
 
 # E1: xl save into a full tmpfs: libxl's own failure path (libxl_domain_resume suspend_cancel=1)
-rm -f /mnt/small/*
-xl save "$GUEST" /mnt/small/xl.save < /dev/null > "$OUT/e1.txt" 2>&1; log "E1 xl save ENOSPC: exit $?: $(tail -n 5 "$OUT/e1.txt" | tr '\n' '|')"
+rm -f /tmp/small/*
+xl save "$GUEST" /tmp/small/xl.save < /dev/null > "$OUT/e1.txt" 2>&1; log "E1 xl save ENOSPC: exit $?: $(tail -n 5 "$OUT/e1.txt" | tr '\n' '|')"
 check alive "E1 xl save ENOSPC"
 log "HVM_PARAM_CALLBACK_IRQ: $(hvm_param 0)"
 
@@ -76,7 +76,8 @@ d = int(sys.argv[1])
 xc = ctypes.CDLL("libxenctrl.so.4.17", use_errno=True)
 xc.xc_interface_open.restype = ctypes.c_void_p
 h = ctypes.c_void_p(xc.xc_interface_open(None, None, 0))
-rc = xc.xc_domain_resume(h, d, 1)
+xg = ctypes.CDLL("libxenguest.so.4.17", use_errno=True)  # xc_domain_resume is libxenguest's
+rc = xg.xc_domain_resume(h, d, 1)
 xs = ctypes.CDLL("libxenstore.so.4", use_errno=True)
 xs.xs_open.restype = ctypes.c_void_p
 x = ctypes.c_void_p(xs.xs_open(0))
@@ -86,8 +87,8 @@ PY
 check alive "E2 python suspend+fast resume"
 
 # E3: xsr save into a full tmpfs (no signal)
-rm -f /mnt/small/* /mnt/small/.[!.]*
-./xsr save --domain "$GUEST" --out /mnt/small/xsr.save > "$OUT/e3.txt" 2>&1; log "E3 xsr save ENOSPC: exit $?: $(cat "$OUT/e3.txt" | tr '\n' '|')"
+rm -f /tmp/small/* /tmp/small/.[!.]*
+./xsr save --domain "$GUEST" --out /tmp/small/xsr.save > "$OUT/e3.txt" 2>&1; log "E3 xsr save ENOSPC: exit $?: $(cat "$OUT/e3.txt" | tr '\n' '|')"
 check alive "E3 xsr save ENOSPC"
 
 # E4: xsr save SIGTERM while suspended (interrupt-pvh's step 5)
