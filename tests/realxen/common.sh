@@ -97,13 +97,14 @@ with open(out, "w") as o:
     return $_rc
 }
 # wait_for PID SECONDS: wait for PID's exit status, killing it after SECONDS (a process that
-# never ends would otherwise hold the job until the harness kills the nested machine)
+# never ends would otherwise hold the job until the harness kills the nested machine). Its own
+# variables are _wf_*: the callers' _rc (polled, migration_downtime) must survive it.
 wait_for() {
     ( sleep "$2"; kill "$1" 2>/dev/null && log "killed $1 after $2 s" ) &
     _w=$!
-    wait "$1"; _rc=$?
+    wait "$1"; _wf_rc=$?
     kill $_w 2>/dev/null
-    return $_rc
+    return $_wf_rc
 }
 # wait_writing DIR: until a file in DIR holds more than 64 KiB (a save or receive is writing
 # pages), for at most 60 s
@@ -451,34 +452,34 @@ TLS_SRC="--tls-name dst.example --tls-cert src.example.crt --tls-key src.example
 # Sets ROUND_OK (1 when every check passed), ROUND_MS (send's wall ms), ROUND_DOWN (send's own
 # downtime_ms).
 xsr_round() {
-    _l=$1 _p=$2 _d= _s=
-    [ "$3" = tls ] && { _d=$TLS_DST; _s=$TLS_SRC; }
-    _f0=$fail; fail=0
+    _xr_l=$1 _xr_p=$2 _xr_d= _xr_s=
+    [ "$3" = tls ] && { _xr_d=$TLS_DST; _xr_s=$TLS_SRC; }
+    _xr_f0=$fail; fail=0
     hb=$(last_heartbeat "$(console_of)")
     src=$(xl domid "$GUEST")
-    ./xsr receive --domain --listen 127.0.0.1:$_p $_d --json > "$OUT/$_l-recv.json" 2> "$OUT/$_l-recv.err" &
-    _r=$!
-    check listening $_p
-    ms ./xsr send --domain "$GUEST" --live --to 127.0.0.1:$_p $_s --json > "$OUT/$_l-send.json" 2> "$OUT/$_l-send.err"; _rc=$?
+    ./xsr receive --domain --listen 127.0.0.1:$_xr_p $_xr_d --json > "$OUT/$_xr_l-recv.json" 2> "$OUT/$_xr_l-recv.err" &
+    _xr_r=$!
+    check listening $_xr_p
+    ms ./xsr send --domain "$GUEST" --live --to 127.0.0.1:$_xr_p $_xr_s --json > "$OUT/$_xr_l-send.json" 2> "$OUT/$_xr_l-send.err"; _xr_rc=$?
     ROUND_MS=$MS
-    wait_for $_r 120; _rrc=$?
-    log "$_l: send exit $_rc: $(tr '\n' ' ' < "$OUT/$_l-send.err")"
-    log "$_l: receive exit $_rrc: $(tr '\n' ' ' < "$OUT/$_l-recv.err")"
-    cat "$OUT/$_l-send.json" "$OUT/$_l-recv.json"
-    log "$_l: domains after: $(domains)"
-    check [ $_rc -eq 0 ]
-    check [ $_rrc -eq 0 ]
-    check [ "$(json_str_retry "$OUT/$_l-send.json" outcome)" = destroyed ]
+    wait_for $_xr_r 120; _xr_rrc=$?
+    log "$_xr_l: send exit $_xr_rc: $(tr '\n' ' ' < "$OUT/$_xr_l-send.err")"
+    log "$_xr_l: receive exit $_xr_rrc: $(tr '\n' ' ' < "$OUT/$_xr_l-recv.err")"
+    cat "$OUT/$_xr_l-send.json" "$OUT/$_xr_l-recv.json"
+    log "$_xr_l: domains after: $(domains)"
+    check [ $_xr_rc -eq 0 ]
+    check [ $_xr_rrc -eq 0 ]
+    check [ "$(json_str_retry "$OUT/$_xr_l-send.json" outcome)" = destroyed ]
     check [ "$(xl domid "$GUEST")" != "$src" ]
-    check [ "$(json_field "$OUT/$_l-recv.json" domid)" = "$(xl domid "$GUEST")" ]
-    [ "$3" = tls ] && check grep -q "TLS 1.3" "$OUT/$_l-recv.err"
+    check [ "$(json_field "$OUT/$_xr_l-recv.json" domid)" = "$(xl domid "$GUEST")" ]
+    [ "$3" = tls ] && check grep -q "TLS 1.3" "$OUT/$_xr_l-recv.err"
     migrated_to "$src"
     check one_copy
     check beats_on "$(console_of)" "$hb"
     check vcpus_online "$GUEST"
-    ROUND_DOWN=$(json_field "$OUT/$_l-send.json" downtime_ms)
+    ROUND_DOWN=$(json_field "$OUT/$_xr_l-send.json" downtime_ms)
     ROUND_OK=0; [ $fail -eq 0 ] && ROUND_OK=1
-    fail=$((_f0 | fail))
+    fail=$((_xr_f0 | fail))
 }
 # xsr_into_xsr_job: `xsr send --domain --live` into `xsr receive --domain` over TLS 1.3, twice
 # (Xen's helper disabled: only xsr restores); when a TLS round fails, two plaintext rounds on
@@ -513,42 +514,42 @@ stats() { sort -n "$1" | awk '{ v[NR] = $1 } END { if (NR) printf "%s %s %s %d",
 # then median, min and max.
 downtime_pairs() {
     rm -f "$OUT/down-xsr.ms" "$OUT/down-xl.ms" "$OUT/wall-xsr.ms" "$OUT/wall-xl.ms"
-    if [ "$GUEST_TYPE" = pv ]; then _sh="env LIBXL_SAVE_HELPER=$IN/xsr"; else _sh=env; fi
-    for _i in $(seq "$1"); do
-        ./xsr receive --domain --listen 127.0.0.1:$((7900 + _i)) > "$OUT/down-xsr-$_i.recv" 2>&1 &
-        _r=$!
-        check listening $((7900 + _i))
+    if [ "$GUEST_TYPE" = pv ]; then _dp_sh="env LIBXL_SAVE_HELPER=$IN/xsr"; else _dp_sh=env; fi
+    for _dp_i in $(seq "$1"); do
+        ./xsr receive --domain --listen 127.0.0.1:$((7900 + _dp_i)) > "$OUT/down-xsr-$_dp_i.recv" 2>&1 &
+        _dp_r=$!
+        check listening $((7900 + _dp_i))
         hb=$(last_heartbeat "$(console_of)"); src=$(xl domid "$GUEST")
-        migration_downtime "down-xsr-$_i" ./xsr send --domain "$GUEST" --live --to 127.0.0.1:$((7900 + _i)); _rc=$?
-        wait_for $_r 60
-        check [ $_rc -eq 0 ]
+        migration_downtime "down-xsr-$_dp_i" ./xsr send --domain "$GUEST" --live --to 127.0.0.1:$((7900 + _dp_i)); _dp_rc=$?
+        wait_for $_dp_r 60
+        check [ $_dp_rc -eq 0 ]
         check [ "$(xl domid "$GUEST")" != "$src" ]
         migrated_to "$src"
         check one_copy
         check beats_on "$(console_of)" "$hb"
-        [ $_rc -eq 0 ] && [ -n "$DOWNTIME_MS" ] && { echo "$DOWNTIME_MS" >> "$OUT/down-xsr.ms"; echo "$MS" >> "$OUT/wall-xsr.ms"; }
-        figure "downtime-xsr-send-receive-ms-$_i" "$DOWNTIME_MS"
+        [ $_dp_rc -eq 0 ] && [ -n "$DOWNTIME_MS" ] && { echo "$DOWNTIME_MS" >> "$OUT/down-xsr.ms"; echo "$MS" >> "$OUT/wall-xsr.ms"; }
+        figure "downtime-xsr-send-receive-ms-$_dp_i" "$DOWNTIME_MS"
 
         hb=$(last_heartbeat "$(console_of)"); src=$(xl domid "$GUEST")
-        migration_downtime "down-xl-$_i" $_sh xl migrate -s '' "$GUEST" "env LIBXL_SAVE_HELPER=$IN/xsr xl migrate-receive -e"; _rc=$?
+        migration_downtime "down-xl-$_dp_i" $_dp_sh xl migrate -s '' "$GUEST" "env LIBXL_SAVE_HELPER=$IN/xsr xl migrate-receive -e"; _dp_rc=$?
         # xl migrate has been seen to exit 0 after "Migration failed, failed to suspend at sender":
         # the new domain id is what tells
-        check [ $_rc -eq 0 ]
+        check [ $_dp_rc -eq 0 ]
         check [ "$(xl domid "$GUEST")" != "$src" ]
-        _moved=0; [ "$(xl domid "$GUEST")" != "$src" ] && _moved=1
+        _dp_moved=0; [ "$(xl domid "$GUEST")" != "$src" ] && _dp_moved=1
         migrated_to "$src"
         check one_copy
         check beats_on "$(console_of)" "$hb"
-        [ $_rc -eq 0 ] && [ $_moved -eq 1 ] && [ -n "$DOWNTIME_MS" ] && { echo "$DOWNTIME_MS" >> "$OUT/down-xl.ms"; echo "$MS" >> "$OUT/wall-xl.ms"; }
-        figure "downtime-xl-migrate-xsr-helper-ms-$_i" "$DOWNTIME_MS"
+        [ $_dp_rc -eq 0 ] && [ $_dp_moved -eq 1 ] && [ -n "$DOWNTIME_MS" ] && { echo "$DOWNTIME_MS" >> "$OUT/down-xl.ms"; echo "$MS" >> "$OUT/wall-xl.ms"; }
+        figure "downtime-xl-migrate-xsr-helper-ms-$_dp_i" "$DOWNTIME_MS"
     done
-    set -- $(stats "$OUT/down-xsr.ms"); _xm=${1:-}
+    set -- $(stats "$OUT/down-xsr.ms"); _dp_xm=${1:-}
     figure downtime-xsr-median-min-max-n "$*"
-    set -- $(stats "$OUT/down-xl.ms"); _lm=${1:-}
+    set -- $(stats "$OUT/down-xl.ms"); _dp_lm=${1:-}
     figure downtime-xl-median-min-max-n "$*"
     figure migrate-wall-xsr-median-min-max-n "$(stats "$OUT/wall-xsr.ms")"
     figure migrate-wall-xl-median-min-max-n "$(stats "$OUT/wall-xl.ms")"
-    figure ratio-downtime-xsr-vs-xl "$(ratio "$_xm" "$_lm")"
+    figure ratio-downtime-xsr-vs-xl "$(ratio "$_dp_xm" "$_dp_lm")"
 }
 # ---- faults at every step of a migration into a new domain (issue 16; migrate-faults*.sh)
 SLOW="--max-iterations 30 --dirty-threshold 0"
