@@ -14,6 +14,8 @@
 . ./common.sh
 ./xsr --version
 ip link set lo up
+# The host must keep dom0's vector registers, or TLS records and heaps break (docs/xen.md).
+check host_fpu
 xsr_into_xsr_job
 xl_into_xsr_job
 downtime_pairs 3

@@ -17,6 +17,8 @@
 . ./common.sh
 ./xsr --version
 ip link set lo up
+# The host must keep dom0's vector registers, or TLS records and heaps break (docs/xen.md).
+check host_fpu
 
 # 1. A rogue sender.
 disable_xen_helper
