@@ -10,7 +10,11 @@
 #     in the receiver's mount namespace), twice (xl_into_xsr_job);
 #  3. the downtime, in the same boot: xsr send/receive against `xl migrate` into
 #     `xl migrate-receive` with xsr as the receiving side's save helper, 3 times each, alternately
-#     (downtime_pairs).
+#     (downtime_pairs);
+#  4. the faults of migrate-faults.sh (network cut, receiver or sender SIGKILLed at each stage, a
+#     receiver that cannot create the domain) for the HVM guest, whose copies each have a device
+#     model (QEMU) in dom0 and whose pre-copy uses Xen's log-dirty mode (migrate_faults_job).
+# One boot for all of it: the real Xen is shared.
 . ./common.sh
 ./xsr --version
 ip link set lo up
@@ -19,4 +23,5 @@ check host_fpu
 xsr_into_xsr_job
 xl_into_xsr_job
 downtime_pairs 3
+migrate_faults_job
 exit $fail

@@ -12,7 +12,8 @@
 #     on this host, it gets no log-dirty mode);
 #  5. the downtime, in the same boot: `xsr send --domain --live` into `xsr receive --domain` against
 #     `xl migrate` into `xl migrate-receive` with xsr as the save helper of both, 5 times each,
-#     alternately, both measured by the same sampler (downtime_pairs).
+#     alternately, both measured by the same sampler (downtime_pairs);
+#  6. the faults of migrate-faults.sh (migrate_faults_job), in the same boot: the real Xen is shared.
 # After each: exactly one copy (named GUEST, running), heartbeat continuing with the pattern md5.
 . ./common.sh
 ./xsr --version
@@ -76,4 +77,7 @@ downtime_pairs 5
 
 figure xsr-migrate-to-xl-ms "$to_xl_ms"
 figure xl-migrate-to-xsr-ms "$from_xl_ms"
+
+# 6. Faults.
+migrate_faults_job
 exit $fail

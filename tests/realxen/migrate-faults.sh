@@ -13,7 +13,8 @@
 #  - a receiver that cannot create the domain (a paused domain holds all but 16 MiB of the free
 #    memory: nomem_fault).
 # XSR_TEST_HOLD makes a side wait at a named stage, so that each fault lands where it is meant to.
-# The body is migrate_faults_job (common.sh), shared with migrate-faults-hvm.
+# The body is migrate_faults_job (common.sh), which migrate-domain and migrate-domain-hvm also run
+# (after their migrations, in the same boot).
 . ./common.sh
 migrate_faults_job
 exit $fail
