@@ -111,13 +111,17 @@ impl DomainControl for Control {
             // Stop reading the bitmap first: from here on the dirty sets are conservative.
             self.log_dirty.store(false, Ordering::SeqCst);
         } else {
-            // Turning it off when it did not go on is harmless: held from the request on.
+            // Held from the request on, in case this process dies inside it.
             note(held::LOG_DIRTY, true);
         }
-        self.ctrl().shadow_op(self.domid, op)?;
-        if !on {
+        let r = self.ctrl().shadow_op(self.domid, op);
+        if !on || r.is_err() {
+            // Off, or refused: not held. A refused request left it off (Xen refuses log-dirty
+            // mode for PV guests where it has no shadow paging, EOPNOTSUPP), and turning off
+            // what never went on fails there (EINVAL): a supervisor must not try it.
             note(held::LOG_DIRTY, false);
         }
+        r?;
         self.log_dirty.store(on, Ordering::SeqCst);
         Ok(())
     }
