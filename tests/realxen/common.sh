@@ -5,6 +5,9 @@ fail=0
 check() { if "$@"; then log "CHECK-OK $*"; else log "CHECK-FAIL $*"; fail=1; fi; }
 # figure NAME VALUE: a measured figure, collected by cargo xtask realxen
 figure() { log "FIGURE $1 $2"; }
+# tfigure NAME VALUE: a figure of the current guest type (NAME-pv, NAME-pvh, NAME-hvm), for jobs
+# that test two types in one boot
+tfigure() { figure "$1-$GUEST_TYPE" "$2"; }
 # ms CMD...: run CMD, set MS to its wall milliseconds (date's nanoseconds), return its status
 ms() { _a=$(date +%s%N); "$@"; _rc=$?; _b=$(date +%s%N); MS=$(( (_b - _a) / 1000000 )); log "TIME ${MS}ms for: $*"; return $_rc; }
 # heartbeat_md5_after NAME N: the md5 of the first heartbeat numbered above N
@@ -443,18 +446,18 @@ xl_into_xsr_job() {
         hb=$(last_heartbeat "$(console_of)")
         src=$(xl domid "$GUEST")
         ms xl migrate -s '' "$GUEST" "exec unshare -m sh -c 'mount --bind /tmp/no-save-helper $XEN_HELPER && exec $IN/xsr migrate-receive'" \
-            > "$OUT/from-xl-$round.txt" 2>&1; rc=$?
-        cat "$OUT/from-xl-$round.txt"
+            > "$OUT/$GUEST_TYPE-from-xl-$round.txt" 2>&1; rc=$?
+        cat "$OUT/$GUEST_TYPE-from-xl-$round.txt"
         log "xl migrate into xsr migrate-receive ($GUEST_TYPE, round $round): exit $rc"
         check [ $rc -eq 0 ]
-        check grep -q "Migration successful" "$OUT/from-xl-$round.txt"
-        check grep -q "received domain" "$OUT/from-xl-$round.txt"
+        check grep -q "Migration successful" "$OUT/$GUEST_TYPE-from-xl-$round.txt"
+        check grep -q "received domain" "$OUT/$GUEST_TYPE-from-xl-$round.txt"
         check [ "$(xl domid "$GUEST")" != "$src" ]
         migrated_to "$src"
         check one_copy
         check beats_on "$(console_of)" "$hb"
         check vcpus_online "$GUEST"
-        figure "xl-migrate-to-xsr-ms-$round" "$MS"
+        tfigure "xl-migrate-to-xsr-ms-$round" "$MS"
     done
 }
 # ---- xsr -> xsr rounds, downtime pairs and faults, for every guest type (issue 16)
@@ -514,17 +517,17 @@ xsr_into_xsr_job() {
     _tls_failed=0
     for round in 1 2; do
         # the second round as a person sees it (text), for the docs
-        if [ $round -eq 2 ]; then xsr_round "tls-$round" $((7940 + round)) tls text; else xsr_round "tls-$round" $((7940 + round)) tls; fi
-        figure "xsr-to-xsr-tls-ms-$round" "$ROUND_MS"
-        figure "xsr-to-xsr-tls-downtime-ms-$round" "$ROUND_DOWN"
+        if [ $round -eq 2 ]; then xsr_round "$GUEST_TYPE-tls-$round" $((7940 + round)) tls text; else xsr_round "$GUEST_TYPE-tls-$round" $((7940 + round)) tls; fi
+        tfigure "xsr-to-xsr-tls-ms-$round" "$ROUND_MS"
+        tfigure "xsr-to-xsr-tls-downtime-ms-$round" "$ROUND_DOWN"
         [ $ROUND_OK -eq 1 ] || _tls_failed=1
     done
     if [ $_tls_failed -eq 1 ]; then
         log "a TLS round failed: two plaintext rounds, to tell the transport from the rest"
         for round in 1 2; do
-            xsr_round "plain-$round" $((7944 + round)) plain
-            figure "xsr-to-xsr-plain-ms-$round" "$ROUND_MS"
-            figure "xsr-to-xsr-plain-downtime-ms-$round" "$ROUND_DOWN"
+            xsr_round "$GUEST_TYPE-plain-$round" $((7944 + round)) plain
+            tfigure "xsr-to-xsr-plain-ms-$round" "$ROUND_MS"
+            tfigure "xsr-to-xsr-plain-downtime-ms-$round" "$ROUND_DOWN"
         done
     fi
     enable_xen_helper
@@ -539,25 +542,25 @@ stats() { sort -n "$1" | awk '{ v[NR] = $1 } END { if (NR) printf "%s %s %s %d",
 # checked (a new domain, exactly one copy, heartbeat with the pattern md5). Figures: each run,
 # then median, min and max.
 downtime_pairs() {
-    rm -f "$OUT/down-xsr.ms" "$OUT/down-xl.ms" "$OUT/wall-xsr.ms" "$OUT/wall-xl.ms"
+    rm -f "$OUT/$GUEST_TYPE-down-xsr.ms" "$OUT/$GUEST_TYPE-down-xl.ms" "$OUT/$GUEST_TYPE-wall-xsr.ms" "$OUT/$GUEST_TYPE-wall-xl.ms"
     if [ "$GUEST_TYPE" = pv ]; then _dp_sh="env LIBXL_SAVE_HELPER=$IN/xsr"; else _dp_sh=env; fi
     for _dp_i in $(seq "$1"); do
-        ./xsr receive --domain --listen 127.0.0.1:$((7900 + _dp_i)) > "$OUT/down-xsr-$_dp_i.recv" 2>&1 &
+        ./xsr receive --domain --listen 127.0.0.1:$((7900 + _dp_i)) > "$OUT/$GUEST_TYPE-down-xsr-$_dp_i.recv" 2>&1 &
         _dp_r=$!
         check listening $((7900 + _dp_i))
         hb=$(last_heartbeat "$(console_of)"); src=$(xl domid "$GUEST")
-        migration_downtime "down-xsr-$_dp_i" ./xsr send --domain "$GUEST" --live --to 127.0.0.1:$((7900 + _dp_i)); _dp_rc=$?
+        migration_downtime "$GUEST_TYPE-down-xsr-$_dp_i" ./xsr send --domain "$GUEST" --live --to 127.0.0.1:$((7900 + _dp_i)); _dp_rc=$?
         wait_for $_dp_r 60
         check [ $_dp_rc -eq 0 ]
         check [ "$(xl domid "$GUEST")" != "$src" ]
         migrated_to "$src"
         check one_copy
         check beats_on "$(console_of)" "$hb"
-        [ $_dp_rc -eq 0 ] && [ -n "$DOWNTIME_MS" ] && { echo "$DOWNTIME_MS" >> "$OUT/down-xsr.ms"; echo "$MS" >> "$OUT/wall-xsr.ms"; }
-        figure "downtime-xsr-send-receive-ms-$_dp_i" "$DOWNTIME_MS"
+        [ $_dp_rc -eq 0 ] && [ -n "$DOWNTIME_MS" ] && { echo "$DOWNTIME_MS" >> "$OUT/$GUEST_TYPE-down-xsr.ms"; echo "$MS" >> "$OUT/$GUEST_TYPE-wall-xsr.ms"; }
+        tfigure "downtime-xsr-send-receive-ms-$_dp_i" "$DOWNTIME_MS"
 
         hb=$(last_heartbeat "$(console_of)"); src=$(xl domid "$GUEST")
-        migration_downtime "down-xl-$_dp_i" $_dp_sh xl migrate -s '' "$GUEST" "env LIBXL_SAVE_HELPER=$IN/xsr xl migrate-receive -e"; _dp_rc=$?
+        migration_downtime "$GUEST_TYPE-down-xl-$_dp_i" $_dp_sh xl migrate -s '' "$GUEST" "env LIBXL_SAVE_HELPER=$IN/xsr xl migrate-receive -e"; _dp_rc=$?
         # xl migrate has been seen to exit 0 after "Migration failed, failed to suspend at sender":
         # the new domain id is what tells
         check [ $_dp_rc -eq 0 ]
@@ -566,16 +569,16 @@ downtime_pairs() {
         migrated_to "$src"
         check one_copy
         check beats_on "$(console_of)" "$hb"
-        [ $_dp_rc -eq 0 ] && [ $_dp_moved -eq 1 ] && [ -n "$DOWNTIME_MS" ] && { echo "$DOWNTIME_MS" >> "$OUT/down-xl.ms"; echo "$MS" >> "$OUT/wall-xl.ms"; }
-        figure "downtime-xl-migrate-xsr-helper-ms-$_dp_i" "$DOWNTIME_MS"
+        [ $_dp_rc -eq 0 ] && [ $_dp_moved -eq 1 ] && [ -n "$DOWNTIME_MS" ] && { echo "$DOWNTIME_MS" >> "$OUT/$GUEST_TYPE-down-xl.ms"; echo "$MS" >> "$OUT/$GUEST_TYPE-wall-xl.ms"; }
+        tfigure "downtime-xl-migrate-xsr-helper-ms-$_dp_i" "$DOWNTIME_MS"
     done
-    set -- $(stats "$OUT/down-xsr.ms"); _dp_xm=${1:-}
-    figure downtime-xsr-median-min-max-n "$*"
-    set -- $(stats "$OUT/down-xl.ms"); _dp_lm=${1:-}
-    figure downtime-xl-median-min-max-n "$*"
-    figure migrate-wall-xsr-median-min-max-n "$(stats "$OUT/wall-xsr.ms")"
-    figure migrate-wall-xl-median-min-max-n "$(stats "$OUT/wall-xl.ms")"
-    figure ratio-downtime-xsr-vs-xl "$(ratio "$_dp_xm" "$_dp_lm")"
+    set -- $(stats "$OUT/$GUEST_TYPE-down-xsr.ms"); _dp_xm=${1:-}
+    tfigure downtime-xsr-median-min-max-n "$*"
+    set -- $(stats "$OUT/$GUEST_TYPE-down-xl.ms"); _dp_lm=${1:-}
+    tfigure downtime-xl-median-min-max-n "$*"
+    tfigure migrate-wall-xsr-median-min-max-n "$(stats "$OUT/$GUEST_TYPE-wall-xsr.ms")"
+    tfigure migrate-wall-xl-median-min-max-n "$(stats "$OUT/$GUEST_TYPE-wall-xl.ms")"
+    tfigure ratio-downtime-xsr-vs-xl "$(ratio "$_dp_xm" "$_dp_lm")"
 }
 # ---- faults at every step of a migration into a new domain (issue 16; migrate-faults*.sh)
 SLOW="--max-iterations 30 --dirty-threshold 0"
@@ -713,4 +716,18 @@ migrate_faults_job() {
     dest_runs
     nomem_fault
     enable_xen_helper
+}
+# switch_guest TYPE: destroy every domain of the guest's name family and start the standard guest
+# again as TYPE (pv, pvh, hvm; 32 MiB, 1 vcpu, rewriting 100 pages a second), with fresh console
+# logs, so that one boot can test two guest types (the real Xen is shared: fewer boots)
+switch_guest() {
+    for _d in $(xl list 2>/dev/null | awk -v g="$GUEST" 'NR > 1 && index($1, g) == 1 { print $1 }'); do xl destroy "$_d"; done
+    rm -f /tmp/migrated-domid
+    for _c in "$(conlog "$GUEST")" "$(conlog "$GUEST--incoming")"; do [ -f "$_c" ] && : > "$_c"; done
+    guest_cfg "$GUEST" "$1" tiny 32 1 realxen.dirty=100 > "$OUT/guest-$1.cfg"
+    xl create -e "$OUT/guest-$1.cfg" < /dev/null || [ -n "$(dom_state "$GUEST")" ] || return 1
+    wait_marker "$GUEST" REALXEN-DOMU-READY 600 || return 1
+    wait_heartbeat_after "$GUEST" 0 300 || return 1
+    GUEST_TYPE=$1 DOMID=$(xl domid "$GUEST")
+    log "guest $GUEST is now domain $DOMID, type $1: $(grep -o 'REALXEN-DOMU-READY.*' "$(conlog "$GUEST")" | tail -n 1)"
 }

@@ -13,7 +13,10 @@
 #  5. the downtime, in the same boot: `xsr send --domain --live` into `xsr receive --domain` against
 #     `xl migrate` into `xl migrate-receive` with xsr as the save helper of both, 5 times each,
 #     alternately, both measured by the same sampler (downtime_pairs);
-#  6. the faults of migrate-faults.sh (migrate_faults_job), in the same boot: the real Xen is shared.
+#  6. the faults of migrate-faults.sh (migrate_faults_job);
+#  7. then the same guest started again as PVH (switch_guest): xsr -> xsr over TLS twice, stock
+#     `xl migrate` into `xsr migrate-receive` twice, the downtime pairs twice (as
+#     migrate-domain-pvh): one boot for both types, as the real Xen is shared.
 # After each: exactly one copy (named GUEST, running), heartbeat continuing with the pattern md5.
 . ./common.sh
 ./xsr --version
@@ -80,4 +83,11 @@ figure xl-migrate-to-xsr-ms "$from_xl_ms"
 
 # 6. Faults.
 migrate_faults_job
+
+# 7. PVH.
+if check switch_guest pvh; then
+    xsr_into_xsr_job
+    xl_into_xsr_job
+    downtime_pairs 2
+fi
 exit $fail
