@@ -100,13 +100,14 @@ with open(out, "w") as o:
     return $_rc
 }
 # wait_for PID SECONDS: wait for PID's exit status, killing it after SECONDS (a process that
-# never ends would otherwise hold the job until the harness kills the nested machine). Its own
-# variables are _wf_*: the callers' _rc (polled, migration_downtime) must survive it.
+# never ends would otherwise hold the job until the harness kills the nested machine)
+# (its own variable names: dash's variables are global, and `polled` and `migration_downtime`
+# keep the measured command's status in _rc across their call of wait_for)
 wait_for() {
     ( sleep "$2"; kill "$1" 2>/dev/null && log "killed $1 after $2 s" ) &
-    _w=$!
+    _wf_w=$!
     wait "$1"; _wf_rc=$?
-    kill $_w 2>/dev/null
+    kill $_wf_w 2>/dev/null
     return $_wf_rc
 }
 # wait_writing DIR: until a file in DIR holds more than 64 KiB (a save or receive is writing

@@ -62,7 +62,7 @@ printf '#!/bin/sh\necho "Xen'"'"'s libxl-save-helper is disabled by this job ($*
 chmod 755 /tmp/no-save-helper
 hb=$(last_heartbeat "$(console_of)")
 src=$(xl domid "$GUEST")
-ms env LIBXL_SAVE_HELPER="$IN/xsr" xl migrate -s '' "$GUEST" "exec unshare -m sh -c 'mount --bind /tmp/no-save-helper $XEN_HELPER && exec $IN/xsr migrate-receive'" \
+ms xsr_xl xl migrate -s '' "$GUEST" "exec unshare -m sh -c 'mount --bind /tmp/no-save-helper $XEN_HELPER && exec $IN/xsr migrate-receive'" \
     > "$OUT/from-xl.txt" 2>&1; rc=$?
 from_xl_ms=$MS
 cat "$OUT/from-xl.txt"
