@@ -108,6 +108,10 @@ pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
                     println!("    {}", &line[i..]);
                     ok &= !line[i..].starts_with("CHECK-FAIL");
                 }
+                // Checks of Xen's own tools in the same boot: shown, never xsr's failure.
+                if let Some(i) = line.find("CONTROL-") {
+                    println!("    {}", &line[i..]);
+                }
                 if let Some(i) = line.find("FIGURE ") {
                     let mut f = line[i + 7..].splitn(2, ' ');
                     let (k, v) = (f.next().unwrap_or(""), f.next().unwrap_or("").trim());
