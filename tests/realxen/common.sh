@@ -26,6 +26,13 @@ running() {
     done
     return 1
 }
+# beats_md5 NAME: a heartbeat newer than the last one in NAME's console log carries the
+# pattern's md5 (the last one read twice if the first reading came back empty: a dom0 tool
+# printed nothing once here)
+beats_md5() {
+    _n=$(last_heartbeat "$1"); [ -n "$_n" ] || _n=$(last_heartbeat "$1")
+    [ -n "$_n" ] && [ "$(heartbeat_md5_after "$1" "$_n")" = "$PATTERN_MD5" ]
+}
 # runs_on: the guest is running and prints a new heartbeat with the pattern's md5
 runs_on() { _hb=$(last_heartbeat "$GUEST"); running && [ "$(heartbeat_md5_after "$GUEST" "$_hb")" = "$PATTERN_MD5" ]; }
 # json_field FILE KEY: a number from xsr's --json output
@@ -90,15 +97,17 @@ with open(out, "w") as o:
     # CMD starts once the sampler has written its first sample (python starts slowly here)
     _i=0; while [ ! -s "$OUT/$_label.poll" ] && [ $_i -lt 400 ]; do sleep 0.05; _i=$((_i+1)); done
     _a=$(date +%s%N)
-    "$@" < /dev/null > "$OUT/$_label.out" 2>&1; _rc=$?
+    "$@" < /dev/null > "$OUT/$_label.out" 2>&1; _prc=$?
     _b=$(date +%s%N); MS=$(( (_b - _a) / 1000000 ))
-    sleep 1; touch "$OUT/$_label.stop"; wait_for $_s 30
+    # (the sampler's own status is not the command's: a sampler that had to be killed costs
+    # only the downtime figure)
+    sleep 1; touch "$OUT/$_label.stop"; wait_for $_s 30 || log "$_label: the sampler did not end by itself"
     set -- $(awk '$3 != "up" && $3 != "end" && !f { f = 1; dp = $1; dn = $2 }
         f && $3 == "up" && !u { u = 1; up = $1; un = $2 }
         END { if (f && u) printf "%d %d\n", (up - dn) / 1000000, (un - dp) / 1000000 }' "$OUT/$_label.poll")
     DOWN_LO=${1:-} DOWN_HI=${2:-}
-    log "$_label: exit $_rc, ${MS} ms, guest down between ${DOWN_LO:-?} and ${DOWN_HI:-?} ms: $(tr '\n' ';' < "$OUT/$_label.poll")"
-    return $_rc
+    log "$_label: exit $_prc, ${MS} ms, guest down between ${DOWN_LO:-?} and ${DOWN_HI:-?} ms: $(tr '\n' ';' < "$OUT/$_label.poll")"
+    return $_prc
 }
 # wait_for PID SECONDS: wait for PID's exit status, killing it after SECONDS (a process that
 # never ends would otherwise hold the job until the harness kills the nested machine)
@@ -298,12 +307,15 @@ startup_figures() {
     for _h in xsr xen; do
         log "ld.so for $_h: $(grep -h 'total startup time\|time needed for relocation\|number of relocations:\|relocations from cache\|objects' "$OUT/ld-$_h.txt" | tr -s ' \t' ' ' | tr '\n' ';')"
     done
-    rm -f "$OUT/start-xsr.ms" "$OUT/start-xen.ms"
+    rm -f "$OUT"/start-*.ms
     for _i in 1 2 3 4 5; do
         ms ./xsr --version > /dev/null; echo "$MS" >> "$OUT/start-xsr.ms"
+        # the helper's path: exec, loader, main, the arguments refused (exit 2)
+        ms ./xsr --restore-domain > /dev/null 2>&1; echo "$MS" >> "$OUT/start-xsr-helper.ms"
         ms "$XEN_HELPER" --none > /dev/null 2>&1; echo "$MS" >> "$OUT/start-xen.ms"
+        ms /bin/true; echo "$MS" >> "$OUT/start-true.ms"
     done
-    log "start-up wall ms, xsr --version: $(tr '\n' ' ' < "$OUT/start-xsr.ms"); Xen's helper: $(tr '\n' ' ' < "$OUT/start-xen.ms")"
+    log "start-up wall ms, xsr --version: $(tr '\n' ' ' < "$OUT/start-xsr.ms"); xsr --restore-domain (refused at once): $(tr '\n' ' ' < "$OUT/start-xsr-helper.ms"); Xen's helper (aborts at once): $(tr '\n' ' ' < "$OUT/start-xen.ms"); /bin/true: $(tr '\n' ' ' < "$OUT/start-true.ms")"
     log "libraries loaded: xsr $(ldd ./xsr | wc -l), Xen's helper $(ldd "$XEN_HELPER" | wc -l); xsr is $(stat -c %s ./xsr) bytes, Xen's helper $(stat -c %s "$XEN_HELPER")"
 }
 # helper_save_job: xsr as libxl's save helper in save mode (`xl save`, `xl migrate`) for the
@@ -392,8 +404,7 @@ helper_save_job() {
         [ -s "$(conlog "$GUEST--incoming")" ] && name="$GUEST--incoming"
         check wait_heartbeat_after "$name" "$hb" 120
         check running
-        now=$(last_heartbeat "$name")
-        check [ "$(heartbeat_md5_after "$name" "$now")" = "$PATTERN_MD5" ]
+        check beats_md5 "$name"
         check vcpus_online "$GUEST"
         figure xl-migrate-xen-to-xsr-ms "$mig_in_ms"
         figure migrate-xen-to-xsr-pages "$(json_field "$OUT/migrate-xen-to-xsr.json" pages)"
@@ -421,8 +432,7 @@ helper_save_job() {
     [ -s "$(conlog "$GUEST--incoming")" ] && name="$GUEST--incoming"
     check wait_heartbeat_after "$name" "$hb" 120
     check running
-    now=$(last_heartbeat "$name")
-    check [ "$(heartbeat_md5_after "$name" "$now")" = "$PATTERN_MD5" ]
+    check beats_md5 "$name"
     check vcpus_online "$GUEST"
     enable_xen_helper
 
