@@ -108,7 +108,7 @@ fn run(command: Command) -> Result<ExitCode> {
             #[cfg(not(feature = "xen"))]
             {
                 let _ = (domain, out, force, format, live, max_iterations, dirty_threshold, downtime_ms, batch, json);
-                Err(XenUnavailable { what: "xsr dump".into() }.into())
+                Err(XenUnavailable { what: "dump".into() }.into())
             }
             #[cfg(feature = "xen")]
             {
@@ -406,7 +406,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 #[cfg(not(feature = "xen"))]
                 {
                     let _ = (name, paused);
-                    return Err(XenUnavailable { what: "xsr restore --domain".into() }.into());
+                    return Err(XenUnavailable { what: "restore --domain".into() }.into());
                 }
                 #[cfg(feature = "xen")]
                 {
@@ -501,7 +501,7 @@ fn migrate(guest: String, rune: String, timeout: Duration, json: bool) -> Result
 
 #[cfg(not(feature = "xen"))]
 fn migrate(_: String, _: String, _: Duration, _: bool) -> Result<ExitCode> {
-    Err(XenUnavailable { what: "xsr migrate".into() }.into())
+    Err(XenUnavailable { what: "migrate".into() }.into())
 }
 
 /// `receive --domain` and `migrate-receive`: supervised (a receiver killed by a signal leaves

@@ -1,6 +1,6 @@
 //! An xsr built without the `xen` feature keeps every Xen command and flag (in `--help` too)
 //! and answers them with what is missing, exit 2, before anything is written. `cargo xtask
-//! test` builds and runs this file without features (`cargo nextest run -p xsr --test
+//! test` builds and runs this file without features (`cargo test -p xsr --test
 //! cli_noxen`), since its main run builds with `--all-features`.
 #![cfg(not(feature = "xen"))]
 
@@ -24,8 +24,10 @@ fn the_xen_commands_and_flags_are_there_and_say_what_is_missing() {
         }
     }
     for (args, what) in [
-        (vec!["dump", "--domain", "1", "--out", out], "xsr dump"),
-        (vec!["dump", "--domain", "guest", "--out", out, "--format", "raw", "--live"], "xsr dump"),
+        (vec!["dump", "--domain", "1", "--out", out], "dump"),
+        (vec!["dump", "--domain", "guest", "--out", out, "--format", "raw", "--live"], "dump"),
+        (vec!["migrate", "guest", "host"], "migrate"),
+        (vec!["restore", "--domain", "/nonexistent"], "restore --domain"),
         (vec!["save", "--domain", "guest", "--out", out], "--domain"),
         (vec!["save", "--domain", "guest", "--out", out, "--live", "--keep-running"], "--domain"),
         (vec!["send", "--domain", "guest", "--to", "127.0.0.1:1"], "--domain"),

@@ -100,6 +100,26 @@ pub struct ServerTls {
     authz: Arc<Authz>,
 }
 
+#[cfg(feature = "tls")]
+impl ServerTls {
+    /// The handshake with the sender that connected from `peer` (within `timeout`), logged
+    /// on standard error; a refused peer gets one TLS alert and the command fails.
+    fn accept(&self, stream: TcpStream, peer: SocketAddr, timeout: Duration) -> Result<Arc<Session>> {
+        let session =
+            Session::accept(stream, Arc::clone(&self.config), Arc::clone(&self.authz), peer.to_string(), timeout)
+                .context("refused the connection")?;
+        eprintln!("accepted {peer}: {}", session.describe());
+        Ok(session)
+    }
+}
+
+/// Ends a receiver's TLS session: `close_notify`, then the socket shut down.
+#[cfg(feature = "tls")]
+fn end_session(session: &Session, timeout: Duration) {
+    let _ = session.close_notify(timeout);
+    let _ = session.socket().shutdown(Shutdown::Both);
+}
+
 /// The sender's TLS settings: none can exist in a build without the `tls` feature.
 #[cfg(not(feature = "tls"))]
 #[derive(Clone, Debug)]
@@ -1012,22 +1032,13 @@ pub fn receive(
                 Some(tls) => {
                     // A refused peer gets one TLS alert; the prepared output is removed and
                     // the command fails.
-                    let session = Session::accept(
-                        stream,
-                        Arc::clone(&tls.config),
-                        Arc::clone(&tls.authz),
-                        peer.to_string(),
-                        timeout,
-                    )
-                    .context("refused the connection")?;
-                    eprintln!("accepted {peer}: {}", session.describe());
+                    let session = tls.accept(stream, peer, timeout)?;
                     let forward = TlsReader::new(Arc::clone(&session), timeout);
                     let drain = TlsReader::new(Arc::clone(&session), timeout);
                     let mut back = TlsWriter::new(Arc::clone(&session), timeout);
                     let result =
                         serve(Box::new(forward), Box::new(drain), &mut back, &name, out, prepared, options, max_memory);
-                    let _ = session.close_notify(timeout);
-                    let _ = session.socket().shutdown(Shutdown::Both);
+                    end_session(&session, timeout);
                     result
                 }
             }
@@ -1087,23 +1098,14 @@ pub fn receive_domain(
                     result
                 }
                 Some(tls) => {
-                    let session = Session::accept(
-                        stream,
-                        Arc::clone(&tls.config),
-                        Arc::clone(&tls.authz),
-                        peer.to_string(),
-                        timeout,
-                    )
-                    .context("refused the connection")?;
-                    eprintln!("accepted {peer}: {}", session.describe());
+                    let session = tls.accept(stream, peer, timeout)?;
                     let mut forward = TlsReader::new(Arc::clone(&session), timeout);
                     let mut back = TlsWriter::new(Arc::clone(&session), timeout);
                     let result = run(&mut forward, &mut back, settings);
                     if result.is_err() {
                         let _ = io::copy(&mut forward, &mut io::sink());
                     }
-                    let _ = session.close_notify(timeout);
-                    let _ = session.socket().shutdown(Shutdown::Both);
+                    end_session(&session, timeout);
                     result
                 }
             }
@@ -1437,6 +1439,7 @@ mod tests {
         /// A large stream over TLS, written in uneven vectored pieces while the ack channel is
         /// read on another thread, arrives byte for byte and the hand-over completes.
         #[test]
+        #[cfg(feature = "tls")]
         fn a_large_stream_over_tls_arrives_intact() {
             use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
             const BIG: usize = 24 << 20;

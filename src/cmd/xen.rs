@@ -27,7 +27,8 @@ pub enum DumpFormat {
 #[derive(Debug, thiserror::Error)]
 #[error("{what}: this xsr was built without Xen support (cargo build --features xen)")]
 pub struct XenUnavailable {
-    /// The command or option asked for ("xsr dump", "--domain").
+    /// The command or option asked for ("dump", "--domain"); the message is printed after
+    /// "xsr: ".
     pub what: String,
 }
 

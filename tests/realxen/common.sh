@@ -131,6 +131,21 @@ wait_writing() {
     log "nothing above 64 KiB in $1 after 60 s: $(ls -lA "$1" | tail -n +2)"
     return 1
 }
+# ---- the nested host itself
+# host_fpu: dom0 keeps each thread's SSE registers across context switches (simd-check, built by
+# cargo xtask realxen from tests/realxen/tools/simd-check.c: 4 threads spinning with all 16 XMM
+# registers loaded, then glibc's memcpy checked byte by byte; 3 s each). On this nested host with
+# XSAVE exposed (REALXEN_CPU=max,-smap) both failed within seconds, so every multi-threaded dom0
+# program could compute wrong data; cargo xtask realxen boots without XSAVE (docs/xen.md).
+host_fpu() {
+    [ -x "$IN/simd-check" ] || { log "no simd-check in $IN"; return 1; }
+    _ok=0
+    for _m in xmm-spin memcpy; do
+        _out=$("$IN/simd-check" $_m 4 3 2>&1) || _ok=1
+        log "$_out"
+    done
+    return $_ok
+}
 # ---- restore through xsr as libxl's save helper (issue 14)
 XEN_HELPER=/usr/lib/xen-4.17/bin/libxl-save-helper
 # disable_xen_helper: bind-mount a program that fails over Xen's libxl-save-helper (dom0's root is

@@ -30,7 +30,7 @@ const TASKS: &[(&str, TaskFn, &str)] = &[
     (
         "test",
         test::task_test,
-        "fmt, clippy, tests (nextest if installed), doc tests, rustdoc -D warnings, fuzz-crate check, contrib python tests",
+        "fmt, clippy (all features; the CLI also without default features), tests (nextest if installed), doc tests, rustdoc -D warnings, fuzz-crate check, contrib python tests",
     ),
     ("ci", test::task_test, "same as `test` (what .ci/run calls)"),
     ("bench", bench::task_bench, "criterion benches (`cargo bench --workspace`), then benches/cli-bench.sh if present"),

@@ -19,6 +19,29 @@ use compare::{realxen_compare, save_checks};
 /// (shared job bodies) are copied in with each job.
 const REALXEN_DIR: &str = "tests/realxen";
 
+/// The CPU the nested machine emulates unless `REALXEN_CPU` is set: the harness's default
+/// (`max,-smap`) without XSAVE. With XSAVE, dom0's SSE/AVX registers do not survive context
+/// switches on this nested host (Xen 4.17's lazy FPU switching under QEMU 7.2's TCG): threads
+/// get zeros or another thread's values, which broke TLS records and glibc's heap in dom0.
+/// Without it Xen and dom0's Linux switch FPU state with FXSAVE/FXRSTOR and keep it
+/// (docs/xen.md, "The nested host and vector registers"; `host_fpu` in common.sh checks it).
+const REALXEN_CPU: &str = "max,-smap,-xsave";
+
+/// `tests/realxen/tools/simd-check.c`, built static with the host's C compiler (the one the
+/// build of aws-lc already needs) for dom0: `host_fpu` in common.sh runs it.
+fn build_simd_check(ctx: &Ctx) -> Result<PathBuf, Error> {
+    let src = ctx.root.join(REALXEN_DIR).join("tools/simd-check.c");
+    let dir = ctx.root.join("target/realxen-tools");
+    fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
+    let bin = dir.join("simd-check");
+    let cc = env::var_os("CC").unwrap_or_else(|| "cc".into());
+    run(Command::new(cc)
+        .args(["-O2", "-static", "-pthread", "-fno-tree-vectorize", "-Wall", "-o"])
+        .arg(&bin)
+        .arg(&src))?;
+    Ok(bin)
+}
+
 /// `realxen.sh`: `$REALXEN_SH`, else `shared/realxen/realxen.sh` beside the repo or an ancestor.
 fn realxen_script(ctx: &Ctx) -> Result<PathBuf, Error> {
     if let Some(p) = env::var_os("REALXEN_SH") {
@@ -61,6 +84,8 @@ pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
     }
     let script = realxen_script(ctx)?;
     run(ctx.cargo(["build", "--release", "--features", "xen"]))?;
+    let simd_check = build_simd_check(ctx)?;
+    let cpu = env::var("REALXEN_CPU").unwrap_or_else(|_| REALXEN_CPU.to_string());
     let files = list_files(Path::new(REALXEN_DIR))?;
     let is_lib = |p: &Path| {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -86,16 +111,17 @@ pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
             let guest = text.lines().find_map(|l| l.strip_prefix("# realxen-guest: ")).unwrap_or("32:1").trim();
             // `# realxen-guest-type: pv|pvh|hvm` (default pv) picks the standard guest's type.
             let gtype = text.lines().find_map(|l| l.strip_prefix("# realxen-guest-type: ")).unwrap_or("pv").trim();
-            println!("==> realxen job {name} (round {round}/{runs}, guest {guest}, {gtype})");
+            println!("==> realxen job {name} (round {round}/{runs}, guest {guest}, {gtype}, cpu {cpu})");
             let started = Instant::now();
             // `# realxen-tls` jobs get TLS certificates made here with openssl (dom0 has none).
             let certs = if text.lines().any(|l| l.trim() == "# realxen-tls") { tls_certs(ctx)? } else { Vec::new() };
             let out = Command::new(&script)
-                .args(["job".as_ref(), job.as_os_str(), "target/release/xsr".as_ref()])
+                .args(["job".as_ref(), job.as_os_str(), "target/release/xsr".as_ref(), simd_check.as_os_str()])
                 .args(libs.iter().map(|l| l.as_os_str()))
                 .args(&certs)
                 .env("REALXEN_GUEST", guest)
                 .env("REALXEN_GUEST_TYPE", gtype)
+                .env("REALXEN_CPU", &cpu)
                 .stderr(Stdio::inherit())
                 .output()
                 .map_err(|e| err(format!("cannot run {}: {e}", script.display())))?;

@@ -2,7 +2,7 @@
 # example rather than in tests/realxen because it needs the example binary, which
 # `cargo xtask realxen` does not build. Run from the repository:
 #   cargo build --release --example xen-probe -p sr-xen && cargo build --release
-#   flock /work/realxen.lock ../shared/realxen/realxen.sh job crates/sr-xen/examples/xen-probe-job.sh \
+#   flock /tmp/realxen.lock ../shared/realxen/realxen.sh job crates/sr-xen/examples/xen-probe-job.sh \
 #       target/release/examples/xen-probe target/release/xsr tests/realxen/common.sh
 # (REALXEN_GUEST=32:2 for a 2-vcpu guest.)
 #
