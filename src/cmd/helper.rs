@@ -123,6 +123,16 @@ pub struct HelperReport {
     /// helper's life is libxl's reply and the exit).
     #[serde(default)]
     pub at_complete_ms: Option<f64>,
+    /// The process's peak resident memory when `complete` is sent (`VmHWM` of
+    /// `/proc/self/status`), KiB: what its exit has to give back.
+    #[serde(default)]
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// `VmHWM` of `/proc/self/status`, KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().strip_suffix("kB")?.trim().parse().ok()
 }
 
 /// Milliseconds since this process started (exec), from its start time in `/proc/self/stat`
@@ -189,7 +199,12 @@ impl Channel {
 
 fn write_report(report: &HelperReport) {
     let Some(path) = std::env::var_os(REPORT_ENV) else { return };
-    let report = &HelperReport { at_main_ms: at_main(), at_complete_ms: since_t0_ms(), ..report.clone() };
+    let report = &HelperReport {
+        at_main_ms: at_main(),
+        at_complete_ms: since_t0_ms(),
+        peak_rss_kib: peak_rss_kib(),
+        ..report.clone()
+    };
     let written = serde_json::to_vec_pretty(report).map_err(io::Error::other).and_then(|b| {
         let mut f = File::create(&path)?;
         f.write_all(&b)?;

@@ -1,6 +1,6 @@
-# realxen-guest: 32:1
+# realxen-guest: 32:1:100
 # realxen-guest-type: pvh
-# realxen job (issue 14), the standard guest as PVH, xsr as libxl's save helper both ways, with
+# realxen job (issue 14), the standard guest as PVH rewriting 100 pages a second, xsr as libxl's save helper both ways, with
 # Xen's own helper disabled: restores (`restore_job` in common.sh: `xl restore`, then
 # `xsr restore --domain`; figures against Xen's helper on the same file, same boot), then in the
 # same boot saves (`helper_save_job`: `xl save` through xsr and a stock `xl restore` of it,
