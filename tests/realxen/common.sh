@@ -167,12 +167,30 @@ no_domain() {
     ! echo "$_l" | awk 'NR > 1 { print $1 }' | grep -q "^$1"
 }
 # timed_helper NAME: a save helper for LIBXL_SAVE_HELPER that runs $HELPER_REAL and appends its
-# wall milliseconds to $OUT/NAME.helper-ms (the helper's own time, without libxl's)
+# wall milliseconds to $OUT/NAME.helper-ms (the helper's own time, without libxl's). With
+# libstamp.so (tests/realxen/tools/stamp.c) in $IN, preloaded into either helper alike, it also
+# appends the run's clock marks to $OUT/NAME.stamps: t0 (before the exec), ctor (after the
+# dynamic loader, before main), dtor (at exit, after the work) and end (after the exit), so
+# stamp_breakdown can split each run into start-up, work and exit.
 timed_helper() {
-    printf '#!/bin/sh\n_s=$(date +%%s%%N); XSR_HELPER_T0=$_s "$HELPER_REAL" "$@"; _rc=$?; _e=$(date +%%s%%N)\necho $(( (_e - _s) / 1000000 )) >> %s\nexit $_rc\n' \
-        "$OUT/$1.helper-ms" > "/tmp/helper-$1"
+    _pre=
+    [ -f "$IN/libstamp.so" ] && _pre="LD_PRELOAD=$IN/libstamp.so XSR_STAMP_FILE=$OUT/$1.stamps "
+    printf '#!/bin/sh\n_s=$(date +%%s%%N); echo "t0 $_s" >> %s; %sXSR_HELPER_T0=$_s "$HELPER_REAL" "$@"; _rc=$?; _e=$(date +%%s%%N); echo "end $_e" >> %s\necho $(( (_e - _s) / 1000000 )) >> %s\nexit $_rc\n' \
+        "$OUT/$1.stamps" "$_pre" "$OUT/$1.stamps" "$OUT/$1.helper-ms" > "/tmp/helper-$1"
     chmod 755 "/tmp/helper-$1"
     echo "/tmp/helper-$1"
+}
+# stamp_breakdown NAME: each run of $OUT/NAME.stamps as "start-up+work+exit" milliseconds (t0 to
+# ctor, ctor to dtor, dtor to end), then the medians of each part
+stamp_breakdown() {
+    [ -s "$OUT/$1.stamps" ] || { echo "no stamps"; return; }
+    awk '$1 == "t0" { t0 = $2; c = d = 0 } $1 == "ctor" && !c { c = $2 } $1 == "dtor" { d = $2 }
+        $1 == "end" && t0 && c && d { n++; s[n] = (c - t0) / 1e6; w[n] = (d - c) / 1e6; x[n] = ($2 - d) / 1e6
+            printf "%.0f+%.0f+%.0f ", s[n], w[n], x[n] }
+        function med(a, n,   i, j, t, b) { for (i = 1; i <= n; i++) b[i] = a[i]
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (b[j] < b[i]) { t = b[i]; b[i] = b[j]; b[j] = t }
+            return (n % 2) ? b[(n + 1) / 2] : (b[n / 2] + b[n / 2 + 1]) / 2 }
+        END { if (n) printf "(medians %.0f+%.0f+%.0f ms)", med(s, n), med(w, n), med(x, n) }' "$OUT/$1.stamps"
 }
 # vcpus_online NAME: every vcpu of the domain is online (vcpu-list's State has r or b and no p;
 # an offline or paused vcpu shows "--p"), as many as xl list's VCPUs column. Asked up to three
@@ -270,7 +288,7 @@ restore_job() {
     # The time figures: the same file restored paused (`xl restore -p`, then destroyed) through
     # Xen's helper and through xsr, alternately, $TIME_ROUNDS times each (one run of each is
     # too noisy on a nested TCG machine shared with builds); medians.
-    rm -f "$OUT/t-xen.helper-ms" "$OUT/t-xsr.helper-ms" "$OUT/t-xen.xl-ms" "$OUT/t-xsr.xl-ms"
+    rm -f "$OUT/t-xen.helper-ms" "$OUT/t-xsr.helper-ms" "$OUT/t-xen.xl-ms" "$OUT/t-xsr.xl-ms" "$OUT"/t-*.stamps
     for _r in $(seq "${TIME_ROUNDS:-3}"); do
         for _h in xen xsr; do
             if [ $_h = xen ]; then _real=$XEN_HELPER; else _real=$IN/xsr; fi
@@ -284,6 +302,7 @@ restore_job() {
     median() { sort -n "$1" | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
     log "helper ms through Xen's helper: $(tr '\n' ' ' < "$OUT/t-xen.helper-ms"); through xsr: $(tr '\n' ' ' < "$OUT/t-xsr.helper-ms")"
     log "xl restore -p ms through Xen's helper: $(tr '\n' ' ' < "$OUT/t-xen.xl-ms"); through xsr: $(tr '\n' ' ' < "$OUT/t-xsr.xl-ms")"
+    log "helper start-up+work+exit ms (libstamp), Xen's helper: $(stamp_breakdown t-xen); xsr: $(stamp_breakdown t-xsr)"
     # xsr's own account of each run: from exec to the restore's start, the restore (of which in
     # the domain); the rest of the helper's time is libxl's reply to `complete` and the exit
     for _r in $(seq "${TIME_ROUNDS:-3}"); do
@@ -375,7 +394,7 @@ helper_save_job() {
 
     # The time figures: `xl save -c` (the guest resumes, so its downtime can be sampled) through
     # Xen's helper and through xsr alternately, $TIME_ROUNDS times each; medians.
-    rm -f "$OUT"/s-*.ms "$OUT"/s-*.down "$OUT"/s-*.helper-ms
+    rm -f "$OUT"/s-*.ms "$OUT"/s-*.down "$OUT"/s-*.helper-ms "$OUT"/s-*.stamps
     for r in $(seq "${TIME_ROUNDS:-3}"); do
         for h in xen xsr; do
             if [ $h = xen ]; then real=$XEN_HELPER; else real=$IN/xsr; fi
@@ -390,6 +409,7 @@ helper_save_job() {
     done
     median() { sort -n "$1" | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
     for f in s-xen.ms s-xsr.ms s-xen.down s-xsr.down s-xen.helper-ms s-xsr.helper-ms; do log "$f: $(tr '\n' ' ' < "$OUT/$f")"; done
+    log "helper start-up+work+exit ms (libstamp), Xen's helper: $(stamp_breakdown s-xen); xsr: $(stamp_breakdown s-xsr)"
     for r in $(seq "${TIME_ROUNDS:-3}"); do
         log "xsr save run $r: main at $(json_field "$OUT/s-xsr-$r.json" at_main_ms) ms, domain opened in $(json_field "$OUT/s-xsr-$r.json" open_ms) ms, save from $(json_field "$OUT/s-xsr-$r.json" at_start_ms) ms, complete at $(json_field "$OUT/s-xsr-$r.json" at_complete_ms) ms, exit at $(sed -n "${r}p" "$OUT/s-xsr.helper-ms") ms; peak RSS $(json_field "$OUT/s-xsr-$r.json" peak_rss_kib) KiB; suspend request to end of stream $(json_field "$OUT/s-xsr-$r.json" downtime_ms) ms"
     done
