@@ -352,6 +352,43 @@ startup_figures() {
     log "start-up wall ms, xsr --version: $(tr '\n' ' ' < "$OUT/start-xsr.ms"); xsr --restore-domain (refused at once): $(tr '\n' ' ' < "$OUT/start-xsr-helper.ms"); Xen's helper (aborts at once): $(tr '\n' ' ' < "$OUT/start-xen.ms"); /bin/true: $(tr '\n' ' ' < "$OUT/start-true.ms")"
     log "libraries loaded: xsr $(ldd ./xsr | wc -l), Xen's helper $(ldd "$XEN_HELPER" | wc -l); xsr is $(stat -c %s ./xsr) bytes, Xen's helper $(stat -c %s "$XEN_HELPER")"
 }
+# new_guest TYPE MEM_MB VCPUS [DIRTY]: the standard guest started afresh in the same boot, as
+# job-run.sh starts it (any domain of its name destroyed first; the pattern, READY and a first
+# heartbeat): several jobs' checks in one boot. Sets GUEST_TYPE and DOMID.
+new_guest() {
+    xl destroy "$GUEST" 2>/dev/null
+    gone || return 1
+    fresh_console "$GUEST"
+    guest_cfg "$GUEST" "$1" tiny "$2" "$3" "${4:+realxen.dirty=$4}" > "$OUT/guest-$1-$2-$3.cfg"
+    # xl create itself sometimes aborts after making the domain: judged by the domain
+    xl create -e "$OUT/guest-$1-$2-$3.cfg" < /dev/null || [ -n "$(dom_state "$GUEST")" ] \
+        || xl create -e "$OUT/guest-$1-$2-$3.cfg" < /dev/null || return 1
+    wait_marker "$GUEST" REALXEN-DOMU-READY 600 || return 1
+    wait_heartbeat_after "$GUEST" 0 300 || return 1
+    GUEST_TYPE=$1 DOMID=$(xl domid "$GUEST")
+    log "guest $GUEST is domain $DOMID, type $1, $2 MiB, $3 vcpu(s)"
+}
+# balloon_job: the body of restore-pv-balloon (the guest started with 48 MiB): it gives 16 MiB
+# back to Xen (`xl mem-set`: its balloon driver returns the frames, so its p2m has holes and `xl
+# save` sends those pfns as XTAB); then `restore_job`: the guest runs on with the pattern's md5
+# and the same memory size
+balloon_job() {
+    _mem_mb() { xl list "$GUEST" | awk 'NR == 2 { print $3 }'; }
+    log "before the balloon: $(_mem_mb) MiB"
+    xl mem-set "$GUEST" 32m
+    _i=0; while [ "$(_mem_mb)" -gt 33 ] && [ $_i -lt 60 ]; do sleep 1; _i=$((_i + 1)); done
+    log "after xl mem-set 32m and ${_i}s: $(_mem_mb) MiB"
+    check [ "$(_mem_mb)" -le 33 ]
+    check runs_on
+    # the p2m's holes are in the xl save file as XTAB
+    saved_hook() {
+        ./xsr inspect "$1" | grep '^pages:' | tee "$OUT/balloon-pages.txt"
+        check grep -q 'XTAB [0-9]' "$OUT/balloon-pages.txt"
+    }
+    restore_job
+    unset -f saved_hook
+    check [ "$restored_mb" -le 33 ]
+}
 # helper_save_job: xsr as libxl's save helper in save mode (`xl save`, `xl migrate`) for the
 # standard guest of any type, with Xen's own libxl-save-helper disabled (a stock `xl save` is shown
 # to fail first, the guest running on). `xl save` through xsr (the domain is gone), `xsr verify
