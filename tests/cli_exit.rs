@@ -5,42 +5,17 @@ mod common;
 
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{real_save_file, stderr, stdout, xsr, xsr_stdin};
+use common::{Fixture, fixture, stderr, stdout, xsr, xsr_stdin};
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    stream: Vec<u8>,
+/// The checks of this file on [`Fixture`].
+trait Leftovers {
+    fn assert_nothing_left(&self, out: &Path);
 }
 
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let stream = real_save_file();
-    fs::write(dir.path().join("real.save"), &stream).unwrap();
-    Fixture { dir, stream }
-}
-
-impl Fixture {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn arg(&self, name: &str) -> String {
-        self.path(name).to_str().unwrap().to_string()
-    }
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        fs::write(self.path(name), bytes).unwrap();
-        self.arg(name)
-    }
-    fn guest(&self) -> String {
-        let g = self.path("guest");
-        if !g.exists() {
-            let o = xsr(&["restore", &self.arg("real.save"), "--out", g.to_str().unwrap()]);
-            assert!(o.status.success(), "{}", stderr(&o));
-        }
-        g.to_str().unwrap().to_string()
-    }
+impl Leftovers for Fixture {
     fn assert_nothing_left(&self, out: &Path) {
         assert!(!out.exists(), "{} exists", out.display());
         let names: Vec<_> = fs::read_dir(self.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();

@@ -6,20 +6,13 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use common::{real_save_file, stderr, stdout, xsr, xsr_stdin};
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    stream: Vec<u8>,
-}
+use common::{Fixture, stderr, stdout, xsr, xsr_stdin};
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let stream = real_save_file();
-    fs::write(dir.path().join("real.save"), &stream).unwrap();
+    let f = common::fixture();
+    let (dir, stream) = (&f.dir, &f.stream);
     fs::write(dir.path().join("cut.save"), &stream[..0xc06793 + 100]).unwrap();
     fs::write(dir.path().join("empty"), b"").unwrap();
     let mut changed = stream.clone();
@@ -27,27 +20,7 @@ fn fixture() -> Fixture {
     // of header and pfn words before the first page).
     changed[0x763 + 16 + 8192 + 100] ^= 0xff;
     fs::write(dir.path().join("changed.save"), &changed).unwrap();
-    Fixture { dir, stream }
-}
-
-impl Fixture {
-    fn arg(&self, name: &str) -> String {
-        self.dir.path().join(name).to_str().unwrap().to_string()
-    }
-    fn out(&self, name: &str) -> String {
-        let p: PathBuf = self.dir.path().join(name);
-        let _ = fs::remove_dir_all(&p);
-        let _ = fs::remove_file(&p);
-        p.to_str().unwrap().to_string()
-    }
-    fn guest(&self) -> String {
-        let g = self.dir.path().join("guest");
-        if !g.exists() {
-            let o = xsr(&["restore", &self.arg("real.save"), "--out", g.to_str().unwrap()]);
-            assert!(o.status.success(), "{}", stderr(&o));
-        }
-        g.to_str().unwrap().to_string()
-    }
+    f
 }
 
 fn code(o: &Output) -> Option<i32> {

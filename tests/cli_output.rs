@@ -8,39 +8,18 @@ mod common;
 use std::fs;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{real_save_file, stderr, stdout, xsr};
+use common::{Fixture, fixture, stderr, stdout, xsr};
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    stream: Vec<u8>,
+/// The checks of this file on [`Fixture`].
+trait Partials {
+    fn partials(&self) -> Vec<String>;
 }
 
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let stream = real_save_file();
-    fs::write(dir.path().join("real.save"), &stream).unwrap();
-    Fixture { dir, stream }
-}
-
-impl Fixture {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn arg(&self, name: &str) -> String {
-        self.path(name).to_str().unwrap().to_string()
-    }
-    fn guest(&self) -> String {
-        let g = self.path("guest");
-        if !g.exists() {
-            let o = xsr(&["restore", &self.arg("real.save"), "--out", g.to_str().unwrap()]);
-            assert!(o.status.success(), "{}", stderr(&o));
-        }
-        g.to_str().unwrap().to_string()
-    }
+impl Partials for Fixture {
     /// Names in the fixture's directory containing "partial".
     fn partials(&self) -> Vec<String> {
         partials_in(self.dir.path())

@@ -111,12 +111,14 @@ with open(out, "w") as o:
 }
 # wait_for PID SECONDS: wait for PID's exit status, killing it after SECONDS (a process that
 # never ends would otherwise hold the job until the harness kills the nested machine)
+# (its own variable names: dash's variables are global, and `polled` and `migration_downtime`
+# keep the measured command's status in _rc across their call of wait_for)
 wait_for() {
     ( sleep "$2"; kill "$1" 2>/dev/null && log "killed $1 after $2 s" ) &
-    _w=$!
-    wait "$1"; _rc=$?
-    kill $_w 2>/dev/null
-    return $_rc
+    _wf_w=$!
+    wait "$1"; _wf_rc=$?
+    kill $_wf_w 2>/dev/null
+    return $_wf_rc
 }
 # wait_writing DIR: until a file in DIR holds more than 64 KiB (a save or receive is writing
 # pages), for at most 60 s
