@@ -122,3 +122,39 @@ fn the_helper_writes_its_report_when_asked() {
     let error = json["error"].as_str().unwrap();
     assert!(error.contains("descriptor 99") || error.contains("without the xen feature"), "{json}");
 }
+
+/// With a timing wrapper's clock reading (`XSR_HELPER_T0`), the report says when main started
+/// and when `complete` went out, in order, and the peak resident memory; without it, neither
+/// mark (the clock reading is never guessed).
+#[test]
+fn the_report_carries_the_timing_marks_of_a_wrapper() {
+    let run = |t0: Option<String>| {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("report.json");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xsr"));
+        cmd.args(["--restore-domain", "99", "-1", "5", "1", "0", "2", "0", "768", "0"])
+            .env("XSR_HELPER_REPORT", &report)
+            .env_remove("XSR_HELPER_T0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(t0) = t0 {
+            cmd.env("XSR_HELPER_T0", t0);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(&encode_reply(0)).unwrap();
+        assert!(child.wait().unwrap().success());
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&report).unwrap()).unwrap()
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let json = run(Some(now.to_string()));
+    let main = json["at_main_ms"].as_f64().unwrap();
+    let complete = json["at_complete_ms"].as_f64().unwrap();
+    assert!(main >= 0.0 && main <= complete, "{json}");
+    assert!(json["peak_rss_kib"].as_u64().unwrap() > 0, "{json}");
+    let json = run(None);
+    assert!(json["at_main_ms"].is_null() && json["at_complete_ms"].is_null(), "{json}");
+    // A reading in the future (another machine's clock) is no mark either.
+    let json = run(Some((now + 3_600_000_000_000).to_string()));
+    assert!(json["at_main_ms"].is_null(), "{json}");
+}

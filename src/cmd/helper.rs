@@ -18,11 +18,15 @@
 //! result is a failure.
 //!
 //! Save mode (`xl save`, `xl migrate`): the domain's libxc stream written to the descriptor
-//! libxl passes, by sr-save through `sr_xen::PvSaveGuest`, with the guest suspended by libxl
-//! (the `suspend` callback, answered before the final pass) and, live, pre-copy with Xen's
-//! log-dirty mode or, where Xen refuses it for PV, by comparison; then `complete`. x86 PV
-//! only for now: an HVM or PVH domain, and checkpointed streams, are refused in the protocol
-//! (a `log` saying so, a failed `complete`; libxl fails the save and the guest runs on).
+//! libxl passes, by sr-save through `sr_xen::PvSaveGuest` (x86 PV) or
+//! `sr_xen::HvmSaveGuest::for_toolstack` (HVM, PVH), with the guest suspended by libxl (the
+//! `suspend` callback, answered before the final pass; for HVM libxl also stops QEMU and saves
+//! its state there, and writes the EMULATOR records after the libxc stream), QEMU's log-dirty
+//! mode switched by libxl (`switch_qemu_logdirty`, on at the start and off at the end, as
+//! Xen's HVM saver asks it) and, live, pre-copy with Xen's log-dirty mode or, where Xen
+//! refuses it for PV, by comparison; then `complete`. Checkpointed streams (Remus, COLO) are
+//! refused in the protocol (a `log` saying so, a failed `complete`; libxl fails the save and
+//! the guest runs on).
 //!
 //! `XSR_HELPER_REPORT=PATH` in the environment makes the helper write a JSON summary there
 //! ([`HelperReport`]); `xsr restore --domain` reads it for its own summary.
@@ -37,8 +41,28 @@ use sr_proto::helper::{HelperArgs, HelperMessage, StreamType, level, read_reply}
 /// The environment variable naming the report file.
 pub const REPORT_ENV: &str = "XSR_HELPER_REPORT";
 
+/// An environment variable a timing wrapper may set to the wall clock just before it runs the
+/// helper (nanoseconds since the Unix epoch, as `date +%s%N` prints them): the report then
+/// says, to the millisecond, when main started and when the work began and ended
+/// ([`HelperReport::at_main_ms`]), where `/proc/self/stat` only has 10 ms ticks.
+pub const T0_ENV: &str = "XSR_HELPER_T0";
+
+/// Milliseconds since [`T0_ENV`]'s time, `None` without it.
+pub fn since_t0_ms() -> Option<f64> {
+    let t0: u128 = std::env::var(T0_ENV).ok()?.trim().parse().ok()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+    Some(now.checked_sub(t0)? as f64 / 1e6)
+}
+
 /// The log context of xsr's messages in libxl's log (Xen's helper uses "libxl-save-helper").
 const CONTEXT: &str = "xsr";
+
+/// [`since_t0_ms`] when [`run`] began.
+static AT_MAIN: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+
+fn at_main() -> Option<f64> {
+    AT_MAIN.get().copied().flatten()
+}
 
 /// What a helper run did, written to `$XSR_HELPER_REPORT`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -76,6 +100,39 @@ pub struct HelperReport {
     /// `/proc/self/stat`, so in steps of the kernel's clock tick, 10 ms); `None` if unknown.
     #[serde(default)]
     pub startup_ms: Option<f64>,
+    /// Save mode: opening the domain (Xen's libraries, the p2m or the populated gfns),
+    /// milliseconds.
+    #[serde(default)]
+    pub open_ms: Option<f64>,
+    /// Save mode: from the suspend request to the end of the stream, milliseconds (the guest's
+    /// downtime as far as the helper sees it).
+    #[serde(default)]
+    pub downtime_ms: Option<f64>,
+    /// Save mode: the domain's type (`pv`, `pvh`, `hvm`).
+    #[serde(default)]
+    pub guest_type: Option<String>,
+    /// With [`T0_ENV`]: from the wrapper's clock reading to main (the exec, the dynamic
+    /// loader and Rust's start-up), milliseconds.
+    #[serde(default)]
+    pub at_main_ms: Option<f64>,
+    /// With [`T0_ENV`]: to the start of the restore or save proper (after the channel, the
+    /// arguments, the descriptors and, for a save, the domain opened), milliseconds.
+    #[serde(default)]
+    pub at_start_ms: Option<f64>,
+    /// With [`T0_ENV`]: to the moment `complete` is sent, milliseconds (the rest of the
+    /// helper's life is libxl's reply and the exit).
+    #[serde(default)]
+    pub at_complete_ms: Option<f64>,
+    /// The process's peak resident memory when `complete` is sent (`VmHWM` of
+    /// `/proc/self/status`), KiB: what its exit has to give back.
+    #[serde(default)]
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// `VmHWM` of `/proc/self/status`, KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().strip_suffix("kB")?.trim().parse().ok()
 }
 
 /// Milliseconds since this process started (exec), from its start time in `/proc/self/stat`
@@ -142,6 +199,12 @@ impl Channel {
 
 fn write_report(report: &HelperReport) {
     let Some(path) = std::env::var_os(REPORT_ENV) else { return };
+    let report = &HelperReport {
+        at_main_ms: at_main(),
+        at_complete_ms: since_t0_ms(),
+        peak_rss_kib: peak_rss_kib(),
+        ..report.clone()
+    };
     let written = serde_json::to_vec_pretty(report).map_err(io::Error::other).and_then(|b| {
         let mut f = File::create(&path)?;
         f.write_all(&b)?;
@@ -154,6 +217,8 @@ fn write_report(report: &HelperReport) {
 
 /// Runs the helper; returns the exit status.
 pub fn run(args: &[OsString]) -> u8 {
+    let at_main = since_t0_ms();
+    AT_MAIN.get_or_init(|| at_main);
     let parsed = match HelperArgs::parse(args) {
         Ok(p) => p,
         Err(e) => {
@@ -203,11 +268,15 @@ fn save(args: &HelperArgs, mut channel: Channel) -> u8 {
 
 /// Save mode: the libxc stream of the domain written to `io_fd` by sr-save, as
 /// `xc_domain_save` writes it (`libxl_save_helper.c`'s `--save-domain`). The guest is
-/// suspended by libxl (the `suspend` callback; libxl also saves the device model and resumes
-/// the guest when the save fails); live (`XCFLAGS_LIVE`, `xl migrate`) pre-copies with
-/// Xen's log-dirty mode or, where Xen refuses it (x86 PV on a Xen without shadow paging), by
-/// comparing pages with what was sent. The domain is left as found on failure (log-dirty
-/// off); libxl destroys it after a successful `xl save`.
+/// suspended by libxl (the `suspend` callback; libxl also stops the device model and saves its
+/// state, and resumes the guest when the save fails); live (`XCFLAGS_LIVE`, `xl migrate`)
+/// pre-copies with Xen's log-dirty mode or, where Xen refuses it (x86 PV on a Xen without
+/// shadow paging), by comparing pages with what was sent. x86 PV through
+/// `sr_xen::PvSaveGuest`; HVM and PVH through `sr_xen::HvmSaveGuest::for_toolstack`, with
+/// QEMU's log-dirty mode switched by libxl's `switch_qemu_logdirty` callback at the start and
+/// the end (as Xen's `x86_hvm_setup` / `x86_hvm_cleanup` ask it). The domain is left as found
+/// on failure (log-dirty off, QEMU's log-dirty asked off); libxl destroys it after a successful
+/// `xl save`.
 #[cfg(feature = "xen")]
 fn save(args: &HelperArgs, channel: Channel) -> u8 {
     use std::io::BufWriter;
@@ -215,15 +284,16 @@ fn save(args: &HelperArgs, channel: Channel) -> u8 {
     use std::time::{Duration, Instant};
 
     use sr_save::{Container, PrecopyPolicy, SaveOptions, Saver};
-    use sr_xen::{DomainKind, Interrupt, PvSaveGuest, XenDomain};
+    use sr_xen::{DomainKind, HvmSaveGuest, Interrupt, PvSaveGuest, XenDomain};
 
     let HelperArgs::Save { io_fd, domid, flags, cbflags, .. } = *args else { unreachable!("save mode") };
     let channel = Mutex::new(channel);
     let lock = || channel.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
+    let startup_ms = since_exec_ms();
     let fail = |channel: &mut Channel, text: String, errno: i32| -> u8 {
         eprintln!("xsr: save of domain {domid} failed: {text}");
-        write_report(&HelperReport { domid, error: Some(text.clone()), ..HelperReport::default() });
+        write_report(&HelperReport { domid, error: Some(text.clone()), startup_ms, ..HelperReport::default() });
         let _ = channel.log(level::ERROR, Some(errno), &format!("save of domain {domid} failed: {text}"));
         channel.complete(-1, errno)
     };
@@ -238,16 +308,50 @@ fn save(args: &HelperArgs, channel: Channel) -> u8 {
         Ok(i) => i,
         Err(e) => return fail(&mut lock(), format!("cannot install the signal handlers: {e}"), 5),
     };
-    let domain = match XenDomain::open(domid, interrupt) {
+    // The device model is libxl's: it switches QEMU's log-dirty mode, stops QEMU and saves its
+    // state (in its suspend callback) and writes the EMULATOR records itself.
+    let domain = match XenDomain::open_for_toolstack(domid, interrupt) {
         Ok(d) => d,
         Err(e) => return fail(&mut lock(), format!("cannot open the domain: {e}"), 5),
     };
-    if domain.kind() == DomainKind::Hvm {
-        return fail(&mut lock(), "HVM and PVH domains are not saved by this xsr's helper mode yet".into(), 95);
-    }
+    let opened_ms = started.elapsed().as_secs_f64() * 1e3;
+    let at_start = since_t0_ms();
     let live = flags & XCFLAGS_LIVE != 0;
-    // The saver's statistics, the dirty tracking used, when the suspend was asked and took.
-    type Saved = (sr_save::SaveStats, &'static str, Option<(Instant, Duration)>);
+    // libxl's callbacks: `suspend` answers 1 for a suspended domain (xc_domain_save checks
+    // non-zero), `switch_qemu_logdirty` 0 for done.
+    let suspend = || match lock().call(&HelperMessage::Suspend) {
+        Ok(0) => Err("libxl's suspend callback failed".to_string()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("no answer from libxl to the suspend callback: {e}")),
+    };
+    let logdirty = |enable: bool| match lock().call(&HelperMessage::SwitchQemuLogdirty { domid, enable: enable.into() })
+    {
+        Ok(0) => Ok(()),
+        Ok(r) => Err(format!("libxl answered {r}")),
+        Err(e) => Err(format!("no answer from libxl: {e}")),
+    };
+    let wants_logdirty = args.has_callback(HelperMessage::SwitchQemuLogdirty { domid, enable: 0 }.number());
+    let guest = match domain.kind() {
+        DomainKind::Pv { .. } => {
+            PvSaveGuest::new(&domain, Duration::from_secs(60)).map(|g| HelperGuest::Pv(g.suspended_by(suspend)))
+        }
+        DomainKind::Hvm => HvmSaveGuest::for_toolstack(
+            &domain,
+            live,
+            suspend,
+            wants_logdirty.then(|| Box::new(logdirty) as sr_xen::LogdirtyHook<'_>),
+        )
+        .map(HelperGuest::Hvm),
+    };
+    let guest = match guest {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = domain.restore();
+            return fail(&mut lock(), e.to_string(), 5);
+        }
+    };
+    // The saver's statistics and the dirty tracking used.
+    type Saved = (sr_save::SaveStats, &'static str);
     let attempt = || -> Result<Saved, String> {
         let mut tracking = "none";
         if live {
@@ -259,15 +363,12 @@ fn save(args: &HelperArgs, channel: Channel) -> u8 {
                 }
                 Err(e) => return Err(format!("cannot turn log-dirty mode on: {e}")),
             };
-        }
-        let guest = PvSaveGuest::new(&domain, Duration::from_secs(60)).map_err(|e| e.to_string())?.suspended_by(|| {
-            match lock().call(&HelperMessage::Suspend) {
-                // libxl answers 1 for a suspended domain (xc_domain_save checks non-zero)
-                Ok(0) => Err("libxl's suspend callback failed".into()),
-                Ok(_) => Ok(()),
-                Err(e) => Err(format!("no answer from libxl to the suspend callback: {e}")),
+            if tracking == "log-dirty" && domain.kind() == DomainKind::Hvm {
+                // The populated gfns once more, now that Xen logs every gfn populated
+                // afterwards: the final pass needs no scan.
+                domain.refresh_p2m().map_err(|e| format!("cannot find the domain's populated gfns: {e}"))?;
             }
-        });
+        }
         let options = SaveOptions {
             live: live.then(PrecopyPolicy::default),
             container: Container::Libxc,
@@ -275,22 +376,30 @@ fn save(args: &HelperArgs, channel: Channel) -> u8 {
             ..SaveOptions::default()
         };
         let mut writer = BufWriter::with_capacity(1 << 20, &out);
-        let stats = Saver::new(options).save(&guest, &mut writer).map_err(|e| error_chain(&e))?;
+        let stats = Saver::new(options).save(guest.guest(), &mut writer).map_err(|e| error_chain(&e))?;
         writer.into_inner().map_err(|e| format!("writing the stream: {}", e.error()))?;
-        if tracking == "log-dirty" {
-            domain.disable_log_dirty().map_err(|e| e.to_string())?;
-        }
-        Ok((stats, tracking, guest.suspended()))
+        Ok((stats, tracking))
     };
-    match attempt() {
-        Ok((stats, tracking, suspended)) => {
+    let result = attempt();
+    // Xen's saver's cleanup, after success and failure alike: log-dirty off, then (HVM/PVH)
+    // QEMU's log-dirty mode off through libxl.
+    let cleanup = guest.finish().map_err(|e| format!("cannot turn log-dirty mode off: {e}"));
+    let result = result.and_then(|saved| cleanup.map(|()| saved));
+    match result {
+        Ok((stats, tracking)) => {
             let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let suspended = guest.suspended();
             let report = HelperReport {
                 domid,
                 ok: true,
                 pages: stats.pages,
                 bytes: stats.bytes,
                 restore_ms: ms(started.elapsed()),
+                startup_ms,
+                open_ms: Some(opened_ms),
+                downtime_ms: suspended.map(|(at, _)| ms(at.elapsed())),
+                guest_type: Some(domain.guest_type().name().to_string()),
+                at_start_ms: at_start,
                 ..HelperReport::default()
             };
             write_report(&report);
@@ -299,12 +408,14 @@ fn save(args: &HelperArgs, channel: Channel) -> u8 {
                 level::INFO,
                 None,
                 &format!(
-                    "saved domain {domid}: {} pages, {} bytes in {:.0} ms ({} live passes, dirty tracking {tracking}, suspended {:.0} ms after the request)",
+                    "saved domain {domid} ({}): {} pages, {} bytes in {:.0} ms ({} live passes, dirty tracking {tracking}, suspended {:.0} ms after the request; opened in {opened_ms:.0} ms, started {} ms after exec)",
+                    domain.guest_type().name(),
                     stats.pages,
                     stats.bytes,
                     report.restore_ms,
                     stats.live_passes(),
                     suspended.map_or(0.0, |(_, took)| ms(took)),
+                    startup_ms.map_or("?".into(), |ms| format!("{ms:.0}")),
                 ),
             );
             channel.complete(0, 0)
@@ -317,6 +428,38 @@ fn save(args: &HelperArgs, channel: Channel) -> u8 {
                 Err(r) => format!("{text}; and the domain could not be put back as found: {r}"),
             };
             fail(&mut lock(), text, 5)
+        }
+    }
+}
+
+/// The saver of the domain's type, driven by libxl's callbacks.
+#[cfg(feature = "xen")]
+enum HelperGuest<'d> {
+    Pv(sr_xen::PvSaveGuest<'d>),
+    Hvm(sr_xen::HvmSaveGuest<'d>),
+}
+
+#[cfg(feature = "xen")]
+impl HelperGuest<'_> {
+    fn guest(&self) -> &dyn sr_save::Guest {
+        match self {
+            HelperGuest::Pv(g) => g,
+            HelperGuest::Hvm(g) => g,
+        }
+    }
+
+    fn suspended(&self) -> Option<(std::time::Instant, std::time::Duration)> {
+        match self {
+            HelperGuest::Pv(g) => g.suspended(),
+            HelperGuest::Hvm(g) => g.suspended(),
+        }
+    }
+
+    /// Log-dirty off (PV: if on); HVM/PVH: also QEMU's, through libxl.
+    fn finish(&self) -> Result<(), sr_xen::XenError> {
+        match self {
+            HelperGuest::Pv(g) => g.finish(),
+            HelperGuest::Hvm(g) => g.finish(),
         }
     }
 }
@@ -368,6 +511,7 @@ fn restore(args: &HelperArgs, channel: Channel) -> u8 {
     let options = RestoreOptions { max_span_bytes: 1 << 40, hvm_page_types: false, ..RestoreOptions::default() };
     let started = Instant::now();
     report.startup_ms = since_exec_ms();
+    report.at_start_ms = since_t0_ms();
     let wants_sdd = args.has_callback(8);
     let result = {
         let static_data_done = Box::new(|missing: u32| -> Result<(), String> {

@@ -554,7 +554,10 @@ pub fn supervise(domain: &str, outs: &[&Path]) -> Result<Option<u8>> {
             // this copy: its name back, then resumed.
             let go = std::fs::read_to_string(note.path()).unwrap_or_default() == "go";
             let mut renamed_back = None;
-            if matches!(recovery, Ok(sr_xen::Recovery::HandedOver)) && !go {
+            // Decided by the name, not by the recovery's result: a step of it that failed
+            // (log-dirty mode that would not turn off) must not keep the guest renamed away.
+            let away = matches!(sr_xen::domain_name(domid), Ok(Some(n)) if n.ends_with(sr_xen::MIGRATED_AWAY));
+            if away && !go {
                 match rename_back(domid) {
                     Ok(()) => {
                         renamed_back = Some("renamed back (GO was never sent); ");
@@ -576,6 +579,11 @@ pub fn supervise(domain: &str, outs: &[&Path]) -> Result<Option<u8>> {
                      receiver may run the guest), so it was left suspended: check both ends before resuming at most \
                      one copy"
                     .to_string(),
+                Err(e) if away && go => format!(
+                    "it was renamed away and GO may have reached the receiver (the receiver may run the guest), so \
+                     it was left suspended (releasing what the process held failed: {e}): check both ends before \
+                     resuming at most one copy"
+                ),
                 Err(e) => format!("it could not be put back: {e}"),
             };
             let what = format!("{}{what}", renamed_back.unwrap_or(""));

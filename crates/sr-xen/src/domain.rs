@@ -111,13 +111,17 @@ impl DomainControl for Control {
             // Stop reading the bitmap first: from here on the dirty sets are conservative.
             self.log_dirty.store(false, Ordering::SeqCst);
         } else {
-            // Turning it off when it did not go on is harmless: held from the request on.
+            // Held from the request on, in case this process dies inside it.
             note(held::LOG_DIRTY, true);
         }
-        self.ctrl().shadow_op(self.domid, op)?;
-        if !on {
+        let r = self.ctrl().shadow_op(self.domid, op);
+        if !on || r.is_err() {
+            // Off, or refused: not held. A refused request left it off (Xen refuses log-dirty
+            // mode for PV guests where it has no shadow paging, EOPNOTSUPP), and turning off
+            // what never went on fails there (EINVAL): a supervisor must not try it.
             note(held::LOG_DIRTY, false);
         }
+        r?;
         self.log_dirty.store(on, Ordering::SeqCst);
         Ok(())
     }
@@ -341,6 +345,21 @@ impl XenDomain {
     /// PV, the host m2p and the guest's p2m (read while it runs;
     /// [`refresh_p2m`](Self::refresh_p2m) rereads it once paused).
     pub fn open(domid: u32, interrupt: Interrupt) -> Result<Self, XenError> {
+        Self::open_with(domid, interrupt, true)
+    }
+
+    /// Opens domain `domid` as [`open`](Self::open) does, but leaves its device model to the
+    /// toolstack: when xsr is libxl's save helper, libxl switches QEMU's log-dirty mode
+    /// (the `switch_qemu_logdirty` callback), stops QEMU and saves its state itself (in its
+    /// `suspend` callback) and writes the EMULATOR records around the libxc stream, so this
+    /// process never talks to QEMU ([`has_device_model`](Self::has_device_model) is `false`,
+    /// and an HVM domain with a device model xsr does not drive, such as qemu-traditional or a
+    /// stub domain, is taken too).
+    pub fn open_for_toolstack(domid: u32, interrupt: Interrupt) -> Result<Self, XenError> {
+        Self::open_with(domid, interrupt, false)
+    }
+
+    fn open_with(domid: u32, interrupt: Interrupt, device_model: bool) -> Result<Self, XenError> {
         let ctrl = XenCtrl::open()?;
         let info = ctrl.domain_info(domid)?;
         if info.shutdown {
@@ -420,7 +439,7 @@ impl XenDomain {
         let memory = Arc::new(memory);
         let xs = XenStore::open()?;
         let guest_type = guest_type(&xs, &info);
-        let dm = DeviceModel::find(&xs, &info)?;
+        let dm = if device_model { DeviceModel::find(&xs, &info)? } else { None };
         let control = Control {
             ctrl,
             xs: Arc::new(Mutex::new(None)),

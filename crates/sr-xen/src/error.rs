@@ -138,6 +138,17 @@ pub enum XenError {
         /// What and why.
         what: String,
     },
+    /// A callback of the toolstack that runs this process as its save helper (libxl's
+    /// `suspend` or `switch_qemu_logdirty`) failed or did not answer.
+    #[error("domain {domid}: the toolstack's {callback} callback: {detail}")]
+    Toolstack {
+        /// The domain.
+        domid: u32,
+        /// The callback (`suspend`, `switch_qemu_logdirty`).
+        callback: &'static str,
+        /// What it answered, or why there was no answer.
+        detail: String,
+    },
 }
 
 impl XenError {

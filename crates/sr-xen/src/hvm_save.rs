@@ -23,6 +23,14 @@
 //!   them);
 //! * everything it changed is undone by the domain's guard on every way out (log-dirty off,
 //!   QEMU's log-dirty off, QEMU `cont`, the suspend cancelled).
+//!
+//! **Driven by the toolstack** ([`HvmSaveGuest::for_toolstack`], xsr as libxl's save helper):
+//! what libxl does around `xc_domain_save` stays libxl's. The device model's log-dirty switch
+//! is libxl's `switch_qemu_logdirty` callback (asked at the start and at the end, as Xen's
+//! `x86_hvm_setup` and `x86_hvm_cleanup` ask it, for PVH too: libxl answers at once), the
+//! suspend is libxl's `suspend` callback (which also stops QEMU and saves its state), and the
+//! EMULATOR records are libxl's to write: the stream is the libxc part only. A failure leaves
+//! the resume to libxl.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -37,6 +45,27 @@ use sr_save::{Guest, SaveError};
 use crate::device_model::GuestType;
 use crate::domain::{DomainKind, XenDomain};
 use crate::error::XenError;
+use crate::save::SuspendHook;
+
+/// The toolstack's device-model log-dirty switch (libxl's `switch_qemu_logdirty` callback when
+/// xsr is its save helper): `true` on, `false` off; returns once the toolstack answered, or
+/// says why it failed.
+pub type LogdirtyHook<'d> = Box<dyn Fn(bool) -> Result<(), String> + Send + Sync + 'd>;
+
+/// The callbacks of a toolstack that drives the save ([`HvmSaveGuest::for_toolstack`]).
+struct Toolstack<'d> {
+    suspend: SuspendHook<'d>,
+    logdirty: Option<LogdirtyHook<'d>>,
+    /// Whether the toolstack switched the device model's log-dirty mode on (so `finish` asks
+    /// it off once, as `x86_hvm_cleanup` does).
+    logdirty_on: AtomicBool,
+}
+
+impl std::fmt::Debug for Toolstack<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Toolstack").field("logdirty_on", &self.logdirty_on).finish_non_exhaustive()
+    }
+}
 
 /// Emulator id of upstream QEMU in libxl's EMULATOR records (`EMULATOR_QEMU_UPSTREAM`,
 /// `tools/libs/light/libxl_sr_stream_format.h`).
@@ -55,6 +84,8 @@ pub struct HvmSaveGuest<'d> {
     emulator: Mutex<Vec<EmulatorState>>,
     /// How long the device model's state took to save, and its size.
     device_model: Mutex<Option<(Duration, usize)>>,
+    /// The toolstack's callbacks, when it drives the save.
+    toolstack: Option<Toolstack<'d>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,13 +105,56 @@ impl<'d> HvmSaveGuest<'d> {
     /// [`XenError::Unsupported`] for a PV domain (see [`crate::PvSaveGuest`]); the QMP error
     /// if QEMU refuses the log-dirty switch.
     pub fn new(domain: &'d XenDomain, live: bool, suspend_timeout: Duration) -> Result<Self, XenError> {
+        let guest = Self::unstarted(domain, live, suspend_timeout, None)?;
+        domain.enable_device_model_log_dirty()?;
+        Ok(guest)
+    }
+
+    /// A saver's view of `domain`, a running HVM or PVH domain opened with
+    /// [`XenDomain::open_for_toolstack`], for a save the toolstack drives (xsr as libxl's save
+    /// helper, see the module docs): `suspend` suspends the guest (libxl's `suspend` callback,
+    /// which also stops the device model and saves its state; Xen must report the domain
+    /// suspended afterwards), `logdirty` switches the device model's log-dirty mode (libxl's
+    /// `switch_qemu_logdirty`; `None` when the toolstack offers no such callback). Asks
+    /// `logdirty` on now, as Xen's `x86_hvm_setup` does. The stream carries no EMULATOR
+    /// records (the toolstack writes its own).
+    ///
+    /// # Errors
+    /// [`XenError::Unsupported`] for a PV domain; [`XenError::Toolstack`] when `logdirty`
+    /// fails.
+    pub fn for_toolstack(
+        domain: &'d XenDomain,
+        live: bool,
+        suspend: impl Fn() -> Result<(), String> + Send + Sync + 'd,
+        logdirty: Option<LogdirtyHook<'d>>,
+    ) -> Result<Self, XenError> {
+        let toolstack = Toolstack { suspend: Box::new(suspend), logdirty, logdirty_on: AtomicBool::new(false) };
+        let guest = Self::unstarted(domain, live, Duration::ZERO, Some(toolstack))?;
+        if let Some(t) = &guest.toolstack
+            && let Some(switch) = &t.logdirty
+        {
+            switch(true).map_err(|detail| XenError::Toolstack {
+                domid: domain.domid(),
+                callback: "switch_qemu_logdirty",
+                detail: format!("switching the device model's log-dirty mode on: {detail}"),
+            })?;
+            t.logdirty_on.store(true, Ordering::SeqCst);
+        }
+        Ok(guest)
+    }
+
+    fn unstarted(
+        domain: &'d XenDomain,
+        live: bool,
+        suspend_timeout: Duration,
+        toolstack: Option<Toolstack<'d>>,
+    ) -> Result<Self, XenError> {
         if domain.kind() != DomainKind::Hvm {
             return Err(XenError::Unsupported {
                 domid: domain.domid(),
                 what: "it is a PV domain: its saver is PvSaveGuest".into(),
             });
         }
-        domain.enable_device_model_log_dirty()?;
         Ok(Self {
             domain,
             live,
@@ -89,6 +163,7 @@ impl<'d> HvmSaveGuest<'d> {
             suspended: Mutex::new(None),
             emulator: Mutex::new(Vec::new()),
             device_model: Mutex::new(None),
+            toolstack,
         })
     }
 
@@ -104,12 +179,25 @@ impl<'d> HvmSaveGuest<'d> {
     }
 
     /// Ends the save on the domain's side as Xen's saver's `cleanup` does: log-dirty mode
-    /// off, then the device model's log-dirty mode off. The guest stays suspended (and QEMU
-    /// stopped) until the domain is destroyed or resumed.
+    /// off, then the device model's log-dirty mode off (through the toolstack when it drives
+    /// the save, once, if it was switched on). The guest stays suspended (and QEMU stopped)
+    /// until the domain is destroyed or resumed. Also the cleanup after a failed save: every
+    /// step is tried, the first error returned.
     pub fn finish(&self) -> Result<(), XenError> {
         let off = self.domain.disable_log_dirty();
         let dm_off = self.domain.disable_device_model_log_dirty();
-        off.and(dm_off)
+        let toolstack_off = match &self.toolstack {
+            Some(t) if t.logdirty_on.swap(false, Ordering::SeqCst) => match &t.logdirty {
+                Some(switch) => switch(false).map_err(|detail| XenError::Toolstack {
+                    domid: self.domain.domid(),
+                    callback: "switch_qemu_logdirty",
+                    detail: format!("switching the device model's log-dirty mode off: {detail}"),
+                }),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        };
+        off.and(dm_off).and(toolstack_off)
     }
 }
 
@@ -144,10 +232,24 @@ impl Guest for HvmSaveGuest<'_> {
             return Ok(());
         }
         let requested = Instant::now();
-        let took = self.domain.suspend(self.suspend_timeout).map_err(xen)?;
+        let took = match &self.toolstack {
+            None => self.domain.suspend(self.suspend_timeout).map_err(xen)?,
+            Some(t) => {
+                (t.suspend)().map_err(|detail| {
+                    xen(XenError::Toolstack { domid: self.domain.domid(), callback: "suspend", detail })
+                })?;
+                if !self.domain.suspended_now().map_err(xen)? {
+                    return Err(SaveError::Guest(format!(
+                        "domain {} is not suspended after the toolstack's suspend callback returned",
+                        self.domain.domid()
+                    )));
+                }
+                requested.elapsed()
+            }
+        };
         *lock(&self.suspended) = Some((requested, took));
         self.running.store(false, Ordering::SeqCst);
-        if self.domain.has_device_model() {
+        if self.toolstack.is_none() && self.domain.has_device_model() {
             let t = Instant::now();
             let state = self.domain.save_device_model(self.live).map_err(xen)?;
             *lock(&self.device_model) = Some((t.elapsed(), state.len()));

@@ -70,7 +70,7 @@ pub use interrupt::Interrupt;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 pub use hvm::GfnScanInfo;
-pub use hvm_save::{EMULATOR_QEMU_UPSTREAM, HvmSaveGuest};
+pub use hvm_save::{EMULATOR_QEMU_UPSTREAM, HvmSaveGuest, LogdirtyHook};
 pub use memory::{MAX_WINDOWS, WINDOW_PFNS, XenMemory};
 pub use save::{PvSaveGuest, SuspendHook};
 pub use supervise::{Supervised, Supervision, held, supervise, supervise_child};

@@ -115,6 +115,13 @@ impl<'d> PvSaveGuest<'d> {
         *lock(&self.suspended)
     }
 
+    /// Ends the save on the domain's side as Xen's saver's `cleanup` does: log-dirty mode off
+    /// if this process turned it on (a no-op otherwise). The guest stays suspended until the
+    /// domain is destroyed or resumed.
+    pub fn finish(&self) -> Result<(), XenError> {
+        self.domain.disable_log_dirty()
+    }
+
     /// Page types of `pfns` as Xen reports them now, without the live-phase deferral.
     fn xen_types(&self, pfns: &[u64], out: &mut [PageType]) -> Result<(), SaveError> {
         let memory = self.domain.memory();

@@ -1,0 +1,22 @@
+# realxen-guest: 32:1:100
+# realxen-guest-type: pvh
+# realxen-tls
+# realxen job (issue 16): live migration of the pvh guest (rewriting 100 pages a second) within one
+# dom0, each time ending with the guest running in a new domain, exactly one copy, its heartbeat
+# continuing with the pattern md5:
+#  1. `xsr send --domain --live` into `xsr receive --domain` over TLS 1.3 (mutual certificates),
+#     twice, Xen's helper disabled (plaintext rounds too when a TLS round fails: xsr_into_xsr_job);
+#  2. stock `xl migrate` (Xen's helper saving) into `xsr migrate-receive` (Xen's helper disabled
+#     in the receiver's mount namespace), twice (xl_into_xsr_job);
+#  3. the downtime, in the same boot: xsr send/receive against `xl migrate` into
+#     `xl migrate-receive` with xsr as the receiving side's save helper, 3 times each, alternately
+#     (downtime_pairs).
+. ./common.sh
+./xsr --version
+ip link set lo up
+# The host must keep dom0's vector registers, or TLS records and heaps break (docs/xen.md).
+check host_fpu
+xsr_into_xsr_job
+xl_into_xsr_job
+downtime_pairs 3
+exit $fail
