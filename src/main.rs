@@ -91,7 +91,30 @@ fn precopy(max_iterations: u32, dirty_threshold: u64, downtime_ms: Option<u64>) 
     PrecopyPolicy { max_iterations, dirty_threshold, downtime_target: downtime_ms.map(Duration::from_millis) }
 }
 
+/// The files `command` reads, for the check that standard output is none of them: a text
+/// report redirected onto its own input (`xsr inspect g.save >> g.save`) would change the
+/// input, which no command may do.
+fn file_inputs(command: &Command) -> Vec<&Path> {
+    match command {
+        Command::Inspect { file, .. }
+        | Command::Verify { file, .. }
+        | Command::Restore { file, .. }
+        | Command::Extract { file, .. }
+        | Command::Grep { file, .. } => vec![file.as_path()],
+        Command::Read(a) => vec![a.file.as_path()],
+        Command::Diff { a, b, .. } => vec![a.as_path(), b.as_path()],
+        Command::Receive { from: Some(from), .. } => vec![from.as_path()],
+        _ => Vec::new(),
+    }
+}
+
+/// Refuses a standard output that is one of `command`'s input files.
+fn check_stdout_is_no_input(command: &Command) -> Result<()> {
+    file_inputs(command).into_iter().fold(OutputRules::default(), OutputRules::input).check_stdout()
+}
+
 fn run(command: Command) -> Result<ExitCode> {
+    check_stdout_is_no_input(&command)?;
     match command {
         Command::Dump {
             domain,
@@ -468,7 +491,8 @@ fn json_sink(command: &Command) -> Option<JsonSink> {
         Command::MigrateReceive { .. } => (false, true),
         Command::Read(a) => (a.json, a.out.as_deref().is_some_and(|o| o.as_os_str() == "-")),
     };
-    json.then_some(JsonSink::unless_stdout_carries(product_on_stdout))
+    // Standard output onto an input: even the JSON error goes to standard error.
+    json.then(|| JsonSink::unless_stdout_carries(product_on_stdout || check_stdout_is_no_input(command).is_err()))
 }
 
 /// `xsr migrate`: a live `send --domain` through `rune` (xl's transport command), with xl's

@@ -458,3 +458,26 @@ fn a_full_disk_fails_with_2_and_names_the_output_not_the_partial_file() {
     }
     let _ = stdout;
 }
+
+/// A report redirected onto the command's own input (`xsr inspect g.save >> g.save`) is
+/// refused before anything is printed, the JSON error included: the input keeps its bytes.
+#[test]
+fn standard_output_onto_an_input_is_refused_for_every_reading_command() {
+    let f = fixture();
+    let input = f.arg("real.save");
+    for args in [
+        vec!["inspect", &input],
+        vec!["inspect", &input, "--json"],
+        vec!["verify", &input, "--json"],
+        vec!["read", &input, "--phys", "0x1000", "--len", "16"],
+        vec!["grep", &input, "abc", "--json"],
+        vec!["diff", &input, &input],
+        vec!["restore", &input, "--out", "/nonexistent-dir-xsr/r"],
+    ] {
+        let appended = fs::OpenOptions::new().append(true).open(f.path("real.save")).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_xsr")).args(&args).stdout(appended).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("standard output is the input"), "{args:?}: {}", stderr(&o));
+        assert!(fs::read(f.path("real.save")).unwrap() == f.stream, "{args:?} changed its input");
+    }
+}
