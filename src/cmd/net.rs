@@ -1052,13 +1052,7 @@ pub fn receive(
                     return Err(e);
                 }
             };
-            let forward = if path.as_os_str() == "-" {
-                let fd = io::stdin().as_fd().try_clone_to_owned().context("cannot use standard input")?;
-                crate::pipe::widen(&fd);
-                File::from(fd)
-            } else {
-                open_input(path)?
-            };
+            let forward = open_input(path)?;
             let drain = TimeoutReader::new(forward.try_clone().context("cannot duplicate the input")?, timeout);
             let forward = TimeoutReader::new(forward, timeout);
             let name = if path.as_os_str() == "-" { "standard input".to_string() } else { path.display().to_string() };
@@ -1111,13 +1105,7 @@ pub fn receive_domain(
             }
         }
         Source::Path(path) => {
-            let forward = if path.as_os_str() == "-" {
-                let fd = io::stdin().as_fd().try_clone_to_owned().context("cannot use standard input")?;
-                crate::pipe::widen(&fd);
-                File::from(fd)
-            } else {
-                open_input(path)?
-            };
+            let forward = open_input(path)?;
             let mut forward = TimeoutReader::new(forward, timeout);
             let mut back = File::from(io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?);
             run(&mut forward, &mut back, settings)
@@ -1150,9 +1138,14 @@ fn accept_within(listener: &TcpListener, timeout: Duration) -> Result<(TcpStream
 }
 
 /// Opens the file or named pipe `path` for reading without waiting for a writer (the wait
-/// is the first read's, under the timeout).
+/// is the first read's, under the timeout); `-` is standard input (its pipe widened).
 fn open_input(path: &Path) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str() == "-" {
+        let fd = io::stdin().as_fd().try_clone_to_owned().context("cannot use standard input")?;
+        crate::pipe::widen(&fd);
+        return Ok(File::from(fd));
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed())
