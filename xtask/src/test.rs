@@ -59,46 +59,32 @@ fn check_doc_links(ctx: &Ctx) -> Result<(), Error> {
     // renders a link to another workspace crate's item as text when it documents the linking
     // crate before the linked one is written (cargo runs rustdoc on crates in parallel), so a
     // link whose first segment names one of them resolves where all are documented together.
+    // Every file under the crates' doc folders, walked once for both passes below.
+    let mut files = Vec::new();
+    let mut dirs: Vec<PathBuf> = crates.iter().map(|name| target.join("doc").join(name)).collect();
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() { dirs.push(path) } else { files.push(path) }
+        }
+    }
     let mut documented = std::collections::HashSet::new();
-    for name in &crates {
-        let mut dirs = vec![target.join("doc").join(name)];
-        while let Some(dir) = dirs.pop() {
-            let Ok(entries) = fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if let Some(file) = path.file_name().and_then(|f| f.to_str())
-                    && let Some(stem) = file.strip_suffix(".html")
-                    && let Some((_, item)) = stem.split_once('.')
-                {
-                    documented.insert(item.to_string());
-                }
-            }
+    for path in &files {
+        if let Some(file) = path.file_name().and_then(|f| f.to_str())
+            && let Some(stem) = file.strip_suffix(".html")
+            && let Some((_, item)) = stem.split_once('.')
+        {
+            documented.insert(item.to_string());
         }
     }
     let mut bad = Vec::new();
-    for name in &crates {
-        let mut dirs = vec![target.join("doc").join(name)];
-        while let Some(dir) = dirs.pop() {
-            let Ok(entries) = fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    dirs.push(path);
-                    continue;
-                }
-                let Some(html) = path.extension().is_some_and(|e| e == "html").then(|| fs::read_to_string(&path))
-                else {
-                    continue;
-                };
-                for text in html.unwrap_or_default().split("[<code>").skip(1) {
-                    let link = text.split("</code>]").next().unwrap_or_default();
-                    let first = link.split("::").next().unwrap_or_default();
-                    if !crates.iter().any(|c| link.starts_with(&format!("{c}::"))) && !documented.contains(first) {
-                        bad.push(format!("{}: [{link}]", path.display()));
-                    }
-                }
+    for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "html")) {
+        for text in fs::read_to_string(path).unwrap_or_default().split("[<code>").skip(1) {
+            let link = text.split("</code>]").next().unwrap_or_default();
+            let first = link.split("::").next().unwrap_or_default();
+            if !crates.iter().any(|c| link.starts_with(&format!("{c}::"))) && !documented.contains(first) {
+                bad.push(format!("{}: [{link}]", path.display()));
             }
         }
     }
