@@ -354,6 +354,37 @@ impl MappingRw {
         unsafe { std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), PAGE_SIZE) };
         true
     }
+
+    /// One page of a PAGE_DATA record: writes `body` into frame `i`, or, with `compare`, reads
+    /// frame `i` into `scratch` (one page) and calls `compare(pfn)` when it differs from `body`.
+    /// Shared by the PV and HVM restore backends.
+    ///
+    /// Errors: the errno of a frame that did not map (`EFAULT` when it mapped but a buffer was
+    /// not one page).
+    pub(crate) fn put_page(
+        &self,
+        i: usize,
+        pfn: u64,
+        body: &[u8],
+        scratch: &mut [u8],
+        compare: &mut Option<&mut dyn FnMut(u64)>,
+    ) -> Result<(), i32> {
+        let errno = self.error(i);
+        if errno != 0 {
+            return Err(errno);
+        }
+        let done = match compare {
+            Some(mismatch) => {
+                let read = self.read(i, scratch);
+                if read && scratch != body {
+                    mismatch(pfn);
+                }
+                read
+            }
+            None => self.write(i, body),
+        };
+        if done { Ok(()) } else { Err(libc::EFAULT) }
+    }
 }
 
 // SAFETY: the mapping is owned by this value and accessed only through raw copies.

@@ -158,27 +158,10 @@ impl HvmRestore {
         let mut compare = compare;
         for (i, &gfn) in batch.pfns.iter().enumerate() {
             let body = &batch.data[i * PAGE_SIZE..(i + 1) * PAGE_SIZE];
-            let errno = map.error(i);
-            let ok = errno == 0
-                && match compare.as_mut() {
-                    Some(mismatch) => {
-                        let read = map.read(i, &mut scratch);
-                        if read && scratch != body {
-                            mismatch(gfn);
-                        }
-                        read
-                    }
-                    None => map.write(i, body),
-                };
-            if !ok {
-                return Err(XenRestoreError::At {
-                    what: format!("mapping gfn {gfn:#x} (type {})", batch.types[i]),
-                    source: XenError::Call {
-                        call: "xenforeignmemory_map",
-                        errno: if errno == 0 { libc::EFAULT } else { errno },
-                    },
-                });
-            }
+            map.put_page(i, gfn, body, &mut scratch, &mut compare).map_err(|errno| XenRestoreError::At {
+                what: format!("mapping gfn {gfn:#x} (type {})", batch.types[i]),
+                source: XenError::Call { call: "xenforeignmemory_map", errno },
+            })?;
         }
         if compare.is_none() {
             stats.pages_written += batch.pfns.len() as u64;
