@@ -58,7 +58,8 @@ pub enum Command {
         /// The stream (`-` for standard input).
         file: PathBuf,
         /// Also reject what restore merely ignores (reserved fields, padding, bodies on
-        /// empty records, v3-only records in v2, unknown optional records).
+        /// empty records, v3-only records in v2, unknown optional records, bytes after the
+        /// stream's END).
         #[arg(long)]
         strict: bool,
         #[command(flatten)]

@@ -61,19 +61,19 @@ fn run_verify(file: &Path, strict: bool, stream: &StreamArgs, json: bool) -> Res
     let strictness = if strict { Strictness::Strict } else { Strictness::Lenient };
     let mut restorer = Restorer::new(stream.options(strictness));
     let result = match Scan::open(file)? {
-        Scan::File(src) => restorer.verify(StreamReader::new(src).skip_page_bodies(true)),
-        Scan::Stream(src) => restorer.verify(StreamReader::new(src).skip_page_bodies(true)),
+        Scan::File(src) => verify::verify(&mut restorer, src),
+        Scan::Stream(src) => verify::verify(&mut restorer, src),
     };
     if let Err(sr_restore::RestoreError::Format(e @ sr_format::Error::Io { .. })) = result {
         return Err(anyhow::Error::new(e).context(format!("cannot read {}", file.display())));
     }
-    let report = verify::VerifyReport::new(&result);
+    let report = verify::VerifyReport::new(&result, strict);
     if json {
         print_json(&report)?;
     } else {
         report.print_text(&mut std::io::stdout().lock())?;
     }
-    Ok(if report.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(ExitCode::from(report.exit_code))
 }
 
 fn print_save_summary(stats: &sr_save::SaveStats, sink: &mut dyn Write) -> std::io::Result<()> {
@@ -222,7 +222,7 @@ fn run(command: Command) -> Result<ExitCode> {
             } else {
                 demo::print_summary(&summary, &mut std::io::stdout().lock())?;
             }
-            Ok(if summary.identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(ExitCode::from(summary.exit_code))
         }
         Command::Send { dir, to, via, reply, timeout, tls, tls_name, save, domain, json } => {
             // Checked before anything is read or any domain touched: the TLS files, and the
@@ -385,7 +385,7 @@ fn run(command: Command) -> Result<ExitCode> {
             } else {
                 inspect::print_text(&report, &mut std::io::stdout().lock())?;
             }
-            Ok(if report.error.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(ExitCode::from(report.exit_code))
         }
         Command::Verify { file, strict, stream, json } => run_verify(&file, strict, &stream, json),
         Command::Read(a) => {
@@ -422,7 +422,7 @@ fn run(command: Command) -> Result<ExitCode> {
             } else {
                 diff::print_text(&report, &mut std::io::stdout().lock())?;
             }
-            Ok(if report.identical { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(ExitCode::from(report.exit_code))
         }
         Command::Restore { file, out, domain, name, paused, force, stream, memory, json } => {
             if domain {
@@ -587,10 +587,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // Usage errors exit 2 (clap's own); with --json also as a JSON error object.
             if e.use_stderr() && std::env::args_os().any(|a| a == "--json") {
-                let message = e.kind().as_str().map_or_else(|| e.to_string(), str::to_string);
-                let first = e.to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
-                let v = serde_json::json!({ "error": if first.is_empty() { message } else { first }, "exit_code": 2 });
-                let _ = write_json(&v, JsonSink::Stdout);
+                let _ = write_json(&outcome::usage_json_error(&e), JsonSink::Stdout);
             }
             e.exit();
         }

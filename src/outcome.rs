@@ -200,16 +200,51 @@ pub fn offset(e: &anyhow::Error) -> Option<u64> {
         if let Some(f) = cause.downcast_ref::<sr_format::Error>() {
             return Some(f.offset());
         }
+        // The page index of a stream (read, grep, diff, extract).
+        if let Some(i) = cause.downcast_ref::<sr_image::IndexError>() {
+            return Some(i.offset());
+        }
     }
     None
 }
 
 /// The JSON object a command given `--json` prints when it fails:
-/// `{"error": MESSAGE, "exit_code": N}`, with `"offset"` when the error names a stream byte.
+/// `{"error": MESSAGE, "error_offset": N, "exit_code": N}`, `"error_offset"` only when the
+/// error names a byte of the stream. The same three fields as in `verify --json` and
+/// `inspect --json` reports.
 pub fn json_error(e: &anyhow::Error, code: u8) -> serde_json::Value {
-    let mut v = serde_json::json!({ "error": render(e), "exit_code": code });
+    let mut v = serde_json::json!({ "error": render(e) });
     if let Some(offset) = offset(e) {
-        v["offset"] = offset.into();
+        v["error_offset"] = offset.into();
+    }
+    v["exit_code"] = code.into();
+    v
+}
+
+/// The JSON error object of a usage error (exit 2), in the shape of [`json_error`]: clap's
+/// message on one line, naming the arguments it is about (for a missing one, each missing
+/// argument), which are also listed under `"arguments"`.
+pub fn usage_json_error(e: &clap::Error) -> serde_json::Value {
+    use clap::error::{ContextKind, ContextValue};
+    let arguments: Vec<String> = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(a)) => vec![a.clone()],
+        Some(ContextValue::Strings(a)) => a.clone(),
+        _ => Vec::new(),
+    };
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").trim();
+    let mut message = if first.is_empty() {
+        e.kind().as_str().unwrap_or("usage error").to_string()
+    } else {
+        first.trim_end_matches(':').to_string()
+    };
+    // clap's first line ends with a colon when the arguments follow on lines of their own.
+    if !arguments.is_empty() && !arguments.iter().any(|a| message.contains(a.as_str())) {
+        message = format!("{message}: {}", arguments.join(", "));
+    }
+    let mut v = serde_json::json!({ "error": message, "exit_code": 2 });
+    if !arguments.is_empty() {
+        v["arguments"] = arguments.into();
     }
     v
 }

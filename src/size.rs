@@ -100,6 +100,17 @@ pub fn format_size_up(bytes: u64) -> String {
     bytes.to_string()
 }
 
+/// `bytes` exactly, in the largest binary unit that divides it, in the syntax the options
+/// take (`100K`, `256M`, `64G`; `4097` as it is): how xsr echoes a size it was given.
+pub fn format_size(bytes: u64) -> String {
+    for (shift, unit) in [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')] {
+        if bytes != 0 && bytes.trailing_zeros() >= shift {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +137,20 @@ mod tests {
         assert_eq!(format_size_up(100), "100");
         for b in [1u64, 4095, 65537, (64 << 30) + 4096, 3 << 40] {
             assert!(parse_size(&format_size_up(b)).unwrap() >= b);
+        }
+    }
+
+    #[test]
+    fn sizes_echoed_exactly() {
+        assert_eq!(format_size(102400), "100K");
+        assert_eq!(format_size(256 << 20), "256M");
+        assert_eq!(format_size(17 << 20), "17M");
+        assert_eq!(format_size(1536 << 20), "1536M");
+        assert_eq!(format_size(1 << 40), "1T");
+        assert_eq!(format_size(1_000_000), "1000000");
+        assert_eq!(format_size(0), "0");
+        for b in [0u64, 1, 4095, 102400, 1_000_000, (64 << 30) + 4096, 3 << 40, u64::MAX] {
+            assert_eq!(parse_size(&format_size(b)), Ok(b));
         }
     }
 

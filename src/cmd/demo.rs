@@ -89,6 +89,8 @@ pub struct DemoSummary {
     pub pages_dirtied: u64,
     /// Whether the restored memory and state equal the source at the pause.
     pub identical: bool,
+    /// The exit status: 0 identical, 1 different.
+    pub exit_code: u8,
     /// What differed, if anything.
     pub differences: Vec<String>,
 }
@@ -110,22 +112,22 @@ pub fn available_memory() -> Option<u64> {
 /// [`MIN_MEMORY`], and the guest and its restored copy (twice the memory, both held in RAM)
 /// within what the host has available (`available`, bytes).
 pub fn check_memory(memory: u64, available: Option<u64>) -> Result<()> {
-    use crate::size::format_size_up;
+    use crate::size::{format_size, format_size_up};
+    let given = format_size(memory);
     if memory < MIN_MEMORY {
-        anyhow::bail!("--memory {memory}: the demo guest needs at least {} (64 pages)", format_size_up(MIN_MEMORY));
+        anyhow::bail!("--memory {given}: the demo guest needs at least {} (64 pages)", format_size(MIN_MEMORY));
     }
     if !memory.is_multiple_of(4096) {
-        anyhow::bail!("--memory {memory} is not a whole number of 4K pages");
+        anyhow::bail!("--memory {given} is not a whole number of 4K pages");
     }
     let needed = memory.saturating_mul(2);
     if let Some(available) = available
         && needed > available
     {
         anyhow::bail!(
-            "--memory {}: the demo holds the guest and its restored copy in RAM ({} in all), more than the {} \
+            "--memory {given}: the demo holds the guest and its restored copy in RAM ({} in all), more than the {} \
              this host has available (MemAvailable in /proc/meminfo)",
-            format_size_up(memory),
-            format_size_up(needed),
+            format_size(needed),
             format_size_up(available)
         );
     }
@@ -225,6 +227,7 @@ pub fn demo(settings: &DemoSettings) -> Result<DemoSummary> {
         seconds,
         pages_dirtied: guest.dirtied(),
         identical: differences.is_empty(),
+        exit_code: u8::from(!differences.is_empty()),
         differences,
     })
 }
@@ -256,10 +259,10 @@ fn mib(bytes: u64) -> f64 {
 pub fn print_summary(s: &DemoSummary, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{} guest, {} ({:.0} MiB), live-migrated over loopback TCP",
+        "{} guest, {} ({}), live-migrated over loopback TCP",
         s.domain_type,
         crate::text::count(s.pages, "page"),
-        mib(s.pages * 4096)
+        crate::size::format_size(s.pages * 4096)
     )?;
     for p in &s.passes {
         let label = if p.paused { "final (paused)".to_string() } else { format!("pass {}", p.iteration) };
@@ -300,6 +303,9 @@ mod tests {
     #[test]
     fn memory_is_checked_against_the_host() {
         assert!(check_memory(0, None).unwrap_err().to_string().contains("at least 256K"));
+        // A size is echoed as given, not in bytes.
+        let e = check_memory(100 << 10, None).unwrap_err().to_string();
+        assert!(e.starts_with("--memory 100K: ") && !e.contains("102400"), "{e}");
         assert!(check_memory(MIN_MEMORY + 1, None).unwrap_err().to_string().contains("whole number of 4K pages"));
         let e = check_memory(1 << 40, Some(8 << 30)).unwrap_err().to_string();
         assert!(e.contains("--memory 1T") && e.contains("2T in all") && e.contains("8G"), "{e}");

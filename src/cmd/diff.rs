@@ -28,6 +28,8 @@ pub struct StateDiff {
 pub struct DiffReport {
     /// Whether the guests are the same: same pages, contents, types and state records.
     pub identical: bool,
+    /// The exit status: 0 identical, 1 different.
+    pub exit_code: u8,
     /// Populated pages in A and B.
     pub pages: [u64; 2],
     /// Pages in both whose contents differ.
@@ -150,6 +152,7 @@ pub fn compare<A: Backing, B: Backing>(a: &GuestImage<A>, b: &GuestImage<B>) -> 
         type_differs: total(&r.type_differs),
     };
     r.identical = r.counts == DiffCounts::default() && r.state.is_empty();
+    r.exit_code = u8::from(!r.identical);
     Ok(r)
 }
 

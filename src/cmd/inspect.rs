@@ -60,6 +60,10 @@ pub struct Report {
     pub error: Option<String>,
     /// Offset of that error.
     pub error_offset: Option<u64>,
+    /// The exit status: 0 the whole stream was listed, 1 it is invalid.
+    pub exit_code: u8,
+    /// Bytes after the stream's END, if any (not part of the stream; listed, not an error).
+    pub trailing_bytes: Option<crate::cmd::verify::Trailing>,
     /// Reading failed (an I/O error, not the stream): the listing is incomplete and the
     /// command fails instead of answering "invalid".
     #[serde(skip)]
@@ -317,6 +321,14 @@ pub fn inspect<S: ByteSource>(mut reader: StreamReader<S>) -> Report {
     report.vcpu_registers =
         cpus.regs.into_iter().map(|(vcpu, (source, registers))| VcpuRegisters { vcpu, source, registers }).collect();
     report.totals.bytes = reader.offset();
+    report.exit_code = u8::from(report.error.is_some());
+    if reader.is_done() {
+        let offset = reader.offset();
+        match crate::cmd::verify::trailing_bytes(&mut reader.into_source(), offset) {
+            Ok(trailing) => report.trailing_bytes = trailing,
+            Err(e) => report.read_error = Some(e),
+        }
+    }
     report
 }
 
@@ -364,6 +376,9 @@ pub fn print_text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             r.gs.base,
             v.source
         )?;
+    }
+    if let Some(t) = &report.trailing_bytes {
+        writeln!(out, "warning: {t}")?;
     }
     if let Some(err) = &report.error {
         writeln!(out, "error: {err}")?;

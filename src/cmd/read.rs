@@ -163,7 +163,9 @@ pub fn read(
 ) -> Result<ReadSummary> {
     if out == ReadOutput::Json && len > MAX_JSON_LEN {
         bail!(
-            "--json prints at most {MAX_JSON_LEN} bytes as hex ({len} asked); write larger reads to a file with --out"
+            "--json prints at most {} as hex (--len {} asked); write larger reads to a file with --out",
+            crate::size::format_size(MAX_JSON_LEN),
+            crate::size::format_size(len)
         );
     }
     let dest = match out {

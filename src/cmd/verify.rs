@@ -4,7 +4,53 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
-use sr_restore::{NoMemory, RestoreError, Restored};
+use sr_format::{ByteSource, SourceError, StreamReader};
+use sr_restore::{NoMemory, RestoreError, Restored, Restorer};
+
+/// Bytes that follow a stream's END in its file. They are not part of the stream: Xen's
+/// readers stop at END and never read them (libxc hands the fd back to libxl at its END,
+/// `tools/libs/guest/xg_sr_restore.c`; libxl completes at its own END,
+/// `tools/libs/light/libxl_stream_read.c`), so a restore ignores them; `verify` warns, and
+/// `verify --strict` rejects them.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trailing {
+    /// Offset of the first byte after END (in the decompressed stream for a compressed file).
+    pub offset: u64,
+    /// How many bytes follow.
+    pub count: u64,
+}
+
+impl std::fmt::Display for Trailing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} after the stream's END at byte {}: not part of the stream (Xen stops reading at END)",
+            crate::text::count(self.count, "byte"),
+            self.offset
+        )
+    }
+}
+
+/// Reads `src` from `offset` (just after a stream's END) to its end: the bytes there, if any.
+/// Only for a file or a pipe that ends, never for a transfer's socket.
+pub fn trailing_bytes<S: ByteSource>(src: &mut S, offset: u64) -> Result<Option<Trailing>, sr_format::Error> {
+    let count = match src.skip_rest() {
+        Ok(count) | Err(SourceError::Eof { got: count }) => count,
+        Err(SourceError::Io(e)) => return Err(sr_format::Error::io(offset, &e)),
+    };
+    Ok((count > 0).then_some(Trailing { offset, count }))
+}
+
+/// Verifies the stream in `src` (page bodies skipped), then reads on to the end of `src` for
+/// bytes after the stream's END.
+pub fn verify<S: ByteSource>(
+    restorer: &mut Restorer<'_>,
+    mut src: S,
+) -> Result<(Restored<NoMemory>, Option<Trailing>), RestoreError> {
+    let restored = restorer.verify(StreamReader::new(&mut src).skip_page_bodies(true))?;
+    let trailing = trailing_bytes(&mut src, restored.stats.bytes)?;
+    Ok((restored, trailing))
+}
 
 /// The outcome, for printing.
 #[derive(Serialize, Debug)]
@@ -15,6 +61,8 @@ pub struct VerifyReport {
     pub error: Option<String>,
     /// Offset of the error.
     pub error_offset: Option<u64>,
+    /// The exit status: 0 valid, 1 invalid.
+    pub exit_code: u8,
     /// Domain type name.
     pub domain_type: Option<String>,
     /// Stream version.
@@ -30,8 +78,10 @@ pub struct VerifyReport {
     pub data_pages: u64,
     /// Checkpoints.
     pub checkpoints: u64,
-    /// Bytes read.
+    /// Bytes of the stream, up to and including its END.
     pub bytes: u64,
+    /// Bytes after the stream's END, if any (a warning; an error with `--strict`).
+    pub trailing_bytes: Option<Trailing>,
     /// Warnings (what Xen ignores).
     pub warnings: Vec<String>,
     /// Rules on page contents this verification could not check (`xsr restore` checks them).
@@ -58,13 +108,15 @@ pub fn not_checked(skipped: &sr_restore::SkippedChecks) -> Vec<String> {
 }
 
 impl VerifyReport {
-    /// Builds the report from a verification result.
-    pub fn new(result: &Result<Restored<NoMemory>, RestoreError>) -> Self {
+    /// Builds the report from a verification result; with `strict`, bytes after END make the
+    /// stream invalid.
+    pub fn new(result: &Result<(Restored<NoMemory>, Option<Trailing>), RestoreError>, strict: bool) -> Self {
         match result {
-            Ok(r) => VerifyReport {
+            Ok((r, trailing)) => VerifyReport {
                 valid: true,
                 error: None,
                 error_offset: None,
+                exit_code: 0,
                 domain_type: Some(r.state.domain_type.to_string()),
                 stream_version: Some(r.state.stream_version),
                 layer: Some(r.container.layer.name().to_string()),
@@ -73,6 +125,7 @@ impl VerifyReport {
                 data_pages: r.stats.data_pages,
                 checkpoints: r.stats.checkpoints,
                 bytes: r.stats.bytes,
+                trailing_bytes: *trailing,
                 warnings: r
                     .warnings
                     .iter()
@@ -80,11 +133,13 @@ impl VerifyReport {
                     .chain((r.stats.warnings_dropped > 0).then(|| format!("... and {} more", r.stats.warnings_dropped)))
                     .collect(),
                 not_checked: not_checked(&r.skipped),
-            },
+            }
+            .with_trailing(strict),
             Err(e) => VerifyReport {
                 valid: false,
                 error: Some(e.to_string()),
                 error_offset: Some(e.offset()),
+                exit_code: 1,
                 domain_type: None,
                 stream_version: None,
                 layer: None,
@@ -93,10 +148,26 @@ impl VerifyReport {
                 data_pages: 0,
                 checkpoints: 0,
                 bytes: 0,
+                trailing_bytes: None,
                 warnings: Vec::new(),
                 not_checked: Vec::new(),
             },
         }
+    }
+
+    /// Bytes after END: a warning, or with `strict` what makes the stream invalid.
+    fn with_trailing(mut self, strict: bool) -> Self {
+        if let Some(t) = self.trailing_bytes {
+            if strict {
+                self.valid = false;
+                self.error = Some(format!("{t} (--strict)"));
+                self.error_offset = Some(t.offset);
+                self.exit_code = 1;
+            } else {
+                self.warnings.push(t.to_string());
+            }
+        }
+        self
     }
 
     /// Prints the report as text.

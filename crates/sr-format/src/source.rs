@@ -33,6 +33,19 @@ pub trait ByteSource {
         }
         Ok(())
     }
+
+    /// Moves to the end of the source (a seek where the source can, else reading and dropping
+    /// in 1 MiB steps) and returns how many bytes that passed. After a stream's END these are
+    /// the bytes that follow it, which Xen's readers never read: not for a socket whose sender
+    /// keeps it open.
+    fn skip_rest(&mut self) -> Result<u64, SourceError> {
+        match self.skip(u64::MAX) {
+            Err(SourceError::Eof { got }) => Ok(got),
+            Err(e) => Err(e),
+            // Only a source of 2^64 bytes gets here.
+            Ok(()) => Ok(u64::MAX),
+        }
+    }
 }
 
 impl<S: ByteSource + ?Sized> ByteSource for &mut S {
@@ -176,6 +189,9 @@ impl<R: Read + Seek> ByteSource for SeekSource<R> {
     fn skip(&mut self, n: u64) -> Result<(), SourceError> {
         let rest = self.len.saturating_sub(self.pos);
         if n > rest {
+            // As the other sources: the bytes there were are passed.
+            self.inner.inner.seek(SeekFrom::Start(self.len)).map_err(SourceError::Io)?;
+            self.pos = self.len;
             return Err(SourceError::Eof { got: rest });
         }
         let delta = i64::try_from(n).map_err(|_| SourceError::Eof { got: rest })?;
@@ -227,6 +243,19 @@ mod tests {
             s.skip(100).unwrap();
             assert_eq!(s.take(2).unwrap(), &[103, 104]);
             assert!(matches!(s.skip(200), Err(SourceError::Eof { got: 151 })));
+        }
+    }
+
+    #[test]
+    fn the_rest_of_every_source_is_counted() {
+        let data: Vec<u8> = (0..=255).collect();
+        let mut slice = SliceSource::new(&data);
+        let mut seek = SeekSource::new(io::Cursor::new(data.clone())).unwrap();
+        let mut read = ReadSource::new(&data[..]);
+        for s in [&mut slice as &mut dyn ByteSource, &mut seek, &mut read] {
+            s.take(6).unwrap();
+            assert_eq!(s.skip_rest().unwrap(), 250);
+            assert_eq!(s.skip_rest().unwrap(), 0);
         }
     }
 

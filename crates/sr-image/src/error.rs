@@ -51,6 +51,20 @@ pub enum IndexError {
     },
 }
 
+impl IndexError {
+    /// The byte of the stream this error names (a record, or where the stream ended).
+    pub fn offset(&self) -> u64 {
+        match self {
+            IndexError::Format(e) => e.offset(),
+            IndexError::Incomplete { offset, .. }
+            | IndexError::TooManyPages { offset, .. }
+            | IndexError::TooMuchState { offset, .. }
+            | IndexError::PfnOutOfRange { offset, .. }
+            | IndexError::OffsetTooLarge { offset } => *offset,
+        }
+    }
+}
+
 /// Why guest memory could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
