@@ -232,27 +232,32 @@ mod tests {
         assert!(matches!(s.take(10), Err(SourceError::Eof { got: 6 })));
     }
 
+    /// The three sources over the bytes 0..=255.
+    fn every_source(data: &[u8]) -> Vec<Box<dyn ByteSource + '_>> {
+        vec![
+            Box::new(SliceSource::new(data)),
+            Box::new(SeekSource::new(io::Cursor::new(data.to_vec())).unwrap()),
+            Box::new(ReadSource::new(data)),
+        ]
+    }
+
     #[test]
     fn skipping_sources_agree() {
         let data: Vec<u8> = (0..=255).collect();
-        let mut slice = SliceSource::new(&data);
-        let mut seek = SeekSource::new(io::Cursor::new(data.clone())).unwrap();
-        let mut read = ReadSource::new(&data[..]);
-        for s in [&mut slice as &mut dyn ByteSource, &mut seek, &mut read] {
+        for mut s in every_source(&data) {
             assert_eq!(s.take(3).unwrap(), &[0, 1, 2]);
             s.skip(100).unwrap();
             assert_eq!(s.take(2).unwrap(), &[103, 104]);
             assert!(matches!(s.skip(200), Err(SourceError::Eof { got: 151 })));
+            // A skip past the end leaves every source at its end.
+            assert_eq!(s.skip_rest().unwrap(), 0);
         }
     }
 
     #[test]
     fn the_rest_of_every_source_is_counted() {
         let data: Vec<u8> = (0..=255).collect();
-        let mut slice = SliceSource::new(&data);
-        let mut seek = SeekSource::new(io::Cursor::new(data.clone())).unwrap();
-        let mut read = ReadSource::new(&data[..]);
-        for s in [&mut slice as &mut dyn ByteSource, &mut seek, &mut read] {
+        for mut s in every_source(&data) {
             s.take(6).unwrap();
             assert_eq!(s.skip_rest().unwrap(), 250);
             assert_eq!(s.skip_rest().unwrap(), 0);
