@@ -63,7 +63,7 @@ fn a_bound_that_is_hit_names_its_option_and_value() {
     assert_ne!(o.status.code(), Some(0));
     let err = stderr(&o);
     assert!(err.starts_with(&format!("xsr: restore of {big} failed (raise --max-memory: at least ")), "{err}");
-    assert!(err.contains("more than the destination's bound of 4096 pages (16777216 bytes)"), "{err}");
+    assert!(err.contains("more than the destination's bound of 4096 pages (16 MiB)"), "{err}");
     assert!(!out.exists());
     // Following the hints reaches a bound that restores the stream.
     let mut bound = "16M".to_string();

@@ -186,18 +186,29 @@ pub enum Bound {
 }
 
 fn bound_text(bound: Bound, needed: u64, limit: u64, page_shift: u16) -> String {
-    let bytes = |pages: u64| pages.saturating_mul(1 << page_shift.min(32));
+    let bytes = |pages: u64| size_text(pages.saturating_mul(1 << page_shift.min(32)));
     match bound {
         Bound::Populated => format!(
-            "the guest populates {needed} pages ({} bytes), more than the destination's bound of {limit} pages ({} bytes)",
+            "the guest populates {needed} pages ({}), more than the destination's bound of {limit} pages ({})",
             bytes(needed),
             bytes(limit)
         ),
         Bound::Span => format!(
-            "pfn {:#x} is beyond the destination's pfn limit {limit:#x} (guest-physical span {} bytes, bound {} bytes)",
+            "pfn {:#x} is beyond the destination's pfn limit {limit:#x} (guest-physical span {}, bound {})",
             needed.saturating_sub(1),
             bytes(needed),
             bytes(limit)
         ),
     }
+}
+
+/// `bytes` exactly, in the largest binary unit that divides it (`16 MiB`, `60 KiB`, `100
+/// bytes`): a bound is given as a size (`--max-memory 16M`), and is said back as one.
+fn size_text(bytes: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes != 0 && bytes.trailing_zeros() >= shift {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} bytes")
 }

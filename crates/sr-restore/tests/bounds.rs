@@ -53,8 +53,8 @@ fn the_populated_bound_counts_populated_pages() {
     assert_eq!(
         e.to_string(),
         format!(
-            "record {pd} (PAGE_DATA) at byte {}: the guest populates 16 pages (65536 bytes), more than the \
-             destination's bound of 15 pages (61440 bytes)",
+            "record {pd} (PAGE_DATA) at byte {}: the guest populates 16 pages (64 KiB), more than the \
+             destination's bound of 15 pages (60 KiB)",
             built.off(pd)
         )
     );
