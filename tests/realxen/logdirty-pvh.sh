@@ -1,0 +1,59 @@
+# realxen-guest: 128:2:256
+# realxen-guest-type: pvh
+# realxen job: is a PVH guest's death after an interrupted live dump xsr's doing or the nested
+# host's? (all-pvh 13:34: the 2-vcpu guest triple-faulted ~1 s after an `xsr dump --live` whose
+# worker was killed, when the supervisor had turned Xen's log-dirty mode off.) Part A, Xen alone:
+# log-dirty on for 2 s, then off (XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY / _OFF through dom0's
+# libxenctrl, no xsr), ten times, the heartbeat checked after each. Part B: the same guest (or a
+# fresh one if A killed it), six live dumps, every other one with its worker killed mid-copy (xsr's supervisor
+# turns log-dirty off) or that run to their end, the heartbeat checked after each. Both parts
+# begin with a suspend and resume of the guest by Xen's own `xl save -c`. Counts of survived cycles are figures.
+. ./common.sh
+./xsr --version
+DOMID=$(xl domid "$GUEST")
+logdirty() {
+    python3 -c '
+import ctypes, sys
+xc = ctypes.CDLL("libxenctrl.so.4.17")
+xc.xc_interface_open.restype = ctypes.c_void_p
+h = ctypes.c_void_p(xc.xc_interface_open(None, None, 0))
+# xc_shadow_control(xch, domid, sop, mb, mode): 2 = ENABLE_LOGDIRTY, 0 = OFF
+rc = xc.xc_shadow_control(h, int(sys.argv[1]), int(sys.argv[2]), None, 0)
+sys.exit(0 if rc == 0 else 1)' "$DOMID" "$1"
+}
+alive() { _hb=$(last_heartbeat "$GUEST"); wait_heartbeat_after "$GUEST" "$_hb" 40; }
+# A suspend and resume first (`xl save -c`, Xen's own), as in all-pvh before each crash.
+ms xl save -c "$GUEST" "$OUT/c.save" < /dev/null; log "xl save -c: exit $?"; rm -f "$OUT/c.save"
+a_ok=0
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    logdirty 2 || log "cycle $i: enable failed"
+    sleep 2
+    logdirty 0 || log "cycle $i: off failed"
+    if alive; then a_ok=$((a_ok+1)); log "A cycle $i: alive"; else log "A cycle $i: the guest died: $(xl list "$GUEST" 2>&1 | tail -n 1)"; break; fi
+done
+figure xen-logdirty-cycles-survived "$a_ok/10"
+xl dmesg | grep -A3 -i 'triple' | head -20
+if [ $a_ok -lt 10 ]; then
+    new_guest pvh 128 2 256 || { log "no fresh guest"; exit 1; }
+fi
+wait_copying() { i=0; while [ $i -lt 600 ]; do for f in /proc/"$1"/fd/*; do [ "$(stat -L -c %b "$f" 2>/dev/null || echo 0)" -gt 128 ] && return 0; done; sleep 0.05; i=$((i+1)); done; return 1; }
+child_of() { i=0; while [ $i -lt 200 ]; do c=$(pgrep -P "$1" | head -n 1); [ -n "$c" ] && { echo "$c"; return 0; }; sleep 0.05; i=$((i+1)); done; return 1; }
+mkdir -p "$OUT/d"
+ms xl save -c "$GUEST" "$OUT/c.save" < /dev/null; log "xl save -c: exit $?"; rm -f "$OUT/c.save"
+b_ok=0
+for i in 1 2 3 4 5 6; do
+    ./xsr dump --domain "$GUEST" --out "$OUT/d/kill.elf" --live --batch 1 > "$OUT/kill-$i.txt" 2>&1 &
+    pid=$!
+    child=$(child_of $pid)
+    wait_copying "$child"
+    # odd cycles: the worker killed mid-copy; even ones: the dump runs to its end
+    [ $((i % 2)) -eq 1 ] && kill -KILL "$child"
+    wait_for $pid 300; rm -f "$OUT/d/kill.elf"
+    log "B cycle $i: $(cat "$OUT/kill-$i.txt")"
+    if alive; then b_ok=$((b_ok+1)); log "B cycle $i: alive"; else log "B cycle $i: the guest died: $(xl list "$GUEST" 2>&1 | tail -n 1)"; break; fi
+done
+figure xsr-killed-live-dump-cycles-survived "$b_ok/6"
+xl dmesg | grep -A3 -i 'triple' | head -20
+check [ $a_ok -eq 10 ]
+check [ $b_ok -eq 6 ]
+exit $fail
