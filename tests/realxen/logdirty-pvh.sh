@@ -25,11 +25,11 @@ alive() { _hb=$(last_heartbeat "$GUEST"); wait_heartbeat_after "$GUEST" "$_hb" 4
 # A suspend and resume first (`xl save -c`, Xen's own), as in all-pvh before each crash.
 ms xl save -c "$GUEST" "$OUT/c.save" < /dev/null; log "xl save -c: exit $?"; rm -f "$OUT/c.save"
 a_ok=0
-for i in 1 2 3 4 5 6 7 8 9 10; do
-    logdirty 2 || log "cycle $i: enable failed"
+for n in 1 2 3 4 5 6 7 8 9 10; do
+    logdirty 2 || log "cycle $n: enable failed"
     sleep 2
-    logdirty 0 || log "cycle $i: off failed"
-    if alive; then a_ok=$((a_ok+1)); log "A cycle $i: alive"; else log "A cycle $i: the guest died: $(xl list "$GUEST" 2>&1 | tail -n 1)"; break; fi
+    logdirty 0 || log "cycle $n: off failed"
+    if alive; then a_ok=$((a_ok+1)); log "A cycle $n: alive"; else log "A cycle $n: the guest died: $(xl list "$GUEST" 2>&1 | tail -n 1)"; break; fi
 done
 figure xen-logdirty-cycles-survived "$a_ok/10"
 xl dmesg | grep -A3 -i 'triple' | head -20
@@ -41,16 +41,16 @@ child_of() { i=0; while [ $i -lt 200 ]; do c=$(pgrep -P "$1" | head -n 1); [ -n 
 mkdir -p "$OUT/d"
 ms xl save -c "$GUEST" "$OUT/c.save" < /dev/null; log "xl save -c: exit $?"; rm -f "$OUT/c.save"
 b_ok=0
-for i in 1 2 3 4 5 6; do
-    ./xsr dump --domain "$GUEST" --out "$OUT/d/kill.elf" --live --batch 1 > "$OUT/kill-$i.txt" 2>&1 &
+for n in 1 2 3 4 5 6; do
+    ./xsr dump --domain "$GUEST" --out "$OUT/d/kill.elf" --live --batch 1 > "$OUT/kill-$n.txt" 2>&1 &
     pid=$!
     child=$(child_of $pid)
     wait_copying "$child"
-    # odd cycles: the worker killed mid-copy; even ones: the dump runs to its end
-    [ $((i % 2)) -eq 1 ] && kill -KILL "$child"
+    # (n, not i: wait_copying and child_of count with i) odd cycles: the worker killed mid-copy; even ones: the dump runs to its end
+    [ $((n % 2)) -eq 1 ] && kill -KILL "$child"
     wait_for $pid 300; rm -f "$OUT/d/kill.elf"
-    log "B cycle $i: $(cat "$OUT/kill-$i.txt")"
-    if alive; then b_ok=$((b_ok+1)); log "B cycle $i: alive"; else log "B cycle $i: the guest died: $(xl list "$GUEST" 2>&1 | tail -n 1)"; break; fi
+    log "B cycle $n: $(cat "$OUT/kill-$n.txt")"
+    if alive; then b_ok=$((b_ok+1)); log "B cycle $n: alive"; else log "B cycle $n: the guest died: $(xl list "$GUEST" 2>&1 | tail -n 1)"; break; fi
 done
 figure xsr-killed-live-dump-cycles-survived "$b_ok/6"
 xl dmesg | grep -A3 -i 'triple' | head -20
