@@ -296,7 +296,13 @@ fn print_ratios(figures: &[(String, String)]) {
     for (name, mut vals) in ratios {
         let each: Vec<String> = vals.iter().map(|v| format!("{v:.2}")).collect();
         vals.sort_by(f64::total_cmp);
-        let median = vals.get(vals.len().saturating_sub(1) / 2).map_or("-".to_string(), |m| format!("{m:.2}"));
+        // The middle value, or the mean of the two middle ones for an even count.
+        let n = vals.len();
+        let median = match n {
+            0 => "-".to_string(),
+            _ if n % 2 == 1 => format!("{:.2}", vals[n / 2]),
+            _ => format!("{:.2}", (vals[n / 2 - 1] + vals[n / 2]) / 2.0),
+        };
         println!("    {name}: {} -> median {median}", each.join(", "));
     }
 }
