@@ -19,6 +19,18 @@ heartbeat_md5_after() {
     wait_heartbeat_after "$1" "$2" 60 >&2 || return 1
     grep -o 'REALXEN-HEARTBEAT [0-9]* md5=[0-9a-f]*' "$(conlog "$1")" | awk -v n="$2" '$2 > n { sub("md5=", "", $3); print $3; exit }'
 }
+# xen_logdirty DOMID OP: Xen's log-dirty mode on (OP 2, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY) or
+# off (OP 0, _OFF) through dom0's libxenctrl from python, with no xsr: the control jobs' Xen side
+xen_logdirty() {
+    python3 -c '
+import ctypes, sys
+xc = ctypes.CDLL("libxenctrl.so.4.17")
+xc.xc_interface_open.restype = ctypes.c_void_p
+h = ctypes.c_void_p(xc.xc_interface_open(None, None, 0))
+sys.exit(0 if xc.xc_shadow_control(h, int(sys.argv[1]), int(sys.argv[2]), None, 0) == 0 else 1)' "$1" "$2"
+}
+# alive: the guest prints a new heartbeat within 40 s
+alive() { _hb=$(last_heartbeat "$GUEST"); wait_heartbeat_after "$GUEST" "$_hb" 40; }
 # running: the guest exists and is not paused (xl list state without 'p'). Asked up to three
 # times a second apart, because xl itself sometimes fails (harness quirk 3); a domain left
 # paused stays paused, so a retry cannot hide that.

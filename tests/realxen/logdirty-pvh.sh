@@ -11,24 +11,13 @@
 . ./common.sh
 ./xsr --version
 DOMID=$(xl domid "$GUEST")
-logdirty() {
-    python3 -c '
-import ctypes, sys
-xc = ctypes.CDLL("libxenctrl.so.4.17")
-xc.xc_interface_open.restype = ctypes.c_void_p
-h = ctypes.c_void_p(xc.xc_interface_open(None, None, 0))
-# xc_shadow_control(xch, domid, sop, mb, mode): 2 = ENABLE_LOGDIRTY, 0 = OFF
-rc = xc.xc_shadow_control(h, int(sys.argv[1]), int(sys.argv[2]), None, 0)
-sys.exit(0 if rc == 0 else 1)' "$DOMID" "$1"
-}
-alive() { _hb=$(last_heartbeat "$GUEST"); wait_heartbeat_after "$GUEST" "$_hb" 40; }
 # A suspend and resume first (`xl save -c`, Xen's own), as in all-pvh before each crash.
 ms xl save -c "$GUEST" "$OUT/c.save" < /dev/null; log "xl save -c: exit $?"; rm -f "$OUT/c.save"
 a_ok=0
 for n in 1 2 3 4 5 6 7 8 9 10; do
-    logdirty 2 || log "cycle $n: enable failed"
+    xen_logdirty "$DOMID" 2 || log "cycle $n: enable failed"
     sleep 2
-    logdirty 0 || log "cycle $n: off failed"
+    xen_logdirty "$DOMID" 0 || log "cycle $n: off failed"
     if alive; then a_ok=$((a_ok+1)); log "A cycle $n: alive"; else log "A cycle $n: the guest died: $(xl list "$GUEST" 2>&1 | tail -n 1)"; break; fi
 done
 figure xen-logdirty-cycles-survived "$a_ok/10"

@@ -9,22 +9,13 @@
 # each step. The count of rounds survived is the figure; a death is logged with Xen's dump.
 . ./common.sh
 DOMID=$(xl domid "$GUEST")
-logdirty() {
-    python3 -c '
-import ctypes, sys
-xc = ctypes.CDLL("libxenctrl.so.4.17")
-xc.xc_interface_open.restype = ctypes.c_void_p
-h = ctypes.c_void_p(xc.xc_interface_open(None, None, 0))
-sys.exit(0 if xc.xc_shadow_control(h, int(sys.argv[1]), int(sys.argv[2]), None, 0) == 0 else 1)' "$DOMID" "$1"
-}
-alive() { _hb=$(last_heartbeat "$GUEST"); wait_heartbeat_after "$GUEST" "$_hb" 40; }
 died() { log "round $n, $1: the guest died: $(xl list "$GUEST" 2>&1 | tail -n 1)"; xl dmesg | grep -A6 -i 'triple' | head -20; }
 end=$(( $(date +%s) + 480 )); n=0; survived=0; dead=
 while [ "$(date +%s)" -lt "$end" ]; do
     n=$((n+1))
     ms xl save -c "$GUEST" "$OUT/c.save" < /dev/null; rm -f "$OUT/c.save"
     alive || { died "xl save -c"; dead=1; break; }
-    logdirty 2; sleep 3; logdirty 0
+    xen_logdirty "$DOMID" 2; sleep 3; xen_logdirty "$DOMID" 0
     alive || { died "log-dirty"; dead=1; break; }
     if [ $((n % 3)) -eq 1 ]; then
         ms timeout 60 xl dump-core "$GUEST" "$OUT/core.partial" < /dev/null; xl unpause "$GUEST" 2>/dev/null; rm -f "$OUT/core.partial"
