@@ -10,7 +10,10 @@
 #     in the receiver's mount namespace), twice (xl_into_xsr_job);
 #  3. the downtime, in the same boot: xsr send/receive against `xl migrate` into
 #     `xl migrate-receive` with xsr as the receiving side's save helper, 3 times each, alternately
-#     (downtime_pairs).
+#     (downtime_pairs);
+#  4. the faults of migrate-faults.sh (network cut, receiver or sender SIGKILLed at each stage, a
+#     receiver that cannot create the domain) for the PVH guest, whose pre-copy uses Xen's
+#     log-dirty mode (migrate_faults_job).
 . ./common.sh
 ./xsr --version
 ip link set lo up
@@ -19,4 +22,5 @@ check host_fpu
 xsr_into_xsr_job
 xl_into_xsr_job
 downtime_pairs 3
+migrate_faults_job
 exit $fail
