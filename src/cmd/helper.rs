@@ -96,6 +96,13 @@ pub struct HelperReport {
     /// Of which in the domain's work (populate, map, write, state, END), milliseconds; the rest
     /// is reading and checking the stream.
     pub domain_ms: f64,
+    /// Of which waiting in `read(2)` on the stream's descriptor, milliseconds (the rest of what
+    /// is not in the domain is checking the stream and bookkeeping).
+    #[serde(default)]
+    pub read_ms: f64,
+    /// The `read(2)` calls made on the stream's descriptor.
+    #[serde(default)]
+    pub read_calls: u64,
     /// From the process's start (its exec) to the restore's start, milliseconds (from
     /// `/proc/self/stat`, so in steps of the kernel's clock tick, 10 ms); `None` if unknown.
     #[serde(default)]
@@ -487,7 +494,7 @@ fn restore(args: &HelperArgs, mut channel: Channel) -> u8 {
 #[cfg(feature = "xen")]
 fn restore(args: &HelperArgs, channel: Channel) -> u8 {
     use std::io::Seek;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use sr_format::StreamReader;
     use sr_restore::RestoreOptions;
@@ -512,6 +519,7 @@ fn restore(args: &HelperArgs, channel: Channel) -> u8 {
     let started = Instant::now();
     report.startup_ms = since_exec_ms();
     report.at_start_ms = since_t0_ms();
+    let read_time = std::cell::Cell::new((Duration::ZERO, 0u64));
     let wants_sdd = args.has_callback(8);
     let result = {
         let static_data_done = Box::new(|missing: u32| -> Result<(), String> {
@@ -524,13 +532,14 @@ fn restore(args: &HelperArgs, channel: Channel) -> u8 {
                 Err(e) => Err(format!("no answer from libxl: {e}")),
             }
         });
-        let reader = StreamReader::from_read(&file).starting_at(base);
+        let reader = StreamReader::from_read(TimedRead::new(&file, &read_time)).starting_at(base);
         restore_into(reader, &shell, options, static_data_done).map(|restored| {
             let target = restored.memory.expect("a restore returns its destination");
             (target.results().unwrap_or_default(), target.stats(), restored.stats.bytes)
         })
     };
     report.restore_ms = started.elapsed().as_secs_f64() * 1e3;
+    (report.read_ms, report.read_calls) = (read_time.get().0.as_secs_f64() * 1e3, read_time.get().1);
     let mut channel = channel.into_inner();
     match result {
         Ok((results, stats, bytes)) => {
@@ -548,11 +557,13 @@ fn restore(args: &HelperArgs, channel: Channel) -> u8 {
                 level::INFO,
                 None,
                 &format!(
-                    "restored domain {domid}: {} pages in {:.0} ms ({:.0} ms in the domain, END {:.0} ms; started {} ms after exec), xenstore frame {:#x}, console frame {:#x}",
+                    "restored domain {domid}: {} pages in {:.0} ms ({:.0} ms in the domain, END {:.0} ms; {:.0} ms in {} reads of the stream; started {} ms after exec), xenstore frame {:#x}, console frame {:#x}",
                     stats.pages_written,
                     report.restore_ms,
                     report.domain_ms,
                     report.end_ms,
+                    report.read_ms,
+                    report.read_calls,
                     report.startup_ms.map_or("?".into(), |ms| format!("{ms:.0}")),
                     results.store_gfn,
                     results.console_gfn
@@ -578,6 +589,32 @@ fn restore(args: &HelperArgs, channel: Channel) -> u8 {
             let _ = channel.send(&HelperMessage::RestoreResults { store_gfn: 0, console_gfn: 0 });
             channel.complete(-1, errno)
         }
+    }
+}
+
+/// A reader that adds the time spent in, and the number of, its `read` calls to a shared
+/// counter: where the restore's time outside the domain goes (the helper's report).
+#[cfg(feature = "xen")]
+struct TimedRead<'a, R> {
+    inner: R,
+    spent: &'a std::cell::Cell<(std::time::Duration, u64)>,
+}
+
+#[cfg(feature = "xen")]
+impl<'a, R: std::io::Read> TimedRead<'a, R> {
+    fn new(inner: R, spent: &'a std::cell::Cell<(std::time::Duration, u64)>) -> Self {
+        Self { inner, spent }
+    }
+}
+
+#[cfg(feature = "xen")]
+impl<R: std::io::Read> std::io::Read for TimedRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let t = std::time::Instant::now();
+        let r = self.inner.read(buf);
+        let (d, n) = self.spent.get();
+        self.spent.set((d + t.elapsed(), n + 1));
+        r
     }
 }
 

@@ -323,7 +323,7 @@ restore_job() {
     # xsr's own account of each run: from exec to the restore's start, the restore (of which in
     # the domain); the rest of the helper's time is libxl's reply to `complete` and the exit
     for _r in $(seq "${TIME_ROUNDS:-3}"); do
-        log "xsr run $_r: startup $(json_field "$OUT/t-xsr-$_r.json" startup_ms) ms, restore $(json_field "$OUT/t-xsr-$_r.json" restore_ms) ms, in the domain $(json_field "$OUT/t-xsr-$_r.json" domain_ms) ms; from the shim's clock: main at $(json_field "$OUT/t-xsr-$_r.json" at_main_ms) ms, restore from $(json_field "$OUT/t-xsr-$_r.json" at_start_ms) ms, complete at $(json_field "$OUT/t-xsr-$_r.json" at_complete_ms) ms, exit at $(sed -n "${_r}p" "$OUT/t-xsr.helper-ms") ms; peak RSS $(json_field "$OUT/t-xsr-$_r.json" peak_rss_kib) KiB"
+        log "xsr run $_r: startup $(json_field "$OUT/t-xsr-$_r.json" startup_ms) ms, restore $(json_field "$OUT/t-xsr-$_r.json" restore_ms) ms, in the domain $(json_field "$OUT/t-xsr-$_r.json" domain_ms) ms, reading the stream $(json_field "$OUT/t-xsr-$_r.json" read_ms) ms in $(json_field "$OUT/t-xsr-$_r.json" read_calls) reads; from the shim's clock: main at $(json_field "$OUT/t-xsr-$_r.json" at_main_ms) ms, restore from $(json_field "$OUT/t-xsr-$_r.json" at_start_ms) ms, complete at $(json_field "$OUT/t-xsr-$_r.json" at_complete_ms) ms, exit at $(sed -n "${_r}p" "$OUT/t-xsr.helper-ms") ms; peak RSS $(json_field "$OUT/t-xsr-$_r.json" peak_rss_kib) KiB"
     done
     h_xen=$(median "$OUT/t-xen.helper-ms") h_xsr=$(median "$OUT/t-xsr.helper-ms")
     x_xen=$(median "$OUT/t-xen.xl-ms") x_xsr=$(median "$OUT/t-xsr.xl-ms")
