@@ -200,6 +200,7 @@ pub struct Sent {
 
 /// The environment variable that makes a migration wait at one stage (`STAGE:SECONDS`), so
 /// that the fault tests can cut the network or kill a process there. Stages: the sender's
+/// `precopy` (a live send's first pass sent, the second not begun: the stream in flight),
 /// `sent` (stream written, READY not yet read), `renamed` (renamed away, GO not yet sent),
 /// `go` (GO sent, no report yet); the receiver's `restored` (before READY), `go` (GO read,
 /// not yet started), `started` (running, report not yet written).

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use sr_save::{Container, Guest, PrecopyPolicy, SaveOptions, SaveStats, Saver};
+use sr_save::{Container, Guest, PrecopyPolicy, SaveEvent, SaveOptions, SaveStats, Saver};
 use sr_xen::{DomainKind, HvmSaveGuest, Interrupt, PvSaveGuest, XenDomain};
 
 use crate::cmd::net::{Handover, HandoverUndefined, Sent};
@@ -189,7 +189,16 @@ fn save_into(opened: &Opened, settings: &DomainSaveSettings, out: impl Write + S
         ..SaveOptions::default()
     };
     let bar = crate::cmd::save::pages_bar();
-    let stats = Saver::new(options).on_event(progress_handler(&bar)).save(guest.guest(), out);
+    let mut progress = progress_handler(&bar);
+    let on_event = move |event: &SaveEvent| {
+        // The fault tests' `precopy` stage: the stream in flight (pass 0 sent, the receiver
+        // holding part of it), the guest running on at the source.
+        if matches!(event, SaveEvent::IterationStart { iteration: 1, .. }) {
+            crate::cmd::net::hold("precopy");
+        }
+        progress(event);
+    };
+    let stats = Saver::new(options).on_event(on_event).save(guest.guest(), out);
     bar.finish_and_clear();
     let stats = stats?;
     let device_model = match &guest {

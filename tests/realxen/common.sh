@@ -884,10 +884,11 @@ migrate_faults_job() {
     ip link set lo up
     check host_fpu
     disable_xen_helper
-    # Network cut during the stream.
-    start_pair "" "" relay
-    check wait_incoming
-    sleep 1; touch "$OUT/cut"
+    # Network cut during the stream (the sender held after its first pass: a guest whose
+    # pre-copy converges in under a second, as the PVH one does, would otherwise be past GO).
+    start_pair precopy:10 "" relay
+    check wait_text "$OUT/send.txt" "holding at precopy"
+    touch "$OUT/cut"
     end_pair cut-stream
     source_kept
 
@@ -909,9 +910,9 @@ migrate_faults_job() {
     dest_runs
 
     # The receiver killed during the stream.
-    start_pair "" ""
-    check wait_incoming
-    sleep 1; kill -KILL "$(worker $rpid)"
+    start_pair precopy:10 ""
+    check wait_text "$OUT/send.txt" "holding at precopy"
+    kill -KILL "$(worker $rpid)"
     end_pair kill-receiver-stream
     source_kept
     check grep -q "has been destroyed" "$OUT/recv.txt"
@@ -933,9 +934,9 @@ migrate_faults_job() {
     dest_runs
 
     # The sender killed during the stream.
-    start_pair "" ""
-    check wait_incoming
-    sleep 1; kill -KILL "$(worker $spid)"
+    start_pair precopy:30 ""
+    check wait_text "$OUT/send.txt" "holding at precopy"
+    kill -KILL "$(worker $spid)"
     end_pair kill-sender-stream
     source_kept
     check grep -q "died of signal 9" "$OUT/send.txt"
