@@ -406,6 +406,17 @@ balloon_job() {
     unset -f saved_hook
     check [ "$restored_mb" -le 33 ]
 }
+# runs_on_after_migration HB: the migrated guest runs unpaused with a heartbeat after HB in the
+# console log xenconsoled writes for it (GUEST--incoming when it appeared under that name), the
+# pattern's md5 and its vcpus online
+runs_on_after_migration() {
+    _name="$GUEST"
+    [ -s "$(conlog "$GUEST--incoming")" ] && _name="$GUEST--incoming"
+    check wait_heartbeat_after "$_name" "$1" 120
+    check running
+    check beats_md5 "$_name"
+    check vcpus_online "$GUEST"
+}
 # helper_save_job: xsr as libxl's save helper in save mode (`xl save`, `xl migrate`) for the
 # standard guest of any type, with Xen's own libxl-save-helper disabled (a stock `xl save` is shown
 # to fail first, the guest running on). `xl save` through xsr (the domain is gone), `xsr verify
@@ -489,12 +500,7 @@ helper_save_job() {
         check grep -q '"ok": true' "$OUT/migrate-xen-to-xsr.json"
         check [ -n "$(xl domid "$GUEST")" ]
         check [ "$(xl domid "$GUEST")" != "$src" ]
-        name="$GUEST"
-        [ -s "$(conlog "$GUEST--incoming")" ] && name="$GUEST--incoming"
-        check wait_heartbeat_after "$name" "$hb" 120
-        check running
-        check beats_md5 "$name"
-        check vcpus_online "$GUEST"
+        runs_on_after_migration "$hb"
         figure xl-migrate-xen-to-xsr-ms "$mig_in_ms"
         figure migrate-xen-to-xsr-pages "$(json_field "$OUT/migrate-xen-to-xsr.json" pages)"
         src=$(xl domid "$GUEST")
@@ -517,12 +523,7 @@ helper_save_job() {
     check grep -q '"ok": true' "$OUT/migrate-receive.json"
     check [ -n "$(xl domid "$GUEST")" ]
     check [ "$(xl domid "$GUEST")" != "$src" ]
-    name="$GUEST"
-    [ -s "$(conlog "$GUEST--incoming")" ] && name="$GUEST--incoming"
-    check wait_heartbeat_after "$name" "$hb" 120
-    check running
-    check beats_md5 "$name"
-    check vcpus_online "$GUEST"
+    runs_on_after_migration "$hb"
     enable_xen_helper
 
     figure xl-save-through-xsr-ms "$save_ms"

@@ -15,13 +15,4 @@
 #     receiver that cannot create the domain) for the HVM guest, whose copies each have a device
 #     model (QEMU) in dom0 and whose pre-copy uses Xen's log-dirty mode (migrate_faults_job).
 # One boot for all of it: the real Xen is shared.
-. ./common.sh
-./xsr --version
-ip link set lo up
-# The host must keep dom0's vector registers, or TLS records and heaps break (docs/xen.md).
-check host_fpu
-xsr_into_xsr_job
-xl_into_xsr_job
-downtime_pairs 3
-migrate_faults_job
-exit $fail
+. ./lib-migrate-domain.sh

@@ -14,13 +14,4 @@
 #  4. the faults of migrate-faults.sh (network cut, receiver or sender SIGKILLed at each stage, a
 #     receiver that cannot create the domain) for the PVH guest, whose pre-copy uses Xen's
 #     log-dirty mode (migrate_faults_job).
-. ./common.sh
-./xsr --version
-ip link set lo up
-# The host must keep dom0's vector registers, or TLS records and heaps break (docs/xen.md).
-check host_fpu
-xsr_into_xsr_job
-xl_into_xsr_job
-downtime_pairs 3
-migrate_faults_job
-exit $fail
+. ./lib-migrate-domain.sh
