@@ -19,6 +19,20 @@ heartbeat_md5_after() {
     wait_heartbeat_after "$1" "$2" 60 >&2 || return 1
     grep -o 'REALXEN-HEARTBEAT [0-9]* md5=[0-9a-f]*' "$(conlog "$1")" | awk -v n="$2" '$2 > n { sub("md5=", "", $3); print $3; exit }'
 }
+# wait_copying PID: until a file process PID has open holds some data (a dump's raw image, which
+# an ELF or LiME file is made from, is an unnamed O_TMPFILE beside the output)
+wait_copying() {
+    _i=0
+    while [ $_i -lt 600 ]; do
+        for f in /proc/"$1"/fd/*; do
+            [ "$(stat -L -c %b "$f" 2>/dev/null || echo 0)" -gt 128 ] && return 0
+        done
+        sleep 0.05; _i=$((_i+1))
+    done
+    return 1
+}
+# child_of PID: the supervised worker of an xsr process (waiting up to 10 s for the fork)
+child_of() { _i=0; while [ $_i -lt 200 ]; do c=$(pgrep -P "$1" | head -n 1); [ -n "$c" ] && { echo "$c"; return 0; }; sleep 0.05; _i=$((_i+1)); done; return 1; }
 # xen_logdirty DOMID OP: Xen's log-dirty mode on (OP 2, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY) or
 # off (OP 0, _OFF) through dom0's libxenctrl from python, with no xsr: the control jobs' Xen side
 xen_logdirty() {

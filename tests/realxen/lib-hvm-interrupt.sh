@@ -7,22 +7,8 @@
 . ./common.sh
 . ./lib-hvm.sh
 ./xsr --version
-# wait_copying PID: until a file process PID has open holds some data (a dump's raw image, which
-# an ELF or LiME file is made from, is an unnamed O_TMPFILE beside the output)
-wait_copying() {
-    i=0
-    while [ $i -lt 600 ]; do
-        for f in /proc/"$1"/fd/*; do
-            [ "$(stat -L -c %b "$f" 2>/dev/null || echo 0)" -gt 128 ] && return 0
-        done
-        sleep 0.05; i=$((i+1))
-    done
-    return 1
-}
 # wait_state LETTER: until xl list shows LETTER (p paused, s suspended) in the guest's state
 wait_state() { i=0; while [ $i -lt 600 ]; do case "$(dom_state "$GUEST")" in *$1*) return 0 ;; esac; sleep 0.05; i=$((i+1)); done; return 1; }
-# child_of PID: the supervised worker of an xsr process (waiting up to 10 s for the fork)
-child_of() { i=0; while [ $i -lt 200 ]; do c=$(pgrep -P "$1" | head -n 1); [ -n "$c" ] && { echo "$c"; return 0; }; sleep 0.05; i=$((i+1)); done; return 1; }
 mkdir -p "$OUT/d"
 
 # 1. A paused dump, SIGTERM mid-copy.

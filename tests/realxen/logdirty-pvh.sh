@@ -25,8 +25,6 @@ xl dmesg | grep -A3 -i 'triple' | head -20
 if [ $a_ok -lt 10 ]; then
     new_guest pvh 128 2 256 || { log "no fresh guest"; exit 1; }
 fi
-wait_copying() { i=0; while [ $i -lt 600 ]; do for f in /proc/"$1"/fd/*; do [ "$(stat -L -c %b "$f" 2>/dev/null || echo 0)" -gt 128 ] && return 0; done; sleep 0.05; i=$((i+1)); done; return 1; }
-child_of() { i=0; while [ $i -lt 200 ]; do c=$(pgrep -P "$1" | head -n 1); [ -n "$c" ] && { echo "$c"; return 0; }; sleep 0.05; i=$((i+1)); done; return 1; }
 mkdir -p "$OUT/d"
 ms xl save -c "$GUEST" "$OUT/c.save" < /dev/null; log "xl save -c: exit $?"; rm -f "$OUT/c.save"
 b_ok=0
