@@ -4,9 +4,9 @@
 # "log-dirty off" is shown by Xen itself: enabling log-dirty fails while it is on (a second
 # --live dump during the first fails), and works again once the killed dump has cleaned up.
 . ./common.sh
-# wait_copying PREFIX: until the dump's temporary file PREFIX* holds some data (its name ends in
+# wait_copying_prefix PREFIX: until the dump's temporary file PREFIX* holds some data (its name ends in
 # the pid of the working process, the supervised child of the xsr started here)
-wait_copying() {
+wait_copying_prefix() {
     i=0
     while [ $i -lt 400 ]; do
         for f in "$1"*; do [ "$(du -k "$f" 2>/dev/null | cut -f1)" -gt 64 ] 2>/dev/null && return 0; done
@@ -31,7 +31,7 @@ wait_copying_pid() {
 # 1. Paused dump, SIGTERM mid-copy: the guest was paused by the dump.
 ./xsr dump --domain "$GUEST" --out "$OUT/term.raw" --format raw --batch 1 > "$OUT/term.txt" 2>&1 &
 pid=$!
-check wait_copying "$OUT/.term.raw.partial-"
+check wait_copying_prefix "$OUT/.term.raw.partial-"
 state=$(dom_state "$GUEST"); log "state while the paused dump copies: '$state'"
 check [ "${state#*p}" != "$state" ]
 kill -TERM $pid; wait $pid; rc=$?
@@ -45,7 +45,7 @@ check runs_on
 # 1b. The same with SIGHUP (the terminal or ssh session that ran it went away).
 ./xsr dump --domain "$GUEST" --out "$OUT/hup.raw" --format raw --batch 1 > "$OUT/hup.txt" 2>&1 &
 pid=$!
-check wait_copying "$OUT/.hup.raw.partial-"
+check wait_copying_prefix "$OUT/.hup.raw.partial-"
 kill -HUP $pid; wait $pid; rc=$?
 log "SIGHUP: exit $rc: $(cat "$OUT/hup.txt")"
 check [ $rc -eq 2 ]
