@@ -223,6 +223,16 @@ stamp_breakdown() {
             return (n % 2) ? b[(n + 1) / 2] : (b[n / 2] + b[n / 2 + 1]) / 2 }
         END { if (n) printf "(medians %.0f+%.0f+%.0f ms)", med(s, n), med(w, n), med(x, n) }' "$OUT/$1.stamps"
 }
+# rusage_breakdown NAME: each run's CPU of $OUT/NAME.stamps (libstamp's getrusage at exit) as
+# "user+sys ms/minor faults", then the medians
+rusage_breakdown() {
+    grep -q '^rusage ' "$OUT/$1.stamps" 2>/dev/null || { echo "no rusage"; return; }
+    awk '$1 == "rusage" { n++; u[n] = $2 / 1e3; s[n] = $3 / 1e3; f[n] = $4; printf "%.0f+%.0f/%d ", u[n], s[n], f[n] }
+        function med(a, n,   i, j, t, b) { for (i = 1; i <= n; i++) b[i] = a[i]
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (b[j] < b[i]) { t = b[i]; b[i] = b[j]; b[j] = t }
+            return (n % 2) ? b[(n + 1) / 2] : (b[n / 2] + b[n / 2 + 1]) / 2 }
+        END { if (n) printf "(medians %.0f+%.0f ms/%d faults)", med(u, n), med(s, n), med(f, n) }' "$OUT/$1.stamps"
+}
 # vcpus_online NAME: every vcpu of the domain is online (vcpu-list's State has r or b and no p;
 # an offline or paused vcpu shows "--p"), as many as xl list's VCPUs column. Asked up to three
 # times a second apart, as `running` does: xl itself sometimes fails here (harness quirk 3; seen
@@ -334,10 +344,11 @@ restore_job() {
     log "helper ms through Xen's helper: $(tr '\n' ' ' < "$OUT/t-xen.helper-ms"); through xsr: $(tr '\n' ' ' < "$OUT/t-xsr.helper-ms")"
     log "xl restore -p ms through Xen's helper: $(tr '\n' ' ' < "$OUT/t-xen.xl-ms"); through xsr: $(tr '\n' ' ' < "$OUT/t-xsr.xl-ms")"
     log "helper start-up+work+exit ms (libstamp), Xen's helper: $(stamp_breakdown t-xen); xsr: $(stamp_breakdown t-xsr)"
+    log "helper CPU user+sys ms/minor page faults (libstamp), Xen's helper: $(rusage_breakdown t-xen); xsr: $(rusage_breakdown t-xsr)"
     # xsr's own account of each run: from exec to the restore's start, the restore (of which in
     # the domain); the rest of the helper's time is libxl's reply to `complete` and the exit
     for _r in $(seq "${TIME_ROUNDS:-3}"); do
-        log "xsr run $_r: startup $(json_field "$OUT/t-xsr-$_r.json" startup_ms) ms, restore $(json_field "$OUT/t-xsr-$_r.json" restore_ms) ms, in the domain $(json_field "$OUT/t-xsr-$_r.json" domain_ms) ms, reading the stream $(json_field "$OUT/t-xsr-$_r.json" read_ms) ms in $(json_field "$OUT/t-xsr-$_r.json" read_calls) reads; from the shim's clock: main at $(json_field "$OUT/t-xsr-$_r.json" at_main_ms) ms, restore from $(json_field "$OUT/t-xsr-$_r.json" at_start_ms) ms, complete at $(json_field "$OUT/t-xsr-$_r.json" at_complete_ms) ms, exit at $(sed -n "${_r}p" "$OUT/t-xsr.helper-ms") ms; peak RSS $(json_field "$OUT/t-xsr-$_r.json" peak_rss_kib) KiB"
+        log "xsr run $_r: startup $(json_field "$OUT/t-xsr-$_r.json" startup_ms) ms, restore $(json_field "$OUT/t-xsr-$_r.json" restore_ms) ms, in the domain $(json_field "$OUT/t-xsr-$_r.json" domain_ms) ms (setup $(json_field "$OUT/t-xsr-$_r.json" setup_ms) ms), reading the stream $(json_field "$OUT/t-xsr-$_r.json" read_ms) ms in $(json_field "$OUT/t-xsr-$_r.json" read_calls) reads; from the shim's clock: main at $(json_field "$OUT/t-xsr-$_r.json" at_main_ms) ms, restore from $(json_field "$OUT/t-xsr-$_r.json" at_start_ms) ms, complete at $(json_field "$OUT/t-xsr-$_r.json" at_complete_ms) ms, exit at $(sed -n "${_r}p" "$OUT/t-xsr.helper-ms") ms; peak RSS $(json_field "$OUT/t-xsr-$_r.json" peak_rss_kib) KiB"
     done
     h_xen=$(median "$OUT/t-xen.helper-ms") h_xsr=$(median "$OUT/t-xsr.helper-ms")
     x_xen=$(median "$OUT/t-xen.xl-ms") x_xsr=$(median "$OUT/t-xsr.xl-ms")
@@ -489,6 +500,7 @@ helper_save_job() {
     median() { sort -n "$1" | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
     for f in s-xen.ms s-xsr.ms s-xen.down s-xsr.down s-xen.helper-ms s-xsr.helper-ms; do log "$f: $(tr '\n' ' ' < "$OUT/$f")"; done
     log "helper start-up+work+exit ms (libstamp), Xen's helper: $(stamp_breakdown s-xen); xsr: $(stamp_breakdown s-xsr)"
+    log "helper CPU user+sys ms/minor page faults (libstamp), Xen's helper: $(rusage_breakdown s-xen); xsr: $(rusage_breakdown s-xsr)"
     for r in $(seq "${TIME_ROUNDS:-3}"); do
         log "xsr save run $r: main at $(json_field "$OUT/s-xsr-$r.json" at_main_ms) ms, domain opened in $(json_field "$OUT/s-xsr-$r.json" open_ms) ms, save from $(json_field "$OUT/s-xsr-$r.json" at_start_ms) ms, complete at $(json_field "$OUT/s-xsr-$r.json" at_complete_ms) ms, exit at $(sed -n "${r}p" "$OUT/s-xsr.helper-ms") ms; peak RSS $(json_field "$OUT/s-xsr-$r.json" peak_rss_kib) KiB; suspend request to end of stream $(json_field "$OUT/s-xsr-$r.json" downtime_ms) ms"
     done

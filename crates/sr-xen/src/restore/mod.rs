@@ -90,11 +90,14 @@ pub struct XenRestoreStats {
     pub pinned: u64,
     /// vcpu contexts set.
     pub vcpus: u32,
+    /// Time spent opening the domain (Xen's libraries, the domain's info; x86 PV: the host's
+    /// m2p mapped), before the first record.
+    pub setup: Duration,
     /// Time spent at END (vcpus, pinning, the guest's p2m, grants; or the HVM context).
     pub end: Duration,
-    /// Time spent in this destination's work for the whole stream (populating, mapping and
-    /// writing pages, applying state, END): the rest of a restore is reading and checking the
-    /// stream.
+    /// Time spent in this destination's work for the whole stream (setup, populating, mapping
+    /// and writing pages, applying state, END): the rest of a restore is reading and checking
+    /// the stream.
     pub busy: Duration,
 }
 
@@ -213,6 +216,7 @@ impl<'a> XenRestore<'a> {
         header: &DomainHeader,
         static_data_done: StaticDataDone<'a>,
     ) -> Result<Self, XenRestoreError> {
+        let started = Instant::now();
         let ctrl = XenCtrl::open()?;
         let info = ctrl.domain_info(shell.domid)?;
         let stream = header.domain_type();
@@ -234,7 +238,9 @@ impl<'a> XenRestore<'a> {
             }
             _ => return Err(wrong()),
         };
-        Ok(Self { kind, ctrl, shell: *shell, static_data_done, results: None, stats: XenRestoreStats::default() })
+        let setup = started.elapsed();
+        let stats = XenRestoreStats { setup, busy: setup, ..XenRestoreStats::default() };
+        Ok(Self { kind, ctrl, shell: *shell, static_data_done, results: None, stats })
     }
 
     /// The ring frames, once END was applied.
