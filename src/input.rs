@@ -38,10 +38,10 @@ pub enum Scan {
     Stream(ReadSource<Box<dyn Read + Send>>),
 }
 
-/// Reads up to [`COMPRESSION_MAGIC_LEN`] bytes from the start of `r`.
-fn read_head(r: &mut impl Read) -> io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(COMPRESSION_MAGIC_LEN);
-    r.by_ref().take(COMPRESSION_MAGIC_LEN as u64).read_to_end(&mut head)?;
+/// Reads the first `len` bytes of `r` (fewer when it ends first).
+pub(crate) fn read_head(r: &mut impl Read, len: usize) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(len);
+    r.by_ref().take(len as u64).read_to_end(&mut head)?;
     Ok(head)
 }
 
@@ -108,7 +108,8 @@ fn open_any(path: &Path) -> Result<(Opened, Option<Compression>)> {
         }
         Box::new(file)
     };
-    let head = read_head(&mut reader).with_context(|| format!("cannot read {}", path.display()))?;
+    let head =
+        read_head(&mut reader, COMPRESSION_MAGIC_LEN).with_context(|| format!("cannot read {}", path.display()))?;
     let kind = Compression::detect(&head);
     let whole: Box<dyn Read + Send> = Box::new(Cursor::new(head).chain(reader));
     let reader: Box<dyn Read + Send> = match kind {

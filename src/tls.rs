@@ -40,7 +40,9 @@ use rustls::{
 
 mod common;
 
-pub use common::{TlsFailure, TlsFiles};
+pub use common::{
+    HELLO_WAIT, TLS_FLAGS, TlsFailure, TlsFiles, TransportMismatch, is_not_tls, is_tls_record, plaintext_kind,
+};
 
 /// The largest PEM file read (certificates and keys are a few KiB).
 const MAX_PEM_FILE: u64 = 1 << 20;
@@ -49,6 +51,10 @@ const MAX_PEM_FILE: u64 = 1 << 20;
 /// Measured: with 1 MiB, the records' buffers were freed and allocated again a megabyte at a
 /// time, and the page faults of that churn doubled the sender's CPU time.
 const SEND_BUFFER: usize = 64 << 10;
+
+/// The peer's first bytes kept to say what it speaks when they are not TLS (xl's banner is 27
+/// bytes before its comma).
+const HEAD: usize = 32;
 
 /// The provider: aws-lc-rs (X25519MLKEM768 key exchange first), TLS 1.3 cipher suites only,
 /// AES-128-GCM first (the fastest with AES-NI; a peer may still pick AES-256-GCM or
@@ -307,9 +313,10 @@ pub fn explain(e: &rustls::Error, role: Role) -> String {
         E::NoCertificatesPresented => {
             format!("{peer} sent no certificate (both sides need --tls-cert, --tls-key and --tls-ca)")
         }
-        E::InvalidMessage(_) | E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => {
-            format!("{peer} does not speak TLS 1.3 here ({e}); is it listening without --tls-cert?")
-        }
+        E::InvalidMessage(_) | E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => match role {
+            Role::Sender => format!("{peer} does not speak TLS 1.3 here ({e}); is it listening without --tls-cert?"),
+            Role::Receiver => format!("{peer} does not speak TLS 1.3 here ({e})"),
+        },
         E::PeerIncompatible(p) => format!("{peer} is incompatible ({p:?}); xsr speaks TLS 1.3 only"),
         _ => format!("{e}"),
     }
@@ -326,6 +333,8 @@ struct State {
     inbuf: Box<[u8]>,
     start: usize,
     end: usize,
+    /// The first bytes the peer sent (at most [`HEAD`]), to name what it speaks instead of TLS.
+    head: Vec<u8>,
 }
 
 impl fmt::Debug for State {
@@ -402,7 +411,7 @@ impl Session {
     ) -> Result<Arc<Session>> {
         sock.set_nonblocking(true).context("cannot make the socket non-blocking")?;
         conn.set_buffer_limit(Some(SEND_BUFFER));
-        let state = State { conn, inbuf: vec![0; RECV_BUFFER].into_boxed_slice(), start: 0, end: 0 };
+        let state = State { conn, inbuf: vec![0; RECV_BUFFER].into_boxed_slice(), start: 0, end: 0, head: Vec::new() };
         let session = Arc::new(Session { conn: Mutex::new(state), sock, peer, role, authz });
         session.handshake(Instant::now() + timeout, timeout)?;
         Ok(session)
@@ -412,8 +421,12 @@ impl Session {
         self.conn.lock().map_err(|_| io::Error::other("the TLS session's other user panicked"))
     }
 
-    /// A failure as an I/O error whose source is a [`TlsFailure`].
-    fn failure(&self, e: &rustls::Error) -> io::Error {
+    /// A failure as an I/O error whose source is a [`TlsFailure`]; `head` is what the peer
+    /// sent first: when it cannot be TLS, that is what the message says.
+    fn failure(&self, e: &rustls::Error, head: &[u8]) -> io::Error {
+        if let Some(message) = self.plaintext(head) {
+            return io::Error::other(TlsFailure { peer: self.peer.clone(), message });
+        }
         let mut message = explain(e, self.role);
         if let (rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure), Some(authz)) =
             (e, &self.authz)
@@ -422,6 +435,44 @@ impl Session {
             message = why;
         }
         io::Error::other(TlsFailure { peer: self.peer.clone(), message })
+    }
+
+    /// What to say when the peer's first bytes, `head`, cannot be TLS: it speaks plaintext.
+    fn plaintext(&self, head: &[u8]) -> Option<String> {
+        if !is_not_tls(head) {
+            return None;
+        }
+        Some(match self.role {
+            Role::Sender => format!(
+                "the receiver answered in plaintext, not TLS ({}): it was started without TLS; start it with {TLS_FLAGS}",
+                plaintext_kind(head)
+            ),
+            Role::Receiver => format!(
+                "the sender speaks plaintext, not TLS (its first bytes: {}), and this receiver accepts only TLS: give \
+                 the sender {TLS_FLAGS}",
+                plaintext_kind(head)
+            ),
+        })
+    }
+
+    /// A receiver's handshake that got no byte from the sender within `waited` (`by_timeout`:
+    /// the limit was `--timeout`): the sender is told with `close_notify` (a TLS record, which a
+    /// plaintext `xsr send` recognises), and the error says what the silence means.
+    fn silent_sender(&self, waited: Duration, by_timeout: bool) -> io::Error {
+        if let Ok(mut conn) = self.lock() {
+            // rustls has no call that sends an alert of our choosing; close_notify is the one
+            // it sends on request, in the clear before a handshake (RFC 8446, section 6.1).
+            conn.send_close_notify();
+            let _ = self.flush_some(&mut conn);
+        }
+        let message = format!(
+            "the sender sent nothing for {} s{}, where a TLS sender sends its hello at once: `xsr send` without TLS \
+             waits in silence for the receiver to speak first. If that is the sender, give it {TLS_FLAGS}; this \
+             receiver accepts only TLS",
+            waited.as_secs_f64(),
+            if by_timeout { " (--timeout)" } else { "" }
+        );
+        io::Error::new(io::ErrorKind::TimedOut, TlsFailure { peer: self.peer.clone(), message })
     }
 
     /// Moves queued records to the socket until it would block. `Ok(true)`: nothing is left.
@@ -447,6 +498,8 @@ impl Session {
                 match (&self.sock).read(&mut st.inbuf) {
                     Ok(n) => {
                         (st.start, st.end) = (0, n);
+                        let keep = n.min(HEAD - st.head.len());
+                        st.head.extend_from_slice(&st.inbuf[..keep]);
                         break;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
@@ -455,7 +508,7 @@ impl Session {
                 }
             }
         }
-        let State { conn, inbuf, start, end } = st;
+        let State { conn, inbuf, start, end, head } = st;
         // An empty slice is the end of the connection, for rustls as for us.
         let n = conn.read_tls(&mut &inbuf[*start..*end])?;
         *start += n;
@@ -464,7 +517,7 @@ impl Session {
             Err(e) => {
                 // The alert that tells the peer why: best effort, never blocking.
                 let _ = self.flush_some(conn);
-                Err(self.failure(&e))
+                Err(self.failure(&e, head))
             }
         }
     }
@@ -503,9 +556,13 @@ impl Session {
 
     fn handshake(&self, deadline: Instant, timeout: Duration) -> Result<()> {
         let what = "TLS handshake";
+        // A receiver gives a silent sender [`HELLO_WAIT`], not the whole timeout.
+        let hello_wait = HELLO_WAIT.min(timeout);
+        let hello_by = Instant::now() + hello_wait;
         loop {
             let mut want = Want { read: false, write: false };
-            {
+            // Nothing from a sender yet: the wait ends at `hello_by`.
+            let silent = {
                 let mut conn = self.lock()?;
                 let flushed = self.flush_some(&mut conn)?;
                 if !conn.is_handshaking() && flushed {
@@ -515,12 +572,10 @@ impl Session {
                 if conn.is_handshaking() && conn.wants_read() {
                     match self.pull(&mut conn)? {
                         Some((0, _)) => {
+                            let message = self.plaintext(&conn.head).unwrap_or_else(|| self.closed_early(&conn.head));
                             return Err(io::Error::new(
                                 io::ErrorKind::UnexpectedEof,
-                                TlsFailure {
-                                    peer: self.peer.clone(),
-                                    message: format!("{} closed the connection during the handshake", self.role.peer()),
-                                },
+                                TlsFailure { peer: self.peer.clone(), message },
                             )
                             .into());
                         }
@@ -528,8 +583,28 @@ impl Session {
                         None => want.read = true,
                     }
                 }
+                self.role == Role::Receiver && conn.head.is_empty()
+            };
+            match self.wait(want, if silent { hello_by.min(deadline) } else { deadline }, timeout, what) {
+                Err(e) if silent && e.kind() == io::ErrorKind::TimedOut => {
+                    return Err(self.silent_sender(hello_wait, hello_wait == timeout).into());
+                }
+                r => r?,
             }
-            self.wait(want, deadline, timeout, what)?;
+        }
+    }
+
+    /// Why the peer closed the connection during the handshake, having sent `head`.
+    fn closed_early(&self, head: &[u8]) -> String {
+        let closed = format!("{} closed the connection during the handshake", self.role.peer());
+        if self.role == Role::Receiver && head.is_empty() {
+            // `xsr send` without TLS waits for READY, then gives up at its --timeout.
+            format!(
+                "{closed}, having sent nothing: if it is `xsr send` without TLS (which waits in silence for the \
+                 receiver to speak first), give it {TLS_FLAGS}"
+            )
+        } else {
+            closed
         }
     }
 

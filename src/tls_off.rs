@@ -8,7 +8,9 @@ use std::time::Duration;
 #[path = "tls/common.rs"]
 mod common;
 
-pub use common::{TlsFailure, TlsFiles};
+pub use common::{
+    HELLO_WAIT, TLS_FLAGS, TlsFailure, TlsFiles, TransportMismatch, is_not_tls, is_tls_record, plaintext_kind,
+};
 
 /// Why the TLS flags are refused.
 pub const NOT_BUILT: &str =

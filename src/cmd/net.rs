@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -23,12 +23,12 @@ use crate::cmd::restore::restore_into;
 use crate::cmd::save::{SaveSettings, save_to};
 use crate::dir_guest::DirGuest;
 use crate::image_dir::{AtomicDir, AtomicFile};
-use crate::input::Input;
+use crate::input::{Input, read_head};
 use crate::outcome::{exit_code, render};
 use crate::output::OutputRules;
 #[cfg(feature = "tls")]
 use crate::tls::{Authz, TlsReader, TlsWriter};
-use crate::tls::{Session, TlsFailure, TlsFiles};
+use crate::tls::{HELLO_WAIT, Session, TLS_FLAGS, TlsFailure, TlsFiles, TransportMismatch, is_tls_record};
 use crate::transfer::{Message, ReadError, ReceiverFailed, TimeoutReader, read_message};
 use sr_proto::xl_migrate::{self as xl, XlMigrateError};
 
@@ -494,6 +494,63 @@ fn connect(to: &str, timeout: Duration) -> Result<TcpStream> {
 
 type Incoming = Result<Option<Message>, ReadError>;
 
+/// The bytes that tell a TLS record from plaintext (see [`is_tls_record`]).
+const TLS_HEAD: usize = 3;
+
+/// The forward channel of a receiver without TLS: its first bytes are checked before any is
+/// passed on, and a TLS record there (a TLS sender's hello) fails the read and is noted in
+/// [`TlsSender`], so that the receiver says "the sender speaks TLS" (exit 2), not that the
+/// stream is invalid.
+struct RefuseTls<R> {
+    inner: R,
+    /// The first bytes, checked, not yet passed on.
+    head: Vec<u8>,
+    checked: bool,
+    seen: TlsSender,
+}
+
+/// Whether a [`RefuseTls`] channel found a TLS sender (its first bytes).
+#[derive(Clone, Debug, Default)]
+struct TlsSender(Arc<OnceLock<Vec<u8>>>);
+
+impl TlsSender {
+    /// `e`, or the mismatch in its place when the sender spoke TLS.
+    fn or(&self, e: anyhow::Error) -> anyhow::Error {
+        match self.0.get() {
+            Some(head) => TransportMismatch::SenderSpeaksTls { head: head.clone() }.into(),
+            None => e,
+        }
+    }
+}
+
+impl<R: Read> RefuseTls<R> {
+    fn new(inner: R) -> (Self, TlsSender) {
+        let seen = TlsSender::default();
+        (RefuseTls { inner, head: Vec::new(), checked: false, seen: seen.clone() }, seen)
+    }
+}
+
+impl<R: Read> Read for RefuseTls<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.checked {
+            self.head = read_head(&mut self.inner, TLS_HEAD)?;
+            self.checked = true;
+            if is_tls_record(&self.head) {
+                let head = std::mem::take(&mut self.head);
+                let _ = self.seen.0.set(head.clone());
+                return Err(io::Error::new(io::ErrorKind::InvalidData, TransportMismatch::SenderSpeaksTls { head }));
+            }
+        }
+        if !self.head.is_empty() {
+            let n = buf.len().min(self.head.len());
+            buf[..n].copy_from_slice(&self.head[..n]);
+            self.head.drain(..n);
+            return Ok(n);
+        }
+        self.inner.read(buf)
+    }
+}
+
 /// The TLS failure inside an I/O error, if that is what it is.
 fn tls_failure(e: &io::Error) -> Option<&TlsFailure> {
     e.get_ref().and_then(|inner| inner.downcast_ref::<TlsFailure>())
@@ -558,7 +615,20 @@ fn exchange(
                 return;
             }
         };
-        let mut back = BufReader::new(back);
+        // The receiver's first bytes: a TLS record there is a receiver that speaks TLS.
+        let mut back = back;
+        let head = match read_head(&mut back, TLS_HEAD) {
+            Ok(head) => head,
+            Err(e) => {
+                let _ = tx.send(Back::Line(Err(ReadError::Io(e))));
+                return;
+            }
+        };
+        if is_tls_record(&head) {
+            let _ = tx.send(Back::Tls(head));
+            return;
+        }
+        let mut back = BufReader::new(Box::new(io::Cursor::new(head).chain(back)) as Box<dyn Read + Send>);
         // xl's banner starts with 'x', every XSR-TRANSFER message with 'X'.
         if matches!(back.fill_buf().map(|b| b.first().copied()), Ok(Some(b'x'))) {
             read_xl_acks(&mut back, &tx, &reader_shared);
@@ -577,8 +647,10 @@ fn exchange(
     });
 
     // 1. READY (or xl's banner).
+    let plain_tcp = link.tcp.is_some() && link.tls.is_none();
     let first = match rx.recv_timeout(timeout) {
         Ok(Back::Line(m)) => Ok(m),
+        Ok(Back::Tls(head)) => return Err(TransportMismatch::ReceiverSpeaksTls { peer: name.to_string(), head }.into()),
         Ok(Back::Xl(XlAck::Banner)) => {
             let Some(handover) = handover else {
                 bail!(
@@ -596,10 +668,20 @@ fn exchange(
         Ok(Ok(Some(Message::Ready))) => {}
         Ok(Ok(Some(Message::Error { code, message }))) => return Err(ReceiverFailed { code, message }.into()),
         Ok(Ok(Some(Message::Ok(_)))) => bail!("{name} reported success before the stream was sent"),
+        Ok(Ok(None)) if plain_tcp => bail!(
+            "{name} closed the connection without saying it was ready; a receiver started with TLS does that to a \
+             sender without it: if it was, give this sender {TLS_FLAGS}"
+        ),
         Ok(Ok(None)) => bail!("{name} closed the back channel without saying it was ready"),
         // A TLS refusal says all there is to say (the receiver sends nothing else).
         Ok(Err(ReadError::Io(e))) if tls_failure(&e).is_some() => return Err(anyhow!(e)),
         Ok(Err(e)) => return Err(anyhow!(e).context(format!("no handshake from {name}"))),
+        Err(RecvTimeoutError::Timeout) if plain_tcp => bail!(
+            "{name} did not say it was ready within {} s (--timeout); a receiver started with TLS waits in silence \
+             for a sender without it (up to {} s): if it was, give this sender {TLS_FLAGS}",
+            timeout.as_secs_f64(),
+            HELLO_WAIT.as_secs()
+        ),
         Err(RecvTimeoutError::Timeout) => {
             bail!("{name} did not say it was ready within {} s (--timeout)", timeout.as_secs_f64())
         }
@@ -617,8 +699,8 @@ fn exchange(
     // 3. The outcome.
     let outcome = match rx.recv_timeout(timeout) {
         Ok(Back::Line(m)) => Ok(m),
-        // The reader sends xl acks only after xl's banner.
-        Ok(Back::Xl(_)) => Ok(Ok(None)),
+        // The reader sends xl acks only after xl's banner, a TLS record only first.
+        Ok(Back::Xl(_) | Back::Tls(_)) => Ok(Ok(None)),
         Err(e) => Err(e),
     };
     let transport_failed = match &saved {
@@ -693,6 +775,8 @@ enum Back {
     Line(Incoming),
     /// A step of xl's migration protocol.
     Xl(XlAck),
+    /// The receiver's first bytes are a TLS record (it speaks TLS; this sender does not).
+    Tls(Vec<u8>),
 }
 
 /// What an xl-protocol receiver said, in order.
@@ -816,7 +900,7 @@ fn xl_exchange(
             Ok(Back::Xl(XlAck::Failed(e))) => Err(anyhow!(e).context(format!("no {what} from {name}"))),
             Ok(Back::Xl(XlAck::Error(e))) => Err(e.into()),
             Ok(Back::Xl(ack)) => Ok(ack),
-            Ok(Back::Line(_)) | Err(RecvTimeoutError::Disconnected) => {
+            Ok(Back::Line(_) | Back::Tls(_)) | Err(RecvTimeoutError::Disconnected) => {
                 bail!("{name} closed the ack channel before its {what}")
             }
             Err(RecvTimeoutError::Timeout) => {
@@ -1021,11 +1105,14 @@ pub fn receive(
             let name = format!("the stream from {peer}");
             match tls {
                 None => {
-                    let forward =
-                        TimeoutReader::new(stream.try_clone().context("cannot clone the connection")?, timeout);
+                    let (forward, tls) = RefuseTls::new(TimeoutReader::new(
+                        stream.try_clone().context("cannot clone the connection")?,
+                        timeout,
+                    ));
                     let drain = TimeoutReader::new(stream.try_clone().context("cannot clone the connection")?, timeout);
                     let mut back = &stream;
-                    serve(Box::new(forward), Box::new(drain), &mut back, &name, out, prepared, options, max_memory)
+                    let forward = Box::new(forward);
+                    serve(forward, Box::new(drain), &mut back, &name, out, prepared, options, max_memory, &tls)
                 }
                 #[cfg(not(feature = "tls"))]
                 Some(tls) => match *tls {},
@@ -1037,8 +1124,9 @@ pub fn receive(
                     let forward = TlsReader::new(Arc::clone(&session), timeout);
                     let drain = TlsReader::new(Arc::clone(&session), timeout);
                     let mut back = TlsWriter::new(Arc::clone(&session), timeout);
-                    let result =
-                        serve(Box::new(forward), Box::new(drain), &mut back, &name, out, prepared, options, max_memory);
+                    let (forward, drain) = (Box::new(forward), Box::new(drain));
+                    let none = TlsSender::default();
+                    let result = serve(forward, drain, &mut back, &name, out, prepared, options, max_memory, &none);
                     end_session(&session, timeout);
                     result
                 }
@@ -1055,9 +1143,9 @@ pub fn receive(
             };
             let forward = open_input(path)?;
             let drain = TimeoutReader::new(forward.try_clone().context("cannot duplicate the input")?, timeout);
-            let forward = TimeoutReader::new(forward, timeout);
+            let (forward, tls) = RefuseTls::new(TimeoutReader::new(forward, timeout));
             let name = if path.as_os_str() == "-" { "standard input".to_string() } else { path.display().to_string() };
-            serve(Box::new(forward), Box::new(drain), &mut back, &name, out, prepared, options, max_memory)
+            serve(Box::new(forward), Box::new(drain), &mut back, &name, out, prepared, options, max_memory, &tls)
         }
     }
 }
@@ -1080,10 +1168,12 @@ pub fn receive_domain(
             stream.set_nodelay(true).ok();
             match tls {
                 None => {
-                    let mut forward =
-                        TimeoutReader::new(stream.try_clone().context("cannot clone the connection")?, timeout);
+                    let (mut forward, tls) = RefuseTls::new(TimeoutReader::new(
+                        stream.try_clone().context("cannot clone the connection")?,
+                        timeout,
+                    ));
                     let mut back = &stream;
-                    let result = run(&mut forward, &mut back, settings);
+                    let result = run(&mut forward, &mut back, settings).map_err(|e| tls.or(e));
                     if result.is_err() {
                         // Read what the sender still sends until it closes: closing with unread
                         // data would reset the connection, and the reset can discard the reason.
@@ -1106,10 +1196,9 @@ pub fn receive_domain(
             }
         }
         Source::Path(path) => {
-            let forward = open_input(path)?;
-            let mut forward = TimeoutReader::new(forward, timeout);
+            let (mut forward, tls) = RefuseTls::new(TimeoutReader::new(open_input(path)?, timeout));
             let mut back = File::from(io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?);
-            run(&mut forward, &mut back, settings)
+            run(&mut forward, &mut back, settings).map_err(|e| tls.or(e))
         }
     }
 }
@@ -1275,6 +1364,7 @@ pub fn summary(restored: &Restored<FileMemory>, out: &Path) -> String {
 
 /// Runs the receiver's side of the handshake around the restore. `forward` and `drain` read
 /// the same stream (each read bounded by the timeout); `drain` empties it after a failure.
+/// `tls` says whether `forward` (a [`RefuseTls`] channel) found a TLS sender.
 #[allow(clippy::too_many_arguments)]
 fn serve(
     forward: Box<dyn Read + Send>,
@@ -1285,6 +1375,7 @@ fn serve(
     prepared: Prepared,
     options: RestoreOptions,
     max_memory: u64,
+    tls: &TlsSender,
 ) -> Result<(Received, String)> {
     Message::Ready.write_to(back).context("cannot tell the sender we are ready")?;
     let reader = forward;
@@ -1294,7 +1385,8 @@ fn serve(
             (Received::Dir(r), line)
         }),
         Prepared::File(dest, file) => receive_file(reader, name, dest, file, options, max_memory),
-    };
+    }
+    .map_err(|e| tls.or(e));
     match received {
         Ok((received, line)) => {
             Message::Ok(line.clone())
@@ -1352,6 +1444,35 @@ mod tests {
         assert_eq!(host_of("example.org:7878"), "example.org");
         assert_eq!(host_of("[::1]:7878"), "::1");
         assert_eq!(host_of("10.1.2.3:1"), "10.1.2.3");
+    }
+
+    /// A plaintext receiver's forward channel passes a stream through whole however it is
+    /// read (short inputs too), and refuses one that starts with a TLS record.
+    #[test]
+    fn refuse_tls_checks_only_the_first_bytes() {
+        struct OneByte<'a>(&'a [u8]);
+        impl Read for OneByte<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(self.0.len()).min(1);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let stream = b"Xen saved domain, xl format\n \0 \r\x16\x03\x01";
+        for input in [&stream[..], &stream[..2], &[0x16, 0x03][..], &[][..]] {
+            let (mut r, seen) = RefuseTls::new(OneByte(input));
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            assert_eq!(out, input);
+            assert!(seen.0.get().is_none());
+        }
+        let (mut r, seen) = RefuseTls::new(OneByte(&[0x16, 0x03, 0x01, 0x05, 0xa3]));
+        let e = r.read(&mut [0u8; 64]).unwrap_err();
+        assert!(e.to_string().contains("the sender speaks TLS (its first bytes 0x16 0x03 0x01"), "{e}");
+        assert_eq!(seen.0.get().map(Vec::as_slice), Some(&[0x16, 0x03, 0x01][..]));
+        let e = seen.or(anyhow!("not a Xen save image"));
+        assert_eq!(crate::outcome::exit_code(&e, crate::outcome::Command::Receive), 2);
     }
 
     /// The hand-over from the sender's side, against a scripted xl-protocol receiver over
@@ -1432,27 +1553,34 @@ mod tests {
 
         /// A large stream over TLS, written in uneven vectored pieces while the ack channel is
         /// read on another thread, arrives byte for byte and the hand-over completes.
-        #[test]
+        /// A CA and two certificates it signed, written into `dir`: the receiver's
+        /// (`dst.example`) and the sender's (`src.example`).
         #[cfg(feature = "tls")]
-        fn a_large_stream_over_tls_arrives_intact() {
+        fn tls_pair(dir: &Path) -> (TlsFiles, TlsFiles) {
             use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-            const BIG: usize = 24 << 20;
-            let byte = |i: usize| (i.wrapping_mul(2_654_435_761) >> 13) as u8;
-            let dir = tempfile::tempdir().unwrap();
             let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
             let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-            let ca_pem = dir.path().join("ca.crt");
+            let ca_pem = dir.join("ca.crt");
             std::fs::write(&ca_pem, ca.pem()).unwrap();
             let leaf = |name: &str| {
                 let key = KeyPair::generate().unwrap();
                 let cert = CertificateParams::new(vec![name.to_string()]).unwrap().signed_by(&key, &ca).unwrap();
-                let (c, k) = (dir.path().join(format!("{name}.crt")), dir.path().join(format!("{name}.key")));
+                let (c, k) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
                 std::fs::write(&c, cert.pem()).unwrap();
                 std::fs::write(&k, key.serialize_pem()).unwrap();
-                crate::tls::TlsFiles { cert: c, key: k, ca: ca_pem.clone() }
+                TlsFiles { cert: c, key: k, ca: ca_pem.clone() }
             };
-            let (server, client) = (leaf("dst.example"), leaf("src.example"));
+            (leaf("dst.example"), leaf("src.example"))
+        }
+
+        #[test]
+        #[cfg(feature = "tls")]
+        fn a_large_stream_over_tls_arrives_intact() {
+            const BIG: usize = 24 << 20;
+            let byte = |i: usize| (i.wrapping_mul(2_654_435_761) >> 13) as u8;
+            let dir = tempfile::tempdir().unwrap();
+            let (server, client) = tls_pair(dir.path());
             let (config, authz) = crate::tls::server_config(&server, &[]).unwrap();
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let port = listener.local_addr().unwrap().port();
@@ -1586,6 +1714,87 @@ mod tests {
             let e = sent.unwrap_err();
             assert!(e.downcast_ref::<HandoverUndefined>().is_some(), "{e:#}");
             assert_eq!(away.renamed, 1);
+        }
+
+        /// `send --domain` without TLS into a receiver with TLS (`receive --domain
+        /// --tls-cert ...`): the receiver hears nothing where a TLS sender sends its hello
+        /// and gives up after its hello wait (here its 1 s timeout) with `close_notify`, which
+        /// the sender takes for what it is, a TLS record, before anything was handed over.
+        #[test]
+        #[cfg(feature = "tls")]
+        fn a_plaintext_hand_over_into_a_tls_receiver_is_told_so() {
+            let dir = tempfile::tempdir().unwrap();
+            let (server, _) = tls_pair(dir.path());
+            let (config, authz) = crate::tls::server_config(&server, &[]).unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let receiver = std::thread::spawn(move || {
+                let (sock, peer) = listener.accept().unwrap();
+                Session::accept(sock, config, authz, peer.to_string(), Duration::from_secs(1)).unwrap_err()
+            });
+            let start = Instant::now();
+            let peer = Peer::tcp(&format!("127.0.0.1:{port}"), None, None, false).unwrap();
+            let mut away = Away::default();
+            let sent = send_with(
+                &peer,
+                Duration::from_secs(60),
+                &mut |_| -> Result<SaveStats> { panic!("no stream may be sent") },
+                Some(&mut away),
+            );
+            let e = sent.unwrap_err();
+            let took = start.elapsed();
+            assert!(
+                matches!(e.downcast_ref::<TransportMismatch>(), Some(TransportMismatch::ReceiverSpeaksTls { .. })),
+                "{e:#}"
+            );
+            assert!(format!("{e:#}").contains("give the sender --tls-cert FILE --tls-key FILE --tls-ca FILE"), "{e:#}");
+            assert_eq!(crate::outcome::exit_code(&e, crate::outcome::Command::Send), 2);
+            assert_eq!(away.renamed, 0);
+            let r = format!("{:#}", receiver.join().unwrap());
+            assert!(r.contains("the sender sent nothing for 1 s (--timeout)"), "{r}");
+            assert!(took < Duration::from_secs(10), "{took:?}");
+        }
+
+        /// `send --domain` with TLS into `receive --domain` without it: the sender finds xl's
+        /// banner where the receiver's TLS hello would be, the receiver a TLS record where the
+        /// xl header would be; each says what the other speaks. The receiver fails before it
+        /// makes a domain, so this runs without Xen.
+        #[test]
+        #[cfg(all(feature = "tls", feature = "xen"))]
+        fn a_tls_hand_over_into_a_plaintext_domain_receiver_is_told_so() {
+            let dir = tempfile::tempdir().unwrap();
+            let (_, client) = tls_pair(dir.path());
+            let source = Source::listen("127.0.0.1:0", None, &[], false).unwrap();
+            let (tx, rx) = mpsc::channel();
+            let timeout = Duration::from_secs(60);
+            let receiver = std::thread::spawn(move || {
+                receive_domain(&source, &Default::default(), timeout, |a| tx.send(a).unwrap()).unwrap_err()
+            });
+            let addr = rx.recv().unwrap();
+            let start = Instant::now();
+            let peer = Peer::tcp(&addr.to_string(), Some(&client), Some("dst.example"), false).unwrap();
+            let mut away = Away::default();
+            let sent = send_with(
+                &peer,
+                timeout,
+                &mut |_| -> Result<SaveStats> { panic!("no stream may be sent") },
+                Some(&mut away),
+            );
+            let e = format!("{:#}", sent.unwrap_err());
+            assert!(
+                e.contains("the receiver answered in plaintext, not TLS") && e.contains("xl's migration banner"),
+                "{e}"
+            );
+            assert_eq!(away.renamed, 0);
+            let r = receiver.join().unwrap();
+            let took = start.elapsed();
+            assert!(
+                matches!(r.downcast_ref::<TransportMismatch>(), Some(TransportMismatch::SenderSpeaksTls { .. })),
+                "{r:#}"
+            );
+            assert_eq!(crate::outcome::exit_code(&r, crate::outcome::Command::Receive), 2);
+            assert!(format!("{r:#}").contains("start the receiver with --tls-cert FILE"), "{r:#}");
+            assert!(took < Duration::from_secs(10), "{took:?}");
         }
 
         #[test]
