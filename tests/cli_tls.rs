@@ -230,32 +230,63 @@ fn tls_round_trip_is_byte_identical() {
     assert!(fs::read(&file).unwrap() == expected.stdout, "the received file differs from `xsr save`");
 }
 
-/// Runs one refused transfer: a receiver with `receiver_extra`, a sender with `sender_args`;
-/// both must exit 2 and nothing may be left at the output. Returns (sender's, receiver's)
-/// standard error.
+/// Runs one refused transfer: a receiver with `receiver_creds` (none: plaintext) and
+/// `receiver_extra`, a sender with `sender_args`; both must exit 2 and nothing may be left at
+/// the output. Returns (sender's, receiver's) standard error.
 fn refused(
     f: &Fixture,
     name: &str,
-    receiver_creds: &Creds,
+    receiver_creds: Option<&Creds>,
     receiver_extra: &[&str],
     sender_args: &[String],
     to_host: &str,
     sender_timeout: &str,
 ) -> (String, String) {
+    let r = refused_run(f, name, receiver_creds, receiver_extra, sender_args, to_host, sender_timeout);
+    assert!(r.receiver_out.is_empty(), "{name}: {}", r.receiver_out);
+    (r.sender, r.receiver)
+}
+
+/// What both sides of a refused transfer said, and when each ended.
+struct Refused {
+    /// The sender's standard error and output.
+    sender: String,
+    sender_out: String,
+    /// The receiver's standard error (after `listening on`) and output.
+    receiver: String,
+    receiver_out: String,
+    /// From the sender's start to its end, and to the receiver's.
+    sender_took: Duration,
+    receiver_took: Duration,
+}
+
+/// [`refused`], with both sides' standard output and times.
+fn refused_run(
+    f: &Fixture,
+    name: &str,
+    receiver_creds: Option<&Creds>,
+    receiver_extra: &[&str],
+    sender_args: &[String],
+    to_host: &str,
+    sender_timeout: &str,
+) -> Refused {
     let out = f.path(&format!("refused-{name}"));
-    let mut extra = receiver_creds.args();
+    let mut extra = receiver_creds.map(Creds::args).unwrap_or_default();
     extra.extend(strings(&["--out", out.to_str().unwrap(), "--timeout", "20"]));
     extra.extend(strings(receiver_extra));
     let (mut child, addr, err) = receiver("127.0.0.1:0", &extra);
     let port = addr.rsplit_once(':').unwrap().1;
     let mut args = strings(&["--timeout", sender_timeout]);
     args.extend_from_slice(sender_args);
+    let start = Instant::now();
     let s = send(&f.guest, &format!("{to_host}:{port}"), &args);
+    let sender_took = start.elapsed();
     // A sender that never connected leaves the receiver listening: not for ever.
     let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+    let receiver_took = start.elapsed();
     if child.try_wait().unwrap().is_none() {
         let _ = child.kill();
         panic!("{name}: the receiver is still running; sender: {}", stderr(&s));
@@ -264,8 +295,14 @@ fn refused(
     assert_eq!(s.status.code(), Some(2), "{name}: sender: {}", stderr(&s));
     assert_eq!(r.status.code(), Some(2), "{name}: receiver: {rerr}");
     f.assert_nothing_at(&out);
-    assert!(stdout(&r).is_empty(), "{name}: {}", stdout(&r));
-    (stderr(&s), rerr)
+    Refused {
+        sender: stderr(&s),
+        sender_out: stdout(&s),
+        receiver: rerr,
+        receiver_out: stdout(&r),
+        sender_took,
+        receiver_took,
+    }
 }
 
 #[test]
@@ -273,7 +310,7 @@ fn refused_peers_exit_2_on_both_sides_and_nothing_is_committed() {
     let f = fixture();
 
     // A sender whose certificate another CA signed.
-    let (s, r) = refused(&f, "other-ca", &f.receiver, &[], &f.stranger.args(), "127.0.0.1", "20");
+    let (s, r) = refused(&f, "other-ca", Some(&f.receiver), &[], &f.stranger.args(), "127.0.0.1", "20");
     assert!(r.contains("the sender's certificate is not signed by a CA in --tls-ca (unknown issuer)"), "{r}");
     assert!(s.contains("the receiver does not trust our certificate"), "{s}");
 
@@ -281,7 +318,7 @@ fn refused_peers_exit_2_on_both_sides_and_nothing_is_committed() {
     let (s, r) = refused(
         &f,
         "not-allowed",
-        &f.receiver,
+        Some(&f.receiver),
         &["--tls-allow", "backup.example"],
         &f.sender.args(),
         "127.0.0.1",
@@ -297,19 +334,29 @@ fn refused_peers_exit_2_on_both_sides_and_nothing_is_committed() {
 
     // A receiver whose certificate does not carry the name the sender asked for: by default
     // the host of --to, or --tls-name.
-    let (s, r) = refused(&f, "impostor", &f.impostor, &[], &f.sender.args(), "localhost", "20");
+    let (s, r) = refused(&f, "impostor", Some(&f.impostor), &[], &f.sender.args(), "localhost", "20");
     assert!(s.contains("the receiver's certificate is refused") && s.contains("localhost"), "{s}");
     assert!(r.contains("the sender refused our certificate"), "{r}");
     let mut args = f.sender.args();
     args.extend(strings(&["--tls-name", "backup.example"]));
-    let (s, _) = refused(&f, "tls-name", &f.receiver, &[], &args, "127.0.0.1", "20");
+    let (s, _) = refused(&f, "tls-name", Some(&f.receiver), &[], &args, "127.0.0.1", "20");
     assert!(s.contains("the receiver's certificate is refused") && s.contains("backup.example"), "{s}");
 
-    // A plaintext sender at a TLS receiver: it waits for READY, the receiver for a TLS
-    // hello; the sender's --timeout ends it.
-    let (s, r) = refused(&f, "plaintext", &f.receiver, &[], &[], "127.0.0.1", "1");
-    assert!(r.contains("the sender closed the connection during the handshake"), "{r}");
+    // A plaintext sender at a TLS receiver whose --timeout ends before the receiver's wait
+    // for a hello (5 s): each side hints at TLS (see also
+    // a_plaintext_sender_at_a_tls_receiver_fails_fast_with_a_hint).
+    let (s, r) = refused(&f, "plaintext", Some(&f.receiver), &[], &[], "127.0.0.1", "1");
+    assert!(
+        r.contains("the sender closed the connection during the handshake, having sent nothing")
+            && r.contains("if it is `xsr send` without TLS")
+            && r.contains("give it --tls-cert FILE --tls-key FILE --tls-ca FILE"),
+        "{r}"
+    );
     assert!(s.contains("did not say it was ready within 1 s (--timeout)"), "{s}");
+    assert!(
+        s.contains("a receiver started with TLS waits in silence") && s.contains("give this sender --tls-cert"),
+        "{s}"
+    );
 }
 
 /// A sender that offers no certificate (a client made here with rustls, since `xsr send`
@@ -348,18 +395,109 @@ fn a_sender_without_a_certificate_is_refused() {
     f.assert_nothing_at(&out);
 }
 
-/// A TLS sender at a plaintext receiver: the sender refuses what it gets back (exit 2); the
-/// receiver sees a stream that is not a Xen stream (exit 1).
+/// The JSON error object of a failed side (`--json`): the three fields, exit 2, no offset
+/// (a transport mismatch names no byte of a stream).
+fn json_error(text: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let fields: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(fields, ["error", "exit_code"], "{v}");
+    assert_eq!(v["exit_code"], 2, "{v}");
+    v["error"].as_str().unwrap().to_string()
+}
+
+/// A TLS sender at a plaintext receiver: the receiver finds a TLS record where the stream
+/// would start and says the sender speaks TLS (exit 2, not "invalid stream"); the sender
+/// finds READY where the receiver's TLS hello would be. Both end at once, well within the
+/// default 60 s timeout, nothing is left, and `--json` prints the error object.
 #[test]
-fn a_tls_sender_at_a_plaintext_receiver_fails_cleanly() {
+fn a_tls_sender_at_a_plaintext_receiver_fails_fast_with_a_hint() {
     let f = fixture();
-    let out = f.path("plain");
-    let (child, addr, err) = receiver("127.0.0.1:0", &strings(&["--out", out.to_str().unwrap(), "--timeout", "20"]));
-    let s = send(&f.guest, &addr, &f.sender.args());
+    let r = refused_run(&f, "plain", None, &[], &f.sender.args(), "127.0.0.1", "60");
+    let hint = "start the receiver with --tls-cert FILE --tls-key FILE --tls-ca FILE (docs/migrating.md, \"TLS\")";
+    assert!(
+        r.receiver.contains("the sender speaks TLS (its first bytes 0x16 0x03 0x01 are a TLS record"),
+        "{}",
+        r.receiver
+    );
+    assert!(r.receiver.contains(hint), "{}", r.receiver);
+    assert!(
+        r.sender.contains(
+            "the receiver answered in plaintext, not TLS (0x58 0x53 0x52 0x2d 0x54 0x52 0x41 0x4e, an \
+             XSR-TRANSFER/1 message): it was started without TLS; start it with --tls-cert FILE"
+        ),
+        "{}",
+        r.sender
+    );
+    assert!(r.sender_took < Duration::from_secs(10) && r.receiver_took < Duration::from_secs(10));
+
+    // With --json on both sides; the receiver keeping a file this time.
+    let file = f.path("plain.save");
+    let mut extra = strings(&["--out-file", file.to_str().unwrap(), "--json", "--timeout", "20"]);
+    let (child, addr, err) = receiver("127.0.0.1:0", &extra);
+    extra = f.sender.args();
+    extra.push("--json".into());
+    let s = send(&f.guest, &addr, &extra);
     let (r, rerr) = finish(child, err);
-    assert_eq!(s.status.code(), Some(2), "{}", stderr(&s));
-    assert!(stderr(&s).contains("the receiver does not speak TLS 1.3 here"), "{}", stderr(&s));
-    assert_eq!(r.status.code(), Some(1), "{rerr}");
+    assert_eq!((s.status.code(), r.status.code()), (Some(2), Some(2)), "{rerr}");
+    assert!(json_error(&stdout(&r)).contains(hint), "{}", stdout(&r));
+    assert!(json_error(&stdout(&s)).contains("the receiver answered in plaintext, not TLS"), "{}", stdout(&s));
+    f.assert_nothing_at(&file);
+}
+
+/// A plaintext sender at a TLS receiver: the sender waits for READY, which a receiver
+/// without TLS sends first; a TLS receiver waits for the sender's hello. The receiver gives up
+/// after 5 s of silence (not its timeout, 20 s here; the sender's is 60 s) with
+/// `close_notify`, which the sender knows for a TLS record. Both exit 2 with a hint, nothing
+/// is left, and `--json` prints the error object.
+#[test]
+fn a_plaintext_sender_at_a_tls_receiver_fails_fast_with_a_hint() {
+    let f = fixture();
+    let r = refused_run(&f, "tls", Some(&f.receiver), &["--json"], &strings(&["--json"]), "127.0.0.1", "60");
+    let receiver = json_error(&r.receiver_out);
+    assert!(
+        receiver.contains(
+            "the sender sent nothing for 5 s, where a TLS sender sends its hello at once: `xsr send` \
+             without TLS waits in silence for the receiver to speak first. If that is the sender, give \
+             it --tls-cert FILE --tls-key FILE --tls-ca FILE"
+        ),
+        "{receiver}"
+    );
+    let sender = json_error(&r.sender_out);
+    assert!(
+        sender.contains(
+            "speaks TLS (it answered with a TLS record, 0x15 0x03 0x03, where a receiver without TLS \
+             says it is ready) and this sender was started without it: give the sender --tls-cert FILE"
+        ),
+        "{sender}"
+    );
+    assert!(r.receiver.contains(&receiver) && r.sender.contains(&sender), "{} / {}", r.receiver, r.sender);
+    assert!(r.sender_took < Duration::from_secs(10), "{:?}", r.sender_took);
+    assert!(r.receiver_took < Duration::from_secs(10), "{:?}", r.receiver_took);
+}
+
+/// A TLS receiver never takes a plaintext stream, not even from loopback (where plaintext
+/// TCP needs no --insecure): an `xl` file sent as it is (`nc`) is refused, named for what it
+/// is, and nothing is written.
+#[test]
+fn a_plaintext_stream_at_a_tls_receiver_is_refused_and_named() {
+    let f = fixture();
+    let out = f.path("raw");
+    let mut extra = f.receiver.args();
+    extra.extend(strings(&["--out", out.to_str().unwrap()]));
+    let (child, addr, err) = receiver("127.0.0.1:0", &extra);
+    let saved = xsr(&["save", &f.guest, "--out", "-"]);
+    assert!(saved.status.success());
+    let mut sock = TcpStream::connect(&addr).unwrap();
+    let _ = sock.write_all(&saved.stdout);
+    let (r, rerr) = finish(child, err);
+    assert_eq!(r.status.code(), Some(2), "{rerr}");
+    assert!(
+        rerr.contains(
+            "the sender speaks plaintext, not TLS (its first bytes: 0x58 0x65 0x6e 0x20 0x73 0x61 0x76 \
+             0x65, an xl save file's header), and this receiver accepts only TLS: give the sender --tls-cert"
+        ),
+        "{rerr}"
+    );
     f.assert_nothing_at(&out);
 }
 
@@ -376,13 +514,14 @@ fn a_silent_peer_times_out_in_the_handshake() {
     let (r, rerr) = finish(child, err);
     let took = start.elapsed();
     assert_eq!(r.status.code(), Some(2), "{rerr}");
-    assert!(rerr.contains("TLS handshake: nothing from") && rerr.contains("for 1 s (--timeout)"), "{rerr}");
+    assert!(rerr.contains("the sender sent nothing for 1 s (--timeout), where a TLS sender sends its hello"), "{rerr}");
     assert!(took < Duration::from_secs(10), "{took:?}");
-    // It said nothing before closing.
+    // It said nothing before closing but close_notify, in the clear: a TLS alert record
+    // (type 21, version 3.3, 2 bytes: warning, close_notify).
     let mut got = Vec::new();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let _ = sock.read_to_end(&mut got);
-    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(got, [0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00]);
     let _ = sock.write_all(b"late");
     f.assert_nothing_at(&out);
 }
