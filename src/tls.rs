@@ -18,6 +18,11 @@
 //! The transfer handshake (`XSR-TRANSFER/1`, [`crate::transfer`]) runs inside the session
 //! unchanged; the stream's end is the sender's `close_notify`, so a connection cut short is an
 //! error even where the stream happens to end on a record boundary.
+//!
+//! TLS on one side only is a usage error on both (see [`TransportMismatch`]): each TLS end
+//! names the plaintext it got instead of a TLS record, and a receiver gives a silent sender
+//! [`HELLO_WAIT`], not the whole timeout (a sender without TLS waits for the receiver to speak
+//! first, so neither would speak).
 
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
