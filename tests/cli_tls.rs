@@ -130,6 +130,17 @@ impl Fixture {
         assert!(names.iter().all(|n| !n.to_string_lossy().contains("partial")), "{names:?}");
     }
 
+    /// A receiver with the receiver's credentials on a loopback port, restoring into the
+    /// directory `name` (returned first), with `extra` arguments.
+    fn tls_receiver(&self, name: &str, extra: &[&str]) -> (PathBuf, Child, String, ChildStderr) {
+        let out = self.path(name);
+        let mut args = self.receiver.args();
+        args.extend(strings(&["--out", out.to_str().unwrap()]));
+        args.extend(strings(extra));
+        let (child, addr, err) = receiver("127.0.0.1:0", &args);
+        (out, child, addr, err)
+    }
+
     fn assert_same_dir(&self, out: &Path) {
         let mut n = 0;
         for e in fs::read_dir(&self.guest).unwrap() {
@@ -230,23 +241,6 @@ fn tls_round_trip_is_byte_identical() {
     assert!(fs::read(&file).unwrap() == expected.stdout, "the received file differs from `xsr save`");
 }
 
-/// Runs one refused transfer: a receiver with `receiver_creds` (none: plaintext) and
-/// `receiver_extra`, a sender with `sender_args`; both must exit 2 and nothing may be left at
-/// the output. Returns (sender's, receiver's) standard error.
-fn refused(
-    f: &Fixture,
-    name: &str,
-    receiver_creds: Option<&Creds>,
-    receiver_extra: &[&str],
-    sender_args: &[String],
-    to_host: &str,
-    sender_timeout: &str,
-) -> (String, String) {
-    let r = refused_run(f, name, receiver_creds, receiver_extra, sender_args, to_host, sender_timeout);
-    assert!(r.receiver_out.is_empty(), "{name}: {}", r.receiver_out);
-    (r.sender, r.receiver)
-}
-
 /// What both sides of a refused transfer said, and when each ended.
 struct Refused {
     /// The sender's standard error and output.
@@ -260,8 +254,19 @@ struct Refused {
     receiver_took: Duration,
 }
 
-/// [`refused`], with both sides' standard output and times.
-fn refused_run(
+impl Refused {
+    /// Both sides' standard error, (sender's, receiver's), once the receiver printed nothing
+    /// on its standard output.
+    fn stderrs(self) -> (String, String) {
+        assert!(self.receiver_out.is_empty(), "{}", self.receiver_out);
+        (self.sender, self.receiver)
+    }
+}
+
+/// Runs one refused transfer: a receiver with `receiver_creds` (none: plaintext) and
+/// `receiver_extra`, a sender with `sender_args`; both must exit 2 and nothing may be left at
+/// the output.
+fn refused(
     f: &Fixture,
     name: &str,
     receiver_creds: Option<&Creds>,
@@ -310,7 +315,7 @@ fn refused_peers_exit_2_on_both_sides_and_nothing_is_committed() {
     let f = fixture();
 
     // A sender whose certificate another CA signed.
-    let (s, r) = refused(&f, "other-ca", Some(&f.receiver), &[], &f.stranger.args(), "127.0.0.1", "20");
+    let (s, r) = refused(&f, "other-ca", Some(&f.receiver), &[], &f.stranger.args(), "127.0.0.1", "20").stderrs();
     assert!(r.contains("the sender's certificate is not signed by a CA in --tls-ca (unknown issuer)"), "{r}");
     assert!(s.contains("the receiver does not trust our certificate"), "{s}");
 
@@ -323,7 +328,8 @@ fn refused_peers_exit_2_on_both_sides_and_nothing_is_committed() {
         &f.sender.args(),
         "127.0.0.1",
         "20",
-    );
+    )
+    .stderrs();
     assert!(
         r.contains(
             "the sender's certificate (names: sender.example, sender) is not allowed by --tls-allow (backup.example)"
@@ -334,18 +340,18 @@ fn refused_peers_exit_2_on_both_sides_and_nothing_is_committed() {
 
     // A receiver whose certificate does not carry the name the sender asked for: by default
     // the host of --to, or --tls-name.
-    let (s, r) = refused(&f, "impostor", Some(&f.impostor), &[], &f.sender.args(), "localhost", "20");
+    let (s, r) = refused(&f, "impostor", Some(&f.impostor), &[], &f.sender.args(), "localhost", "20").stderrs();
     assert!(s.contains("the receiver's certificate is refused") && s.contains("localhost"), "{s}");
     assert!(r.contains("the sender refused our certificate"), "{r}");
     let mut args = f.sender.args();
     args.extend(strings(&["--tls-name", "backup.example"]));
-    let (s, _) = refused(&f, "tls-name", Some(&f.receiver), &[], &args, "127.0.0.1", "20");
+    let (s, _) = refused(&f, "tls-name", Some(&f.receiver), &[], &args, "127.0.0.1", "20").stderrs();
     assert!(s.contains("the receiver's certificate is refused") && s.contains("backup.example"), "{s}");
 
     // A plaintext sender at a TLS receiver whose --timeout ends before the receiver's wait
     // for a hello (5 s): each side hints at TLS (see also
     // a_plaintext_sender_at_a_tls_receiver_fails_fast_with_a_hint).
-    let (s, r) = refused(&f, "plaintext", Some(&f.receiver), &[], &[], "127.0.0.1", "1");
+    let (s, r) = refused(&f, "plaintext", Some(&f.receiver), &[], &[], "127.0.0.1", "1").stderrs();
     assert!(
         r.contains("the sender closed the connection during the handshake, having sent nothing")
             && r.contains("if it is `xsr send` without TLS")
@@ -364,10 +370,7 @@ fn refused_peers_exit_2_on_both_sides_and_nothing_is_committed() {
 #[test]
 fn a_sender_without_a_certificate_is_refused() {
     let f = fixture();
-    let out = f.path("no-cert");
-    let mut extra = f.receiver.args();
-    extra.extend(strings(&["--out", out.to_str().unwrap()]));
-    let (child, addr, err) = receiver("127.0.0.1:0", &extra);
+    let (out, child, addr, err) = f.tls_receiver("no-cert", &[]);
 
     let mut roots = rustls::RootCertStore::empty();
     let pem = fs::read(&f.ca_a).unwrap();
@@ -412,7 +415,7 @@ fn json_error(text: &str) -> String {
 #[test]
 fn a_tls_sender_at_a_plaintext_receiver_fails_fast_with_a_hint() {
     let f = fixture();
-    let r = refused_run(&f, "plain", None, &[], &f.sender.args(), "127.0.0.1", "60");
+    let r = refused(&f, "plain", None, &[], &f.sender.args(), "127.0.0.1", "60");
     let hint = "start the receiver with --tls-cert FILE --tls-key FILE --tls-ca FILE (docs/migrating.md, \"TLS\")";
     assert!(
         r.receiver.contains("the sender speaks TLS (its first bytes 0x16 0x03 0x01 are a TLS record"),
@@ -452,7 +455,7 @@ fn a_tls_sender_at_a_plaintext_receiver_fails_fast_with_a_hint() {
 #[test]
 fn a_plaintext_sender_at_a_tls_receiver_fails_fast_with_a_hint() {
     let f = fixture();
-    let r = refused_run(&f, "tls", Some(&f.receiver), &["--json"], &strings(&["--json"]), "127.0.0.1", "60");
+    let r = refused(&f, "tls", Some(&f.receiver), &["--json"], &strings(&["--json"]), "127.0.0.1", "60");
     let receiver = json_error(&r.receiver_out);
     assert!(
         receiver.contains(
@@ -481,10 +484,7 @@ fn a_plaintext_sender_at_a_tls_receiver_fails_fast_with_a_hint() {
 #[test]
 fn a_plaintext_stream_at_a_tls_receiver_is_refused_and_named() {
     let f = fixture();
-    let out = f.path("raw");
-    let mut extra = f.receiver.args();
-    extra.extend(strings(&["--out", out.to_str().unwrap()]));
-    let (child, addr, err) = receiver("127.0.0.1:0", &extra);
+    let (out, child, addr, err) = f.tls_receiver("raw", &[]);
     let saved = xsr(&["save", &f.guest, "--out", "-"]);
     assert!(saved.status.success());
     let mut sock = TcpStream::connect(&addr).unwrap();
@@ -505,10 +505,7 @@ fn a_plaintext_stream_at_a_tls_receiver_is_refused_and_named() {
 #[test]
 fn a_silent_peer_times_out_in_the_handshake() {
     let f = fixture();
-    let out = f.path("silent");
-    let mut extra = f.receiver.args();
-    extra.extend(strings(&["--out", out.to_str().unwrap(), "--timeout", "1"]));
-    let (child, addr, err) = receiver("127.0.0.1:0", &extra);
+    let (out, child, addr, err) = f.tls_receiver("silent", &["--timeout", "1"]);
     let start = Instant::now();
     let mut sock = TcpStream::connect(&addr).unwrap();
     let (r, rerr) = finish(child, err);

@@ -1450,24 +1450,19 @@ mod tests {
     /// read (short inputs too), and refuses one that starts with a TLS record.
     #[test]
     fn refuse_tls_checks_only_the_first_bytes() {
-        struct OneByte<'a>(&'a [u8]);
-        impl Read for OneByte<'_> {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                let n = buf.len().min(self.0.len()).min(1);
-                buf[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                Ok(n)
-            }
-        }
+        // A reader that gives one byte per read: a chain of one-byte slices.
+        let one_byte = |input: &'static [u8]| {
+            input.chunks(1).fold(Box::new(io::empty()) as Box<dyn Read>, |r, b| Box::new(r.chain(b)))
+        };
         let stream = b"Xen saved domain, xl format\n \0 \r\x16\x03\x01";
         for input in [&stream[..], &stream[..2], &[0x16, 0x03][..], &[][..]] {
-            let (mut r, seen) = RefuseTls::new(OneByte(input));
+            let (mut r, seen) = RefuseTls::new(one_byte(input));
             let mut out = Vec::new();
             r.read_to_end(&mut out).unwrap();
             assert_eq!(out, input);
             assert!(seen.0.get().is_none());
         }
-        let (mut r, seen) = RefuseTls::new(OneByte(&[0x16, 0x03, 0x01, 0x05, 0xa3]));
+        let (mut r, seen) = RefuseTls::new(one_byte(&[0x16, 0x03, 0x01, 0x05, 0xa3]));
         let e = r.read(&mut [0u8; 64]).unwrap_err();
         assert!(e.to_string().contains("the sender speaks TLS (its first bytes 0x16 0x03 0x01"), "{e}");
         assert_eq!(seen.0.get().map(Vec::as_slice), Some(&[0x16, 0x03, 0x01][..]));
@@ -1574,20 +1569,35 @@ mod tests {
             (leaf("dst.example"), leaf("src.example"))
         }
 
+        /// A TLS receiver on a loopback port (certificates from [`tls_pair`] in `dir`): its
+        /// thread accepts one connection and gives `serve` the handshake's outcome within
+        /// `timeout`. Returns the port, the thread and the sender's credentials.
+        #[cfg(feature = "tls")]
+        fn tls_receiver<T: Send + 'static>(
+            dir: &Path,
+            timeout: Duration,
+            serve: impl FnOnce(Result<Arc<Session>>) -> T + Send + 'static,
+        ) -> (u16, std::thread::JoinHandle<T>, TlsFiles) {
+            let (server, client) = tls_pair(dir);
+            let (config, authz) = crate::tls::server_config(&server, &[]).unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let receiver = std::thread::spawn(move || {
+                let (sock, peer) = listener.accept().unwrap();
+                serve(Session::accept(sock, config, authz, peer.to_string(), timeout))
+            });
+            (port, receiver, client)
+        }
+
         #[test]
         #[cfg(feature = "tls")]
         fn a_large_stream_over_tls_arrives_intact() {
             const BIG: usize = 24 << 20;
             let byte = |i: usize| (i.wrapping_mul(2_654_435_761) >> 13) as u8;
             let dir = tempfile::tempdir().unwrap();
-            let (server, client) = tls_pair(dir.path());
-            let (config, authz) = crate::tls::server_config(&server, &[]).unwrap();
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = listener.local_addr().unwrap().port();
-            let receiver = std::thread::spawn(move || {
-                let (sock, peer) = listener.accept().unwrap();
-                let t = Duration::from_secs(20);
-                let session = Session::accept(sock, config, authz, peer.to_string(), t).unwrap();
+            let t = Duration::from_secs(20);
+            let (port, receiver, client) = tls_receiver(dir.path(), t, move |session| {
+                let session = session.unwrap();
                 let mut r = TlsReader::new(Arc::clone(&session), t);
                 let mut w = TlsWriter::new(Arc::clone(&session), t);
                 struct Check(usize);
@@ -1724,14 +1734,7 @@ mod tests {
         #[cfg(feature = "tls")]
         fn a_plaintext_hand_over_into_a_tls_receiver_is_told_so() {
             let dir = tempfile::tempdir().unwrap();
-            let (server, _) = tls_pair(dir.path());
-            let (config, authz) = crate::tls::server_config(&server, &[]).unwrap();
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = listener.local_addr().unwrap().port();
-            let receiver = std::thread::spawn(move || {
-                let (sock, peer) = listener.accept().unwrap();
-                Session::accept(sock, config, authz, peer.to_string(), Duration::from_secs(1)).unwrap_err()
-            });
+            let (port, receiver, _) = tls_receiver(dir.path(), Duration::from_secs(1), Result::unwrap_err);
             let start = Instant::now();
             let peer = Peer::tcp(&format!("127.0.0.1:{port}"), None, None, false).unwrap();
             let mut away = Away::default();
