@@ -1546,8 +1546,6 @@ mod tests {
             }
         }
 
-        /// A large stream over TLS, written in uneven vectored pieces while the ack channel is
-        /// read on another thread, arrives byte for byte and the hand-over completes.
         /// A CA and two certificates it signed, written into `dir`: the receiver's
         /// (`dst.example`) and the sender's (`src.example`).
         #[cfg(feature = "tls")]
@@ -1589,6 +1587,8 @@ mod tests {
             (port, receiver, client)
         }
 
+        /// A large stream over TLS, written in uneven vectored pieces while the ack channel is
+        /// read on another thread, arrives byte for byte and the hand-over completes.
         #[test]
         #[cfg(feature = "tls")]
         fn a_large_stream_over_tls_arrives_intact() {
