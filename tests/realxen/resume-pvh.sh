@@ -47,7 +47,7 @@ q = lambda o: int.from_bytes(b.raw[o:o+8], "little")
 print("rc %d rax %#x rip %#x rsp %#x flags %#x" % (rc, q(600), q(648), q(672), q(512)))
 PY
 }
-alive() {
+survives() {
     _hb=$(last_heartbeat "$GUEST")
     watch_guest 6
     if wait_heartbeat_after "$GUEST" "$_hb" 20 && running; then log "ALIVE after $1"; return 0; fi
@@ -61,7 +61,7 @@ log "HVM_PARAM_CALLBACK_IRQ: $(hvm_param 0)"
 # E1: xl save into a full tmpfs: libxl's own failure path (libxl_domain_resume suspend_cancel=1)
 rm -f /tmp/small/*
 xl save "$GUEST" /tmp/small/xl.save < /dev/null > "$OUT/e1.txt" 2>&1; log "E1 xl save ENOSPC: exit $?: $(tail -n 5 "$OUT/e1.txt" | tr '\n' '|')"
-check alive "E1 xl save ENOSPC"
+check survives "E1 xl save ENOSPC"
 log "HVM_PARAM_CALLBACK_IRQ: $(hvm_param 0)"
 
 # E2: a cooperative suspend, 0.4 s, xc_domain_resume(fast) + xs_resume_domain (no xsr, no xl)
@@ -84,33 +84,34 @@ x = ctypes.c_void_p(xs.xs_open(0))
 ok = xs.xs_resume_domain(x, d)
 print("xc_domain_resume(fast) rc", rc, "errno", ctypes.get_errno(), "xs_resume_domain", ok)
 PY
-check alive "E2 python suspend+fast resume"
+check survives "E2 python suspend+fast resume"
 
 # E3: xsr save into a full tmpfs (no signal)
 rm -f /tmp/small/* /tmp/small/.[!.]*
 ./xsr save --domain "$GUEST" --out /tmp/small/xsr.save > "$OUT/e3.txt" 2>&1; log "E3 xsr save ENOSPC: exit $?: $(cat "$OUT/e3.txt" | tr '\n' '|')"
-check alive "E3 xsr save ENOSPC"
+check survives "E3 xsr save ENOSPC"
+
+# term_while_suspended CASE FILE WHAT: `xsr save` stopped by SIGTERM once the guest is suspended
+# and the file is being written (interrupt-pvh's step 5), vcpu 0's context logged meanwhile
+term_while_suspended() {
+    ./xsr save --domain "$GUEST" --out "$OUT/d/$2" --batch 1 > "$OUT/$1.txt" 2>&1 &
+    _pid=$!
+    _i=0; while [ $_i -lt 600 ]; do case "$(dom_state "$GUEST")" in *s*) break ;; esac; sleep 0.05; _i=$((_i+1)); done
+    wait_writing "$OUT/d"
+    log "$1 ctx while suspended: $(ctx), callback irq $(hvm_param 0)"
+    kill -TERM $_pid; wait_for $_pid 120; log "$1 xsr save SIGTERM: exit $?: $(cat "$OUT/$1.txt" | tr '\n' '|')"
+    check survives "$1 $3"
+}
 
 # E4: xsr save SIGTERM while suspended (interrupt-pvh's step 5)
 mkdir -p "$OUT/d"
-./xsr save --domain "$GUEST" --out "$OUT/d/term.save" --batch 1 > "$OUT/e4.txt" 2>&1 &
-pid=$!
-i=0; while [ $i -lt 600 ]; do case "$(dom_state "$GUEST")" in *s*) break ;; esac; sleep 0.05; i=$((i+1)); done
-wait_writing "$OUT/d"
-log "E4 ctx while suspended: $(ctx), callback irq $(hvm_param 0)"
-kill -TERM $pid; wait_for $pid 120; log "E4 xsr save SIGTERM: exit $?: $(cat "$OUT/e4.txt" | tr '\n' '|')"
-check alive "E4 xsr save SIGTERM"
+term_while_suspended E4 term.save "xsr save SIGTERM"
 
 # E5: xsr save --keep-running (the normal resume)
 ./xsr save --domain "$GUEST" --out "$OUT/d/keep.save" --keep-running > "$OUT/e5.txt" 2>&1; log "E5 keep-running: exit $?: $(cat "$OUT/e5.txt" | tr '\n' '|')"
-check alive "E5 xsr save --keep-running"
+check survives "E5 xsr save --keep-running"
 rm -f "$OUT/d/keep.save"
 
 # E6: E4 again (a second time, after the guest has been through suspends)
-./xsr save --domain "$GUEST" --out "$OUT/d/term2.save" --batch 1 > "$OUT/e6.txt" 2>&1 &
-pid=$!
-i=0; while [ $i -lt 600 ]; do case "$(dom_state "$GUEST")" in *s*) break ;; esac; sleep 0.05; i=$((i+1)); done
-wait_writing "$OUT/d"
-kill -TERM $pid; wait_for $pid 120; log "E6 xsr save SIGTERM: exit $?: $(cat "$OUT/e6.txt" | tr '\n' '|')"
-check alive "E6 xsr save SIGTERM again"
+term_while_suspended E6 term2.save "xsr save SIGTERM again"
 exit $fail

@@ -139,6 +139,10 @@ pub(crate) fn task_realxen(ctx: &Ctx, args: &[String]) -> Result<(), Error> {
             // `# realxen-tls` jobs get TLS certificates made here with openssl (dom0 has none).
             let mut certs =
                 if text.lines().any(|l| l.trim() == "# realxen-tls") { tls_certs(ctx)? } else { Vec::new() };
+            // `# realxen-perf` jobs get this host's `perf` with its libraries (dom0 has none).
+            if text.lines().any(|l| l.trim() == "# realxen-perf") {
+                certs.push(perf_bundle(ctx)?);
+            }
             // `# realxen-xfer-mb: N`: N MiB more room for the job's outputs (see `xfer_room`).
             if let Some(mb) = text.lines().find_map(|l| l.strip_prefix("# realxen-xfer-mb: ")) {
                 let mb = mb.trim().parse().map_err(|_| err(format!("{name}: realxen-xfer-mb is not a number")))?;
@@ -259,6 +263,39 @@ fn tls_certs(ctx: &Ctx) -> Result<Vec<PathBuf>, Error> {
     .iter()
     .map(|f| dir.join(f))
     .collect())
+}
+
+/// `perf.tar`: this host's `perf` and the shared libraries it loads except glibc's own (dom0 runs
+/// the same Debian release, so its glibc fits), for jobs that profile in dom0 (`# realxen-perf`):
+/// they unpack it and run `perf` with `LD_LIBRARY_PATH` pointing there. A PV dom0 has no PMU,
+/// so they sample the `cpu-clock` software event.
+fn perf_bundle(ctx: &Ctx) -> Result<PathBuf, Error> {
+    let dir = ctx.root.join("target/realxen-perf");
+    let _ = fs::remove_dir_all(&dir);
+    let bundle = dir.join("perf");
+    fs::create_dir_all(&bundle).map_err(|e| io_err("cannot create", &bundle, e))?;
+    let perf = Path::new("/usr/bin/perf");
+    if !perf.exists() {
+        return Err(err("a `# realxen-perf` job needs perf on this host: apt-get install linux-perf"));
+    }
+    let ldd = Command::new("ldd").arg(perf).output().map_err(|e| err(format!("cannot run ldd: {e}")))?;
+    let glibc = ["libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so", "ld-linux"];
+    let mut files = vec![perf.to_path_buf()];
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        // "libelf.so.1 => /lib/x86_64-linux-gnu/libelf.so.1 (0x...)"
+        let Some(path) = line.split("=> ").nth(1).and_then(|r| r.split_whitespace().next()) else { continue };
+        let name = Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if !glibc.iter().any(|g| name.starts_with(g)) {
+            files.push(PathBuf::from(path));
+        }
+    }
+    for f in &files {
+        let to = bundle.join(f.file_name().expect("a file"));
+        fs::copy(f, &to).map_err(|e| io_err("cannot copy", f, e))?;
+    }
+    let tar = dir.join("perf.tar");
+    run(Command::new("tar").arg("-C").arg(&dir).arg("-cf").arg(&tar).arg("perf"))?;
+    Ok(tar)
 }
 
 /// A file of `mb` MiB of zeros, `target/realxen-xfer/xfer-room`, passed to a job to make its
