@@ -602,14 +602,20 @@ impl Session {
     /// Why the peer closed the connection during the handshake, having sent `head`.
     fn closed_early(&self, head: &[u8]) -> String {
         let closed = format!("{} closed the connection during the handshake", self.role.peer());
-        if self.role == Role::Receiver && head.is_empty() {
+        match self.role {
             // `xsr send` without TLS waits for READY, then gives up at its --timeout.
-            format!(
+            Role::Receiver if head.is_empty() => format!(
                 "{closed}, having sent nothing: if it is `xsr send` without TLS (which waits in silence for the \
                  receiver to speak first), give it {TLS_FLAGS}"
-            )
-        } else {
-            closed
+            ),
+            // An alert before the receiver's hello (rustls passes over a warning there): the
+            // close_notify of a receiver that waited too long for ours.
+            Role::Sender if head.first() == Some(&21) => format!(
+                "{closed}, before it answered our hello: a receiver waits {} s (at most its --timeout) for a \
+                 sender's hello; its own message says why",
+                HELLO_WAIT.as_secs()
+            ),
+            _ => closed,
         }
     }
 

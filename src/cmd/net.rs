@@ -1758,6 +1758,29 @@ mod tests {
             assert!(took < Duration::from_secs(10), "{took:?}");
         }
 
+        /// A TLS sender whose hello comes later than the receiver's wait for it (here its 1 s
+        /// timeout) is turned away like a silent sender, and says that the receiver closed the
+        /// connection before answering its hello.
+        #[test]
+        #[cfg(feature = "tls")]
+        fn a_tls_sender_later_than_the_hello_wait_is_told_so() {
+            let dir = tempfile::tempdir().unwrap();
+            let (port, receiver, client) = tls_receiver(dir.path(), Duration::from_secs(1), Result::unwrap_err);
+            let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let r = format!("{:#}", receiver.join().unwrap());
+            assert!(r.contains("the sender sent nothing for 1 s (--timeout)"), "{r}");
+            let config = crate::tls::client_config(&client).unwrap();
+            let name = rustls::pki_types::ServerName::try_from("dst.example").unwrap();
+            let e = Session::connect(sock, config, name, "r".into(), Duration::from_secs(5)).unwrap_err();
+            assert!(
+                format!("{e:#}").contains(
+                    "the receiver closed the connection during the handshake, before it answered our hello: a \
+                     receiver waits 5 s (at most its --timeout) for a sender's hello"
+                ),
+                "{e:#}"
+            );
+        }
+
         /// `send --domain` with TLS into `receive --domain` without it: the sender finds xl's
         /// banner where the receiver's TLS hello would be, the receiver a TLS record where the
         /// xl header would be; each says what the other speaks. The receiver fails before it
