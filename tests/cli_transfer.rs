@@ -519,6 +519,30 @@ fn over_a_pipe_a_sender_that_dies_leaves_nothing() {
     f.assert_nothing_at(&out);
 }
 
+/// A TLS hello where the stream should start (here on a pipe: `--from -`) is a transport
+/// error (exit 2, told to the sender too), not an invalid stream, and leaves nothing.
+#[test]
+fn a_tls_hello_instead_of_a_stream_is_a_transport_error() {
+    let f = fixture();
+    let out = f.path("tls");
+    let hello = [0x16, 0x03, 0x01, 0x05, 0xa3, 0x01, 0x00, 0x05];
+    let o = common::xsr_stdin(&["receive", "--from", "-", "--out", out.to_str().unwrap()], &hello);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let text = stdout(&o);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("XSR-TRANSFER/1 READY"));
+    let err = lines.next().unwrap();
+    assert!(
+        err.starts_with(
+            "XSR-TRANSFER/1 ERROR 2 the sender speaks TLS (its first bytes 0x16 0x03 0x01 are a TLS record, not a \
+             Xen stream) and this receiver was started without it: start the receiver with --tls-cert FILE"
+        ),
+        "{err}"
+    );
+    assert!(stderr(&o).contains(&err["XSR-TRANSFER/1 ERROR 2 ".len()..]), "{}", stderr(&o));
+    f.assert_nothing_at(&out);
+}
+
 #[test]
 fn over_a_pipe_pair_a_killed_sender_leaves_nothing() {
     let f = fixture();
