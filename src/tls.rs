@@ -608,8 +608,9 @@ impl Session {
                 "{closed}, having sent nothing: if it is `xsr send` without TLS (which waits in silence for the \
                  receiver to speak first), give it {TLS_FLAGS}"
             ),
-            // An alert before the receiver's hello (rustls passes over a warning there): the
-            // close_notify of a receiver that waited too long for ours.
+            // An alert record (content type 21) before the receiver's hello, which rustls
+            // passes over as a warning: the close_notify of a receiver that waited too long for
+            // ours.
             Role::Sender if head.first() == Some(&21) => format!(
                 "{closed}, before it answered our hello: a receiver waits {} s (at most its --timeout) for a \
                  sender's hello; its own message says why",

@@ -55,7 +55,7 @@ pub fn is_not_tls(head: &[u8]) -> bool {
 }
 
 /// A plaintext peer's first bytes in hex, with what they are when they are known
-/// ("0x58 0x53 ...: an XSR-TRANSFER/1 message").
+/// ("0x58 0x53 ..., an XSR-TRANSFER/1 message").
 pub fn plaintext_kind(head: &[u8]) -> String {
     let known: [(&[u8], &str); 5] = [
         (b"Xen saved domain", "an xl save file's header"),
