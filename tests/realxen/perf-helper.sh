@@ -5,10 +5,10 @@
 # dom0. The standard PV guest is saved once by stock `xl save`; then `xl restore -p` of that
 # file runs three times through Xen's libxl-save-helper and three times through xsr,
 # alternately, each under this host's `perf record` (the cpu-clock software event: a PV dom0
-# has no PMU, 2000 samples a second, the whole process tree of xl, libxl's helper included).
-# $OUT/perf-HELPER-N.txt are the profiles (per command, shared object and symbol; kernel
-# symbols from dom0's kallsyms); the log gives each helper's share by shared object. No check
-# but that both helpers restore.
+# has no PMU, 2000 samples a second, the whole process tree of xl, libxl's helper included);
+# then `xl save -c` of the restored guest the same way. $OUT/perf-OP-HELPER-N.txt are the
+# profiles (per command, shared object and symbol; kernel symbols from dom0's kallsyms); the
+# log gives each helper's share by shared object. No check but that both helpers do the work.
 . ./common.sh
 mkdir -p /tmp/perf && tar -xf "$IN/perf.tar" -C /tmp
 PERF="env LD_LIBRARY_PATH=/tmp/perf /tmp/perf/perf"
@@ -17,20 +17,34 @@ echo 0 > /proc/sys/kernel/kptr_restrict 2>/dev/null
 echo -1 > /proc/sys/kernel/perf_event_paranoid 2>/dev/null
 timed xl save "$GUEST" "$OUT/g.save" < /dev/null || exit 1
 check gone
+# profile OP HELPER N CMD...: CMD under perf record, its profile in $OUT/perf-OP-HELPER-N.txt
+profile() {
+    _op=$1 _h=$2 _r=$3; shift 3
+    if [ $_h = xsr ]; then _helper=$IN/xsr; else _helper=$XEN_HELPER; fi
+    _d=/tmp/perf-$_op-$_h-$_r.data
+    ms $PERF record -q -F 2000 -o "$_d" -- env LIBXL_SAVE_HELPER="$_helper" "$@" < /dev/null > "$OUT/$_op-$_h-$_r.txt" 2>&1
+    _prc=$?
+    log "round $_r, $_h: $_op under perf: exit $_prc in $MS ms"
+    check [ $_prc -eq 0 ]
+    $PERF report -i "$_d" --stdio --no-children --sort comm,dso,sym --percent-limit 0.3 \
+        > "$OUT/perf-$_op-$_h-$_r.txt" 2> "$OUT/perf-$_op-$_h-$_r.err"
+    $PERF report -i "$_d" --stdio --no-children --sort comm,dso --percent-limit 1 \
+        2>/dev/null | grep -v '^#' | grep -v '^$' > "$OUT/perf-$_op-$_h-$_r.dso.txt"
+    log "round $_r, $_h, $_op by command and object: $(head -n 12 "$OUT/perf-$_op-$_h-$_r.dso.txt" | tr -s ' ' | tr '\n' '|')"
+    rm -f "$_d"
+}
 for r in 1 2 3; do
     for h in xen xsr; do
-        if [ $h = xsr ]; then helper=$IN/xsr; else helper=$XEN_HELPER; fi
-        ms $PERF record -q -F 2000 -o "/tmp/perf-$h-$r.data" -- env LIBXL_SAVE_HELPER="$helper" xl restore -p "$OUT/g.save" \
-            < /dev/null > "$OUT/restore-$h-$r.txt" 2>&1; rc=$?
-        log "round $r, $h: xl restore -p under perf: exit $rc in $MS ms"
-        check [ $rc -eq 0 ]
+        profile restore $h $r xl restore -p "$OUT/g.save"
         xl destroy "$GUEST"
         check gone
-        $PERF report -i "/tmp/perf-$h-$r.data" --stdio --no-children --sort comm,dso,sym --percent-limit 0.3 \
-            > "$OUT/perf-$h-$r.txt" 2> "$OUT/perf-$h-$r.err"
-        $PERF report -i "/tmp/perf-$h-$r.data" --stdio --no-children --sort comm,dso --percent-limit 1 \
-            2>/dev/null | grep -v '^#' | grep -v '^$' > "$OUT/perf-$h-$r.dso.txt"
-        log "round $r, $h by command and object: $(head -n 12 "$OUT/perf-$h-$r.dso.txt" | tr -s ' ' | tr '\n' '|')"
+    done
+done
+xl restore -e "$OUT/g.save" < /dev/null
+for r in 1 2 3; do
+    for h in xen xsr; do
+        profile save $h $r xl save -c "$GUEST" "/tmp/c.save"
+        rm -f /tmp/c.save
     done
 done
 exit $fail
