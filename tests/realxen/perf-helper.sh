@@ -8,7 +8,10 @@
 # has no PMU, 2000 samples a second, the whole process tree of xl, libxl's helper included);
 # then `xl save -c` of the restored guest the same way. $OUT/perf-OP-HELPER-N.txt are the
 # profiles (per command, shared object and symbol; kernel symbols from dom0's kallsyms); the
-# log gives each helper's share by shared object. No check but that both helpers do the work.
+# log gives each helper's share by shared object. Then one more round of each under `perf record
+# -g` (kernel call chains: which system call or fault the kernel time serves;
+# $OUT/perf-OP-HELPER-g.txt) and under `perf trace -s` (system calls by count and time,
+# $OUT/trace-OP-HELPER.txt). No check but that both helpers do the work.
 . ./common.sh
 mkdir -p /tmp/perf && tar -xf "$IN/perf.tar" -C /tmp
 PERF="env LD_LIBRARY_PATH=/tmp/perf /tmp/perf/perf"
@@ -33,6 +36,23 @@ profile() {
     log "round $_r, $_h, $_op by command and object: $(head -n 12 "$OUT/perf-$_op-$_h-$_r.dso.txt" | tr -s ' ' | tr '\n' '|')"
     rm -f "$_d"
 }
+# calls OP HELPER CMD...: CMD once under perf record -g and once under perf trace -s
+calls() {
+    _op=$1 _h=$2; shift 2
+    if [ $_h = xsr ]; then _helper=$IN/xsr; else _helper=$XEN_HELPER; fi
+    if [ $_h = xsr ]; then _comm=xsr; else _comm=libxl-save-help; fi
+    _d=/tmp/perf-$_op-$_h-g.data
+    $PERF record -q -g -F 2000 -o "$_d" -- env LIBXL_SAVE_HELPER="$_helper" "$@" < /dev/null > /dev/null 2>&1
+    $PERF report -i "$_d" --stdio --no-children --comm "$_comm" --dso '[kernel.kallsyms]' --sort sym \
+        -g caller,0.5,callee,function,percent --percent-limit 1.5 > "$OUT/perf-$_op-$_h-g.txt" 2>&1
+    rm -f "$_d"
+    if [ "$_op" = restore ]; then xl destroy "$GUEST"; fi
+    rm -f /tmp/c.save
+    $PERF trace -s -o "$OUT/trace-$_op-$_h.txt" -- env LIBXL_SAVE_HELPER="$_helper" "$@" < /dev/null > /dev/null 2>&1
+    log "$_op through $_h under perf trace: exit $?: $(grep -A14 "$_comm" "$OUT/trace-$_op-$_h.txt" | tr -s ' ' | tr '\n' '|' | cut -c1-900)"
+}
+mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
+mount -t debugfs nodev /sys/kernel/debug 2>/dev/null
 for r in 1 2 3; do
     for h in xen xsr; do
         profile restore $h $r xl restore -p "$OUT/g.save"
@@ -40,7 +60,15 @@ for r in 1 2 3; do
         check gone
     done
 done
+for h in xen xsr; do
+    calls restore $h xl restore -p "$OUT/g.save"
+    xl destroy "$GUEST"
+    check gone
+done
 xl restore -e "$OUT/g.save" < /dev/null
+for h in xen xsr; do
+    calls save $h xl save -c "$GUEST" /tmp/c.save
+done
 for r in 1 2 3; do
     for h in xen xsr; do
         profile save $h $r xl save -c "$GUEST" "/tmp/c.save"
