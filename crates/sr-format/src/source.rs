@@ -109,14 +109,25 @@ impl ByteSource for SliceSource<'_> {
     }
 }
 
-/// Initial and growth step of the [`ReadSource`] buffer: memory grows only as bytes really
-/// arrive, so a header that claims a huge body cannot make us allocate it up front.
+/// Step of [`ByteSource::skip`]'s reads, and of the [`ReadSource`] buffer's growth beyond
+/// [`FRESH_MAX`]: memory grows only as bytes really arrive, so a header that claims a huge body
+/// cannot make us allocate it up front.
 const GROW_STEP: usize = 1 << 20;
+
+/// Largest [`ReadSource`] buffer allocated afresh for an item before any of its bytes arrived:
+/// a whole PAGE_DATA record of 1024 pages (4 MiB and 8 KiB) fits. A fresh zeroed allocation of
+/// that size comes from the kernel's zero pages (`calloc` of an `mmap`ed chunk): nothing is
+/// written to it and its pages become resident only as `read` fills them, so a header claiming
+/// a large body costs address space, not memory. Growing with `Vec::resize` instead would
+/// write zeros over every new byte first, which costs as much as the copy itself where
+/// `memset` is slow (TCG-emulated CPUs, the nested test host).
+const FRESH_MAX: usize = 8 << 20;
 
 /// A source over any reader (file, pipe, socket) with one reused buffer.
 ///
 /// The buffer grows to the largest item read so far (at most one record) and is then reused,
-/// so memory use is bounded by one record, not by the stream.
+/// so memory use is bounded by one record, not by the stream (see [`FRESH_MAX`] for how it
+/// grows).
 #[derive(Debug)]
 pub struct ReadSource<R> {
     inner: R,
@@ -142,6 +153,10 @@ impl<R: Read> ReadSource<R> {
 
 impl<R: Read> ByteSource for ReadSource<R> {
     fn take(&mut self, n: usize) -> Result<&[u8], SourceError> {
+        // Nothing of the previous item is kept: a bigger buffer can be a fresh one.
+        if self.buf.len() < n.min(FRESH_MAX) {
+            self.buf = vec![0; n.min(FRESH_MAX)];
+        }
         let mut got = 0;
         while got < n {
             if self.buf.len() <= got {
@@ -268,6 +283,6 @@ mod tests {
     fn read_source_does_not_allocate_claimed_length() {
         let mut s = ReadSource::new(&[0u8; 10][..]);
         assert!(matches!(s.take(0x7FFF_FFF8), Err(SourceError::Eof { got: 10 })));
-        assert!(s.buf.len() <= GROW_STEP);
+        assert!(s.buf.len() <= FRESH_MAX);
     }
 }
