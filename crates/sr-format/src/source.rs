@@ -109,25 +109,14 @@ impl ByteSource for SliceSource<'_> {
     }
 }
 
-/// Step of [`ByteSource::skip`]'s reads, and of the [`ReadSource`] buffer's growth beyond
-/// [`FRESH_MAX`]: memory grows only as bytes really arrive, so a header that claims a huge body
-/// cannot make us allocate it up front.
+/// Initial and growth step of the [`ReadSource`] buffer: memory grows only as bytes really
+/// arrive, so a header that claims a huge body cannot make us allocate it up front.
 const GROW_STEP: usize = 1 << 20;
-
-/// Largest [`ReadSource`] buffer allocated afresh for an item before any of its bytes arrived:
-/// a whole PAGE_DATA record of 1024 pages (4 MiB and 8 KiB) fits. A fresh zeroed allocation of
-/// that size comes from the kernel's zero pages (`calloc` of an `mmap`ed chunk): nothing is
-/// written to it and its pages become resident only as `read` fills them, so a header claiming
-/// a large body costs address space, not memory. Growing with `Vec::resize` instead would
-/// write zeros over every new byte first, which costs as much as the copy itself where
-/// `memset` is slow (TCG-emulated CPUs, the nested test host).
-const FRESH_MAX: usize = 8 << 20;
 
 /// A source over any reader (file, pipe, socket) with one reused buffer.
 ///
 /// The buffer grows to the largest item read so far (at most one record) and is then reused,
-/// so memory use is bounded by one record, not by the stream (see [`FRESH_MAX`] for how it
-/// grows).
+/// so memory use is bounded by one record, not by the stream.
 #[derive(Debug)]
 pub struct ReadSource<R> {
     inner: R,
@@ -151,17 +140,35 @@ impl<R: Read> ReadSource<R> {
     }
 }
 
+impl<R> ReadSource<R> {
+    /// Replaces the buffer by a fresh zeroed one of `len` bytes that starts with the first
+    /// `keep` bytes of the old one.
+    ///
+    /// A fresh zeroed allocation of a large buffer comes from the kernel's zero pages (`calloc`
+    /// of an `mmap`ed chunk): nothing is written to it, and its pages become resident only as
+    /// `read` fills them. `Vec::resize` would write zeros over every new byte first (and move
+    /// the old ones with `mremap`), which costs more than copying the bytes already read where
+    /// `memset` is slow: a TCG-emulated CPU (the nested test host) runs `rep stosb` a byte at a
+    /// time.
+    fn grow(&mut self, len: usize, keep: usize) {
+        let mut fresh = vec![0; len];
+        fresh[..keep].copy_from_slice(&self.buf[..keep]);
+        self.buf = fresh;
+    }
+}
+
 impl<R: Read> ByteSource for ReadSource<R> {
     fn take(&mut self, n: usize) -> Result<&[u8], SourceError> {
-        // Nothing of the previous item is kept: a bigger buffer can be a fresh one.
-        if self.buf.len() < n.min(FRESH_MAX) {
-            self.buf = vec![0; n.min(FRESH_MAX)];
-        }
         let mut got = 0;
         while got < n {
             if self.buf.len() <= got {
-                let want = n.min(got.saturating_add(GROW_STEP.max(got)));
-                self.buf.resize(want, 0);
+                // Twice what arrived (at least a step); the whole item once that leaves less
+                // than a step, so a 4 MiB PAGE_DATA record grows 1, 2, then 4 MiB and 8 KiB.
+                let mut want = n.min(got.saturating_mul(2).max(GROW_STEP));
+                if n - want < GROW_STEP {
+                    want = n;
+                }
+                self.grow(want, got);
             }
             let end = n.min(self.buf.len());
             match self.inner.read(&mut self.buf[got..end]) {
@@ -283,6 +290,6 @@ mod tests {
     fn read_source_does_not_allocate_claimed_length() {
         let mut s = ReadSource::new(&[0u8; 10][..]);
         assert!(matches!(s.take(0x7FFF_FFF8), Err(SourceError::Eof { got: 10 })));
-        assert!(s.buf.len() <= FRESH_MAX);
+        assert!(s.buf.len() <= GROW_STEP);
     }
 }
