@@ -31,6 +31,8 @@ profile() {
     check [ $_prc -eq 0 ]
     $PERF report -i "$_d" --stdio --no-children --sort comm,dso,sym --percent-limit 0.3 \
         > "$OUT/perf-$_op-$_h-$_r.txt" 2> "$OUT/perf-$_op-$_h-$_r.err"
+    $PERF report -i "$_d" --stdio --no-children --comm "$( [ $_h = xsr ] && echo xsr || echo libxl-save-help )" \
+        --sort dso,sym --percent-limit 0.05 > "$OUT/perf-$_op-$_h-$_r.helper.txt" 2>/dev/null
     $PERF report -i "$_d" --stdio --no-children --sort comm,dso --percent-limit 1 \
         2>/dev/null | grep -v '^#' | grep -v '^$' > "$OUT/perf-$_op-$_h-$_r.dso.txt"
     log "round $_r, $_h, $_op by command and object: $(head -n 12 "$OUT/perf-$_op-$_h-$_r.dso.txt" | tr -s ' ' | tr '\n' '|')"
