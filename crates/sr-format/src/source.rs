@@ -24,7 +24,7 @@ pub trait ByteSource {
     fn skip(&mut self, mut n: u64) -> Result<(), SourceError> {
         let mut got = 0;
         while n > 0 {
-            let step = n.min(GROW_STEP as u64) as usize;
+            let step = n.min(SKIP_STEP as u64) as usize;
             match self.take(step) {
                 Ok(_) => (got, n) = (got + step as u64, n - step as u64),
                 Err(SourceError::Eof { got: more }) => return Err(SourceError::Eof { got: got + more }),
@@ -109,14 +109,29 @@ impl ByteSource for SliceSource<'_> {
     }
 }
 
-/// Initial and growth step of the [`ReadSource`] buffer: memory grows only as bytes really
-/// arrive, so a header that claims a huge body cannot make us allocate it up front.
-const GROW_STEP: usize = 1 << 20;
+/// Step of [`ByteSource::skip`]'s reads.
+const SKIP_STEP: usize = 1 << 20;
+
+/// What a [`ReadSource`] buffer too small for an item grows to first: only once that many of
+/// the item's bytes arrived does it grow to the whole item (the record length limit, 128 MiB,
+/// bounds that). A header that claims a huge body thus costs 64 KiB until the body's bytes
+/// really arrive; after that, the rest is a fresh zeroed allocation, resident only as `read`
+/// fills it. One step, not doubling: each new buffer's pages are faulted in afresh, and a page
+/// fault is costly where page tables are the hypervisor's (a PV dom0).
+const FIRST_STEP: usize = 64 << 10;
+
+/// Where in the [`ReadSource`] buffer an item ends: on a multiple of this many bytes, once the
+/// buffer has room. A PAGE_DATA record's pages end its body, so they are page-aligned in memory
+/// and copies out of them (into guest memory) are aligned at both ends: `memcpy` then takes its
+/// aligned path (on the nested test host's TCG-emulated CPU the misaligned one, SSSE3
+/// `palignr`, was most of the helper's copy time).
+pub const END_ALIGN: usize = 4096;
 
 /// A source over any reader (file, pipe, socket) with one reused buffer.
 ///
-/// The buffer grows to the largest item read so far (at most one record) and is then reused,
-/// so memory use is bounded by one record, not by the stream.
+/// The buffer grows to the largest item read so far (at most one record, plus [`END_ALIGN`]
+/// bytes) and is then reused, so memory use is bounded by one record, not by the stream. An
+/// item that fits with room to spare is placed to end on an [`END_ALIGN`] boundary.
 #[derive(Debug)]
 pub struct ReadSource<R> {
     inner: R,
@@ -140,9 +155,17 @@ impl<R: Read> ReadSource<R> {
     }
 }
 
+/// The offset in `buf` at which an item of `n` bytes ends on an [`END_ALIGN`] boundary, if it
+/// fits there; else 0.
+fn aligned_start(buf: &[u8], n: usize) -> usize {
+    let start = (END_ALIGN - (buf.as_ptr().addr().wrapping_add(n)) % END_ALIGN) % END_ALIGN;
+    if start + n <= buf.len() { start } else { 0 }
+}
+
 impl<R> ReadSource<R> {
-    /// Replaces the buffer by a fresh zeroed one of `len` bytes that starts with the first
-    /// `keep` bytes of the old one.
+    /// Replaces the buffer by a fresh zeroed one for an item of `n` bytes, `got` of which
+    /// arrived at `start`: `want` bytes ([`FIRST_STEP`]), or the whole item with room to end
+    /// it aligned. Returns where the item starts in the new buffer.
     ///
     /// A fresh zeroed allocation of a large buffer comes from the kernel's zero pages (`calloc`
     /// of an `mmap`ed chunk): nothing is written to it, and its pages become resident only as
@@ -150,35 +173,34 @@ impl<R> ReadSource<R> {
     /// the old ones with `mremap`), which costs more than copying the bytes already read where
     /// `memset` is slow: a TCG-emulated CPU (the nested test host) runs `rep stosb` a byte at a
     /// time.
-    fn grow(&mut self, len: usize, keep: usize) {
-        let mut fresh = vec![0; len];
-        fresh[..keep].copy_from_slice(&self.buf[..keep]);
-        self.buf = fresh;
+    fn grow(&mut self, want: usize, n: usize, start: usize, got: usize) -> usize {
+        let fresh = if want == n { vec![0; n + END_ALIGN - 1] } else { vec![0; want] };
+        let at = if want == n { aligned_start(&fresh, n) } else { 0 };
+        let old = std::mem::replace(&mut self.buf, fresh);
+        self.buf[at..at + got].copy_from_slice(&old[start..start + got]);
+        at
     }
 }
 
 impl<R: Read> ByteSource for ReadSource<R> {
     fn take(&mut self, n: usize) -> Result<&[u8], SourceError> {
+        let mut start = aligned_start(&self.buf, n);
         let mut got = 0;
         while got < n {
-            if self.buf.len() <= got {
-                // Twice what arrived (at least a step); the whole item once that leaves less
-                // than a step, so a 4 MiB PAGE_DATA record grows 1, 2, then 4 MiB and 8 KiB.
-                let mut want = n.min(got.saturating_mul(2).max(GROW_STEP));
-                if n - want < GROW_STEP {
-                    want = n;
-                }
-                self.grow(want, got);
+            if self.buf.len() <= start + got {
+                // A first step, then (once its bytes arrived) the whole item.
+                let want = if got < FIRST_STEP { n.min(FIRST_STEP) } else { n };
+                start = self.grow(want, n, start, got);
             }
-            let end = n.min(self.buf.len());
-            match self.inner.read(&mut self.buf[got..end]) {
+            let end = (start + n).min(self.buf.len());
+            match self.inner.read(&mut self.buf[start + got..end]) {
                 Ok(0) => return Err(SourceError::Eof { got: got as u64 }),
                 Ok(k) => got += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(SourceError::Io(e)),
             }
         }
-        Ok(&self.buf[..n])
+        Ok(&self.buf[start..start + n])
     }
 }
 
@@ -236,6 +258,65 @@ mod tests {
         assert!(matches!(s.take(4), Err(SourceError::Eof { got: 3 })));
     }
 
+    /// A reader handing out at most `step` bytes (cycling through `steps`) per call.
+    struct Chunked<'a> {
+        data: &'a [u8],
+        steps: Vec<usize>,
+        call: usize,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let step = self.steps[self.call % self.steps.len()].max(1);
+            self.call += 1;
+            let n = buf.len().min(self.data.len()).min(step);
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Whatever the item sizes (across the buffer's growth steps) and the reader's
+        /// chunking, every item is the stream's next bytes.
+        #[test]
+        fn read_source_items_are_the_stream(
+            sizes in proptest::collection::vec(
+                proptest::prop_oneof![0usize..64, 4000usize..9000, (FIRST_STEP - 10)..(FIRST_STEP + 10), (1usize << 20)..(5 << 20)],
+                1..6,
+            ),
+            steps in proptest::collection::vec(1usize..(3 << 20), 1..4),
+        ) {
+            let total: usize = sizes.iter().sum();
+            let data: Vec<u8> = (0..total).map(|i| (i * 7 + i / 4093) as u8).collect();
+            let mut s = ReadSource::new(Chunked { data: &data, steps, call: 0 });
+            let mut at = 0;
+            for n in sizes {
+                proptest::prop_assert_eq!(s.take(n).unwrap(), &data[at..at + n]);
+                at += n;
+            }
+        }
+    }
+
+    #[test]
+    fn read_source_ends_items_aligned_once_it_has_room() {
+        // Two PAGE_DATA-sized items of 1024 pages: the buffer grows for the first (which ends
+        // aligned too: it is the buffer's last growth), the second reuses it.
+        let n = 8 + 8 * 1024 + 4096 * 1024;
+        let data: Vec<u8> = (0..2 * n + 100).map(|i| (i % 251) as u8).collect();
+        let mut s = ReadSource::new(Chunked { data: &data, steps: vec![65536, 1 << 20, 3], call: 0 });
+        for k in 0..2 {
+            let item = s.take(n).unwrap();
+            assert_eq!(item, &data[k * n..(k + 1) * n]);
+            assert_eq!(item.as_ptr().addr().wrapping_add(n) % END_ALIGN, 0, "item {k} ends aligned");
+        }
+        // A small item after them fits with room, so it ends aligned as well.
+        let item = s.take(100).unwrap();
+        assert_eq!(item, &data[2 * n..2 * n + 100]);
+        assert_eq!(item.as_ptr().addr().wrapping_add(100) % END_ALIGN, 0);
+    }
+
     #[test]
     fn read_source_reassembles_short_reads() {
         struct Trickle<'a>(&'a [u8]);
@@ -290,6 +371,6 @@ mod tests {
     fn read_source_does_not_allocate_claimed_length() {
         let mut s = ReadSource::new(&[0u8; 10][..]);
         assert!(matches!(s.take(0x7FFF_FFF8), Err(SourceError::Eof { got: 10 })));
-        assert!(s.buf.len() <= GROW_STEP);
+        assert!(s.buf.len() <= FIRST_STEP);
     }
 }

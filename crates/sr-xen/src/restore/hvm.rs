@@ -139,7 +139,7 @@ impl HvmRestore {
             let (first, last) = (fresh[0], fresh[fresh.len() - 1]);
             let mut frames = fresh.clone();
             ctrl.populate_physmap(domid, &mut frames)
-                .map_err(at(format!("populating {} gfns ({first:#x}..{last:#x})", fresh.len())))?;
+                .map_err(at(|| format!("populating {} gfns ({first:#x}..{last:#x})", fresh.len())))?;
             for &g in &fresh {
                 self.populated.set(g);
             }
@@ -149,11 +149,9 @@ impl HvmRestore {
             return Ok(());
         }
         let fmem = self.fmem()?;
-        let map = fmem.map_rw(domid, batch.pfns).map_err(at(format!(
-            "mapping {} gfns of PAGE_DATA record {} writable",
-            batch.pfns.len(),
-            batch.index
-        )))?;
+        let map = fmem.map_rw(domid, batch.pfns).map_err(at(|| {
+            format!("mapping {} gfns of PAGE_DATA record {} writable", batch.pfns.len(), batch.index)
+        }))?;
         let mut scratch = vec![0u8; PAGE_SIZE];
         let mut compare = compare;
         for (i, &gfn) in batch.pfns.iter().enumerate() {
@@ -196,7 +194,7 @@ impl HvmRestore {
                 let t =
                     sr_format::body::TscInfo::parse(rec).map_err(|e| XenRestoreError::Unsupported(e.to_string()))?;
                 ctrl.set_tsc_info(domid, t.mode.get(), t.nsec.get(), t.khz.get(), t.incarnation.get())
-                    .map_err(at("applying X86_TSC_INFO"))?;
+                    .map_err(at(|| "applying X86_TSC_INFO"))?;
             }
             RecordType::HVM_PARAMS => {
                 let params = HvmParams::parse(rec).map_err(|e| XenRestoreError::Unsupported(e.to_string()))?;
@@ -212,7 +210,7 @@ impl HvmRestore {
                     let index32 =
                         u32::try_from(index).map_err(|_| XenError::Layout { what: "HVM param index", value: index })?;
                     ctrl.hvm_param_set(domid, index32, value)
-                        .map_err(at(format!("setting HVM param {index} to {value:#x}")))?;
+                        .map_err(at(|| format!("setting HVM param {index} to {value:#x}")))?;
                 }
             }
             _ => {}
@@ -224,13 +222,13 @@ impl HvmRestore {
     pub(crate) fn end(&mut self, ctrl: &XenCtrl, state: &DomainState) -> Result<RestoreResults, XenRestoreError> {
         let s = self.shell;
         ctrl.hvm_param_set(s.domid, sys::HVM_PARAM_STORE_EVTCHN, u64::from(s.store_evtchn))
-            .map_err(at("setting HVM_PARAM_STORE_EVTCHN"))?;
+            .map_err(at(|| "setting HVM_PARAM_STORE_EVTCHN"))?;
         ctrl.hvm_param_set(s.domid, sys::HVM_PARAM_CONSOLE_EVTCHN, u64::from(s.console_evtchn))
-            .map_err(at("setting HVM_PARAM_CONSOLE_EVTCHN"))?;
+            .map_err(at(|| "setting HVM_PARAM_CONSOLE_EVTCHN"))?;
         let ctx = state.hvm_context.as_deref().expect("the END rules require an HVM context");
-        ctrl.hvm_set_context(s.domid, ctx).map_err(at(format!("setting the HVM context ({} bytes)", ctx.len())))?;
+        ctrl.hvm_set_context(s.domid, ctx).map_err(at(|| format!("setting the HVM context ({} bytes)", ctx.len())))?;
         ctrl.gnttab_seed(s.domid, true, self.console_gfn, self.store_gfn, s.console_domid, s.store_domid)
-            .map_err(at("seeding the grant table"))?;
+            .map_err(at(|| "seeding the grant table"))?;
         Ok(RestoreResults { store_gfn: self.store_gfn, console_gfn: self.console_gfn })
     }
 }

@@ -155,9 +155,10 @@ pub enum XenRestoreError {
     Callback(String),
 }
 
-fn at(what: impl Into<String>) -> impl FnOnce(XenError) -> XenRestoreError {
-    let what = what.into();
-    move |source| XenRestoreError::At { what, source }
+/// The error of a failed Xen call made while doing `what` (formatted only on failure: a
+/// restore makes these calls once per record, and the messages name pfns and counts).
+fn at<S: Into<String>>(what: impl FnOnce() -> S) -> impl FnOnce(XenError) -> XenRestoreError {
+    move |source| XenRestoreError::At { what: what().into(), source }
 }
 
 fn memory_error(e: XenRestoreError) -> MemoryError {

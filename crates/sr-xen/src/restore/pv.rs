@@ -508,7 +508,7 @@ impl PvRestore {
         let wanted = frames.clone();
         let (first, last) = (wanted[0], wanted[wanted.len() - 1]);
         ctrl.populate_physmap(self.domid, &mut frames)
-            .map_err(at(format!("populating {} pfns ({first:#x}..{last:#x})", wanted.len())))?;
+            .map_err(at(|| format!("populating {} pfns ({first:#x}..{last:#x})", wanted.len())))?;
         for (&pfn, &mfn) in wanted.iter().zip(&frames) {
             if mfn == INVALID_MFN || !self.p2m.set(pfn, mfn) {
                 return Err(XenRestoreError::At {
@@ -557,11 +557,10 @@ impl PvRestore {
                 ))
             })?);
         }
-        let map = self.fmem.map_rw(self.domid, &mfns).map_err(at(format!(
-            "mapping {} frames of PAGE_DATA record {} writable",
-            mfns.len(),
-            batch.index
-        )))?;
+        let map = self
+            .fmem
+            .map_rw(self.domid, &mfns)
+            .map_err(at(|| format!("mapping {} frames of PAGE_DATA record {} writable", mfns.len(), batch.index)))?;
         let mut next_table = localised.iter().peekable();
         let mut scratch = vec![0u8; PAGE_SIZE];
         let mut compare = compare;
@@ -634,14 +633,14 @@ impl PvRestore {
             RecordType::X86_TSC_INFO => {
                 let t = state.tsc.expect("the handler recorded X86_TSC_INFO");
                 ctrl.set_tsc_info(self.domid, t.mode, t.nsec, t.khz, t.incarnation)
-                    .map_err(at("applying X86_TSC_INFO"))?;
+                    .map_err(at(|| "applying X86_TSC_INFO"))?;
             }
             RecordType::SHARED_INFO => {
                 let saved = state.shared_info.as_deref().expect("the handler recorded SHARED_INFO");
                 let map = self
                     .fmem
                     .map_rw(self.domid, &[self.shared_info_frame])
-                    .map_err(at(format!("mapping the shared info frame {:#x}", self.shared_info_frame)))?;
+                    .map_err(at(|| format!("mapping the shared info frame {:#x}", self.shared_info_frame)))?;
                 let mut page = vec![0u8; PAGE_SIZE];
                 if !map.read(0, &mut page) {
                     return Err(XenError::Frame {
@@ -690,26 +689,28 @@ impl PvRestore {
                     results = Some(self.fix_start_info(mfn)?);
                 }
                 let frames = VcpuFrames::read(&blob, 8).expect("checked size");
-                ctrl.set_vcpu_context(self.domid, id, &blob).map_err(at(format!(
-                    "setting vcpu {id}'s context (cr3 mfn {:#x}, {} GDT frames{})",
-                    frames.cr3_pfn,
-                    frames.gdt_frame_count(),
-                    if id == 0 { format!(", start_info mfn {:#x}", frames.start_info) } else { String::new() }
-                )))?;
+                ctrl.set_vcpu_context(self.domid, id, &blob).map_err(at(|| {
+                    format!(
+                        "setting vcpu {id}'s context (cr3 mfn {:#x}, {} GDT frames{})",
+                        frames.cr3_pfn,
+                        frames.gdt_frame_count(),
+                        if id == 0 { format!(", start_info mfn {:#x}", frames.start_info) } else { String::new() }
+                    )
+                }))?;
                 stats.vcpus += 1;
             } else if id == 0 {
                 return Err(XenRestoreError::Unsupported("the sender did not send vcpu 0's basic state".into()));
             }
             if let Some(ext) = &v.extended {
                 ctrl.set_ext_vcpu_context(self.domid, ext)
-                    .map_err(at(format!("setting vcpu {id}'s extended context")))?;
+                    .map_err(at(|| format!("setting vcpu {id}'s extended context")))?;
             }
             if let Some(xsave) = &v.xsave {
                 ctrl.set_vcpu_ext_state(self.domid, id, xsave)
-                    .map_err(at(format!("setting vcpu {id}'s xsave state")))?;
+                    .map_err(at(|| format!("setting vcpu {id}'s xsave state")))?;
             }
             if let Some(msrs) = &v.msrs {
-                ctrl.set_vcpu_msrs(self.domid, id, msrs).map_err(at(format!("setting vcpu {id}'s MSRs")))?;
+                ctrl.set_vcpu_msrs(self.domid, id, msrs).map_err(at(|| format!("setting vcpu {id}'s MSRs")))?;
             }
         }
         let results = results
@@ -720,12 +721,14 @@ impl PvRestore {
             let ops: Vec<Pin> = chunk.iter().map(|(_, p)| *p).collect();
             if let Err(e) = ctrl.pin_tables(self.domid, &ops) {
                 for (pfn, pin) in chunk {
-                    ctrl.pin_tables(self.domid, std::slice::from_ref(pin)).map_err(at(format!(
-                        "pinning the L{} table at pfn {pfn:#x} (mfn {:#x}, type {})",
-                        pin.level,
-                        pin.mfn,
-                        state.page_type(*pfn)
-                    )))?;
+                    ctrl.pin_tables(self.domid, std::slice::from_ref(pin)).map_err(at(|| {
+                        format!(
+                            "pinning the L{} table at pfn {pfn:#x} (mfn {:#x}, type {})",
+                            pin.level,
+                            pin.mfn,
+                            state.page_type(*pfn)
+                        )
+                    }))?;
                 }
                 return Err(XenRestoreError::At { what: format!("pinning {} page tables", chunk.len()), source: e });
             }
@@ -740,7 +743,8 @@ impl PvRestore {
             mfns.push(frames.typed_mfn(&what, pfn, state.page_type(pfn), is_notab, "NOTAB")?);
         }
         let image = self.p2m.guest_image(max_pfn);
-        let map = self.fmem.map_rw(self.domid, &mfns).map_err(at(format!("mapping the {} p2m frames", mfns.len())))?;
+        let map =
+            self.fmem.map_rw(self.domid, &mfns).map_err(at(|| format!("mapping the {} p2m frames", mfns.len())))?;
         for (i, &mfn) in mfns.iter().enumerate() {
             let mut page = vec![0xffu8; PAGE_SIZE];
             let have = image.len().saturating_sub(i * PAGE_SIZE).min(PAGE_SIZE);
@@ -767,13 +771,13 @@ impl PvRestore {
             self.shell.console_domid,
             self.shell.store_domid,
         )
-        .map_err(at("seeding the grant table"))?;
+        .map_err(at(|| "seeding the grant table"))?;
         Ok(results)
     }
 
     /// Maps the start_info frame and fixes it up (`process_start_info`).
     fn fix_start_info(&self, mfn: u64) -> Result<RestoreResults, XenRestoreError> {
-        let map = self.fmem.map_rw(self.domid, &[mfn]).map_err(at(format!("mapping Start Info at mfn {mfn:#x}")))?;
+        let map = self.fmem.map_rw(self.domid, &[mfn]).map_err(at(|| format!("mapping Start Info at mfn {mfn:#x}")))?;
         let mut page = vec![0u8; PAGE_SIZE];
         if !map.read(0, &mut page) {
             return Err(XenError::Frame { what: "start_info", frame: mfn, errno: map.error(0) }.into());
