@@ -18,5 +18,6 @@ pub mod restore_domain;
 pub mod save;
 #[cfg(feature = "xen")]
 pub mod save_domain;
+pub mod stream_fd;
 pub mod verify;
 pub mod xen;
