@@ -125,13 +125,14 @@ const FIRST_STEP: usize = 64 << 10;
 /// and copies out of them (into guest memory) are aligned at both ends: `memcpy` then takes its
 /// aligned path (on the nested test host's TCG-emulated CPU the misaligned one, SSSE3
 /// `palignr`, was most of the helper's copy time).
-pub const END_ALIGN: usize = 4096;
+const END_ALIGN: usize = 4096;
 
 /// A source over any reader (file, pipe, socket) with one reused buffer.
 ///
-/// The buffer grows to the largest item read so far (at most one record, plus [`END_ALIGN`]
-/// bytes) and is then reused, so memory use is bounded by one record, not by the stream. An
-/// item that fits with room to spare is placed to end on an [`END_ALIGN`] boundary.
+/// The buffer grows to the largest item read so far (at most one record, plus 4 KiB) and is
+/// then reused, so memory use is bounded by one record, not by the stream. An item that fits
+/// with room to spare is placed to end on a 4 KiB boundary: a PAGE_DATA record's pages are then
+/// page-aligned in memory.
 #[derive(Debug)]
 pub struct ReadSource<R> {
     inner: R,
