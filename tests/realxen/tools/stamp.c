@@ -9,42 +9,44 @@
  * hypercalls and page-table updates), and how many page faults.
  */
 #include <sys/resource.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
-static void stamp(const char *what)
+/* Appends one line to $XSR_STAMP_FILE, if set. */
+static void append(const char *fmt, ...)
 {
     const char *path = getenv("XSR_STAMP_FILE");
-    struct timespec t;
+    va_list ap;
     FILE *f;
 
-    if (!path || clock_gettime(CLOCK_REALTIME, &t))
+    if (!path || !(f = fopen(path, "a")))
         return;
-    f = fopen(path, "a");
-    if (!f)
-        return;
-    fprintf(f, "%s %lld\n", what, (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
     fclose(f);
+}
+
+static void stamp(const char *what)
+{
+    struct timespec t;
+
+    if (!clock_gettime(CLOCK_REALTIME, &t))
+        append("%s %lld\n", what, (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
+}
+
+static void usage(void)
+{
+    struct rusage r;
+
+    if (!getrusage(RUSAGE_SELF, &r))
+        append("rusage %lld %lld %ld %ld\n", (long long)r.ru_utime.tv_sec * 1000000LL + r.ru_utime.tv_usec,
+               (long long)r.ru_stime.tv_sec * 1000000LL + r.ru_stime.tv_usec, r.ru_minflt, r.ru_majflt);
 }
 
 __attribute__((constructor)) static void at_start(void) { stamp("ctor"); }
-static void usage(void)
-{
-    const char *path = getenv("XSR_STAMP_FILE");
-    struct rusage r;
-    FILE *f;
-
-    if (!path || getrusage(RUSAGE_SELF, &r))
-        return;
-    f = fopen(path, "a");
-    if (!f)
-        return;
-    fprintf(f, "rusage %lld %lld %ld %ld\n",
-            (long long)r.ru_utime.tv_sec * 1000000LL + r.ru_utime.tv_usec,
-            (long long)r.ru_stime.tv_sec * 1000000LL + r.ru_stime.tv_usec, r.ru_minflt, r.ru_majflt);
-    fclose(f);
-}
 
 __attribute__((destructor)) static void at_exit(void)
 {
