@@ -202,9 +202,46 @@ impl Seekable {
     }
 }
 
-/// Opens `path` as a [`sr_image::GuestImage`]: indexed in one pass (page bodies seeked past),
-/// read with `pread`. A compressed file or a pipe is spooled first (see [`Seekable`]).
+/// A reader of `file` from its first byte, page bodies seeked past (a clone of the
+/// descriptor: every pass starts anew).
+pub fn scan_file(file: &File, name: &str) -> Result<sr_format::StreamReader<SeekSource<File>>> {
+    let mut f = file.try_clone()?;
+    f.seek(io::SeekFrom::Start(0)).with_context(|| format!("cannot seek in {name}"))?;
+    let src = SeekSource::new(f).with_context(|| format!("cannot seek in {name}"))?;
+    Ok(sr_format::StreamReader::new(src).skip_page_bodies(true))
+}
+
+/// Checks `file`'s stream with the restore engine's verification (every rule a restore
+/// applies that needs no destination): once without page bodies, and for x86 PV, whose
+/// page-table entries Xen checks as they arrive, once more reading the page tables' bodies.
+/// The outer error is I/O on `file`; the inner one the stream's. Returns the first pass's
+/// outcome (the domain's state).
+pub fn verify_file(
+    file: &File,
+    name: &str,
+    options: sr_restore::RestoreOptions,
+) -> Result<std::result::Result<sr_restore::Restored<sr_restore::NoMemory>, sr_restore::RestoreError>> {
+    let verified = match sr_restore::Restorer::new(options.clone()).verify(scan_file(file, name)?) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e)),
+    };
+    if verified.skipped.page_tables > 0
+        && let Err(e) = sr_restore::Restorer::new(options).verify(scan_file(file, name)?.skip_page_bodies(false))
+    {
+        return Ok(Err(e));
+    }
+    Ok(Ok(verified))
+}
+
+/// Opens `path` as a [`sr_image::GuestImage`] for `read`, `grep` and `diff`: the stream is
+/// verified first as a restore would check it (a stream Xen would refuse, such as one with an
+/// unknown mandatory record, is an error, not an image with pages missing), then indexed in
+/// one pass (page bodies seeked past) and read with `pread`. A compressed file or a pipe is
+/// spooled first (see [`Seekable`]).
 pub fn open_image(path: &Path) -> Result<sr_image::GuestImage<File>> {
     let Seekable { file, .. } = Seekable::open(path)?;
-    sr_image::GuestImage::from_file(file).with_context(|| format!("cannot index {}", path.display()))
+    let name = path.display().to_string();
+    let options = sr_restore::RestoreOptions::default();
+    verify_file(&file, &name, options)?.with_context(|| format!("{name} is not a valid stream"))?;
+    sr_image::GuestImage::from_file(file).with_context(|| format!("cannot index {name}"))
 }

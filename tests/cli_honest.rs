@@ -196,3 +196,35 @@ fn sizes_are_echoed_as_given() {
         assert!(!stdout(o).contains("102400") && !stderr(o).contains("102400") && !stderr(o).contains("17825792"));
     }
 }
+
+/// The real PVH file with its first PAGE_DATA record's type turned into an unknown mandatory
+/// record (0x41): a stream Xen refuses. `read`, `grep` and `diff` must say so (exit 2, the
+/// record's offset), not answer from an image with that record's 1024 pages missing.
+#[test]
+fn read_grep_and_diff_refuse_a_stream_a_restore_refuses() {
+    let f = fixture();
+    let good = real_pvh_file();
+    // The first PAGE_DATA record of the PVH file starts at byte 4004269 (0x3d19ad).
+    const REC: usize = 0x3d19ad;
+    assert_eq!(&good[REC..REC + 4], &1u32.to_le_bytes(), "PAGE_DATA's type where the test expects it");
+    let mut bad = good.clone();
+    bad[REC] = 0x41;
+    let good = f.write("pvh.save", &good);
+    let bad = f.write("flip.save", &bad);
+    let v = json(&xsr(&["verify", "--json", &bad]));
+    assert_eq!((v["exit_code"].as_u64(), v["error_offset"].as_u64()), (Some(1), Some(REC as u64)));
+    for args in [
+        vec!["read", bad.as_str(), "--phys", "0x400000", "--len", "16", "--json"],
+        vec!["grep", bad.as_str(), "REALXEN-PAGE-", "--json"],
+        vec!["diff", good.as_str(), bad.as_str(), "--json"],
+    ] {
+        let o = xsr(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stdout(&o));
+        let v = json(&o);
+        assert_eq!(v["error_offset"].as_u64(), Some(REC as u64), "{args:?}");
+        assert!(v["error"].as_str().unwrap().contains("mandatory record 0x00000041"), "{args:?}: {v}");
+    }
+    // The good file reads, and the page the bad record held is there.
+    let o = xsr(&["read", &good, "--phys", "0x400000", "--len", "16"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

@@ -17,11 +17,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use sr_dump::{CoreInput, Cpus, Machine, PageBody, PageSource, RawImageSource, SliceExtents};
+use sr_format::DomainType;
 use sr_format::state::DomainState;
-use sr_format::{DomainType, SeekSource, StreamReader};
 use sr_image::{IndexError, IndexLimits, PageIndex, PageLocation};
 use sr_memory::GuestMemory;
-use sr_restore::{RestoreOptions, Restorer};
+use sr_restore::RestoreOptions;
 
 use crate::cmd::restore::{bound_hint, name_output, restore_to_image};
 use crate::input::Input;
@@ -147,13 +147,7 @@ fn one_pass(
     mut options: RestoreOptions,
     max_memory: u64,
 ) -> Result<Extracted> {
-    // Clones share the file position: each pass starts from byte 0.
-    let scan = |f: &File| -> Result<StreamReader<SeekSource<File>>> {
-        let mut f = f.try_clone()?;
-        f.seek(SeekFrom::Start(0)).with_context(|| format!("cannot seek in {name}"))?;
-        let src = SeekSource::new(f).with_context(|| format!("cannot seek in {name}"))?;
-        Ok(StreamReader::new(src).skip_page_bodies(true))
-    };
+    let scan = |f: &File| crate::input::scan_file(f, name);
     // The restore engine's verify first: what we write comes from a stream that validates,
     // with the pfn bound a restore into --max-memory would have.
     let shift = {
@@ -171,13 +165,9 @@ fn one_pass(
         let hint = bound_hint(&e);
         anyhow::Error::new(e).context(format!("extract of {name} failed{hint}"))
     };
-    let verified = Restorer::new(options.clone()).verify(scan(&file)?).map_err(failed)?;
-    if verified.skipped.page_tables > 0 {
-        // x86 PV: Xen reads the entries of every page-table page as it arrives, so the
-        // verification runs again reading page bodies (reads only; still one write per page),
-        // and a bad entry is reported exactly as a restore reports it.
-        Restorer::new(options).verify(scan(&file)?.skip_page_bodies(false)).map_err(failed)?;
-    }
+    // x86 PV's page tables are read too (reads only; still one write per page), so a bad
+    // entry is reported exactly as a restore reports it.
+    let verified = crate::input::verify_file(&file, name, options)?.map_err(failed)?;
     // --max-memory bounds the pages the guest populates, as in a restore (the verification
     // has no destination to count them in; the index does). The index itself may grow past
     // the bound up to 2^24 pages (256 MiB of index), so the hint can name the exact need.
