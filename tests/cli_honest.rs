@@ -228,3 +228,35 @@ fn read_grep_and_diff_refuse_a_stream_a_restore_refuses() {
     let o = xsr(&["read", &good, "--phys", "0x400000", "--len", "16"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// `inspect` stops at a record Xen cannot take and exits 1 there: an unknown mandatory record,
+/// and a PAGE_DATA record whose length disagrees with its count (after which every later
+/// "record" would be read out of the wrong bytes, and a made-up END found).
+#[test]
+fn inspect_stops_at_a_record_xen_cannot_take() {
+    let f = fixture();
+    const REC: usize = 0x3d19ad;
+    let good = real_pvh_file();
+    let mut unknown = good.clone();
+    unknown[REC] = 0x41;
+    let mut bad_length = good.clone();
+    bad_length[REC + 5] ^= 0x01;
+    for (name, bytes, why) in
+        [("unknown.save", unknown, "unknown mandatory record type"), ("length.save", bad_length, "body length")]
+    {
+        let file = f.write(name, &bytes);
+        let o = xsr(&["inspect", "--json", &file]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", stderr(&o));
+        let v = json(&o);
+        assert_eq!(v["exit_code"], 1, "{name}");
+        assert_eq!(v["error_offset"].as_u64(), Some(REC as u64), "{name}");
+        assert!(v["error"].as_str().unwrap().contains(why), "{name}: {v}");
+        assert_eq!(v["trailing_bytes"], Value::Null, "{name}: no bytes 'after END' when END was never read");
+        let items = v["items"].as_array().unwrap();
+        assert_eq!(
+            items.last().unwrap()["offset"].as_u64(),
+            Some(REC as u64),
+            "{name}: the listing ends at the record"
+        );
+    }
+}

@@ -202,6 +202,8 @@ pub fn inspect<S: ByteSource>(mut reader: StreamReader<S>) -> Report {
     let mut report = Report::default();
     let mut page_shift = 12;
     let mut cpus = CpuScan::default();
+    // A record that ends the listing as invalid: its offset and why.
+    let mut stop: Option<(u64, String)> = None;
     loop {
         let item = match reader.next_item() {
             Ok(Some(item)) => item,
@@ -304,6 +306,23 @@ pub fn inspect<S: ByteSource>(mut reader: StreamReader<S>) -> Report {
             Item::Record(rec) => {
                 report.totals.records += 1;
                 let detail = describe(&rec, page_shift, &mut report.totals, &mut cpus);
+                // A record Xen cannot take ends the listing: its body did not parse (after a
+                // wrong length every later "record" would be read out of the wrong bytes), or it
+                // is of a mandatory type nobody knows (Xen fails the restore there).
+                let malformed = detail.strip_prefix("malformed: ");
+                let unknown_mandatory = !rec.rtype.is_known() && !rec.rtype.is_optional();
+                if malformed.is_some() || unknown_mandatory {
+                    stop = Some((
+                        rec.offset,
+                        match malformed {
+                            Some(why) => why.to_string(),
+                            None => format!(
+                                "record {} ({}) at byte {}: unknown mandatory record type (Xen fails the restore here)",
+                                rec.index, rec.rtype, rec.offset
+                            ),
+                        },
+                    ));
+                }
                 Entry {
                     offset: rec.offset,
                     layer: "libxc",
@@ -316,13 +335,18 @@ pub fn inspect<S: ByteSource>(mut reader: StreamReader<S>) -> Report {
             }
         };
         report.items.push(entry);
+        if let Some((offset, why)) = stop.take() {
+            report.error_offset = Some(offset);
+            report.error = Some(why);
+            break;
+        }
     }
     report.totals.vcpus.sort_unstable();
     report.vcpu_registers =
         cpus.regs.into_iter().map(|(vcpu, (source, registers))| VcpuRegisters { vcpu, source, registers }).collect();
     report.totals.bytes = reader.offset();
     report.exit_code = u8::from(report.error.is_some());
-    if reader.is_done() {
+    if reader.is_done() && report.error.is_none() {
         let offset = reader.offset();
         match crate::cmd::verify::trailing_bytes(&mut reader.into_source(), offset) {
             Ok(trailing) => report.trailing_bytes = trailing,
