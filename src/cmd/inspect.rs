@@ -130,13 +130,16 @@ impl CpuScan {
     }
 }
 
-fn describe(rec: &Record<'_>, page_shift: u16, totals: &mut Totals, cpus: &mut CpuScan) -> String {
-    let body = match RecordBody::parse(rec, page_shift, Strictness::Lenient) {
-        Ok(b) => b,
-        Err(e) => return format!("malformed: {e}"),
-    };
+/// The record's line in the listing, or why its body does not parse.
+fn describe(
+    rec: &Record<'_>,
+    page_shift: u16,
+    totals: &mut Totals,
+    cpus: &mut CpuScan,
+) -> Result<String, sr_format::Error> {
+    let body = RecordBody::parse(rec, page_shift, Strictness::Lenient)?;
     let cpu_remark = cpus.record(rec, &body);
-    match body {
+    Ok(match body {
         RecordBody::PageData(p) => {
             let mut types: BTreeMap<String, u64> = BTreeMap::new();
             let (mut lo, mut hi) = (u64::MAX, 0);
@@ -193,7 +196,7 @@ fn describe(rec: &Record<'_>, page_shift: u16, totals: &mut Totals, cpus: &mut C
         RecordBody::Unknown(b) if rec.rtype.is_optional() => format!("optional, {} bytes", b.len()),
         RecordBody::Unknown(b) => format!("unknown mandatory, {} bytes", b.len()),
         _ => String::new(),
-    }
+    })
 }
 
 /// Reads the whole stream and lists it; stops at the first framing error (reported in the
@@ -305,23 +308,22 @@ pub fn inspect<S: ByteSource>(mut reader: StreamReader<S>) -> Report {
             }
             Item::Record(rec) => {
                 report.totals.records += 1;
-                let detail = describe(&rec, page_shift, &mut report.totals, &mut cpus);
                 // A record Xen cannot take ends the listing: its body did not parse (after a
                 // wrong length every later "record" would be read out of the wrong bytes), or it
                 // is of a mandatory type nobody knows (Xen fails the restore there).
-                let malformed = detail.strip_prefix("malformed: ");
-                let unknown_mandatory = !rec.rtype.is_known() && !rec.rtype.is_optional();
-                if malformed.is_some() || unknown_mandatory {
-                    stop = Some((
-                        rec.offset,
-                        match malformed {
-                            Some(why) => why.to_string(),
-                            None => format!(
-                                "record {} ({}) at byte {}: unknown mandatory record type (Xen fails the restore here)",
-                                rec.index, rec.rtype, rec.offset
-                            ),
-                        },
-                    ));
+                let detail = match describe(&rec, page_shift, &mut report.totals, &mut cpus) {
+                    Ok(detail) => detail,
+                    Err(e) => {
+                        stop = Some((rec.offset, e.to_string()));
+                        format!("malformed: {e}")
+                    }
+                };
+                if stop.is_none() && !rec.rtype.is_known() && !rec.rtype.is_optional() {
+                    let why = format!(
+                        "record {} ({}) at byte {}: unknown mandatory record type (Xen fails the restore here)",
+                        rec.index, rec.rtype, rec.offset
+                    );
+                    stop = Some((rec.offset, why));
                 }
                 Entry {
                     offset: rec.offset,
